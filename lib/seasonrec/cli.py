@@ -1,0 +1,137 @@
+"""`seasonrec <job> [options]`: the one entry point behind Makefile targets, jobs/*.py and notebooks.
+
+Each job lives in ``seasonrec.<stage>.jobs`` and exposes ``DESCRIPTION``, ``add_arguments(parser)``
+and ``run(ctx, args) -> dict``; the dict is printed as the job summary. Job modules import only
+light dependencies at module level so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+import time
+from types import ModuleType
+from typing import Any
+
+from seasonrec.config import ConfigError, load_config
+
+JOBS: dict[str, str] = {
+    "ingest": "seasonrec.data.jobs",
+    "features": "seasonrec.features.jobs",
+    "train": "seasonrec.training.jobs",
+    "score": "seasonrec.scoring.jobs",
+    "forecast": "seasonrec.forecasting.jobs",
+    "evaluate": "seasonrec.evaluation.jobs",
+}
+PIPELINE = list(JOBS)
+DEFAULT_CONF = "conf/local.yaml"
+
+log = logging.getLogger("seasonrec")
+
+
+def _job_module(name: str) -> ModuleType:
+    return importlib.import_module(JOBS[name])
+
+
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--conf", default=os.environ.get("SEASONREC_CONF", DEFAULT_CONF),
+                        help="YAML config file (default: $SEASONREC_CONF or conf/local.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config key, e.g. --set training.epochs=3 (repeatable)")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seasonrec", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="job", metavar="JOB")
+    for name in JOBS:
+        module = _job_module(name)
+        job_parser = sub.add_parser(name, help=module.DESCRIPTION, description=module.DESCRIPTION)
+        _common_options(job_parser)
+        module.add_arguments(job_parser)
+    pipeline = sub.add_parser("pipeline", help="run " + " -> ".join(PIPELINE) + " with default job options")
+    _common_options(pipeline)
+    pipeline.add_argument("--jobs", default=",".join(PIPELINE), help="comma-separated subset, in order")
+    return parser
+
+
+def _default_args(name: str, base: argparse.Namespace) -> argparse.Namespace:
+    job_parser = argparse.ArgumentParser()
+    _job_module(name).add_arguments(job_parser)
+    args = job_parser.parse_args([])
+    for key, value in vars(base).items():
+        setattr(args, key, value)
+    return args
+
+
+def run_job(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    from seasonrec.context import JobContext
+
+    config = load_config(args.conf, args.overrides)
+    ctx = JobContext.create(config, name)
+    started = time.perf_counter()
+    log.info("[%s] run %s, lake %s (%s engine)", name, ctx.run_id, ctx.lake.root, ctx.lake.engine)
+    summary = _job_module(name).run(ctx, args)
+    summary = {"job": name, "run_id": ctx.run_id, "seconds": round(time.perf_counter() - started, 1), **summary}
+    print(json.dumps(summary, default=str, indent=2))
+    return summary
+
+
+def _one_line_reason(exc: BaseException) -> str:
+    """Turn JVM/py4j/pyspark failures into the line that explains them."""
+    text = str(exc).strip()
+    name = type(exc).__name__
+    if name == "Py4JJavaError":
+        java = getattr(exc, "java_exception", None)
+        text = str(java) if java is not None else text
+    if "JAVA_GATEWAY_EXITED" in text or "Java gateway process exited" in text:
+        return "Spark could not start a JVM: Java 17 must be installed and on PATH (or JAVA_HOME set)"
+    if "All masters are unresponsive" in text or "Could not connect to spark://" in text:
+        return "the Spark master does not answer; check the MASTER/spark.master address"
+    if "PATH_NOT_FOUND" in text or "Path does not exist" in text:
+        first = next((line for line in text.splitlines() if "Path does not exist" in line), text.splitlines()[0])
+        return "input not found: " + first.split("Path does not exist:")[-1].strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    return f"{name}: {lines[0] if lines else 'no message'}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    if argv and not argv[0].startswith("-") and argv[0] not in JOBS and argv[0] != "pipeline":
+        print(f"seasonrec: error: unknown job '{argv[0]}'; allowed: {', '.join([*JOBS, 'pipeline'])}",
+              file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    if args.job is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.job == "pipeline":
+            names = [n.strip() for n in args.jobs.split(",") if n.strip()]
+            unknown = [n for n in names if n not in JOBS]
+            if unknown:
+                raise ConfigError(f"unknown job(s) {unknown} in --jobs; allowed: {', '.join(JOBS)}")
+            for name in names:
+                run_job(name, _default_args(name, args))
+        else:
+            run_job(args.job, args)
+    except KeyboardInterrupt:
+        print("seasonrec: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's job is to turn any failure into one line
+        if getattr(args, "debug", False):
+            raise
+        print(f"seasonrec {args.job}: error: {_one_line_reason(exc)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""Typed, validated job configuration loaded from `conf/<env>.yaml` plus `--set key=value` overrides.
+
+Every section is a pydantic model with `extra="forbid"`, so a typo fails with the key's full dotted
+path and the keys that are allowed there; a bad value names the expected type or allowed values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased as one line a user can act on."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PathsConfig(Section):
+    lake_root: str = "lake"
+    checkpoint_dir: str = "lake/_checkpoints"
+    model_dir: str = "lake/_models"
+    mlflow_dir: str = "lake/_mlflow"
+    report_dir: str = "reports"
+    petastorm_cache_dir: str = "lake/_petastorm_cache"
+
+
+class SparkConfig(Section):
+    master: str | None = Field(default=None, description="None: keep what spark-submit/Databricks set, else local[*]")
+    app_name: str = "seasonrec"
+    driver_memory: str = "4g"
+    shuffle_partitions: int = Field(default=8, ge=1)
+    log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "WARN"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class SyntheticConfig(Section):
+    seed: int = 42
+    n_users: int = Field(default=2000, ge=10)
+    n_items: int = Field(default=800, ge=10)
+    n_events: int = Field(default=120_000, ge=100)
+    start: dt.date = dt.date(2009, 12, 1)
+    end: dt.date = dt.date(2011, 12, 31)
+    zipf_exponent: float = Field(default=1.1, gt=0)
+    repeat_share: float = Field(default=0.35, ge=0, le=1)
+    countries: list[str] = Field(default_factory=lambda: ["GB", "DE", "FR", "CN", "AU"])
+
+
+class FileSourceConfig(Section):
+    path: str = "../shared/data/online_retail/online_retail_2010-12_2011-09.csv.gz"
+    format: Literal["csv", "parquet", "json"] = "csv"
+    timestamp_format: str | None = None
+    # Column mapping: seasonrec field -> source column name.
+    columns: dict[str, str] = Field(
+        default_factory=lambda: {
+            "user": "CustomerID",
+            "item": "StockCode",
+            "timestamp": "InvoiceDate",
+            "quantity": "Quantity",
+            "price": "UnitPrice",
+            "description": "Description",
+            "country": "Country",
+            "invoice": "InvoiceNo",
+        }
+    )
+
+    @model_validator(mode="after")
+    def _required_columns(self) -> FileSourceConfig:
+        missing = {"user", "item", "timestamp", "quantity", "price"} - set(self.columns)
+        if missing:
+            raise ValueError(f"columns must map {sorted(missing)}; allowed fields: user, item, timestamp, "
+                             "quantity, price, description, category, country, invoice")
+        return self
+
+
+class DataConfig(Section):
+    source: Literal["synthetic", "online_retail", "file"] = "synthetic"
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+    file: FileSourceConfig = Field(default_factory=FileSourceConfig)
+    quarantine_max_share: float = Field(default=0.05, ge=0, le=1)
+
+
+class SplitConfig(Section):
+    """Time-based split: train < train_end <= validation < validation_end <= test < test_end."""
+
+    train_end: dt.date = dt.date(2011, 8, 1)
+    validation_end: dt.date = dt.date(2011, 9, 1)
+    test_end: dt.date = dt.date(2011, 10, 1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SplitConfig:
+        if not self.train_end <= self.validation_end <= self.test_end:
+            raise ValueError("dates must satisfy train_end <= validation_end <= test_end")
+        return self
+
+
+class FeaturesConfig(Section):
+    countries: list[str] = Field(default_factory=lambda: ["GB", "DE", "FR", "CN", "AU", "US"])
+    southern_hemisphere: list[str] = Field(default_factory=lambda: ["AU", "NZ", "ZA", "AR", "BR", "CL"])
+    non_product_pattern: str = r"^(POST|DOT|M|C2|BANK CHARGES|AMAZONFEE|PADS|CRUK|D|S|B|gift_.*|TEST.*)$"
+    salt_env: str = "SEASONREC_SALT"
+    default_salt: str = "local-dev-salt"
+    negatives_per_positive: int = Field(default=4, ge=0)
+    popularity_negative_share: float = Field(default=0.5, ge=0, le=1)
+    history_length: int = Field(default=20, ge=1)
+    tail_share: float = Field(default=0.2, gt=0, lt=1, description="tail = items making the last share of volume")
+    head_share: float = Field(default=0.5, gt=0, lt=1)
+    seasonality_smoothing_weeks: int = Field(default=2, ge=0)
+    text_vocab_size: int = Field(default=2000, ge=10)
+
+
+class TrainingConfig(Section):
+    num_proc: int = Field(default=2, ge=1)
+    epochs: int = Field(default=8, ge=1)
+    batch_size: int = Field(default=512, ge=1)
+    learning_rate: float = Field(default=0.002, gt=0)
+    warmup_epochs: int = Field(default=1, ge=0)
+    embedding_dim: int = Field(default=32, ge=2)
+    user_buckets: int = Field(default=20_000, ge=1)
+    item_buckets: int = Field(default=20_000, ge=1)
+    logq_strength: float = Field(default=1.0, ge=0)
+    temperature: float = Field(default=0.1, gt=0)
+    use_calendar_context: bool = True
+    early_stopping_patience: int = Field(default=2, ge=0)
+    recall_k: int = Field(default=20, ge=1)
+    reranker: bool = True
+    rerank_candidates: int = Field(default=200, ge=1)
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str = "seasonrec"
+    seed: int = 7
+
+
+class ScoringConfig(Section):
+    top_k: int = Field(default=20, ge=1)
+    user_block_size: int = Field(default=1024, ge=1)
+    exclude_bought: bool = False
+    sellable_weeks: int = Field(default=26, ge=0, description="0 disables the sellable filter")
+    max_per_category: int | None = Field(default=None, ge=1)
+    partitions: int | None = Field(default=None, ge=1, description="None: 2x default parallelism")
+
+
+class ForecastConfig(Section):
+    horizon: int = Field(default=13, ge=1)
+    quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
+    lookback_weeks: int = Field(default=26, ge=4)
+    min_history_weeks: int = Field(default=8, ge=1)
+    season_length: int = Field(default=52, ge=1)
+    backtest_windows: int = Field(default=2, ge=1)
+    epochs: int = Field(default=10, ge=1)
+    num_proc: int = Field(default=2, ge=1)
+    models: list[Literal["lstm", "seasonal_naive", "ets", "croston", "tsb"]] = Field(
+        default_factory=lambda: ["lstm", "seasonal_naive", "ets", "tsb"]
+    )
+
+
+class EvaluationConfig(Section):
+    k_list: list[int] = Field(default_factory=lambda: [10, 20])
+    recent_weeks: int = Field(default=4, ge=1)
+    als_ranks: list[int] = Field(default_factory=lambda: [16, 32])
+    als_reg_params: list[float] = Field(default_factory=lambda: [0.01, 0.1])
+    als_alphas: list[float] = Field(default_factory=lambda: [1.0, 10.0])
+    als_max_iter: int = Field(default=10, ge=1)
+    knn_neighbors: int = Field(default=50, ge=1)
+
+
+class SeasonrecConfig(Section):
+    env: str = "local"
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    def resolve_paths(self, base: Path) -> SeasonrecConfig:
+        """Make relative local paths absolute against `base` (URIs like dbfs:/ or s3:// are kept)."""
+        resolved = self.paths.model_copy()
+        for name, value in resolved.model_dump().items():
+            if "://" not in value and ":/" not in value and not os.path.isabs(value):
+                setattr(resolved, name, str((base / value).resolve()))
+        return self.model_copy(update={"paths": resolved})
+
+
+def _section_model(model: type[BaseModel], dotted: list[str]) -> type[BaseModel] | None:
+    for part in dotted:
+        field = model.model_fields.get(part)
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return None
+        model = field.annotation
+    return model
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    loc = [str(p) for p in err["loc"]]
+    key = ".".join(loc)
+    if err["type"] == "extra_forbidden":
+        section = _section_model(SeasonrecConfig, loc[:-1])
+        allowed = ", ".join(section.model_fields) if section else "(none)"
+        return f"unknown config key '{key}'; allowed keys here: {allowed}"
+    return f"config key '{key}': {err['msg']} (got {err.get('input')!r})"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`training.epochs=3` -> (['training', 'epochs'], 3); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like section.key=value")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+
+
+def _apply_override(tree: dict[str, Any], keys: list[str], value: Any) -> None:
+    node = tree
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"config key '{'.'.join(keys)}': '{key}' is a value, not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None,
+                base_dir: str | os.PathLike | None = None) -> SeasonrecConfig:
+    """Load `path` (YAML), apply `overrides` (later wins), validate, and resolve relative paths.
+
+    Relative paths resolve against `base_dir` (default: the current directory) so jobs started
+    from the repo root and from spark-submit agree on where the lake is.
+    """
+    tree: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        try:
+            tree = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections")
+    for override in overrides or []:
+        _apply_override(tree, *parse_override(override))
+    try:
+        config = SeasonrecConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_format_error(e) for e in exc.errors())) from None
+    return config.resolve_paths(Path(base_dir or os.getcwd()))

@@ -1,0 +1,301 @@
+"""Delta Lake tables for every seasonrec stage, behind one small API and two commit engines.
+
+- ``delta-spark``: used when the Delta classes are on the JVM classpath (clusters with
+  ``--packages io.delta:delta-spark_2.12``, Databricks). Spark writes and commits.
+- ``delta-rs``: used otherwise (laptops, CI). Spark still computes, writes Parquet into a staging
+  folder and reads tables; the ``deltalake`` package commits the files to the transaction log.
+  Files are moved into the table only right before one atomic commit, so a failed or killed write
+  leaves the table at its previous version (at worst with unreferenced files that ``vacuum``
+  removes), and concurrent blind appends are reconciled by the Delta commit protocol.
+
+Either way the result is a standard Delta table that any Delta reader opens.
+
+    lake = Lake(spark, "/data/lake")
+    lake.write(df, "silver_interactions", partition_by=["event_month"])
+    lake.merge(new_rows, "bronze_transactions", keys=["row_hash"], when_matched="ignore")
+    lake.read("silver_interactions", version=3)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import unquote, urlparse
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
+
+log = logging.getLogger(__name__)
+
+WriteMode = Literal["overwrite", "append"]
+_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
+class LakeError(RuntimeError):
+    """A table operation that cannot be done, phrased for the user."""
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    name: str
+    path: str
+    version: int
+    engine: str
+
+
+def delta_spark_available(spark: SparkSession) -> bool:
+    """True when io.delta's classes are loadable and its SQL extension is configured."""
+    try:
+        spark._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - py4j raises its own error types
+        return False
+    return "DeltaSparkSessionExtension" in spark.conf.get("spark.sql.extensions", "")
+
+
+def _local_path(uri: str) -> str:
+    parsed = urlparse(uri)
+    return unquote(parsed.path) if parsed.scheme == "file" else uri
+
+
+class Lake:
+    """Named Delta tables under one root folder (``<root>/<table name>``)."""
+
+    def __init__(self, spark: SparkSession, root: str, engine: Literal["auto", "delta-spark", "delta-rs"] = "auto"):
+        self.spark = spark
+        self.root = root.rstrip("/")
+        if engine == "auto":
+            engine = "delta-spark" if delta_spark_available(spark) else "delta-rs"
+        self.engine = engine
+        if engine == "delta-rs":
+            if "://" in self.root and not self.root.startswith("file://"):
+                raise LakeError(f"lake root {root} is remote; the delta-rs engine needs a driver-local path. "
+                                "Put delta-spark on the classpath (--packages io.delta:delta-spark_2.12:3.2.0).")
+            self.root = _local_path(self.root)
+            os.makedirs(self.root, exist_ok=True)
+
+    # ---------------------------------------------------------------- introspection
+    def path(self, name: str) -> str:
+        return f"{self.root}/{name}"
+
+    def exists(self, name: str) -> bool:
+        if self.engine == "delta-spark":
+            return bool(self._jvm_delta().isDeltaTable(self.spark._jsparkSession, self.path(name)))
+        from deltalake import DeltaTable
+
+        return DeltaTable.is_deltatable(self.path(name))
+
+    def version(self, name: str) -> int | None:
+        """Latest committed version, or None when the table does not exist."""
+        if not self.exists(name):
+            return None
+        if self.engine == "delta-spark":
+            return int(self._delta_spark_table(name).history(1).collect()[0]["version"])
+        return self._rs_table(name).version()
+
+    def info(self, name: str) -> TableInfo:
+        version = self.version(name)
+        if version is None:
+            raise LakeError(f"table '{name}' does not exist under {self.root}; run the job that creates it first")
+        return TableInfo(name, self.path(name), version, self.engine)
+
+    def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
+        self.info(name)
+        if self.engine == "delta-spark":
+            rows = self._delta_spark_table(name).history(limit).collect()
+            return [row.asDict(recursive=True) for row in rows]
+        return self._rs_table(name).history(limit)
+
+    # ---------------------------------------------------------------- reads
+    def read(self, name: str, version: int | None = None, timestamp: str | datetime | None = None) -> DataFrame:
+        """The table as a Spark DataFrame: latest, or as of a version or timestamp (time travel)."""
+        self.info(name)
+        if self.engine == "delta-spark":
+            reader = self.spark.read.format("delta")
+            if version is not None:
+                reader = reader.option("versionAsOf", version)
+            elif timestamp is not None:
+                reader = reader.option("timestampAsOf", str(timestamp))
+            return reader.load(self.path(name))
+        table = self._rs_table(name, version)
+        if timestamp is not None:
+            table.load_as_version(timestamp)
+        schema = StructType.fromJson(json.loads(table.schema().to_json()))
+        files = table.file_uris()
+        if not files:
+            return self.spark.createDataFrame([], schema)
+        df = self.spark.read.schema(schema).option("basePath", self.path(name)).parquet(*files)
+        return df.select(*[F.col(f"`{f}`") for f in schema.fieldNames()])
+
+    # ---------------------------------------------------------------- writes
+    def write(self, df: DataFrame, name: str, mode: WriteMode = "overwrite", partition_by: list[str] | None = None,
+              replace_partitions: bool = False, commit_info: dict[str, str] | None = None) -> int:
+        """Create/overwrite or append; ``replace_partitions`` overwrites only the partitions present in ``df``.
+
+        Returns the committed version.
+        """
+        if mode not in ("overwrite", "append"):
+            raise LakeError(f"write mode '{mode}' is not supported; allowed: overwrite, append")
+        partition_by = list(partition_by or [])
+        if self.engine == "delta-spark":
+            writer = df.write.format("delta").mode(mode).partitionBy(*partition_by)
+            if mode == "overwrite" and replace_partitions:
+                writer = writer.option("partitionOverwriteMode", "dynamic")
+            elif mode == "overwrite":
+                writer = writer.option("overwriteSchema", "true")
+            if commit_info:
+                writer = writer.option("userMetadata", json.dumps(commit_info))
+            writer.save(self.path(name))
+            return self.version(name)  # type: ignore[return-value]
+        return self._rs_commit(df, name, mode, partition_by, replace_partitions, commit_info)
+
+    def merge(self, df: DataFrame, name: str, keys: list[str], when_matched: Literal["update", "ignore"] = "update",
+              partition_by: list[str] | None = None, commit_info: dict[str, str] | None = None) -> int:
+        """MERGE ``df`` into the table on ``keys``: insert new keys; update (or keep) matched rows.
+
+        Creates the table on first use. Duplicate keys inside ``df`` are collapsed, so re-running a
+        job with the same input never adds rows.
+        """
+        if when_matched not in ("update", "ignore"):
+            raise LakeError(f"when_matched '{when_matched}' is not supported; allowed: update, ignore")
+        source = df.dropDuplicates(keys)
+        if not self.exists(name):
+            return self.write(source, name, "overwrite", partition_by, commit_info=commit_info)
+        if self.engine == "delta-spark":
+            condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+            builder = self._delta_spark_table(name).alias("t").merge(source.alias("s"), condition)
+            if when_matched == "update":
+                builder = builder.whenMatchedUpdateAll()
+            builder.whenNotMatchedInsertAll().execute()
+            return self.version(name)  # type: ignore[return-value]
+        target = self.read(name)
+        source = source.select(*target.columns)
+        if when_matched == "ignore":
+            new_rows = source.join(target.select(*keys), on=keys, how="left_anti")
+            return self._rs_commit(new_rows, name, "append", self._rs_partition_by(name), False, commit_info)
+        # Copy-on-write MERGE computed by Spark: rewrite only the files holding matched keys.
+        with_file = target.withColumn("_file", F.input_file_name())
+        touched = [r["_file"] for r in with_file.join(source.select(*keys), on=keys).select("_file").distinct().collect()]
+        kept = with_file.where(F.col("_file").isin(touched)).drop("_file").join(source.select(*keys), keys, "left_anti")
+        rewritten = kept.select(*target.columns).unionByName(source)
+        return self._rs_commit(rewritten, name, "append", self._rs_partition_by(name), False, commit_info,
+                               remove_files=touched)
+
+    def vacuum(self, name: str, retention_hours: int = 168) -> list[str]:
+        """Delete files no longer referenced by versions newer than the retention window."""
+        self.info(name)
+        if self.engine == "delta-spark":
+            self._delta_spark_table(name).vacuum(float(retention_hours))
+            return []
+        return self._rs_table(name).vacuum(retention_hours=retention_hours, dry_run=False,
+                                           enforce_retention_duration=False)
+
+    # ---------------------------------------------------------------- delta-spark engine
+    def _jvm_delta(self) -> Any:
+        return self.spark._jvm.io.delta.tables.DeltaTable  # type: ignore[union-attr]
+
+    def _delta_spark_table(self, name: str) -> Any:
+        from delta.tables import DeltaTable  # shipped with the delta-spark package/jar
+
+        return DeltaTable.forPath(self.spark, self.path(name))
+
+    # ---------------------------------------------------------------- delta-rs engine
+    def _rs_table(self, name: str, version: int | None = None) -> Any:
+        from deltalake import DeltaTable
+
+        return DeltaTable(self.path(name), version=version)
+
+    def _rs_partition_by(self, name: str) -> list[str]:
+        return list(self._rs_table(name).metadata().partition_columns)
+
+    def _rs_commit(self, df: DataFrame, name: str, mode: WriteMode, partition_by: list[str],
+                   replace_partitions: bool, commit_info: dict[str, str] | None,
+                   remove_files: list[str] | None = None) -> int:
+        from deltalake import CommitProperties, Schema
+        from deltalake.transaction import RemoveAction, create_table_with_add_actions
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        table_path = self.path(name)
+        schema = Schema.from_arrow(to_arrow_schema(df.schema))
+        exists = self.exists(name)
+        if exists and (mode == "append" or replace_partitions):
+            existing = self._rs_partition_by(name)
+            if partition_by and partition_by != existing:
+                raise LakeError(f"table '{name}' is partitioned by {existing}, not {partition_by}")
+            partition_by = existing
+        adds = self._rs_stage_files(df, table_path, partition_by)
+        props = CommitProperties(custom_metadata={"engineInfo.seasonrec": "spark+delta-rs", **(commit_info or {})})
+        if not exists:
+            create_table_with_add_actions(table_path, schema, adds, mode="error", partition_by=partition_by,
+                                          commit_properties=props)
+            return 0
+        table = self._rs_table(name)
+        now_ms = int(time.time() * 1000)
+        if mode == "overwrite" and not replace_partitions:
+            table.create_write_transaction(adds, "overwrite", schema, partition_by, commit_properties=props)
+            return self.version(name)  # type: ignore[return-value]
+        removes: list[Any] = []
+        if mode == "overwrite":  # dynamic partition overwrite: drop the partitions the new data covers
+            if not partition_by:
+                raise LakeError(f"replace_partitions on '{name}' needs a partitioned table")
+            covered = {tuple(sorted(a.partition_values.items())) for a in adds}
+            for values in covered:
+                filters = [(k, "=", v) for k, v in values if v is not None]
+                for uri in table.file_uris(filters):
+                    removes.append(RemoveAction(os.path.relpath(_local_path(uri), table_path), True, now_ms))
+        for uri in remove_files or []:
+            removes.append(RemoveAction(os.path.relpath(_local_path(uri), table_path), True, now_ms))
+        table.create_write_transaction(adds + removes, "append", schema, partition_by, commit_properties=props)
+        return self.version(name)  # type: ignore[return-value]
+
+    def _rs_stage_files(self, df: DataFrame, table_path: str, partition_by: list[str]) -> list[Any]:
+        """Let Spark write Parquet into staging, then move the files into the table folder.
+
+        Nothing references the moved files until the commit, so an exception anywhere before it
+        leaves readers on the previous version.
+        """
+        import pyarrow.parquet as pq
+        from deltalake.transaction import AddAction
+
+        staging = f"{self.root}/_staging/{os.path.basename(table_path)}-{uuid.uuid4().hex}"
+        try:
+            df.write.mode("error").partitionBy(*partition_by).parquet(staging)
+            adds = []
+            for folder, _, files in os.walk(staging):
+                for file_name in sorted(files):
+                    if not file_name.endswith(".parquet") or file_name.startswith((".", "_")):
+                        continue
+                    rel_dir = os.path.relpath(folder, staging)
+                    rel_dir = "" if rel_dir == "." else rel_dir
+                    rel_path = os.path.join(rel_dir, file_name)
+                    destination = os.path.join(table_path, rel_path)
+                    os.makedirs(os.path.dirname(destination), exist_ok=True)
+                    num_records = pq.ParquetFile(os.path.join(folder, file_name)).metadata.num_rows
+                    os.replace(os.path.join(folder, file_name), destination)
+                    adds.append(AddAction(
+                        path=rel_path.replace(os.sep, "/"),
+                        size=os.path.getsize(destination),
+                        partition_values=_partition_values(rel_dir),
+                        modification_time=int(os.path.getmtime(destination) * 1000),
+                        data_change=True,
+                        stats=json.dumps({"numRecords": num_records}),
+                    ))
+            return adds
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _partition_values(rel_dir: str) -> dict[str, str | None]:
+    values: dict[str, str | None] = {}
+    for part in [p for p in rel_dir.split(os.sep) if p]:
+        key, _, raw = part.partition("=")
+        value = unquote(raw)
+        values[unquote(key)] = None if value == _HIVE_NULL else value
+    return values
