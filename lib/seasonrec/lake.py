@@ -182,7 +182,8 @@ class Lake:
             return self._rs_commit(new_rows, name, "append", self._rs_partition_by(name), False, commit_info)
         # Copy-on-write MERGE computed by Spark: rewrite only the files holding matched keys.
         with_file = target.withColumn("_file", F.input_file_name())
-        touched = [r["_file"] for r in with_file.join(source.select(*keys), on=keys).select("_file").distinct().collect()]
+        matched = with_file.join(source.select(*keys), on=keys).select("_file").distinct()
+        touched = [row["_file"] for row in matched.collect()]
         kept = with_file.where(F.col("_file").isin(touched)).drop("_file").join(source.select(*keys), keys, "left_anti")
         rewritten = kept.select(*target.columns).unionByName(source)
         return self._rs_commit(rewritten, name, "append", self._rs_partition_by(name), False, commit_info,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -63,7 +64,6 @@ def _runtime_conf(config: SeasonrecConfig) -> dict[str, str]:
 
 def _apply_runtime_conf(spark: SparkSession, config: SeasonrecConfig) -> None:
     for key, value in {**_COMMON_CONF, **_runtime_conf(config)}.items():
-        try:
+        # Static confs on a shared cluster cannot change at runtime; keep the cluster's.
+        with contextlib.suppress(Exception):
             spark.conf.set(key, value)
-        except Exception:  # noqa: BLE001 - static confs on a shared cluster cannot change; keep theirs
-            pass
