@@ -142,32 +142,92 @@ class ScoringConfig(Section):
     user_block_size: int = Field(default=1024, ge=1)
     exclude_bought: bool = False
     sellable_weeks: int = Field(default=26, ge=0, description="0 disables the sellable filter")
-    max_per_category: int | None = Field(default=None, ge=1)
+    max_per_category: int | None = Field(default=None, ge=1, description="category diversity cap per user list")
     partitions: int | None = Field(default=None, ge=1, description="None: 2x default parallelism")
+    rerank: bool = Field(default=True, description="apply the model's second stage when it has one")
+    rerank_candidates: int | None = Field(default=None, ge=1,
+                                          description="first-stage candidates per user; None: training's")
+
+
+ForecastModel = Literal["lstm", "seasonal_naive", "ets", "croston", "tsb"]
 
 
 class ForecastConfig(Section):
-    horizon: int = Field(default=13, ge=1)
-    quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
-    lookback_weeks: int = Field(default=26, ge=4)
-    min_history_weeks: int = Field(default=8, ge=1)
-    season_length: int = Field(default=52, ge=1)
-    backtest_windows: int = Field(default=2, ge=1)
+    """Weekly demand forecast per item: series, models, rolling-origin backtest, selection, cold start."""
+
+    horizon: int = Field(default=13, ge=1, description="weeks forecast after --as-of (the CLI's --horizon wins)")
+    quantiles: list[float] = Field(
+        default_factory=lambda: [0.1, 0.5, 0.9],
+        description="lower, median, upper quantile; stored in the p10/p50/p90 columns")
+    lookback_weeks: int = Field(default=26, ge=4, description="weeks of history the LSTM reads")
+    min_history_weeks: int = Field(default=8, ge=1, description="fewer weeks since the first sale: cold start")
+    season_length: int = Field(default=52, ge=2)
+    backtest_windows: int = Field(default=2, ge=1, description="rolling origins, each `horizon` weeks long")
     epochs: int = Field(default=10, ge=1)
-    num_proc: int = Field(default=2, ge=1)
-    models: list[Literal["lstm", "seasonal_naive", "ets", "croston", "tsb"]] = Field(
-        default_factory=lambda: ["lstm", "seasonal_naive", "ets", "tsb"]
-    )
+    num_proc: int = Field(default=2, ge=1, description="Horovod processes for the LSTM")
+    batch_size: int = Field(default=256, ge=1)
+    learning_rate: float = Field(default=0.003, gt=0)
+    lstm_units: int = Field(default=32, ge=2)
+    item_embedding_dim: int = Field(default=8, ge=1)
+    seed: int = 17
+    models: list[ForecastModel] = Field(
+        default_factory=lambda: ["lstm", "seasonal_naive", "ets", "croston", "tsb"], min_length=1)
+    selection: Literal["best", "blend"] = Field(
+        default="best", description="per series: best backtest model, or inverse-error blend of the top models")
+    blend_top: int = Field(default=2, ge=2)
+    ets_season_length: int = Field(default=1, ge=1, description="AutoETS season; 1 = non-seasonal (m=52 is slow "
+                                                                 "and over-parameterised on 2 years of weeks)")
+    tsb_alpha_d: float = Field(default=0.1, gt=0, le=1)
+    tsb_alpha_p: float = Field(default=0.1, gt=0, le=1)
+    baseline_groups: int | None = Field(default=None, ge=1, description="applyInPandas groups per origin; "
+                                                                         "None: 2x default parallelism")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ForecastConfig:
+        q = self.quantiles
+        if len(q) != 3 or not 0 < q[0] < q[1] < q[2] < 1 or abs(q[1] - 0.5) > 1e-9 or abs(q[0] + q[2] - 1) > 1e-9:
+            raise ValueError(f"quantiles must be [lower, 0.5, 1 - lower] with 0 < lower < 0.5 (got {q})")
+        if self.horizon + 1 > self.season_length - 2:
+            raise ValueError(f"horizon ({self.horizon}) must be at most season_length - 3 "
+                             f"({self.season_length - 3}): the LSTM reads last season's weeks")
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"models must not repeat (got {self.models})")
+        return self
+
+
+EvaluationMethod = Literal["model", "model_no_context", "global_popularity", "recent_popularity",
+                           "seasonal_popularity", "repeat_buy", "item_knn", "als"]
 
 
 class EvaluationConfig(Section):
-    k_list: list[int] = Field(default_factory=lambda: [10, 20])
+    """Offline evaluation: which methods run, their hyper-parameters, and metric definitions."""
+
+    k_list: list[int] = Field(default_factory=lambda: [10, 20], min_length=1)
+    methods: list[EvaluationMethod] = Field(
+        default_factory=lambda: ["model", "model_no_context", "global_popularity", "recent_popularity",
+                                 "seasonal_popularity", "repeat_buy", "item_knn", "als"],
+        min_length=1, description="model/model_no_context are skipped (and reported) when no model artifact exists")
     recent_weeks: int = Field(default=4, ge=1)
-    als_ranks: list[int] = Field(default_factory=lambda: [16, 32])
-    als_reg_params: list[float] = Field(default_factory=lambda: [0.01, 0.1])
-    als_alphas: list[float] = Field(default_factory=lambda: [1.0, 10.0])
+    als_ranks: list[int] = Field(default_factory=lambda: [16, 32], min_length=1)
+    als_reg_params: list[float] = Field(default_factory=lambda: [0.01, 0.1], min_length=1)
+    als_alphas: list[float] = Field(default_factory=lambda: [1.0, 10.0], min_length=1)
     als_max_iter: int = Field(default=10, ge=1)
+    als_seed: int = 11
+    tuning_metric: Literal["ndcg", "recall", "map", "precision", "hit_rate"] = "ndcg"
     knn_neighbors: int = Field(default=50, ge=1)
+    knn_max_items_per_user: int = Field(default=100, ge=1, description="most recent distinct items per user "
+                                                                           "used for co-purchase counts")
+    seasonal_strength_quantile: float = Field(
+        default=0.5, ge=0, lt=1, description="seasonal item = peak week in the window and seasonality_strength "
+                                             "at or above this quantile of all items")
+    report_top_items: int = Field(default=6, ge=1, description="items drawn in the seasonality/forecast plots")
+    model_dir: str | None = Field(default=None, description="model artifact to evaluate; None: paths.model_dir")
+
+    @model_validator(mode="after")
+    def _positive_k(self) -> EvaluationConfig:
+        if any(k < 1 for k in self.k_list):
+            raise ValueError(f"k_list values must be >= 1 (got {self.k_list})")
+        return self
 
 
 class SeasonrecConfig(Section):

@@ -247,10 +247,10 @@ class Lake:
             if not partition_by:
                 raise LakeError(f"replace_partitions on '{name}' needs a partitioned table")
             covered = {tuple(sorted(a.partition_values.items())) for a in adds}
-            for values in covered:
-                filters = [(k, "=", v) for k, v in values if v is not None]
-                for uri in table.file_uris(filters):
-                    removes.append(RemoveAction(os.path.relpath(_local_path(uri), table_path), True, now_ms))
+            # One OR-of-ANDs predicate over partition values ('' matches a null partition).
+            predicate = [[(k, "=", "" if v is None else v) for k, v in values] for values in covered]
+            for uri in table.file_uris(file_pruning_predicate=predicate) if predicate else []:
+                removes.append(RemoveAction(os.path.relpath(_local_path(uri), table_path), True, now_ms))
         for uri in remove_files or []:
             removes.append(RemoveAction(os.path.relpath(_local_path(uri), table_path), True, now_ms))
         table.create_write_transaction(adds + removes, "append", schema, partition_by, commit_properties=props)

@@ -1,0 +1,70 @@
+"""Config loading: validation messages name the key and the allowed keys/values; overrides win."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from seasonrec.config import ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("env", ["local", "cluster", "databricks", "test"])
+def test_shipped_configs_validate(env: str) -> None:
+    path = REPO / "conf" / f"{env}.yaml"
+    if not path.exists():
+        pytest.skip(f"{path.name} not present")
+    assert load_config(path).env == env
+
+
+def test_unknown_key_names_the_key_and_allowed_keys(tmp_path: Path) -> None:
+    conf = tmp_path / "bad.yaml"
+    conf.write_text("training:\n  epoch: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(conf)
+    message = str(err.value)
+    assert "training.epoch" in message
+    assert "epochs" in message and "batch_size" in message
+
+
+def test_bad_type_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"training\.epochs.*integer"):
+        load_config(None, ["training.epochs=many"])
+
+
+def test_bad_choice_lists_allowed_values() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["data.source=kafka"])
+    assert "data.source" in str(err.value)
+    assert "'synthetic'" in str(err.value) and "'online_retail'" in str(err.value)
+
+
+def test_override_precedence(tmp_path: Path) -> None:
+    conf = tmp_path / "c.yaml"
+    conf.write_text("training:\n  epochs: 5\n  batch_size: 64\nsplit:\n  train_end: 2011-07-01\n")
+    config = load_config(conf, ["training.epochs=2", "training.epochs=3", "split.validation_end=2011-08-15"])
+    assert config.training.epochs == 3  # last override wins over the file
+    assert config.training.batch_size == 64  # file wins over defaults
+    assert config.training.learning_rate == 0.002  # default when nobody sets it
+    assert config.split.validation_end == dt.date(2011, 8, 15)
+
+
+def test_split_dates_must_be_ordered() -> None:
+    with pytest.raises(ConfigError, match="train_end <= validation_end"):
+        load_config(None, ["split.train_end=2012-01-01"])
+
+
+def test_relative_paths_resolve_against_base_dir(tmp_path: Path) -> None:
+    config = load_config(None, ["paths.lake_root=my_lake"], base_dir=tmp_path)
+    assert config.paths.lake_root == str(tmp_path / "my_lake")
+    assert load_config(None, ["paths.lake_root=dbfs:/lake"]).paths.lake_root == "dbfs:/lake"
+
+
+def test_missing_file_and_bad_override_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="section.key=value"):
+        load_config(None, ["training.epochs"])
