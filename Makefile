@@ -2,6 +2,7 @@
 #   make demo                      whole pipeline on the embedded synthetic data
 #   make features CONF=conf/local.yaml SET="features.negatives_per_positive=8"
 #   make score ARGS="--date 2011-11-15"
+#   make package && make submit JOB=features CONF=conf/cluster.yaml MASTER=spark://host:7077
 SHELL := /bin/bash
 PY := .venv/bin/python
 CONF ?= conf/local.yaml
@@ -9,11 +10,19 @@ SET ?=
 ARGS ?=
 SET_ARGS := $(foreach s,$(SET),--set $(s))
 SEASONREC := $(PY) -m seasonrec.cli
+# Cluster mode (make submit): JOB, MASTER, DELTA_PACKAGES (e.g. io.delta:delta-spark_2.12:3.2.0), SUBMIT_ARGS.
+JOB ?=
+MASTER ?=
+DELTA_PACKAGES ?=
+SUBMIT_ARGS ?=
+# Without an explicit CONF=, submit uses conf/cluster.yaml (it leaves the master to spark-submit).
+SUBMIT_CONF := $(if $(filter file default,$(origin CONF)),conf/cluster.yaml,$(CONF))
+SEASONREC_SOURCES := $(shell find lib/seasonrec -name '*.py' 2>/dev/null)
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo pipeline ingest features train score forecast evaluate test test-fast bench lint clean
+.PHONY: help setup demo pipeline ingest features train score forecast evaluate test test-fast bench lint package submit clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -54,5 +63,20 @@ lint: setup ## ruff
 bench: setup ## benchmarks, JSON with side-by-side ratios
 	$(PY) bench/run_all.py $(ARGS)
 
+package: setup dist/seasonrec.zip ## build dist/ for spark-submit: the wheel, seasonrec.zip (--py-files) and jobs/*.py
+	rm -f dist/seasonrec-*.whl
+	$(PY) -m pip wheel --no-deps --no-build-isolation -q -w dist .
+	rm -rf dist/jobs && mkdir -p dist/jobs && cp jobs/*.py dist/jobs/
+	@echo "packaged: $$(cd dist && ls seasonrec-*.whl) seasonrec.zip jobs/ -> $(abspath dist)"
+
+dist/seasonrec.zip: $(SEASONREC_SOURCES)
+	@mkdir -p dist && rm -f $@
+	cd lib && zip -qr ../$@ seasonrec -x '*__pycache__*' '*.pyc' '*.egg-info*'
+
+submit: setup dist/seasonrec.zip ## spark-submit a job to a cluster (JOB=features MASTER=spark://host:7077 [DELTA_PACKAGES=..])
+	MASTER="$(MASTER)" CONF="$(SUBMIT_CONF)" SET="$(SET)" DELTA_PACKAGES="$(DELTA_PACKAGES)" \
+	  SUBMIT_ARGS="$(SUBMIT_ARGS)" ./scripts/submit.sh "$(JOB)" $(ARGS)
+
 clean: ## remove the local lake, reports and build outputs (keeps .venv)
-	rm -rf lake reports dist build spark-warehouse metastore_db derby.log lib/*.egg-info
+	@if [ -f .cluster/cluster.json ] && [ -x $(PY) ]; then $(PY) scripts/standalone_cluster.py stop; fi
+	rm -rf lake reports dist build spark-warehouse metastore_db derby.log lib/*.egg-info .cluster

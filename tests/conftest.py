@@ -51,3 +51,29 @@ def job_context(spark, tmp_path: Path):
         return JobContext.create(make_config(tmp_path, *overrides), job, spark)
 
     return make
+
+
+def _job_args(module, *argv: str):
+    """A job's argparse namespace with its defaults (plus `argv`), as the CLI would build it."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+@pytest.fixture(scope="session")
+def feature_lake(spark, tmp_path_factory: pytest.TempPathFactory) -> JobContext:
+    """conf/test.yaml's synthetic data run once through the real ingest + features jobs.
+
+    Shared by the whole session: treat its bronze/silver/gold tables as read-only (write only your
+    own output tables). Returns the features JobContext (config, spark, lake).
+    """
+    from seasonrec.data import jobs as ingest_jobs
+    from seasonrec.features import jobs as features_jobs
+
+    config = make_config(tmp_path_factory.mktemp("feature_lake"))
+    ingest_jobs.run(JobContext.create(config, "ingest", spark), _job_args(ingest_jobs))
+    ctx = JobContext.create(config, "features", spark)
+    features_jobs.run(ctx, _job_args(features_jobs))
+    return ctx

@@ -45,17 +45,22 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The CLI parser; with ``only``, just that job's module is imported (fast, and one broken stage
+    module does not take the other jobs down)."""
     parser = argparse.ArgumentParser(prog="seasonrec", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="job", metavar="JOB")
     for name in JOBS:
+        if only is not None and name != only:
+            continue
         module = _job_module(name)
         job_parser = sub.add_parser(name, help=module.DESCRIPTION, description=module.DESCRIPTION)
         _common_options(job_parser)
         module.add_arguments(job_parser)
-    pipeline = sub.add_parser("pipeline", help="run " + " -> ".join(PIPELINE) + " with default job options")
-    _common_options(pipeline)
-    pipeline.add_argument("--jobs", default=",".join(PIPELINE), help="comma-separated subset, in order")
+    if only is None or only == "pipeline":
+        pipeline = sub.add_parser("pipeline", help="run " + " -> ".join(PIPELINE) + " with default job options")
+        _common_options(pipeline)
+        pipeline.add_argument("--jobs", default=",".join(PIPELINE), help="comma-separated subset, in order")
     return parser
 
 
@@ -83,8 +88,18 @@ def run_job(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def _one_line_reason(exc: BaseException) -> str:
     """Turn JVM/py4j/pyspark failures into the line that explains them."""
+    from seasonrec.context import JobError
+    from seasonrec.lake import LakeError
+    from seasonrec.spark import SparkStartError
+
     text = str(exc).strip()
     name = type(exc).__name__
+    if isinstance(exc, ConfigError | JobError | LakeError | SparkStartError) and text:
+        return " ".join(text.split())  # already phrased for the user
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return f"input not found: {exc.filename}"
+    if isinstance(exc, PermissionError) and exc.filename:
+        return f"cannot read {exc.filename}: permission denied"
     if name == "Py4JJavaError":
         java = getattr(exc, "java_exception", None)
         text = str(java) if java is not None else text
@@ -92,9 +107,12 @@ def _one_line_reason(exc: BaseException) -> str:
         return "Spark could not start a JVM: Java 17 must be installed and on PATH (or JAVA_HOME set)"
     if "All masters are unresponsive" in text or "Could not connect to spark://" in text:
         return "the Spark master does not answer; check the MASTER/spark.master address"
+    if "Cannot call methods on a stopped SparkContext" in text:
+        return "the Spark application was stopped (master lost or application killed); see the driver log above"
     if "PATH_NOT_FOUND" in text or "Path does not exist" in text:
         first = next((line for line in text.splitlines() if "Path does not exist" in line), text.splitlines()[0])
-        return "input not found: " + first.split("Path does not exist:")[-1].strip()
+        path = first.split("Path does not exist:")[-1].strip().rstrip(".")
+        return "input not found: " + (path[len("file:"):] if path.startswith("file:") else path)
     lines = [line for line in text.splitlines() if line.strip()]
     return f"{name}: {lines[0] if lines else 'no message'}"
 
@@ -103,11 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("py4j").setLevel(logging.WARNING)
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    if argv and not argv[0].startswith("-") and argv[0] not in JOBS and argv[0] != "pipeline":
-        print(f"seasonrec: error: unknown job '{argv[0]}'; allowed: {', '.join([*JOBS, 'pipeline'])}",
+    requested = argv[0] if argv and not argv[0].startswith("-") else None
+    if requested is not None and requested not in JOBS and requested != "pipeline":
+        print(f"seasonrec: error: unknown job '{requested}'; allowed: {', '.join([*JOBS, 'pipeline'])}",
               file=sys.stderr)
         return 2
+    try:
+        parser = build_parser(only=requested)
+    except ImportError as exc:
+        print(f"seasonrec: error: cannot load job '{requested or 'all'}': {_one_line_reason(exc)}", file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     if args.job is None:
         parser.print_help()

@@ -51,12 +51,27 @@ class SyntheticConfig(Section):
     zipf_exponent: float = Field(default=1.1, gt=0)
     repeat_share: float = Field(default=0.35, ge=0, le=1)
     countries: list[str] = Field(default_factory=lambda: ["GB", "DE", "FR", "CN", "AU"])
+    user_zipf_exponent: float = Field(default=0.6, ge=0, description="skew of user activity")
+    preferred_category_share: float = Field(default=0.3, ge=0, le=1,
+                                            description="non-repeat buys from the user's favourite staple category")
+    cancel_share: float = Field(default=0.02, ge=0, le=1, description="purchases later cancelled (C-invoices)")
+    favourite_items: int = Field(default=4, ge=1, description="items per user that repeat buys come from")
+    partitions: int | None = Field(default=None, ge=1, description="None: one per 1M events (min 2)")
+
+    @model_validator(mode="after")
+    def _range(self) -> SyntheticConfig:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
 
 
 class FileSourceConfig(Section):
     path: str = "../shared/data/online_retail/online_retail_2010-12_2011-09.csv.gz"
     format: Literal["csv", "parquet", "json"] = "csv"
     timestamp_format: str | None = None
+    timezone: str | None = Field(default=None, description="zone of naive timestamps (None: UTC), e.g. Europe/London")
+    quarantine_max_share: float | None = Field(default=None, ge=0, le=1,
+                                               description="overrides data.quarantine_max_share for this source")
     # Column mapping: seasonrec field -> source column name.
     columns: dict[str, str] = Field(
         default_factory=lambda: {
@@ -85,6 +100,9 @@ class DataConfig(Section):
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     file: FileSourceConfig = Field(default_factory=FileSourceConfig)
     quarantine_max_share: float = Field(default=0.05, ge=0, le=1)
+    # Preset for --source online_retail (UCI file: UK local time, ~25% rows without CustomerID -> quarantined).
+    online_retail: FileSourceConfig = Field(default_factory=lambda: FileSourceConfig(
+        timezone="Europe/London", quarantine_max_share=0.35))
 
 
 class SplitConfig(Section):
@@ -113,7 +131,22 @@ class FeaturesConfig(Section):
     tail_share: float = Field(default=0.2, gt=0, lt=1, description="tail = items making the last share of volume")
     head_share: float = Field(default=0.5, gt=0, lt=1)
     seasonality_smoothing_weeks: int = Field(default=2, ge=0)
+    seasonality_prior: float = Field(default=5.0, ge=0, description="pseudo-purchases shrinking sparse items to flat")
     text_vocab_size: int = Field(default=2000, ge=10)
+    seed: int = 11
+    # Category from description keywords (first match wins) when the source has no category column.
+    category_keywords: dict[str, list[str]] = Field(default_factory=lambda: {
+        "christmas": ["CHRISTMAS", "XMAS", "ADVENT", "SANTA", "REINDEER", "SNOWFLAKE", "BAUBLE", "NATIVITY"],
+        "easter": ["EASTER", "BUNNY", "CHICK"],
+        "bags": ["BAG", "PURSE"],
+        "candles": ["CANDLE", "T-LIGHT", "TEALIGHT", "LANTERN", "INCENSE"],
+        "kitchen": ["MUG", "CUP", "PLATE", "BOWL", "JAR", "TEA", "CAKE", "BAKING", "LUNCH BOX", "BOTTLE", "NAPKIN"],
+        "stationery": ["CARD", "PAPER", "WRAP", "NOTEBOOK", "PEN", "PENCIL", "STICKER", "CALENDAR", "TAPE"],
+        "garden": ["GARDEN", "FLOWER", "PLANT", "BIRD", "WATERING"],
+        "toys": ["TOY", "GAME", "DOLL", "PUZZLE", "SPACEBOY", "PLAYHOUSE"],
+        "textiles": ["CUSHION", "BLANKET", "TOWEL", "APRON", "HOT WATER BOTTLE"],
+        "decor": ["HEART", "SIGN", "FRAME", "CLOCK", "DECORATION", "ORNAMENT", "HOLDER", "HOOK"],
+    })
 
 
 class TrainingConfig(Section):
@@ -169,6 +202,7 @@ class ForecastConfig(Section):
     learning_rate: float = Field(default=0.003, gt=0)
     lstm_units: int = Field(default=32, ge=2)
     item_embedding_dim: int = Field(default=8, ge=1)
+    example_stride: int = Field(default=1, ge=1, description="LSTM training origins every N weeks per item")
     seed: int = 17
     models: list[ForecastModel] = Field(
         default_factory=lambda: ["lstm", "seasonal_naive", "ets", "croston", "tsb"], min_length=1)

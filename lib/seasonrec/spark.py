@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import socket
 import sys
 
 from pyspark.sql import SparkSession
@@ -22,6 +24,10 @@ _COMMON_CONF = {
 }
 
 
+class SparkStartError(RuntimeError):
+    """Spark cannot start here (no Java, master not answering); the message is the one line to show."""
+
+
 def launched_by_spark_submit() -> bool:
     """spark-submit (and Databricks) start the JVM first and hand Python a gateway port."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
@@ -36,12 +42,15 @@ def get_spark(config: SeasonrecConfig) -> SparkSession:
     # Executors must run the interpreter that has horovod/tensorflow installed.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    builder = SparkSession.builder.appName(config.spark.app_name)
-    if config.spark.master:
-        builder = builder.master(config.spark.master)
-    elif not launched_by_spark_submit():
-        builder = builder.master("local[*]")
-    if not launched_by_spark_submit():
+    builder = SparkSession.builder
+    if launched_by_spark_submit():
+        # spark-submit's --master and --name win over the config file; fail fast if the master does not answer.
+        check_master(_submitted_master())
+    else:
+        check_java()
+        master = config.spark.master or "local[*]"
+        check_master(master)
+        builder = builder.appName(config.spark.app_name).master(master)
         # Only meaningful before the JVM starts.
         builder = builder.config("spark.driver.memory", config.spark.driver_memory)
         builder = builder.config("spark.executorEnv.PYSPARK_PYTHON", os.environ["PYSPARK_PYTHON"])
@@ -52,6 +61,45 @@ def get_spark(config: SeasonrecConfig) -> SparkSession:
     _apply_runtime_conf(spark, config)
     spark.sparkContext.setLogLevel(config.spark.log_level)
     return spark
+
+
+def check_java() -> None:
+    """Spark 3.5 needs Java 17: say so in one line instead of a failed JVM launch."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home:
+        if not os.access(os.path.join(java_home, "bin", "java"), os.X_OK):
+            raise SparkStartError(f"Java not found: JAVA_HOME={java_home} has no bin/java; "
+                                  "point JAVA_HOME at a Java 17 installation or unset it")
+    elif shutil.which("java") is None:
+        raise SparkStartError("Java not found: Spark 3.5 needs Java 17 on PATH or JAVA_HOME set "
+                              "(Debian/Ubuntu: apt-get install openjdk-17-jre-headless)")
+
+
+def _submitted_master() -> str | None:
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # attaches to spark-submit's JVM; conf comes from its system properties
+    return SparkConf().get("spark.master", None)
+
+
+def check_master(master: str | None, timeout_seconds: float = 5.0) -> None:
+    """For spark://host:port[,host:port] masters, fail fast unless one of them accepts connections.
+
+    Without this, Spark retries for about a minute, prints pages of JVM stack traces and then fails
+    with an unrelated "stopped SparkContext" error.
+    """
+    if not master or not master.startswith("spark://"):
+        return
+    reasons = []
+    for address in master.removeprefix("spark://").split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout_seconds):
+                return
+        except (OSError, ValueError) as exc:
+            reasons.append(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
+    raise SparkStartError(f"the Spark master {master} does not answer ({'; '.join(reasons)}); "
+                          "check the MASTER / spark.master address and that the master is running")
 
 
 def _runtime_conf(config: SeasonrecConfig) -> dict[str, str]:

@@ -1,0 +1,245 @@
+"""`seasonrec evaluate --split {validation,test}`: model vs baselines on one split window.
+
+Truth = distinct (user, item) purchases in the window of ``silver_interactions``. Every method ranks
+the full catalog for every target user (users seen before the window plus users new in it); all
+fitting goes through one :class:`~seasonrec.evaluation.baselines.TrainingView` cut at the window
+start. Results: rows appended to the Delta table ``evaluation_runs`` (run_id, method, metric, k,
+segment, value, table_versions json, created_at), MLflow metrics under ``paths.mlflow_dir``, and a
+report at ``paths.report_dir/<run_id>/report.md`` with PNG plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import math
+import os
+from typing import Any
+
+DESCRIPTION = "offline evaluation of the model and baselines on a split window: Delta, MLflow and a report"
+
+log = logging.getLogger(__name__)
+
+INPUT_TABLES = ("silver_interactions", "gold_item_features", "gold_user_features", "synthetic_truth",
+                "calendar", "demand_forecast", "forecast_backtest", "gold_weekly_demand")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--split", choices=["validation", "test"], default="test",
+                        help="window to evaluate (dates from split.*); fitting only sees rows before it")
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated subset of evaluation.methods (default: all configured)")
+    parser.add_argument("--model-dir", default=None, help="model artifact (default: evaluation.model_dir or "
+                                                          "paths.model_dir); baselines only when absent")
+    parser.add_argument("--no-mlflow", action="store_true", help="skip MLflow logging")
+
+
+def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from seasonrec import tables
+    from seasonrec.context import JobError
+    from seasonrec.evaluation import baselines as B
+    from seasonrec.evaluation import inputs as I  # noqa: E741
+    from seasonrec.evaluation.metrics import evaluate_method
+
+    config = ctx.config
+    ecfg = config.evaluation
+    methods = _methods(args.methods, ecfg.methods)
+    window = B.EvalWindow.from_split(config.split, args.split)
+    if not ctx.lake.exists(tables.SILVER_INTERACTIONS):
+        raise JobError(f"table '{tables.SILVER_INTERACTIONS}' does not exist under {ctx.lake.root}; "
+                       "run `seasonrec ingest` and `seasonrec features` first")
+    versions = {name: ctx.lake.version(name) for name in INPUT_TABLES if ctx.lake.exists(name)}
+    interactions = ctx.lake.read(tables.SILVER_INTERACTIONS, version=versions[tables.SILVER_INTERACTIONS])
+    view = B.TrainingView.for_window(interactions, window)
+    max_k = max(ecfg.k_list)
+    summary: dict[str, Any] = {"split": args.split, "window": [str(window.start), str(window.end)],
+                               "training_cutoff": str(view.cutoff), "methods": {}, "skipped": {}}
+
+    with ctx.step("build truth, users, segments and item attributes"):
+        eval_inputs, facts = I.build_inputs(ctx, interactions, view, window, versions)
+    summary.update(facts)
+    if facts["n_truth_pairs"] == 0:
+        raise JobError(f"no purchase in the {window.name} window {window.start}..{window.end} "
+                       "(check split.* against the data's dates)")
+
+    rows: list[dict[str, Any]] = []
+    method_recs: dict[str, Any] = {}
+    tuning = None
+    model_dir = args.model_dir or ecfg.model_dir or config.paths.model_dir
+    model_reason = _model_missing_reason(model_dir)
+    for method in methods:
+        with ctx.step(f"recommend + metrics: {method}"):
+            if method in ("model", "model_no_context"):
+                if model_reason:
+                    summary["skipped"][method] = model_reason
+                    continue
+                try:
+                    recs = _model_recs(ctx, model_dir, eval_inputs.users, window, max_k,
+                                       ablate=method == "model_no_context")
+                except Exception as exc:  # noqa: BLE001 - a broken model must not hide the baselines
+                    log.exception("[evaluate] %s failed", method)
+                    summary["skipped"][method] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                    continue
+            elif method == "als":
+                tuning = B.tune_als(view, B.tuning_window(config.split, window),
+                                    _tuning_scorer(eval_inputs, ecfg.tuning_metric, max_k), ecfg, max_k)
+                summary["als_tuning"] = {"window": [str(tuning.window.start), str(tuning.window.end)],
+                                         "metric": f"{tuning.metric}@{tuning.k}", "best": tuning.best.label(),
+                                         "grid": {p.label(): round(v, 6) for p, v in tuning.results}}
+                recs = B.als_baseline(B.BaselineContext(view, window, eval_inputs.users, max_k, ecfg), tuning.best)
+            else:
+                recs = B.SIMPLE_BASELINES[method](B.BaselineContext(view, window, eval_inputs.users, max_k, ecfg))
+            recs = recs.select("user_id", "rank", "item_id", "score").localCheckpoint(eager=True)
+            method_rows = evaluate_method(recs, eval_inputs)
+            rows += [{"method": method, **row} for row in method_rows]
+            method_recs[method] = recs
+            summary["methods"][method] = {f"{m}@{max_k}": _value(method_rows, m, max_k)
+                                          for m in ("recall", "ndcg", "seasonal_recall", "coverage")}
+    if tuning is not None:
+        rows += [{"method": "als", "metric": f"tuning_{tuning.metric}", "k": tuning.k,
+                  "segment": f"{tuning.window.name}:{p.label()}", "value": v} for p, v in tuning.results]
+    rows += _context_lift(rows, ecfg.k_list)
+    if "model" in summary["skipped"]:
+        summary["note"] = f"baselines only: {summary['skipped']['model']}"
+
+    created_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    table_versions = json.dumps({**versions, "_split": args.split,
+                                 "_window": [str(window.start), str(window.end)],
+                                 "_training_cutoff": str(view.cutoff)}, sort_keys=True)
+    with ctx.step("write evaluation_runs"):
+        out = ctx.spark.createDataFrame(
+            [(ctx.run_id, r["method"], r["metric"], r["k"], r["segment"], _finite(r["value"]), table_versions,
+              created_at) for r in rows],
+            "run_id string, method string, metric string, k int, segment string, value double, "
+            "table_versions string, created_at timestamp")
+        summary["evaluation_runs_version"] = ctx.lake.write(out.coalesce(1), tables.EVALUATION_RUNS, mode="append",
+                                                            commit_info=ctx.commit_info(split=args.split))
+    with ctx.step("write report"):
+        from seasonrec.evaluation import report
+
+        plot_data = I.plot_data(ctx, method_recs, eval_inputs, window, versions, ecfg.report_top_items)
+        report_path = report.write_report(os.path.join(config.paths.report_dir, ctx.run_id), ctx.run_id, rows,
+                                          summary, plot_data, ecfg.k_list)
+        summary["report"] = report_path
+    for recs in method_recs.values():
+        recs.unpersist()
+    if not args.no_mlflow:
+        with ctx.step("log to MLflow"):
+            summary["mlflow_run_id"] = _log_mlflow(ctx, rows, summary, os.path.dirname(report_path))
+    summary["n_metric_rows"] = len(rows)
+    return summary
+
+
+def _methods(option: str | None, configured: list[str]) -> list[str]:
+    if option is None:
+        return list(configured)
+    allowed = ("model", "model_no_context", "global_popularity", "recent_popularity", "seasonal_popularity",
+               "repeat_buy", "item_knn", "als")
+    chosen = [m.strip() for m in option.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in allowed]
+    if unknown or not chosen:
+        from seasonrec.context import JobError
+
+        raise JobError(f"unknown method(s) {unknown} in --methods; allowed: {', '.join(allowed)}")
+    return chosen
+
+
+def _model_missing_reason(model_dir: str) -> str | None:
+    if "://" in model_dir:
+        return None  # remote artifact: let the loader decide
+    latest = os.path.join(model_dir, "LATEST")
+    if os.path.isfile(latest) or os.path.isfile(os.path.join(model_dir, "scoring.npz")):
+        return None
+    return f"no model artifact at {model_dir} (train first); evaluated baselines only"
+
+
+def _model_recs(ctx: Any, model_dir: str, users: Any, window: Any, top_k: int, ablate: bool) -> Any:
+    from seasonrec import tables
+    from seasonrec.scoring import recommend
+
+    user_rows = ctx.lake.read(tables.USER_FEATURES).join(users.select("user_id").distinct(), "user_id")
+    return recommend(ctx, model_dir, user_rows, window.start, top_k, ablate_context=ablate)
+
+
+def _tuning_scorer(eval_inputs: Any, metric: str, k: int) -> Any:
+    from seasonrec.evaluation.metrics import EvaluationInputs, ranking_metrics
+
+    def score(recs: Any, truth: Any, users: Any) -> float:
+        inputs = EvaluationInputs(truth=truth, users=users, segments=None, items=None, catalog_size=1, k_list=[k])
+        return _value(ranking_metrics(recs, inputs), metric, k) or 0.0
+
+    return score
+
+
+def _value(rows: list[dict[str, Any]], metric: str, k: int | None, segment: str = "all") -> float | None:
+    for row in rows:
+        if row["metric"] == metric and row["k"] == k and row["segment"] == segment:
+            return None if row["value"] is None else round(row["value"], 6)
+    return None
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _context_lift(rows: list[dict[str, Any]], k_list: list[int]) -> list[dict[str, Any]]:
+    """model / model_no_context - 1 for the recall family, all users."""
+    def find(method: str, metric: str, k: int) -> float | None:
+        return _value([r for r in rows if r["method"] == method], metric, k)
+
+    out = []
+    for metric in ("seasonal_recall", "recall", "ndcg", "tail_recall"):
+        for k in k_list:
+            with_ctx, without = find("model", metric, k), find("model_no_context", metric, k)
+            if with_ctx is None or without is None:
+                continue
+            lift = with_ctx / without - 1 if without > 0 else None
+            out.append({"method": "model", "metric": f"context_lift_{metric}", "k": k, "segment": "all",
+                        "value": lift})
+    return out
+
+
+def _log_mlflow(ctx: Any, rows: list[dict[str, Any]], summary: dict[str, Any], report_dir: str) -> str | None:
+    try:
+        from mlflow.entities import Metric
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        log.warning("[evaluate] mlflow is not installed; skipping MLflow logging")
+        return None
+    uri = ctx.config.training.mlflow_tracking_uri or _file_uri(ctx.config.paths.mlflow_dir)
+    client = MlflowClient(tracking_uri=uri)
+    name = f"{ctx.config.training.mlflow_experiment}-evaluation"
+    experiment = client.get_experiment_by_name(name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
+    run = client.create_run(experiment_id, run_name=f"evaluate-{summary['split']}-{ctx.run_id}",
+                            tags={"seasonrec.run_id": ctx.run_id, "seasonrec.split": summary["split"]})
+    params = {"split": summary["split"], "window": ",".join(summary["window"]),
+              "training_cutoff": summary["training_cutoff"], "skipped": json.dumps(summary["skipped"])[:500]}
+    if "als_tuning" in summary:
+        params["als_best"] = summary["als_tuning"]["best"]
+    for key, value in params.items():
+        client.log_param(run.info.run_id, key, value)
+    now = int(dt.datetime.now().timestamp() * 1000)
+    metrics = []
+    for row in rows:
+        if row["value"] is None or not math.isfinite(row["value"]):
+            continue
+        key = ".".join(p for p in (row["method"], row["metric"] + (f"_at_{row['k']}" if row["k"] else ""),
+                                   row["segment"]) if p)
+        metrics.append(Metric(_mlflow_key(key), float(row["value"]), now, 0))
+    for start in range(0, len(metrics), 900):
+        client.log_batch(run.info.run_id, metrics=metrics[start:start + 900])
+    if os.path.isdir(report_dir):
+        client.log_artifacts(run.info.run_id, report_dir, "report")
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def _mlflow_key(key: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in key)
+
+
+def _file_uri(path: str) -> str:
+    return path if "://" in path or path.startswith("databricks") else "file://" + os.path.abspath(path)

@@ -1,0 +1,117 @@
+"""`seasonrec features`: bronze -> silver (interactions, items, calendar) -> gold (items, users, examples)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from typing import Any
+
+from pyspark.sql import functions as F
+
+DESCRIPTION = "silver + gold: interactions, items, calendar, item/user features, leak-free training examples"
+
+
+def _moment(text: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date or time (YYYY-MM-DD[THH:MM:SS])") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", type=_moment, default=None,
+                        help="incremental: rebuild only silver months touched by bronze rows ingested at/after "
+                             "this UTC date or time (YYYY-MM-DD[THH:MM:SS]); gold is always rebuilt from silver")
+
+
+def _silver_interactions(ctx, since: dt.datetime | None) -> dict[str, Any]:
+    from seasonrec import tables
+    from seasonrec.features import silver
+
+    config = ctx.config.features
+    lake = ctx.lake
+    bronze = lake.read(tables.BRONZE_TRANSACTIONS)
+    salt = silver.salt(config)
+    if since is not None and lake.exists(tables.SILVER_INTERACTIONS):
+        new_rows = bronze.where(F.col("ingested_at") >= F.lit(since).cast("timestamp"))
+        first = new_rows.agg(F.min("ts").alias("first")).first()["first"]
+        if first is None:
+            return {"mode": "incremental", "months_rebuilt": 0}
+        # Rebuild every month from the earliest touched one on, so returns in a new month still
+        # net against purchases of that month and later.
+        month_start = dt.datetime(first.year, first.month, 1)
+        rows = silver.interactions(bronze.where(F.col("ts") >= F.lit(month_start)), config, salt)
+        months = [r["event_month"] for r in rows.select("event_month").distinct().collect()]
+        lake.write(rows, tables.SILVER_INTERACTIONS, partition_by=["event_month"], replace_partitions=True,
+                   commit_info=ctx.commit_info())
+        return {"mode": "incremental", "months_rebuilt": len(months), "from_month": month_start.strftime("%Y-%m")}
+    rows = silver.interactions(bronze, config, salt)
+    lake.write(rows, tables.SILVER_INTERACTIONS, partition_by=["event_month"], commit_info=ctx.commit_info())
+    return {"mode": "full"}
+
+
+def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
+    from seasonrec import tables
+    from seasonrec.context import JobError
+    from seasonrec.features import calendar as calendar_mod
+    from seasonrec.features import gold, silver
+
+    lake = ctx.lake
+    config = ctx.config.features
+    split = ctx.config.split
+    if not lake.exists(tables.BRONZE_TRANSACTIONS):
+        raise JobError(f"{tables.BRONZE_TRANSACTIONS} does not exist under {lake.root}; run `seasonrec ingest` first")
+    summary: dict[str, Any] = {}
+    with ctx.step("silver interactions"):
+        summary["silver"] = _silver_interactions(ctx, args.since)
+    bronze = lake.read(tables.BRONZE_TRANSACTIONS)
+    with ctx.step("silver items"):
+        lake.write(silver.items(bronze, config), tables.SILVER_ITEMS, commit_info=ctx.commit_info())
+    interactions = lake.read(tables.SILVER_INTERACTIONS)
+    bounds = interactions.agg(F.min("date").alias("lo"), F.max("date").alias("hi")).first()
+    if bounds["lo"] is None:
+        raise JobError("silver_interactions is empty: every bronze row was filtered (non-product codes, "
+                       "fully returned, zero price)")
+    with ctx.step("calendar"):
+        # From the first data year to a year past the data/test end, so forecasts have future days.
+        start = dt.date(min(bounds["lo"], split.train_end).year, 1, 1)
+        end = dt.date(max(bounds["hi"], split.test_end).year + 1, 12, 31)
+        countries = sorted(set(config.countries))
+        lake.write(calendar_mod.calendar(ctx.spark, start, end, countries), tables.CALENDAR,
+                   commit_info=ctx.commit_info())
+    calendar = lake.read(tables.CALENDAR)
+    items = lake.read(tables.SILVER_ITEMS)
+    as_of = split.train_end
+    with ctx.step("gold item features"):
+        lake.write(gold.item_features(items, interactions, as_of, config), tables.ITEM_FEATURES,
+                   commit_info=ctx.commit_info())
+    item_features = lake.read(tables.ITEM_FEATURES)
+    n_items = item_features.count()
+    n_categories = item_features.select("category_index").distinct().count()
+    with ctx.step("gold user features"):
+        lake.write(gold.user_features(interactions, item_features, calendar, as_of, config, n_categories),
+                   tables.USER_FEATURES, commit_info=ctx.commit_info())
+    user_features = lake.read(tables.USER_FEATURES)
+    with ctx.step("gold training examples"):
+        examples = gold.training_examples(interactions, item_features, user_features, calendar, split, config,
+                                          n_items)
+        lake.write(examples, tables.TRAINING_EXAMPLES, partition_by=["split"], commit_info=ctx.commit_info())
+    examples = lake.read(tables.TRAINING_EXAMPLES)
+    by_split = {f"{r['split']}/{r['label']}": r["count"]
+                for r in examples.groupBy("split", "label").count().collect()}
+    tiers = {r["popularity_tier"]: r["count"] for r in item_features.groupBy("popularity_tier").count().collect()}
+    summary.update({
+        "as_of": as_of.isoformat(),
+        "rows": {
+            tables.SILVER_INTERACTIONS: interactions.count(),
+            tables.SILVER_ITEMS: items.count(),
+            tables.CALENDAR: calendar.count(),
+            tables.ITEM_FEATURES: n_items,
+            tables.USER_FEATURES: user_features.count(),
+            tables.TRAINING_EXAMPLES: sum(by_split.values()),
+        },
+        "examples_by_split_label": dict(sorted(by_split.items())),
+        "popularity_tiers": tiers,
+        "n_categories": n_categories,
+    })
+    return summary

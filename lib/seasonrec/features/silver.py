@@ -1,0 +1,127 @@
+"""bronze_transactions -> silver_interactions and silver_items.
+
+silver_interactions: user_id (salted hash), item_id, ts, date, week_start (Monday), quantity (net of
+returns, > 0), price, revenue, country (ISO-2 where known), invoice; partitioned by event_month.
+silver_items: item_id, title, category, price.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from seasonrec.config import FeaturesConfig
+
+log = logging.getLogger("seasonrec")
+
+SILVER_COLUMNS = ("user_id", "item_id", "ts", "date", "week_start", "quantity", "price", "revenue", "country",
+                  "invoice", "event_month")
+
+# Country names seen in retail exports -> ISO 3166 alpha-2 (hemisphere and holiday lookups use codes).
+COUNTRY_CODES = {
+    "UNITED KINGDOM": "GB", "UK": "GB", "GERMANY": "DE", "FRANCE": "FR", "EIRE": "IE", "IRELAND": "IE",
+    "SPAIN": "ES", "NETHERLANDS": "NL", "BELGIUM": "BE", "SWITZERLAND": "CH", "AUSTRALIA": "AU",
+    "PORTUGAL": "PT", "NORWAY": "NO", "CHANNEL ISLANDS": "JE", "FINLAND": "FI", "ITALY": "IT", "CYPRUS": "CY",
+    "SWEDEN": "SE", "JAPAN": "JP", "AUSTRIA": "AT", "POLAND": "PL", "DENMARK": "DK", "ISRAEL": "IL",
+    "HONG KONG": "HK", "SINGAPORE": "SG", "CANADA": "CA", "ICELAND": "IS", "GREECE": "GR", "MALTA": "MT",
+    "UNITED ARAB EMIRATES": "AE", "LEBANON": "LB", "LITHUANIA": "LT", "BRAZIL": "BR", "USA": "US",
+    "UNITED STATES": "US", "BAHRAIN": "BH", "CZECH REPUBLIC": "CZ", "SAUDI ARABIA": "SA", "CHINA": "CN",
+    "NEW ZEALAND": "NZ", "SOUTH AFRICA": "ZA", "RSA": "ZA",
+}
+
+
+def salt(config: FeaturesConfig) -> str:
+    """The pseudonymization salt: from the environment, else the (dev-only) config default.
+
+    It is only ever a literal inside the Spark plan; no table stores it.
+    """
+    value = os.environ.get(config.salt_env)
+    if not value:
+        log.warning("%s is not set; pseudonymizing users with features.default_salt (fine for dev only)",
+                    config.salt_env)
+        value = config.default_salt
+    return value
+
+
+def pseudonymize(user: Column, salt_value: str) -> Column:
+    return F.substring(F.sha2(F.concat(F.lit(salt_value), F.lit("\u0001"), user), 256), 1, 24)
+
+
+def country_code(country: Column) -> Column:
+    upper = F.upper(F.trim(country))
+    mapping = F.create_map(*[F.lit(x) for pair in COUNTRY_CODES.items() for x in pair])
+    return F.coalesce(mapping[upper], F.when(F.length(upper) == 2, upper), upper)
+
+
+def product_rows(bronze: DataFrame, config: FeaturesConfig) -> DataFrame:
+    """Drop non-product codes (postage, fees, manual adjustments) by the configured regex."""
+    return bronze.where(~F.col("item_raw").rlike(config.non_product_pattern))
+
+
+def net_returns(rows: DataFrame) -> DataFrame:
+    """Purchases with returns netted: each (user, item)'s returned quantity consumes that pair's most
+    recent purchases first; purchases fully returned disappear."""
+    pair = ["user_raw", "item_raw"]
+    returned = (rows.where(F.col("quantity") < 0).groupBy(*pair)
+                .agg(F.sum(-F.col("quantity")).alias("returned")))
+    purchases = rows.where((F.col("quantity") > 0) & (F.col("price") > 0))
+    newest_first = (Window.partitionBy(*pair).orderBy(F.col("ts").desc(), F.col("row_hash"))
+                    .rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    netted = (purchases.join(returned, pair, "left")
+              .withColumn("returned", F.coalesce("returned", F.lit(0.0)))
+              .withColumn("newer_and_this", F.sum("quantity").over(newest_first))
+              .withColumn("consumed", F.least(F.greatest(F.col("returned") - (F.col("newer_and_this")
+                                                                               - F.col("quantity")), F.lit(0.0)),
+                                              F.col("quantity")))
+              .withColumn("quantity", F.col("quantity") - F.col("consumed")))
+    return netted.where(F.col("quantity") > 0)
+
+
+def interactions(bronze: DataFrame, config: FeaturesConfig, salt_value: str) -> DataFrame:
+    rows = net_returns(product_rows(bronze, config))
+    return rows.select(
+        pseudonymize(F.col("user_raw"), salt_value).alias("user_id"),
+        F.col("item_raw").alias("item_id"),
+        "ts",
+        F.to_date("ts").alias("date"),
+        F.date_trunc("week", "ts").cast("date").alias("week_start"),
+        F.col("quantity"),
+        F.col("price"),
+        F.round(F.col("quantity") * F.col("price"), 4).alias("revenue"),
+        country_code(F.col("country")).alias("country"),
+        F.col("invoice"),
+        F.date_format("ts", "yyyy-MM").alias("event_month"),
+    )
+
+
+def keyword_category(description: Column, keywords: dict[str, list[str]]) -> Column:
+    upper = F.upper(F.coalesce(description, F.lit("")))
+    result: Column = F.lit("other")
+    for category, words in reversed(list(keywords.items())):
+        pattern = r"\b(" + "|".join(w.replace("-", r"\-") for w in words) + r")S?\b"
+        result = F.when(upper.rlike(pattern), F.lit(category)).otherwise(result)
+    return result
+
+
+def items(bronze: DataFrame, config: FeaturesConfig) -> DataFrame:
+    """One row per product: most frequent description, given or keyword category, median price."""
+    rows = product_rows(bronze, config).where(F.col("quantity") > 0)
+    def most_frequent(column: str, alias: str) -> DataFrame:
+        by_item = Window.partitionBy("item_raw").orderBy(F.col("n").desc(), F.col(column))
+        return (rows.where(F.col(column).isNotNull()).groupBy("item_raw", column).agg(F.count("*").alias("n"))
+                .withColumn("r", F.row_number().over(by_item)).where("r = 1")
+                .select("item_raw", F.col(column).alias(alias)))
+
+    titles = most_frequent("description", "title")
+    given = most_frequent("category", "given_category")
+    prices = rows.where(F.col("price") > 0).groupBy("item_raw").agg(F.percentile_approx("price", 0.5).alias("price"))
+    return (rows.select("item_raw").distinct()
+            .join(titles, "item_raw", "left").join(given, "item_raw", "left").join(prices, "item_raw", "left")
+            .select(F.col("item_raw").alias("item_id"),
+                    F.coalesce("title", F.col("item_raw")).alias("title"),
+                    F.coalesce("given_category", keyword_category(F.col("title"), config.category_keywords))
+                    .alias("category"),
+                    F.col("price").cast("double").alias("price")))

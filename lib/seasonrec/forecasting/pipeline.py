@@ -1,0 +1,453 @@
+"""One forecast run: series -> baselines + LSTM at every origin -> backtest -> selection -> cold start.
+
+Tables written (all through ``ctx.lake`` with the run's commit info):
+
+- ``gold_weekly_demand`` (overwrite): see :mod:`seasonrec.forecasting.series`.
+- ``demand_forecast`` (partitioned by ``as_of``; a re-run replaces its ``as_of``): item_id,
+  level (item/category/total; ``item_id`` holds the category name or ``total`` there), week_start,
+  p10, p50, p90, model (the chosen model, ``blend(a+b)``, or ``cold_start_category`` /
+  ``cold_start_total``), as_of, run_id, cold_start.
+- ``forecast_backtest`` (partitioned by ``as_of``; replaced likewise): one row per model x series x
+  backtest window: as_of, run_id, level, item_id, model, window, origin, n_weeks, actual, forecast,
+  abs_error, wape, mase, bias, pinball, coverage, selected.
+
+Per series, the model with the lowest mean pinball loss (over the three quantiles and all backtest
+weeks) is chosen, or the top ``blend_top`` are blended with weights 1/loss. Series without any
+backtest score use the model that is best over their whole level. Items with fewer than
+``min_history_weeks`` weeks of history (or none) get the mean forecast of the established items of
+their category (else of all items), flagged ``cold_start``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.window import Window
+
+from seasonrec import tables
+from seasonrec.context import JobContext, JobError
+from seasonrec.forecasting import series as S
+from seasonrec.forecasting.baselines import FORECAST_SCHEMA, baseline_forecasts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ForecastRun:
+    as_of: dt.date
+    horizon: int
+    origins: list[S.Origin]
+    weekly_demand: DataFrame  # gold_weekly_demand as read back from the lake
+    candidates: DataFrame  # every model's forecasts at every origin (FORECAST_SCHEMA)
+    backtest: DataFrame  # forecast_backtest rows of this run
+    forecast: DataFrame  # demand_forecast rows of this run
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- inputs
+def _read_inputs(ctx: JobContext) -> tuple[DataFrame, DataFrame | None, DataFrame | None]:
+    lake = ctx.lake
+    if not lake.exists(tables.SILVER_INTERACTIONS):
+        raise JobError(f"table '{tables.SILVER_INTERACTIONS}' does not exist under {lake.root}; "
+                       "run `seasonrec ingest` and `seasonrec features` first")
+    interactions = lake.read(tables.SILVER_INTERACTIONS).select("item_id", "week_start", "quantity")
+    items = lake.read(tables.SILVER_ITEMS) if lake.exists(tables.SILVER_ITEMS) else None
+    calendar = lake.read(tables.CALENDAR) if lake.exists(tables.CALENDAR) else None
+    return interactions, items, calendar
+
+
+def build_weekly_demand(ctx: JobContext, final: S.Origin) -> tuple[DataFrame, DataFrame]:
+    """Write ``gold_weekly_demand`` from silver; return it (read back) and the weekly calendar.
+
+    The calendar runs from the first week with sales through the last forecast week.
+    """
+    interactions, items, calendar = _read_inputs(ctx)
+    bounds = interactions.agg(F.min("week_start").alias("first"), F.max("week_start").alias("last")).first()
+    if bounds is None or bounds["first"] is None:
+        raise JobError(f"table '{tables.SILVER_INTERACTIONS}' is empty; nothing to forecast")
+    first_week, end_week = bounds["first"], bounds["last"]
+    if first_week >= final.cutoff:
+        raise JobError(f"--as-of {final.cutoff - dt.timedelta(days=1)} is before the first week with sales "
+                       f"({first_week}); pick a later date")
+    calendar_end = max(end_week, final.cutoff + dt.timedelta(weeks=final.steps))
+    week_calendar = S.weekly_calendar(ctx.spark, first_week, calendar_end, calendar)
+    demand = S.weekly_item_demand(interactions, items, week_calendar, end_week)
+    ctx.lake.write(demand, tables.WEEKLY_DEMAND, mode="overwrite", commit_info=ctx.commit_info())
+    return ctx.lake.read(tables.WEEKLY_DEMAND), week_calendar
+
+
+# ---------------------------------------------------------------------------- LSTM (driver side)
+def lstm_forecasts(ctx: JobContext, item_demand: DataFrame, origins: list[S.Origin],
+                   week_calendar: Any) -> tuple[DataFrame, dict[str, Any]]:
+    """Train the global LSTM (Horovod + Petastorm, one model per origin) and forecast every origin.
+
+    ``item_demand``: item_id, category, week_start, quantity with ``week_start`` < the final cutoff.
+    ``week_calendar``: pandas frame of weekly calendar features covering every forecast week.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from seasonrec.forecasting import deep
+    from seasonrec.training import distributed as dist
+
+    config = ctx.config.forecast
+    spark = ctx.spark
+    final = origins[0]
+    steps = final.steps
+    spec = deep.ExampleSpec(config.lookback_weeks, steps, config.season_length, config.min_history_weeks,
+                            config.example_stride)
+    week_index = deep.WeekIndex(min(week_calendar["week_start"]))
+    calendar_values = (week_calendar.sort_values("week_start")[S.CALENDAR_FEATURES]
+                       .to_numpy(dtype="float32"))
+    item_rows = item_demand.select("item_id", "category").distinct().orderBy("item_id").collect()
+    item_index = {row["item_id"]: i + 1 for i, row in enumerate(item_rows)}
+    category_index = {c: i + 1 for i, c in enumerate(sorted({row["category"] for row in item_rows}))}
+    item_category = {row["item_id"]: category_index[row["category"]] for row in item_rows}
+    cutoffs = {o.window: week_index.of(o.cutoff) for o in origins}
+    groups = ctx.config.forecast.baseline_groups or 2 * spark.sparkContext.defaultParallelism
+    train_cols = ["item_index", "category_index", "target_end", "history", "future", "target"]
+    infer_cols = ["item_id", "window", "item_index", "category_index", "history", "future", "scale"]
+
+    def examples_for(group: pd.DataFrame, training: bool) -> pd.DataFrame:
+        out: list[pd.DataFrame] = []
+        for item_id, rows in group.groupby("item_id", sort=False):
+            rows = rows.sort_values("week_start")
+            first = week_index.of(rows["week_start"].iloc[0])
+            quantity = rows["quantity"].to_numpy(dtype="float64")
+            if training:
+                starts = deep.training_origins(first, len(quantity), spec)
+                if not starts:
+                    continue
+                made = deep.item_examples(first, quantity, calendar_values, starts, spec, with_target=True)
+                out.append(pd.DataFrame({
+                    "item_index": item_index[item_id], "category_index": item_category[item_id],
+                    "target_end": np.asarray(starts, dtype="int32") + steps - 1,
+                    "history": list(made["history"]), "future": list(made["future"]),
+                    "target": list(made["target"])}))
+                continue
+            for window, cutoff in cutoffs.items():
+                if cutoff - first < spec.min_history:
+                    continue
+                # Inference at an origin sees only the weeks before it.
+                made = deep.item_examples(first, quantity[:cutoff - first], calendar_values, [cutoff], spec,
+                                          with_target=False)
+                out.append(pd.DataFrame({
+                    "item_id": item_id, "window": window, "item_index": item_index[item_id],
+                    "category_index": item_category[item_id], "history": list(made["history"]),
+                    "future": list(made["future"]), "scale": made["scale"]}))
+        if not out:
+            return pd.DataFrame(columns=train_cols if training else infer_cols)
+        return pd.concat(out, ignore_index=True)
+
+    train_schema = ("item_index int, category_index int, target_end int, history array<float>, "
+                    "future array<float>, target array<float>")
+    infer_schema = ("item_id string, window int, item_index int, category_index int, history array<float>, "
+                    "future array<float>, scale float")
+    bucketed = item_demand.withColumn("bucket", F.pmod(F.xxhash64("item_id"), F.lit(groups)))
+    train = (bucketed.groupBy("bucket").applyInPandas(lambda g: examples_for(g, True), train_schema)
+             .orderBy(F.rand(config.seed))).cache()
+    inference = bucketed.groupBy("bucket").applyInPandas(lambda g: examples_for(g, False), infer_schema).toPandas()
+    per_window = train.agg(*[F.sum((F.col("target_end") < c).cast("int")).alias(str(w))
+                             for w, c in cutoffs.items()]).first()
+    counts = {w: int(per_window[str(w)] or 0) for w in cutoffs}
+    windows = [(w, c, dist.steps_per_epoch(counts[w], config.batch_size, config.num_proc))
+               for w, c in cutoffs.items() if counts[w] >= config.batch_size]
+    skipped = sorted(set(cutoffs) - {w for w, _, _ in windows})
+    info: dict[str, Any] = {"examples": counts, "windows_skipped": skipped}
+    empty = spark.createDataFrame([], FORECAST_SCHEMA)
+    if not windows:
+        log.warning("LSTM: too few training examples at every origin (%s); no LSTM forecasts", counts)
+        return empty, info
+    model_kwargs = {"lookback": spec.lookback, "steps": steps, "n_items": len(item_index),
+                    "n_categories": len(category_index), "units": config.lstm_units,
+                    "embedding_dim": config.item_embedding_dim}
+    with (ctx.step(f"LSTM: Horovod training of {len(windows)} model(s) on {config.num_proc} process(es)"),
+          dist.petastorm_converter(ctx, train) as converter):
+        results = dist.run_horovod(spark, deep.horovod_train_fn, num_proc=config.num_proc,
+                                   converter=converter, windows=windows, model_kwargs=model_kwargs,
+                                   quantiles=list(config.quantiles), epochs=config.epochs,
+                                   batch_size=config.batch_size, learning_rate=config.learning_rate,
+                                   seed=config.seed)
+    trained = results[0]
+    digests_agree = all(r[w]["digest"] == trained[w]["digest"] for r in results for w in trained)
+    info.update({"loss": {int(w): [round(v, 4) for v in t["loss"]] for w, t in trained.items()},
+                 "ranks_in_sync": digests_agree})
+
+    rows: list[pd.DataFrame] = []
+    for window, trained_window in trained.items():
+        model = deep.build_model(**model_kwargs)
+        model.set_weights(trained_window["weights"])
+        if window == 0:
+            _save_lstm(ctx, model)
+        part = inference[inference["window"] == window]
+        if part.empty:
+            continue
+        examples = {"history": np.stack(part["history"].to_numpy()), "future": np.stack(part["future"].to_numpy()),
+                    "item_index": part["item_index"].to_numpy(), "category_index": part["category_index"].to_numpy(),
+                    "scale": part["scale"].to_numpy(dtype="float32")}
+        values = deep.predict_quantiles(model, examples)
+        origin = next(o for o in origins if o.window == window)
+        for step, week in enumerate(origin.weeks):
+            if week < origin.first_output:
+                continue
+            rows.append(pd.DataFrame({
+                "level": S.ITEM, "series_id": part["item_id"].to_numpy(), "window": window, "week_start": week,
+                "model": "lstm", "p10": values[:, step, 0].astype("float64"),
+                "p50": values[:, step, 1].astype("float64"), "p90": values[:, step, 2].astype("float64")}))
+    if not rows:
+        return empty, info
+    return spark.createDataFrame(pd.concat(rows, ignore_index=True), FORECAST_SCHEMA), info
+
+
+def _save_lstm(ctx: JobContext, model: Any) -> None:
+    model_dir = ctx.config.paths.model_dir
+    if "://" in model_dir:
+        return
+    path = os.path.join(model_dir, "demand_lstm", ctx.run_id)
+    os.makedirs(path, exist_ok=True)
+    model.save_weights(os.path.join(path, "weights.h5"))
+
+
+# ---------------------------------------------------------------------------- backtest
+def backtest_errors(candidates: DataFrame, series: DataFrame, history: DataFrame, origins: list[S.Origin],
+                    season_length: int, quantiles: list[float]) -> DataFrame:
+    """Per model x series x backtest window: errors of the forecasts against the weeks that followed.
+
+    MASE divides by the in-sample mean absolute seasonal difference (lag ``season_length`` when the
+    series has more history than that at the origin, else lag 1).
+    """
+    q_lo, q_hi = quantiles[0], quantiles[2]
+    backtest = candidates.where(F.col("window") > 0)
+    actual = series.select("level", "series_id", "week_start", F.col("quantity").alias("actual"))
+    scored = backtest.join(actual, ["level", "series_id", "week_start"], "left").fillna(0.0, subset=["actual"])
+    error = F.col("p50") - F.col("actual")
+
+    def pinball(q: float, col: str) -> Any:
+        diff = F.col("actual") - F.col(col)
+        return F.greatest(F.lit(q) * diff, F.lit(q - 1) * diff)
+
+    per_window = scored.groupBy("level", "series_id", "model", "window").agg(
+        F.count(F.lit(1)).alias("n_weeks"),
+        F.sum("actual").alias("actual"),
+        F.sum("p50").alias("forecast"),
+        F.sum(F.abs(error)).alias("abs_error"),
+        F.sum(error).alias("error"),
+        F.avg((pinball(q_lo, "p10") + pinball(0.5, "p50") + pinball(q_hi, "p90")) / 3).alias("pinball"),
+        F.avg(((F.col("actual") >= F.col("p10")) & (F.col("actual") <= F.col("p90"))).cast("double"))
+        .alias("coverage"))
+    ordered = Window.partitionBy("level", "series_id", "window").orderBy("week_start")
+    n_per = Window.partitionBy("level", "series_id", "window")
+    lagged = (history.where(F.col("window") > 0)
+              .withColumn("n", F.count(F.lit(1)).over(n_per))
+              .withColumn("lag", F.when(F.col("n") > season_length,
+                                        F.lag("quantity", season_length).over(ordered))
+                          .otherwise(F.lag("quantity", 1).over(ordered))))
+    scale = (lagged.where(F.col("lag").isNotNull())
+             .groupBy("level", "series_id", "window")
+             .agg(F.avg(F.abs(F.col("quantity") - F.col("lag"))).alias("scale")))
+    cutoff_of = F.create_map(*[x for o in origins if o.is_backtest for x in (F.lit(o.window), F.lit(o.cutoff))])
+    return (per_window.join(scale, ["level", "series_id", "window"], "left")
+            .select("level", F.col("series_id").alias("item_id"), "model", "window",
+                    cutoff_of[F.col("window")].alias("origin"), "n_weeks", "actual", "forecast", "abs_error",
+                    F.when(F.col("actual") > 0, F.col("abs_error") / F.col("actual")).alias("wape"),
+                    F.when(F.col("scale") > 0, F.col("abs_error") / F.col("n_weeks") / F.col("scale")).alias("mase"),
+                    F.when(F.col("actual") > 0, F.col("error") / F.col("actual")).alias("bias"),
+                    "pinball", "coverage"))
+
+
+def choose_models(errors: DataFrame, candidates: DataFrame, selection: str, blend_top: int,
+                  preference: list[str]) -> DataFrame:
+    """Weights per (level, series_id, model) for the final forecast.
+
+    ``best``: weight 1 for the lowest mean backtest pinball loss; ``blend``: the ``blend_top`` lowest,
+    weighted by 1/loss. Series without a backtest score get the model with the lowest total
+    absolute error over their level (ties and empty levels: the configured order).
+    """
+    rank_of = F.create_map(*[x for i, m in enumerate(preference) for x in (F.lit(m), F.lit(i))])
+    final = candidates.where(F.col("window") == 0).select("level", "series_id", "model").distinct()
+    scores = (errors.groupBy("level", F.col("item_id").alias("series_id"), "model")
+              .agg(F.avg("pinball").alias("loss")))
+    scored = final.join(scores, ["level", "series_id", "model"], "left")
+    level_best = (errors.groupBy("level", "model").agg(F.sum("abs_error").alias("level_error"))
+                  .withColumn("pref", rank_of[F.col("model")]))
+    level_pick = (level_best.withColumn("r", F.row_number().over(
+        Window.partitionBy("level").orderBy("level_error", "pref"))).where("r = 1")
+        .select("level", F.col("model").alias("level_model")))
+    has_score = Window.partitionBy("level", "series_id")
+    scored = (scored.withColumn("any_score", F.max(F.col("loss").isNotNull().cast("int")).over(has_score))
+              .join(level_pick, "level", "left")
+              .withColumn("pref", rank_of[F.col("model")]))
+    top = blend_top if selection == "blend" else 1
+    by_loss = Window.partitionBy("level", "series_id").orderBy(
+        F.when(F.col("any_score") == 1, F.col("loss")).otherwise(F.lit(None)).asc_nulls_last(),
+        (F.col("model") != F.coalesce(F.col("level_model"), F.lit(""))).cast("int"), "pref")
+    ranked = scored.withColumn("r", F.row_number().over(by_loss))
+    chosen = ranked.where((F.col("r") <= top) & ((F.col("any_score") == 0) & (F.col("r") == 1)
+                                                  | (F.col("any_score") == 1) & F.col("loss").isNotNull()))
+    inverse = F.when(F.col("loss") > 0, 1 / F.col("loss")).otherwise(F.lit(1e12))
+    chosen = chosen.withColumn("raw_weight", F.when(F.col("any_score") == 1, inverse).otherwise(F.lit(1.0)))
+    total = Window.partitionBy("level", "series_id")
+    names = F.array_join(F.array_sort(F.collect_list("model").over(total)), "+")
+    n_models = F.count(F.lit(1)).over(total)
+    return chosen.select(
+        "level", "series_id", "model",
+        (F.col("raw_weight") / F.sum("raw_weight").over(total)).alias("weight"),
+        F.when(n_models > 1, F.concat(F.lit("blend("), names, F.lit(")"))).otherwise(F.col("model"))
+        .alias("chosen"))
+
+
+def final_forecast(candidates: DataFrame, weights: DataFrame) -> DataFrame:
+    final = candidates.where(F.col("window") == 0).join(weights, ["level", "series_id", "model"])
+    return final.groupBy("level", "series_id", "week_start", "chosen").agg(
+        *[F.sum(F.col(c) * F.col("weight")).alias(c) for c in ("p10", "p50", "p90")])
+
+
+def cold_start(forecast: DataFrame, catalogue: DataFrame, weeks: list[dt.date]) -> DataFrame:
+    """Forecasts for catalogue items without an item-level forecast: their category's mean item.
+
+    ``catalogue``: item_id, category (every sellable item). Categories without any established
+    item fall back to the mean over all established items.
+    """
+    spark = forecast.sparkSession
+    item_rows = forecast.where(F.col("level") == S.ITEM)
+    established = item_rows.select(F.col("series_id").alias("item_id")).distinct()
+    cold = catalogue.join(established, "item_id", "left_anti")
+    with_category = item_rows.join(catalogue.withColumnRenamed("item_id", "series_id"), "series_id", "left")
+    per_category = with_category.groupBy("category", "week_start").agg(
+        *[F.avg(c).alias(c) for c in ("p10", "p50", "p90")])
+    per_total = item_rows.groupBy("week_start").agg(*[F.avg(c).alias(c) for c in ("p10", "p50", "p90")])
+    week_frame = spark.createDataFrame([(w,) for w in weeks], "week_start date")
+    grid = cold.crossJoin(week_frame)
+    by_category = grid.join(per_category, ["category", "week_start"], "left")
+    filled = (by_category.alias("c").join(per_total.alias("t"), "week_start", "left")
+              .select(F.lit(S.ITEM).alias("level"), F.col("item_id").alias("series_id"), "week_start",
+                      F.when(F.col("c.p50").isNotNull(), F.lit("cold_start_category"))
+                      .when(F.col("t.p50").isNotNull(), F.lit("cold_start_total"))
+                      .otherwise(F.lit("cold_start_zero")).alias("chosen"),
+                      *[F.coalesce(F.col(f"c.{q}"), F.col(f"t.{q}"), F.lit(0.0)).alias(q)
+                        for q in ("p10", "p50", "p90")]))
+    return filled
+
+
+# ---------------------------------------------------------------------------- the run
+def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = True) -> ForecastRun:
+    config = ctx.config.forecast
+    if horizon + 1 > config.season_length - 2:
+        raise JobError(f"--horizon {horizon} is too long: at most forecast.season_length - 3 "
+                       f"({config.season_length - 3}) weeks")
+    origins = S.plan_origins(as_of, horizon, config.backtest_windows)
+    final = origins[0]
+    spark = ctx.spark
+    commit = ctx.commit_info(as_of=str(as_of))
+
+    with ctx.step("weekly demand series"):
+        gold, week_calendar = build_weekly_demand(ctx, final)
+        known = gold.where(F.col("week_start") < F.lit(final.cutoff)).cache()
+        series = S.all_level_series(known).cache()
+        n_series = series.select("level", "series_id").distinct().count()
+        history = S.history_before(series, S.origins_frame(spark, origins), config.min_history_weeks).cache()
+    groups = config.baseline_groups or 2 * spark.sparkContext.defaultParallelism
+    frames: list[DataFrame] = []
+    info: dict[str, Any] = {}
+    baseline_names = [m for m in config.models if m != "lstm"]
+    if baseline_names:
+        with ctx.step(f"statsforecast baselines {baseline_names} via applyInPandas"):
+            started = _now()
+            baselines = baseline_forecasts(history, config, baseline_names, groups).cache()
+            n_rows = baselines.count()
+            seconds = _now() - started
+            fitted = history.select("level", "series_id", "window").distinct().count()
+            info["baselines"] = {"series_x_origins": fitted, "rows": n_rows, "seconds": round(seconds, 2),
+                                 "series_per_second": round(fitted / seconds, 1) if seconds > 0 else None}
+        frames.append(baselines)
+    if "lstm" in config.models:
+        with ctx.step("global LSTM"):
+            lstm, info["lstm"] = lstm_forecasts(ctx, known.select("item_id", "category", "week_start", "quantity"),
+                                                origins, week_calendar.toPandas())
+        frames.append(lstm.cache())
+    candidates = frames[0]
+    for frame in frames[1:]:
+        candidates = candidates.unionByName(frame)
+    candidates = candidates.cache()
+
+    with ctx.step("backtest and model choice"):
+        errors = backtest_errors(candidates, series, history, origins, config.season_length,
+                                 list(config.quantiles)).cache()
+        weights = choose_models(errors, candidates, config.selection, config.blend_top, list(config.models)).cache()
+        chosen_pairs = weights.select("level", F.col("series_id").alias("item_id"), "model",
+                                      F.lit(True).alias("selected"))
+        backtest = (errors.join(chosen_pairs, ["level", "item_id", "model"], "left")
+                    .fillna(False, subset=["selected"])
+                    .select(F.lit(as_of).cast("date").alias("as_of"), F.lit(ctx.run_id).alias("run_id"),
+                            "level", "item_id", "model", "window", "origin", "n_weeks", "actual", "forecast",
+                            "abs_error", "wape", "mase", "bias", "pinball", "coverage", "selected"))
+
+    with ctx.step("final forecast and cold start"):
+        chosen = final_forecast(candidates, weights)
+        catalogue = _catalogue(ctx, gold)
+        cold = cold_start(chosen, catalogue, final.output_weeks)
+        forecast = (chosen.withColumn("cold_start", F.lit(False))
+                    .unionByName(cold.withColumn("cold_start", F.lit(True)))
+                    .select(F.col("series_id").alias("item_id"), "level", "week_start", "p10", "p50", "p90",
+                            F.col("chosen").alias("model"), F.lit(as_of).cast("date").alias("as_of"),
+                            F.lit(ctx.run_id).alias("run_id"), "cold_start"))
+        forecast = forecast.cache()
+
+    summary = _summary(forecast, backtest, n_series, origins, info)
+    if write:
+        with ctx.step("write demand_forecast and forecast_backtest"):
+            summary["demand_forecast_version"] = ctx.lake.write(
+                forecast, tables.DEMAND_FORECAST, mode="overwrite", partition_by=["as_of"],
+                replace_partitions=True, commit_info=commit)
+            summary["forecast_backtest_version"] = ctx.lake.write(
+                backtest, tables.FORECAST_BACKTEST, mode="overwrite", partition_by=["as_of"],
+                replace_partitions=True, commit_info=commit)
+    return ForecastRun(as_of, horizon, origins, gold, candidates, backtest, forecast, summary)
+
+
+def _now() -> float:
+    import time
+
+    return time.perf_counter()
+
+
+def _catalogue(ctx: JobContext, gold: DataFrame) -> DataFrame:
+    """Every sellable item: silver_items plus anything that sold, with its category."""
+    sold = gold.select("item_id", "category").distinct()
+    if not ctx.lake.exists(tables.SILVER_ITEMS):
+        return sold
+    listed = (ctx.lake.read(tables.SILVER_ITEMS)
+              .select("item_id", F.coalesce(F.col("category"), F.lit(S.UNKNOWN_CATEGORY)).alias("category")))
+    return listed.unionByName(sold.join(listed.select("item_id"), "item_id", "left_anti"))
+
+
+def _summary(forecast: DataFrame, backtest: DataFrame, n_series: int, origins: list[S.Origin],
+             info: dict[str, Any]) -> dict[str, Any]:
+    counts = {(r["level"], r["cold_start"]): r["n"] for r in
+              forecast.groupBy("level", "cold_start").agg(F.countDistinct("item_id").alias("n")).collect()}
+    chosen = {r["model"]: r["n"] for r in forecast.where("level = 'item'").groupBy("model")
+              .agg(F.countDistinct("item_id").alias("n")).collect()}
+    per_model = {}
+    for r in (backtest.where("level = 'item'").groupBy("model")
+              .agg((F.sum("abs_error") / F.sum("actual")).alias("wape"), F.avg("mase").alias("mase"),
+                   ((F.sum("forecast") - F.sum("actual")) / F.sum("actual")).alias("bias"),
+                   F.avg("coverage").alias("coverage")).collect()):
+        per_model[r["model"]] = {k: None if r[k] is None else round(float(r[k]), 4)
+                                 for k in ("wape", "mase", "bias", "coverage")}
+    return {
+        "forecast_weeks": [str(w) for w in origins[0].output_weeks],
+        "backtest_origins": [str(o.cutoff) for o in origins[1:]],
+        "series": n_series,
+        "items_forecast": counts.get(("item", False), 0),
+        "items_cold_start": counts.get(("item", True), 0),
+        "categories": counts.get(("category", False), 0),
+        "chosen_models": chosen,
+        "backtest_item_level": per_model,
+        **info,
+    }

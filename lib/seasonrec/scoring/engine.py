@@ -1,0 +1,424 @@
+"""Full-catalog scoring on Spark: a `mapInPandas` UDF that scores every user against every item.
+
+How it runs
+- The driver resolves the model (a model dir, loaded with `seasonrec.training.artifacts`, or any
+  in-memory `ScoringModel`), the calendar context of the date and the filters, and broadcasts the
+  item side once: the [d, n] item matrix restricted to eligible (sellable, embedded) items, their
+  model positions, item ids and category codes.
+- Users are repartitioned into `scoring.partitions` (default 2 x `defaultParallelism`, so it adapts
+  to the cluster) and streamed to Python workers as Arrow batches. Each worker loads the model once
+  (module-level cache keyed by model dir and version, reused across tasks and batches), then takes
+  `scoring.user_block_size` users at a time: user tower -> one GEMM [block, n_items] -> exact top-C
+  -> the model's second stage on those C candidates -> category cap -> top K. Memory per task is
+  bounded by the block size; the users x items matrix never exists.
+- Already-bought items (option) arrive as a per-user list of item columns joined in by Spark and
+  are masked before the top-K, so the result stays exact.
+- Worker counters (users, unseen users, users without a vector, blocks, model loads, peak RSS)
+  come back through an accumulator; `ScoringRun.summary()` reads them after the action.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import resource
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark.accumulators import AccumulatorParam
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from seasonrec import tables
+from seasonrec.context import JobContext, JobError
+from seasonrec.scoring.kernel import score_block
+from seasonrec.scoring.models import has_reranker, load_model
+
+log = logging.getLogger("seasonrec")
+
+EXCLUDE_COLUMN = "_exclude_columns"
+_MAX_CACHED_MODELS = 2
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    top_k: int = 20
+    user_block_size: int = 1024
+    rerank: bool = True
+    rerank_candidates: int | None = None  # None: the model's own (`model.rerank_candidates`), else 200
+    max_per_category: int | None = None
+    partitions: int | None = None
+    exclude_bought: bool = False
+    sellable_weeks: int = 26
+    record_worker_stats: bool = True
+
+    @classmethod
+    def from_config(cls, config: Any, top_k: int | None = None) -> ScoringOptions:
+        scoring = config.scoring
+        return cls(top_k=top_k or scoring.top_k, user_block_size=scoring.user_block_size, rerank=scoring.rerank,
+                   rerank_candidates=scoring.rerank_candidates,
+                   max_per_category=scoring.max_per_category, partitions=scoring.partitions,
+                   exclude_bought=scoring.exclude_bought, sellable_weeks=scoring.sellable_weeks)
+
+
+@dataclass(frozen=True)
+class ItemSide:
+    """What every worker needs about the items, broadcast once per run."""
+
+    item_matrix_t: np.ndarray  # [d, n_eligible] float32, C-contiguous
+    positions: np.ndarray  # [n_eligible] row of each eligible item in the model's item_matrix
+    item_ids: np.ndarray  # [n_eligible] item_id of each eligible item
+    categories: np.ndarray | None  # [n_eligible] int32 category code, -1 unknown
+
+
+@dataclass(frozen=True)
+class ModelHandle:
+    """How a worker gets the model: from a shared model dir, or from a broadcast of the object."""
+
+    model_version: str
+    model_dir: str | None = None
+    broadcast: Any = None
+    token: str = ""  # unique per broadcast (worker-side Broadcast objects carry no id)
+
+    @property
+    def cache_key(self) -> tuple[str, str]:
+        source = self.model_dir if self.model_dir is not None else f"broadcast:{self.token}"
+        return source, self.model_version
+
+
+class _StatsParam(AccumulatorParam):
+    """Dict accumulator: counters add up, keys starting with `max_` keep the maximum."""
+
+    def zero(self, value: dict[str, float]) -> dict[str, float]:
+        return {}
+
+    def addInPlace(self, total: dict[str, float], more: dict[str, float]) -> dict[str, float]:  # noqa: N802
+        for key, value in more.items():
+            if key.startswith("max_"):
+                total[key] = max(total.get(key, value), value)
+            else:
+                total[key] = total.get(key, 0) + value
+        return total
+
+
+# ---------------------------------------------------------------- worker side
+_WORKER_MODELS: dict[tuple[str, str], tuple[Any, bool]] = {}
+_WORKER_LOADS = {"count": 0}
+
+
+def worker_model(handle: ModelHandle, ablate_context: bool = False) -> Any:
+    """The model for `handle`, loaded at most once per Python worker process (then reused by every
+    task and batch); `ablate_context` is applied on top of the model's own setting."""
+    cached = _WORKER_MODELS.get(handle.cache_key)
+    if cached is not None:
+        model, ablated_when_loaded = cached
+        if hasattr(model, "ablate_context"):
+            model.ablate_context = ablated_when_loaded or ablate_context
+        return model
+    if handle.model_dir is not None:
+        model = load_model(handle.model_dir)
+        if str(model.model_version) != handle.model_version:
+            raise RuntimeError(f"model under {handle.model_dir} changed during scoring: version "
+                               f"{model.model_version}, expected {handle.model_version}")
+    else:
+        model = handle.broadcast.value
+    while len(_WORKER_MODELS) >= _MAX_CACHED_MODELS:
+        _WORKER_MODELS.pop(next(iter(_WORKER_MODELS)))
+    _WORKER_MODELS[handle.cache_key] = (model, bool(getattr(model, "ablate_context", False)))
+    _WORKER_LOADS["count"] += 1
+    return worker_model(handle, ablate_context)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def _exclusions(column: pd.Series | None) -> tuple[np.ndarray, np.ndarray] | None:
+    if column is None:
+        return None
+    lengths = np.fromiter((0 if v is None else len(v) for v in column), np.int64, len(column))
+    if not lengths.sum():
+        return None
+    rows = np.repeat(np.arange(len(column)), lengths)
+    cols = np.concatenate([np.asarray(v, np.int64) for v in column if v is not None and len(v)])
+    return rows, cols
+
+
+def _score_partitions(handle: ModelHandle, items_bc: Any, context: dict[str, Any], options: ScoringOptions,
+                      ablate_context: bool, stats: Any, user_key: str):
+    """The function given to `mapInPandas` (closes over small, picklable values only)."""
+
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        counters: dict[str, float] = {"users": 0, "unseen_users": 0, "users_without_vector": 0, "blocks": 0,
+                                      "rows": 0, "tasks": 1}
+        loads_before = _WORKER_LOADS["count"]
+        model = None
+        items: ItemSide | None = None
+        for pdf in batches:
+            if model is None:
+                model = worker_model(handle, ablate_context)
+                items = items_bc.value
+                rerank_on = options.rerank and has_reranker(model)
+                candidates = rerank_candidates(options, model) if rerank_on else options.top_k
+                known_mask = getattr(model, "known_user_mask", None)
+            assert items is not None
+            for start in range(0, len(pdf), options.user_block_size):
+                block = pdf.iloc[start:start + options.user_block_size].reset_index(drop=True)
+                exclude_column = block.pop(EXCLUDE_COLUMN) if EXCLUDE_COLUMN in block.columns else None
+                vectors = np.asarray(model.user_matrix(block, context), dtype=np.float32)
+                finite = np.isfinite(vectors).all(axis=1)
+                counters["users_without_vector"] += int((~finite).sum())
+                if known_mask is not None:
+                    counters["unseen_users"] += int((~np.asarray(known_mask(block), bool)).sum())
+
+                def rerank(cols: np.ndarray, values: np.ndarray, block: pd.DataFrame = block,
+                           model: Any = model, items: ItemSide = items) -> np.ndarray:
+                    return model.rerank(block, items.positions[cols], values, context)
+
+                top = score_block(vectors, items.item_matrix_t, options.top_k,
+                                  candidates=candidates,
+                                  exclude=_exclusions(exclude_column), rerank=rerank if rerank_on else None,
+                                  categories=items.categories, max_per_category=options.max_per_category)
+                counters["users"] += len(block)
+                counters["blocks"] += 1
+                counters["rows"] += len(top.ranks)
+                yield pd.DataFrame({
+                    "user_id": block[user_key].to_numpy()[top.user_rows],
+                    "rank": top.ranks,
+                    "item_id": items.item_ids[top.columns],
+                    "score": top.scores.astype(np.float64),
+                })
+        if options.record_worker_stats:
+            counters["model_loads"] = _WORKER_LOADS["count"] - loads_before
+            counters["max_worker_rss_mb"] = _peak_rss_mb()
+            stats.add(counters)
+
+    return score
+
+
+def rerank_candidates(options: ScoringOptions, model: Any) -> int:
+    return max(options.rerank_candidates or int(getattr(model, "rerank_candidates", 200)), options.top_k)
+
+
+# ---------------------------------------------------------------- driver side
+@dataclass
+class ScoringRun:
+    """A lazy recommendations DataFrame plus what is known about the run (complete after an action)."""
+
+    recommendations: DataFrame
+    model_version: str
+    context_date: dt.date | None
+    facts: dict[str, Any]
+    stats: Any = field(repr=False, default=None)
+
+    def worker_stats(self) -> dict[str, float]:
+        values = dict(self.stats.value) if self.stats is not None else {}
+        return values
+
+    def summary(self) -> dict[str, Any]:
+        return {**self.facts, "workers": self.worker_stats()}
+
+
+def _spark_type_of(values: np.ndarray) -> T.DataType:
+    if np.issubdtype(values.dtype, np.integer):
+        return T.LongType()
+    if np.issubdtype(values.dtype, np.floating):
+        return T.DoubleType()
+    return T.StringType()
+
+
+def output_schema(user_id_type: T.DataType, item_ids: np.ndarray) -> T.StructType:
+    return T.StructType([
+        T.StructField("user_id", user_id_type),
+        T.StructField("rank", T.IntegerType()),
+        T.StructField("item_id", _spark_type_of(item_ids)),
+        T.StructField("score", T.DoubleType()),
+    ])
+
+
+def resolve_model(model_dir_or_model: Any) -> tuple[Any, str | None]:
+    """(model, model_dir or None) from a path or a ScoringModel object."""
+    if isinstance(model_dir_or_model, str | os.PathLike):
+        model_dir = os.fspath(model_dir_or_model)
+        try:  # pin the version LATEST names now, so every worker loads the same one
+            from seasonrec.training.artifacts import resolve_version_dir
+
+            model_dir = resolve_version_dir(model_dir)
+        except FileNotFoundError as exc:
+            raise JobError(str(exc)) from None
+        return load_model(model_dir), model_dir
+    return model_dir_or_model, None
+
+
+def build_item_side(model: Any, sellable_item_ids: set[Any] | None = None,
+                    item_categories: dict[Any, Any] | None = None) -> tuple[ItemSide, dict[str, Any]]:
+    """Eligible items (embedded and, when given, sellable) and facts about the catalog for the report."""
+    item_ids = np.asarray(model.item_ids)
+    item_matrix = np.asarray(model.item_matrix, dtype=np.float32)
+    if item_matrix.ndim != 2 or item_matrix.shape[0] != len(item_ids):
+        raise JobError(f"model item_matrix has shape {item_matrix.shape}, expected [{len(item_ids)}, d]")
+    finite = np.isfinite(item_matrix).all(axis=1)
+    eligible = finite.copy()
+    if sellable_item_ids is not None:
+        eligible &= np.fromiter((i in sellable_item_ids for i in item_ids.tolist()), bool, len(item_ids))
+    positions = np.flatnonzero(eligible).astype(np.int64)
+    categories = None
+    if item_categories:
+        codes: dict[Any, int] = {}
+        categories = np.array([codes.setdefault(item_categories[i], len(codes)) if i in item_categories else -1
+                               for i in item_ids[positions].tolist()], np.int32)
+        if (categories < 0).any():  # unknown category: each item is its own category (never capped together)
+            unknown = np.flatnonzero(categories < 0)
+            categories[unknown] = len(codes) + np.arange(unknown.size)
+    side = ItemSide(np.ascontiguousarray(item_matrix[positions].T), positions, item_ids[positions], categories)
+    facts = {"items_in_model": int(len(item_ids)), "items_without_finite_embedding": int((~finite).sum()),
+             "items_scored": int(positions.size)}
+    if sellable_item_ids is not None:
+        facts["items_sellable"] = len(sellable_item_ids)
+        facts["items_not_sellable"] = int((finite & ~eligible).sum())
+    return side, facts
+
+
+def build_recommendations(spark: SparkSession, model_dir_or_model: Any, users_df: DataFrame,
+                          context: dict[str, Any], options: ScoringOptions, *,
+                          sellable_item_ids: set[Any] | None = None, bought_df: DataFrame | None = None,
+                          item_categories: dict[Any, Any] | None = None, catalog_item_ids: list[Any] | None = None,
+                          ablate_context: bool = False, user_key: str = "user_id",
+                          context_date: dt.date | None = None) -> ScoringRun:
+    """The scoring plan for `users_df` (lazy): DataFrame[user_id, rank, item_id, score] + its report.
+
+    `bought_df` (user_id, item_id) masks already-bought items; `catalog_item_ids` (the item table)
+    is compared with the model's items to report items without an embedding.
+    """
+    sc = spark.sparkContext
+    model, model_dir = resolve_model(model_dir_or_model)
+    model_version = str(model.model_version)
+    item_side, facts = build_item_side(model, sellable_item_ids, item_categories)
+    if catalog_item_ids is not None:
+        embedded = set(np.asarray(model.item_ids).tolist())
+        missing = sorted((i for i in set(catalog_item_ids) if i not in embedded), key=str)
+        facts["items_without_embedding"] = len(missing)
+        facts["items_without_embedding_sample"] = missing[:10]
+        if missing:
+            log.warning("[score] %d catalog items have no embedding and cannot be recommended, e.g. %s",
+                        len(missing), missing[:5])
+    if item_side.positions.size == 0:
+        raise JobError("no item is eligible for scoring (none embedded and sellable); "
+                       "check the model or set scoring.sellable_weeks=0")
+    if model_dir is not None:
+        handle = ModelHandle(model_version, model_dir=os.path.abspath(model_dir) if "://" not in model_dir
+                             else model_dir)
+    else:
+        handle = ModelHandle(model_version, broadcast=sc.broadcast(model), token=uuid.uuid4().hex)
+    items_bc = sc.broadcast(item_side)
+    partitions = options.partitions or 2 * sc.defaultParallelism
+
+    users = users_df
+    if user_key not in users.columns:
+        raise JobError(f"users to score need a '{user_key}' column; got {users.columns}")
+    if bought_df is not None:
+        columns = spark.createDataFrame(pd.DataFrame({"item_id": item_side.item_ids,
+                                                      "_column": np.arange(item_side.item_ids.size)}))
+        excluded = (bought_df.select(F.col("user_id").alias(user_key), "item_id").distinct()
+                    .join(F.broadcast(columns), "item_id")
+                    .groupBy(user_key).agg(F.collect_list("_column").alias(EXCLUDE_COLUMN)))
+        users = users.join(excluded, user_key, "left")
+    users = users.repartition(partitions)
+    stats = sc.accumulator({}, _StatsParam())
+    schema = output_schema(users_df.schema[user_key].dataType, item_side.item_ids)
+    recommendations = users.mapInPandas(
+        _score_partitions(handle, items_bc, context, options, ablate_context, stats, user_key), schema)
+    facts.update({"model_version": model_version, "model_source": model_dir or type(model).__name__,
+                  "context_date": context_date, "ablate_context": ablate_context, "top_k": options.top_k,
+                  "reranked": bool(options.rerank and has_reranker(model)),
+                  "rerank_candidates": rerank_candidates(options, model), "max_per_category": options.max_per_category,
+                  "exclude_bought": bought_df is not None, "partitions": partitions,
+                  "user_block_size": options.user_block_size})
+    return ScoringRun(recommendations, model_version, context_date, facts, stats)
+
+
+# ---------------------------------------------------------------- lake inputs
+def _as_date(value: str | dt.date | dt.datetime) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise JobError(f"date '{value}' is not a date; use YYYY-MM-DD") from None
+
+
+def _require(ctx: JobContext, name: str, why: str) -> DataFrame:
+    if not ctx.lake.exists(name):
+        raise JobError(f"table '{name}' does not exist under {ctx.lake.root} ({why}); run `seasonrec features` first")
+    return ctx.lake.read(name)
+
+
+def context_for_date(ctx: JobContext, context_date: str | dt.date) -> dict[str, Any]:
+    """The calendar row of `context_date` as a dict (the model's season/holiday context)."""
+    day = _as_date(context_date)
+    calendar = _require(ctx, tables.CALENDAR, "the scoring context comes from the calendar")
+    rows = calendar.where(F.col("date") == F.lit(day)).limit(1).collect()
+    if not rows:
+        bounds = calendar.agg(F.min("date").alias("lo"), F.max("date").alias("hi")).first()
+        raise JobError(f"date {day} is not in the calendar table ({bounds['lo']} .. {bounds['hi']}); "
+                       "pick a date inside it or rebuild features")
+    return rows[0].asDict(recursive=True)
+
+
+def sellable_items(ctx: JobContext, context_date: dt.date, weeks: int) -> set[Any]:
+    """Items with a sale in the `weeks` weeks strictly before `context_date`."""
+    interactions = _require(ctx, tables.SILVER_INTERACTIONS, "the sellable filter needs sales; "
+                            "scoring.sellable_weeks=0 disables it")
+    since = context_date - dt.timedelta(weeks=weeks)
+    rows = (interactions.where((F.col("date") >= F.lit(since)) & (F.col("date") < F.lit(context_date)))
+            .select("item_id").distinct().collect())
+    items = {row["item_id"] for row in rows}
+    if not items:
+        raise JobError(f"no item sold between {since} and {context_date} (scoring.sellable_weeks={weeks}); "
+                       "pick a date covered by silver_interactions or set scoring.sellable_weeks=0")
+    return items
+
+
+def scoring_run(ctx: JobContext, model_dir_or_model: Any, users_df: DataFrame | None = None,
+                context_date: str | dt.date | None = None, top_k: int | None = None,
+                ablate_context: bool = False, options: ScoringOptions | None = None) -> ScoringRun:
+    """`recommend` with its report: filters and context from the lake and `ctx.config.scoring`."""
+    if context_date is None:
+        raise JobError("a context date is needed to score (the season comes from it)")
+    day = _as_date(context_date)
+    options = options or ScoringOptions.from_config(ctx.config, top_k)
+    if top_k is not None and options.top_k != top_k:
+        options = ScoringOptions(**{**options.__dict__, "top_k": top_k})
+    context = context_for_date(ctx, day)
+    if users_df is None:
+        users_df = _require(ctx, tables.USER_FEATURES, "the users to score")
+    sellable = sellable_items(ctx, day, options.sellable_weeks) if options.sellable_weeks > 0 else None
+    bought = None
+    if options.exclude_bought:
+        interactions = _require(ctx, tables.SILVER_INTERACTIONS, "exclude_bought needs purchases")
+        bought = interactions.where(F.col("date") < F.lit(day)).select("user_id", "item_id")
+    categories = catalog = None
+    if ctx.lake.exists(tables.ITEM_FEATURES):
+        item_rows = ctx.lake.read(tables.ITEM_FEATURES).select("item_id", "category").collect()
+        catalog = [row["item_id"] for row in item_rows]
+        if options.max_per_category is not None:
+            categories = {row["item_id"]: row["category"] for row in item_rows}
+    elif options.max_per_category is not None:
+        raise JobError(f"scoring.max_per_category needs item categories from '{tables.ITEM_FEATURES}'")
+    return build_recommendations(ctx.spark, model_dir_or_model, users_df, context, options,
+                                 sellable_item_ids=sellable, bought_df=bought, item_categories=categories,
+                                 catalog_item_ids=catalog, ablate_context=ablate_context, context_date=day)
+
+
+def recommend(ctx: JobContext, model_dir_or_model: Any, users_df: DataFrame | None, context_date: str | dt.date,
+              top_k: int | None = None, ablate_context: bool = False) -> DataFrame:
+    """Top-K recommendations without writing them: DataFrame[user_id, rank, item_id, score] (lazy)."""
+    return scoring_run(ctx, model_dir_or_model, users_df, context_date, top_k, ablate_context).recommendations

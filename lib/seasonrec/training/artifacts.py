@@ -1,0 +1,205 @@
+"""Trained-model artifacts and the scoring contract used by the Spark scoring UDF.
+
+Contract (what `seasonrec.scoring` codes against)::
+
+    from seasonrec.training.artifacts import load_scoring_model
+
+    model = load_scoring_model(config.paths.model_dir)          # follows <model_dir>/LATEST; or a version dir
+    model = load_scoring_model(path, ablate_context=True)       # same model, calendar context zeroed
+    model.model_version      # str, also in the item_embeddings table
+    model.item_ids           # np.ndarray[str]  (n_items,), aligned with item_matrix rows (= item_index order)
+    model.item_matrix        # np.ndarray float32 (n_items, d)
+    u = model.user_matrix(users, context)                       # float32 (n_users, d)
+    scores = u @ model.item_matrix.T                             # first-stage scores, higher is better
+    top = np.argsort(-scores, axis=1)[:, :model.rerank_candidates]
+    new = model.rerank(users, top, np.take_along_axis(scores, top, 1), context)   # (n_users, c)
+
+- ``users``: a pandas DataFrame with the ``gold_user_features`` columns (user_id, country,
+  recency_days, frequency, monetary, category_affinity, season_affinity, last_items, ...). Users
+  unseen in training get a vector from the OOV id bucket plus their features and history.
+- ``context``: one row of the ``calendar`` table as a dict (the date being recommended for):
+  woy_sin, woy_cos, season_north, season_south, is_holiday, days_to_next_event,
+  days_since_last_event. The hemisphere's season is chosen per user from ``country``.
+- ``rerank`` is the second stage (repeat-buy and seasonal-fit aware); it returns the input
+  scores unchanged when the model was trained without it (``model.has_reranker``).
+- ``model.known_user_mask(users)``: bool [n_users], False = unseen at training time.
+- ``model.ablate_context`` may be set after loading (or use ``with_ablated_context()``).
+- Loading reads one ``.npz`` and one JSON file and imports neither TensorFlow nor Spark: load it
+  once per Python worker (e.g. a module-level cache keyed by path); nothing needs broadcasting.
+
+Layout of one model version directory (written by rank 0 at the end of training)::
+
+    <model_dir>/LATEST                  -> "<model_version>"
+    <model_dir>/<model_version>/meta.json     hyper-parameters, feature spec, metrics, data versions
+    <model_dir>/<model_version>/scoring.npz   numpy weights of the user tower, item matrix, re-ranker
+    <model_dir>/<model_version>/keras/        the full Keras model (weights, for MLflow/reloading)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seasonrec.training.encoding import FeatureSpec, encode_users, user_bucket, with_calendar_context
+from seasonrec.training.rerank import Reranker, candidate_features
+
+LATEST_FILE = "LATEST"
+META_FILE = "meta.json"
+WEIGHTS_FILE = "scoring.npz"
+
+
+RECENCY_DECAY = 0.8
+
+
+def _l2_normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    z = np.exp(x - x.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+@dataclass
+class ScoringModel:
+    """A trained model version, scored with numpy (mirror of ``TwoTowerModel.user_full``)."""
+
+    model_version: str
+    item_ids: np.ndarray
+    item_matrix: np.ndarray
+    spec: FeatureSpec
+    weights: dict[str, np.ndarray]
+    meta: dict[str, Any] = field(default_factory=dict)
+    reranker: Reranker | None = None
+    ablate_context: bool = False
+
+    @property
+    def reranker_enabled(self) -> bool:
+        return self.reranker is not None
+
+    @property
+    def has_reranker(self) -> bool:
+        return self.reranker is not None
+
+    def known_user_mask(self, users: pd.DataFrame) -> np.ndarray:
+        """False for users unseen at training time (scored from the OOV bucket + features + history)."""
+        buckets = user_bucket(users["user_id"].tolist(), self.spec.user_buckets)
+        return self.weights["seen_user_buckets"][buckets].astype(bool)
+
+    @property
+    def rerank_candidates(self) -> int:
+        return int(self.meta.get("rerank_candidates", 200))
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.item_matrix.shape[1])
+
+    def encode(self, users: pd.DataFrame, context: dict[str, Any] | None) -> dict[str, np.ndarray]:
+        """gold_user_features rows + a calendar row -> model inputs (context=None: rows carry context columns)."""
+        frame = users if context is None else with_calendar_context(users, context, self.spec)
+        return encode_users(frame, self.spec, self.weights["seen_user_buckets"], ablate_context=self.ablate_context)
+
+    def user_matrix(self, users: pd.DataFrame, context: dict[str, Any] | None) -> np.ndarray:
+        return self.user_matrix_from_inputs(self.encode(users, context))
+
+    def user_matrix_from_inputs(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        w = self.weights
+        core = w["item_core"]
+        padded = np.vstack([np.zeros((1, core.shape[1]), np.float32), core])
+        history = inputs["history"]
+        vectors = padded[history]  # [n, L, d]
+        mask = (history > 0).astype(np.float32)
+        mean_pool = (vectors * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
+        decay = (RECENCY_DECAY ** np.arange(history.shape[1], dtype=np.float32))[None, :] * mask
+        recent_pool = (vectors * decay[..., None]).sum(1) / np.maximum(decay.sum(1, keepdims=True), 1e-6)
+        context = inputs["context"].astype(np.float32)
+        x = np.concatenate([w["user_embedding"][inputs["user_bucket"]], mean_pool, recent_pool,
+                            inputs["user_dense"].astype(np.float32), context], axis=1)
+        hidden = np.maximum(x @ w["user_w1"] + w["user_b1"], 0.0)
+        user_core = _l2_normalize(hidden @ w["user_w2"] + w["user_b2"])
+        kernel = self.week_kernel(context)
+        return np.concatenate([user_core, w["season_scale"] * kernel], axis=1).astype(np.float32)
+
+    def week_kernel(self, context: np.ndarray) -> np.ndarray:
+        sin_cos = context[:, :2]
+        strength = np.linalg.norm(sin_cos, axis=1, keepdims=True)
+        return (_softmax(sin_cos @ self.weights["week_w"] + self.weights["week_b"]) * strength).astype(np.float32)
+
+    def scores(self, users: pd.DataFrame, context: dict[str, Any] | None) -> np.ndarray:
+        return self.user_matrix(users, context) @ self.item_matrix.T
+
+    def rerank(self, users: pd.DataFrame, candidate_positions: np.ndarray, candidate_scores: np.ndarray,
+               context: dict[str, Any] | None) -> np.ndarray:
+        """Second-stage scores [n_users, c] for the candidates (input scores when disabled)."""
+        if self.reranker is None:
+            return np.asarray(candidate_scores)
+        inputs = self.encode(users, context)
+        return self.rerank_from_inputs(inputs, users, candidate_positions, candidate_scores)
+
+    def rerank_from_inputs(self, inputs: dict[str, np.ndarray], users: pd.DataFrame, candidate_positions: np.ndarray,
+                           candidate_scores: np.ndarray, reranker: Reranker | None = None) -> np.ndarray:
+        reranker = reranker or self.reranker
+        if reranker is None:
+            return np.asarray(candidate_scores)
+        features = self.rerank_features(inputs, users, candidate_positions, candidate_scores)
+        return reranker.score(features).astype(np.float32)
+
+    def rerank_features(self, inputs: dict[str, np.ndarray], users: pd.DataFrame, candidate_positions: np.ndarray,
+                        candidate_scores: np.ndarray) -> np.ndarray:
+        recency = users["recency_days"].astype(float).to_numpy() if "recency_days" in users else np.zeros(len(users))
+        return candidate_features(inputs["history"], np.asarray(candidate_positions), np.asarray(candidate_scores),
+                                  self.week_kernel(inputs["context"]), self.weights["season_lift"],
+                                  self.weights["log_q"], recency)
+
+    def with_ablated_context(self, ablate: bool = True) -> ScoringModel:
+        return ScoringModel(self.model_version, self.item_ids, self.item_matrix, self.spec, self.weights,
+                            self.meta, self.reranker, ablate)
+
+
+def resolve_version_dir(model_dir: str) -> str:
+    """A version directory, or the model root whose LATEST file names one."""
+    if os.path.exists(os.path.join(model_dir, META_FILE)):
+        return model_dir
+    latest = os.path.join(model_dir, LATEST_FILE)
+    if not os.path.exists(latest):
+        raise FileNotFoundError(f"no trained model under {model_dir}: run `seasonrec train` first")
+    with open(latest, encoding="utf-8") as handle:
+        return os.path.join(model_dir, handle.read().strip())
+
+
+def load_scoring_model(model_dir: str, ablate_context: bool = False) -> ScoringModel:
+    version_dir = resolve_version_dir(model_dir)
+    with open(os.path.join(version_dir, META_FILE), encoding="utf-8") as handle:
+        meta = json.load(handle)
+    with np.load(os.path.join(version_dir, WEIGHTS_FILE), allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    reranker = Reranker.from_arrays(arrays) if meta.get("reranker_enabled") and "rerank_weights" in arrays else None
+    return ScoringModel(
+        model_version=meta["model_version"], item_ids=arrays["item_ids"].astype(str),
+        item_matrix=arrays["item_matrix"].astype(np.float32), spec=FeatureSpec.from_dict(meta["feature_spec"]),
+        weights=arrays, meta=meta, reranker=reranker,
+        ablate_context=ablate_context or not meta.get("use_calendar_context", True))
+
+
+def save_scoring_model(version_dir: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Write meta.json + scoring.npz atomically (temp names, then rename)."""
+    os.makedirs(version_dir, exist_ok=True)
+    tmp_npz = os.path.join(version_dir, "scoring.tmp.npz")
+    np.savez(tmp_npz, **arrays)
+    os.replace(tmp_npz, os.path.join(version_dir, WEIGHTS_FILE))
+    tmp_meta = os.path.join(version_dir, META_FILE + ".tmp")
+    with open(tmp_meta, "w", encoding="utf-8") as handle:
+        json.dump(meta, handle, indent=2, default=str)
+    os.replace(tmp_meta, os.path.join(version_dir, META_FILE))
+
+
+def mark_latest(model_dir: str, model_version: str) -> None:
+    tmp = os.path.join(model_dir, LATEST_FILE + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(model_version)
+    os.replace(tmp, os.path.join(model_dir, LATEST_FILE))

@@ -1,0 +1,244 @@
+"""The one Horovod + Petastorm machinery of seasonrec (recommender and demand LSTM share it).
+
+Driver side (a Spark job)::
+
+    from seasonrec.training import distributed as dist
+
+    def train_fn(converter, steps_per_epoch, epochs, lr, checkpoint_dir):   # runs once per rank
+        import tensorflow as tf
+        hvd = dist.init_worker()                      # hvd.init(), GPU pinned by local rank, seeds
+        model = build_my_keras_model()
+        model.compile(optimizer=dist.distributed_optimizer(lr), loss="mse")
+        callbacks = dist.standard_callbacks(lr, steps_per_epoch)   # broadcast, metric avg, LR warm-up
+        if hvd.rank() == 0:                          # rank 0 alone writes checkpoints/logs/artifacts
+            callbacks.append(tf.keras.callbacks.ModelCheckpoint(checkpoint_dir + "/ckpt.h5"))
+        with dist.sharded_tf_dataset(converter, batch_size=64) as dataset:   # shard = hvd.rank()
+            dataset = dataset.map(lambda b: (b.features, b.label))
+            history = model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs,
+                                callbacks=callbacks, verbose=0)
+        return {"rank": hvd.rank(), "loss": history.history["loss"], "weights": dist.weights_digest(model)}
+
+    with dist.petastorm_converter(ctx, train_df) as converter:          # cache under paths.petastorm_cache_dir
+        steps = dist.steps_per_epoch(len(converter), batch_size=64, num_proc=2)
+        results = dist.run_horovod(ctx.spark, train_fn, num_proc=2, converter=converter,
+                                   steps_per_epoch=steps, epochs=3, lr=1e-3, checkpoint_dir=...)
+    # results[r] is what rank r returned (ordered by rank)
+
+Local mode: `num_proc` CPU processes talking Gloo (one Spark task each, so `num_proc` must not
+exceed the Spark task slots). On a GPU cluster: one process per GPU; `init_worker` pins each
+process to the GPU of its local rank and Horovod uses NCCL when it was built with it.
+
+Rules inside ``train_fn``: import TensorFlow/Horovod there (the function is cloudpickled to the
+Spark executors); every rank must run the same number of steps (fixed ``steps_per_epoch`` over an
+infinitely repeating shard), otherwise allreduce deadlocks; only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+_CACHE_CONF = "petastorm.spark.converter.parentCacheDirUrl"
+
+
+# ---------------------------------------------------------------------------- driver side
+def _spark_and_cache(ctx_or_spark: Any, cache_dir: str | None) -> tuple[SparkSession, str]:
+    spark = getattr(ctx_or_spark, "spark", ctx_or_spark)
+    if cache_dir is None:
+        config = getattr(ctx_or_spark, "config", None)
+        if config is None:
+            raise ValueError("pass a JobContext or an explicit cache_dir")
+        cache_dir = config.paths.petastorm_cache_dir
+    return spark, cache_dir
+
+
+def _as_url(path: str) -> str:
+    return path if "://" in path else "file://" + os.path.abspath(path)
+
+
+@contextlib.contextmanager
+def petastorm_converter(ctx_or_spark: Any, df: DataFrame, cache_dir: str | None = None, *,
+                        min_files: int = 4, row_group_bytes: int = 1 << 20) -> Iterator[Any]:
+    """Materialise ``df`` as Petastorm Parquet under ``cache_dir`` and delete it afterwards.
+
+    ``cache_dir`` defaults to the context's ``paths.petastorm_cache_dir``. Doubles become float32.
+    Columns must be numeric scalars or fixed-length numeric arrays (pad variable arrays first);
+    strings/dates cannot go into a TF dataset. The frame is repartitioned to at least
+    ``min_files`` files so every rank gets row groups to read.
+    """
+    spark, cache_dir = _spark_and_cache(ctx_or_spark, cache_dir)
+    from petastorm.spark import make_spark_converter
+
+    url = _as_url(cache_dir)
+    if url.startswith("file://"):
+        os.makedirs(url[len("file://"):], exist_ok=True)
+    previous = spark.conf.get(_CACHE_CONF, None)
+    spark.conf.set(_CACHE_CONF, url)
+    converter = None
+    try:
+        if df.rdd.getNumPartitions() < min_files:
+            df = df.repartition(min_files)
+        converter = make_spark_converter(df, parquet_row_group_size_bytes=row_group_bytes, dtype="float32")
+        yield converter
+    finally:
+        if converter is not None:
+            with contextlib.suppress(Exception):
+                converter.delete()
+        if previous is not None:
+            spark.conf.set(_CACHE_CONF, previous)
+
+
+def steps_per_epoch(n_rows: int, batch_size: int, num_proc: int) -> int:
+    """Steps each rank runs per epoch so that all ranks together see about one pass over the data."""
+    return max(1, math.ceil(n_rows / (batch_size * num_proc)))
+
+
+def run_horovod(spark: SparkSession, train_fn: Callable[..., Any], num_proc: int, *,
+                start_timeout: int = 300, verbose: int = 1, env: dict[str, str] | None = None,
+                **kwargs: Any) -> list[Any]:
+    """Run ``train_fn(**kwargs)`` on ``num_proc`` Horovod processes (Spark tasks); results by rank.
+
+    Gloo on CPU (local mode); on a GPU cluster set ``num_proc`` to the number of GPUs. Thread
+    pools are limited to one thread per process on CPU so ``num_proc`` processes do not fight
+    over the cores.
+    """
+    import horovod.spark
+
+    slots = spark.sparkContext.defaultParallelism
+    if num_proc > slots:
+        raise ValueError(f"training.num_proc={num_proc} exceeds the {slots} Spark task slots; "
+                         f"lower num_proc or give Spark more cores")
+    run_env = dict(os.environ if env is None else env)
+    cpu_threads = str(max(1, (os.cpu_count() or 1) // num_proc))
+    run_env.setdefault("OMP_NUM_THREADS", cpu_threads)
+    run_env.setdefault("TF_NUM_INTRAOP_THREADS", cpu_threads)
+    run_env.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    run_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    run_env.setdefault("HOROVOD_GLOO_TIMEOUT_SECONDS", "120")
+    return horovod.spark.run(train_fn, kwargs=kwargs, num_proc=num_proc, start_timeout=start_timeout,
+                             use_gloo=True, use_mpi=False, env=run_env, verbose=verbose)
+
+
+def clean_dir(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- inside train_fn
+def init_worker(seed: int | None = None) -> Any:
+    """``hvd.init()``, pin this process to the GPU of its local rank (if any), seed, limit CPU threads.
+
+    Returns the ``horovod.tensorflow.keras`` module.
+    """
+    import horovod.tensorflow.keras as hvd
+    import tensorflow as tf
+
+    hvd.init()
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        for gpu in gpus:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        tf.config.set_visible_devices(gpus[hvd.local_rank() % len(gpus)], "GPU")
+    else:
+        intra = int(os.environ.get("TF_NUM_INTRAOP_THREADS", "1"))
+        with contextlib.suppress(RuntimeError):  # already initialised in this process
+            tf.config.threading.set_intra_op_parallelism_threads(intra)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+    if seed is not None:
+        tf.keras.utils.set_random_seed(seed)  # same init on every rank; broadcast makes it exact
+    return hvd
+
+
+def distributed_optimizer(base_learning_rate: float, optimizer: Any = None, **kwargs: Any) -> Any:
+    """``hvd.DistributedOptimizer`` around Adam (legacy Keras 2 optimizer) at ``lr * hvd.size()``.
+
+    Pair it with :func:`standard_callbacks` for the warm-up from ``base_learning_rate``. Gradients
+    are allreduced when they are computed through ``optimizer.minimize(loss, vars, tape=tape)``
+    (what ``Model.fit``'s default ``train_step`` does).
+    """
+    import horovod.tensorflow.keras as hvd
+    import tensorflow as tf
+
+    if optimizer is None:
+        optimizer = tf.keras.optimizers.legacy.Adam(learning_rate=base_learning_rate * hvd.size())
+    kwargs.setdefault("sparse_as_dense", True)
+    return hvd.DistributedOptimizer(optimizer, **kwargs)
+
+
+def standard_callbacks(base_learning_rate: float, steps_per_epoch: int, warmup_epochs: int = 1,
+                       initial_epoch: int = 0) -> list[Any]:
+    """Broadcast initial variables from rank 0, average epoch metrics over ranks, LR warm-up.
+
+    The warm-up ramps from ``base_learning_rate`` to ``base_learning_rate * hvd.size()`` over
+    ``warmup_epochs`` (skipped when resuming past it).
+    """
+    import horovod.tensorflow.keras as hvd
+
+    callbacks: list[Any] = [
+        hvd.callbacks.BroadcastGlobalVariablesCallback(0),
+        hvd.callbacks.MetricAverageCallback(),
+    ]
+    if warmup_epochs > 0 and initial_epoch < warmup_epochs:
+        callbacks.append(hvd.callbacks.LearningRateWarmupCallback(
+            initial_lr=base_learning_rate * hvd.size(), warmup_epochs=warmup_epochs,
+            steps_per_epoch=steps_per_epoch, verbose=0))
+    return callbacks
+
+
+@contextlib.contextmanager
+def sharded_tf_dataset(converter: Any, batch_size: int, *, shuffle: bool = True,
+                       workers_count: int = 1, num_epochs: int | None = None) -> Iterator[Any]:
+    """This rank's shard of a Petastorm converter as a ``tf.data.Dataset`` of namedtuple batches.
+
+    Repeats forever by default (``num_epochs=None``): drive it with a fixed ``steps_per_epoch``.
+    """
+    import horovod.tensorflow.keras as hvd
+
+    with converter.make_tf_dataset(batch_size=batch_size, cur_shard=hvd.rank(), shard_count=hvd.size(),
+                                   num_epochs=num_epochs, workers_count=workers_count,
+                                   shuffling_queue_capacity=batch_size * 4 if shuffle else 0,
+                                   reader_pool_type="thread") as dataset:
+        yield dataset
+
+
+def average_metric(value: float, name: str) -> float:
+    """Mean of a Python scalar over all ranks (e.g. a validation metric computed per shard)."""
+    import horovod.tensorflow as hvd_tf
+    import tensorflow as tf
+
+    return float(hvd_tf.allreduce(tf.constant(value, dtype=tf.float64), op=hvd_tf.Average, name=name).numpy())
+
+
+def broadcast_object(obj: Any, name: str = "object") -> Any:
+    """Rank 0's Python object on every rank (e.g. the early-stopping decision)."""
+    import horovod.tensorflow as hvd_tf
+
+    return hvd_tf.broadcast_object(obj, root_rank=0, name=name)
+
+
+def is_chief() -> bool:
+    import horovod.tensorflow as hvd_tf
+
+    return hvd_tf.rank() == 0
+
+
+def weights_digest(model: Any) -> str:
+    """SHA-1 of the trainable weights: equal on every rank after a correct synchronous run.
+
+    (Metric state such as a loss tracker is per rank and deliberately left out.)
+    """
+    import hashlib
+
+    digest = hashlib.sha1()
+    for weight in model.trainable_weights:
+        digest.update(weight.numpy().tobytes())
+    return digest.hexdigest()

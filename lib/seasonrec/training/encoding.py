@@ -1,0 +1,181 @@
+"""Feature encoding shared by training (inside Spark ``mapInPandas``), evaluation and scoring.
+
+One pandas/numpy implementation, so the vectors the model was trained on and the ones the
+scoring UDF builds cannot drift apart. No TensorFlow or Spark imports here.
+
+User-side frame columns (training rows and scoring rows alike): user_id, country, recency_days,
+frequency, monetary, category_affinity, season_affinity, history (item_index, most recent first)
+and the calendar context: woy_sin, woy_cos, season, is_holiday, days_to_next_event,
+days_since_last_event.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SEASONS = ["winter", "spring", "summer", "autumn"]
+_SEASON_ALIASES = {"fall": 3, "autumn": 3, "winter": 0, "spring": 1, "summer": 2}
+CONTEXT_DIM = 9  # woy_sin, woy_cos, season one-hot (4), is_holiday, next-event proximity, last-event proximity
+EVENT_DECAY_DAYS = 14.0
+WEEKS = 52
+
+
+@dataclass
+class FeatureSpec:
+    """Everything needed to turn raw feature rows into model inputs (saved in meta.json)."""
+
+    history_length: int
+    user_buckets: int
+    item_buckets: int
+    countries: list[str]
+    southern_hemisphere: list[str]
+    n_category_affinity: int
+    n_season_affinity: int
+    rfm_mean: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    rfm_std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+
+    @property
+    def user_dense_dim(self) -> int:
+        return 3 + len(self.countries) + 1 + self.n_category_affinity + self.n_season_affinity
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        return cls(**data)
+
+
+def user_bucket(user_ids: Any, buckets: int) -> np.ndarray:
+    """Stable hashed id bucket in [1, buckets); 0 is reserved for out-of-vocabulary users."""
+    width = max(1, buckets - 1)
+    return np.fromiter((zlib.crc32(str(u).encode("utf-8")) % width + 1 for u in user_ids), dtype=np.int32,
+                       count=len(user_ids))
+
+
+def item_bucket(item_index: np.ndarray, buckets: int) -> np.ndarray:
+    width = max(1, buckets - 1)
+    return (np.asarray(item_index, dtype=np.int64) % width + 1).astype(np.int32)
+
+
+def season_index(values: Any) -> np.ndarray:
+    """Season as 0..3 (winter, spring, summer, autumn) from ints or names; -1 when unknown."""
+    out = np.full(len(values), -1, dtype=np.int32)
+    for i, value in enumerate(values):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if isinstance(value, str):
+            out[i] = _SEASON_ALIASES.get(value.strip().lower(), -1)
+        else:
+            out[i] = int(value) % 4
+    return out
+
+
+def _fixed_matrix(series: pd.Series, width: int, dtype: Any) -> np.ndarray:
+    out = np.zeros((len(series), width), dtype=dtype)
+    for i, value in enumerate(series):
+        if value is None:
+            continue
+        row = np.asarray(value, dtype=dtype)[:width]
+        out[i, : len(row)] = row
+    return out
+
+
+def history_matrix(series: pd.Series, length: int) -> np.ndarray:
+    """Item indexes (most recent first) -> int32 [n, length] of item_index + 1, 0 = padding."""
+    out = np.zeros((len(series), length), dtype=np.int32)
+    for i, value in enumerate(series):
+        if value is None:
+            continue
+        row = np.asarray(value, dtype=np.int64)[:length]
+        row = row[row >= 0]
+        out[i, : len(row)] = row + 1
+    return out
+
+
+def context_matrix(frame: pd.DataFrame, ablate: bool = False) -> np.ndarray:
+    """Calendar context -> float32 [n, CONTEXT_DIM]; all zeros when ``ablate``."""
+    n = len(frame)
+    out = np.zeros((n, CONTEXT_DIM), dtype=np.float32)
+    if ablate or n == 0:
+        return out
+    out[:, 0] = frame["woy_sin"].astype(float).fillna(0).to_numpy()
+    out[:, 1] = frame["woy_cos"].astype(float).fillna(0).to_numpy()
+    season = season_index(frame["season"].tolist())
+    has = season >= 0
+    out[np.flatnonzero(has), 2 + season[has]] = 1.0
+    out[:, 6] = frame["is_holiday"].astype(float).fillna(0).to_numpy()
+    for col, target in (("days_to_next_event", 7), ("days_since_last_event", 8)):
+        days = frame[col].astype(float).to_numpy()
+        proximity = np.exp(-np.abs(days) / EVENT_DECAY_DAYS)
+        out[:, target] = np.where(np.isnan(days), 0.0, proximity)
+    return out
+
+
+def user_dense_matrix(frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
+    rfm = np.stack([np.log1p(frame[c].astype(float).fillna(0).clip(lower=0).to_numpy())
+                    for c in ("recency_days", "frequency", "monetary")], axis=1)
+    rfm = (rfm - np.asarray(spec.rfm_mean)) / np.asarray(spec.rfm_std)
+    country = np.zeros((len(frame), len(spec.countries) + 1), dtype=np.float32)
+    lookup = {c: i for i, c in enumerate(spec.countries)}
+    for i, value in enumerate(frame["country"].tolist()):
+        country[i, lookup.get(value, len(spec.countries))] = 1.0
+    category = _fixed_matrix(frame["category_affinity"], spec.n_category_affinity, np.float32)
+    season = _fixed_matrix(frame["season_affinity"], spec.n_season_affinity, np.float32)
+    return np.concatenate([rfm.astype(np.float32), country, category, season], axis=1).astype(np.float32)
+
+
+def fit_rfm_normalizer(users: pd.DataFrame) -> tuple[list[float], list[float]]:
+    rfm = np.stack([np.log1p(users[c].astype(float).fillna(0).clip(lower=0).to_numpy())
+                    for c in ("recency_days", "frequency", "monetary")], axis=1)
+    std = rfm.std(axis=0)
+    return rfm.mean(axis=0).tolist(), np.where(std > 1e-6, std, 1.0).tolist()
+
+
+def encode_users(frame: pd.DataFrame, spec: FeatureSpec, seen_buckets: np.ndarray | None = None,
+                 ablate_context: bool = False) -> dict[str, np.ndarray]:
+    """User-side frame -> model inputs. Buckets of users not in ``seen_buckets`` become 0 (OOV)."""
+    buckets = user_bucket(frame["user_id"].tolist(), spec.user_buckets)
+    if seen_buckets is not None:
+        buckets = np.where(seen_buckets[buckets], buckets, 0).astype(np.int32)
+    return {
+        "user_bucket": buckets,
+        "user_dense": user_dense_matrix(frame, spec),
+        "history": history_matrix(frame["history"], spec.history_length),
+        "context": context_matrix(frame, ablate=ablate_context),
+    }
+
+
+def with_calendar_context(users: pd.DataFrame, context: dict[str, Any], spec: FeatureSpec) -> pd.DataFrame:
+    """gold_user_features rows + one calendar row -> the user-side frame (hemisphere-aware season)."""
+    frame = users.copy()
+    if "history" not in frame.columns:
+        frame["history"] = frame["last_items"] if "last_items" in frame.columns else [[]] * len(frame)
+    southern = frame["country"].isin(spec.southern_hemisphere).to_numpy()
+    north = context.get("season_north", context.get("season"))
+    south = context.get("season_south", north)
+    frame["season"] = np.where(southern, south, north) if len(frame) else []
+    for key in ("woy_sin", "woy_cos", "is_holiday", "days_to_next_event", "days_since_last_event"):
+        value = context.get(key)
+        frame[key] = float(value) if value is not None else np.nan
+    return frame
+
+
+def seasonality_lift(seasonality: np.ndarray) -> np.ndarray:
+    """Weekly seasonality profile [n, 52] -> lift around 0 (x / mean - 1, clipped to [-1, 4])."""
+    profile = np.nan_to_num(np.asarray(seasonality, dtype=np.float64))
+    if profile.ndim != 2 or profile.shape[1] != WEEKS:
+        fixed = np.zeros((len(profile), WEEKS))
+        for i, row in enumerate(profile):
+            row = np.asarray(row, dtype=np.float64)[:WEEKS]
+            fixed[i, : len(row)] = row
+        profile = fixed
+    mean = profile.mean(axis=1, keepdims=True)
+    lift = np.where(mean > 0, profile / np.where(mean > 0, mean, 1.0) - 1.0, 0.0)
+    return np.clip(lift, -1.0, 4.0).astype(np.float32)

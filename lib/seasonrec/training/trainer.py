@@ -1,0 +1,131 @@
+"""Horovod training of the two-tower model: the per-rank function and the driver that runs it.
+
+Per rank (``horovod_train_fn``): Horovod init and device pinning, the rank's Petastorm shard, the
+distributed optimizer with scaled LR and warm-up, and at each epoch end full-catalog validation
+Recall@K on rank 0 (broadcast, so every rank takes the same early-stopping decision). Rank 0
+alone writes the checkpoint (model + optimizer + ``state.json`` with the next epoch), the best
+weights, TensorBoard logs and the exported tower weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+STATE_FILE = "state.json"
+
+
+def _read_state(checkpoint_dir: str) -> dict[str, Any] | None:
+    path = os.path.join(checkpoint_dir, STATE_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _write_state(checkpoint_dir: str, state: dict[str, Any]) -> None:
+    tmp = os.path.join(checkpoint_dir, STATE_FILE + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(state, handle, indent=2)
+    os.replace(tmp, os.path.join(checkpoint_dir, STATE_FILE))
+
+
+def full_catalog_recall(model: Any, inputs: dict[str, np.ndarray], targets: list[list[int]], k: int) -> float:
+    """Recall@k of the first stage over every catalog item (no sampling)."""
+    import tensorflow as tf
+
+    from seasonrec.training.metrics import recall_at_k, top_k
+
+    if not targets:
+        return 0.0
+    core = model.item_core()
+    items = model.item_full(core)
+    scores = []
+    for start in range(0, len(targets), 1024):
+        batch = {key: tf.constant(value[start:start + 1024]) for key, value in inputs.items()}
+        scores.append(tf.matmul(model.user_full(batch, core), items, transpose_b=True).numpy())
+    return recall_at_k(top_k(np.concatenate(scores), k), targets, k)
+
+
+def horovod_train_fn(converter: Any, params: dict[str, Any], spec: dict[str, Any], item_tables: dict[str, np.ndarray],
+                     val_inputs: dict[str, np.ndarray], val_targets: list[list[int]], steps_per_epoch: int,
+                     checkpoint_dir: str, export_dir: str, resume: bool, fail_after_epoch: int | None = None
+                     ) -> dict[str, Any]:
+    import tensorflow as tf
+
+    from seasonrec.training import distributed as dist
+    from seasonrec.training.model import build_model
+
+    hvd = dist.init_worker(seed=int(params["seed"]))
+    rank = hvd.rank()
+    model = build_model(item_tables, spec, params)
+    optimizer = dist.distributed_optimizer(float(params["learning_rate"]))
+    model.compile(optimizer=optimizer)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    last_prefix = os.path.join(checkpoint_dir, "last", "ckpt")
+    best_prefix = os.path.join(checkpoint_dir, "best", "weights")
+    state = _read_state(checkpoint_dir) if resume else None
+    if state is not None:
+        checkpoint.read(last_prefix).expect_partial()  # every rank reads the same files
+    else:
+        state = {"epoch": 0, "best_recall": -1.0, "best_epoch": -1, "bad_epochs": 0, "stopped": False,
+                 "history": []}
+    initial_epoch = int(state["epoch"])
+    epochs = int(params["epochs"])
+    patience = int(params["early_stopping_patience"])
+    recall_k = int(params["recall_k"])
+
+    class EpochEnd(tf.keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            recall = full_catalog_recall(model, val_inputs, val_targets, recall_k) if rank == 0 else None
+            recall = float(dist.broadcast_object(recall, name=f"val_recall_{epoch}"))
+            improved = recall > state["best_recall"] + 1e-6
+            if improved:
+                state.update(best_recall=recall, best_epoch=epoch + 1, bad_epochs=0)
+            else:
+                state["bad_epochs"] += 1
+            state["epoch"] = epoch + 1
+            state["history"].append({"epoch": epoch + 1, "loss": float((logs or {}).get("loss", np.nan)),
+                                     f"val_recall_at_{recall_k}": recall})
+            if state["bad_epochs"] > patience:
+                state["stopped"] = True
+                self.model.stop_training = True
+            if rank == 0:
+                if improved:
+                    model.save_weights(best_prefix)
+                checkpoint.write(last_prefix)
+                _write_state(checkpoint_dir, state)
+            dist.broadcast_object(True, name=f"checkpoint_written_{epoch}")  # barrier: checkpoint is complete
+            if fail_after_epoch is not None and epoch + 1 >= fail_after_epoch:
+                os._exit(3)  # simulate a killed run (tests of --resume)
+
+    callbacks: list[Any] = dist.standard_callbacks(float(params["learning_rate"]), steps_per_epoch,
+                                                   int(params["warmup_epochs"]), initial_epoch)
+    callbacks.append(EpochEnd())
+    if rank == 0:
+        callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(checkpoint_dir, "tensorboard"),
+                                                        write_graph=False, profile_batch=0))
+    started = time.perf_counter()
+    steps_run = 0
+    if initial_epoch < epochs and not state["stopped"]:
+        with dist.sharded_tf_dataset(converter, batch_size=int(params["batch_size"])) as dataset:
+            dataset = dataset.map(lambda b: {"user_bucket": b.user_bucket, "user_dense": b.user_dense,
+                                             "history": b.history, "context": b.context, "item_index": b.item_index})
+            model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs, initial_epoch=initial_epoch,
+                      callbacks=callbacks, verbose=0)
+        steps_run = (int(state["epoch"]) - initial_epoch) * steps_per_epoch
+    seconds = time.perf_counter() - started
+    result = {"rank": rank, "size": hvd.size(), "initial_epoch": initial_epoch, "state": state,
+              "seconds": seconds, "examples": steps_run * int(params["batch_size"]),
+              "digest": dist.weights_digest(model)}
+    if rank == 0:
+        if state["best_epoch"] > 0:
+            model.load_weights(best_prefix)
+        os.makedirs(export_dir, exist_ok=True)
+        np.savez(os.path.join(export_dir, "tower.npz"), **model.numpy_weights())
+        model.save_weights(os.path.join(export_dir, "keras", "weights"))
+    return result

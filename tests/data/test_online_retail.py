@@ -1,0 +1,56 @@
+"""The real Online Retail file (a 4,000-line head of it) through the zero-config `online_retail` source."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+from conftest import _job_args
+from pyspark.sql import functions as F
+
+from seasonrec import tables
+from seasonrec.data import jobs as ingest_jobs
+from seasonrec.features import silver
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "online_retail"
+FILE = SHARED / "online_retail_2010-12_2011-09.csv.gz"
+
+
+@pytest.mark.skipif(not FILE.exists(), reason="shared Online Retail file not present")
+def test_online_retail_head_ingests_and_cleans(job_context, tmp_path: Path) -> None:
+    with gzip.open(FILE, "rt", encoding="utf-8") as handle:
+        lines = [next(handle) for _ in range(4001)]
+    sample = tmp_path / "head.csv"
+    sample.write_text("".join(lines), encoding="utf-8")
+    data_lines = lines[1:]
+    no_customer = sum(1 for line in data_lines if line.rstrip("\n").rsplit(",", 2)[1] == "")
+
+    ctx = job_context("ingest")
+    summary = ingest_jobs.run(ctx, _job_args(ingest_jobs, "--source", "online_retail", "--path", str(sample)))
+    assert summary["rows_in"] == 4000
+    assert summary["quarantine_by_reason"] == {"missing_user": no_customer}
+    assert summary["bronze_rows_added"] == 4000 - no_customer
+
+    bronze = ctx.lake.read(tables.BRONZE_TRANSACTIONS)
+    assert bronze.where(F.col("user_raw").contains(".")).count() == 0  # 17850.0 -> 17850
+    first = bronze.where("invoice = '536365' AND item_raw = '85123A'").first()
+    assert str(first["ts"]) == "2010-12-01 08:26:00"  # GMT in December: UK local == UTC
+    assert bronze.where(F.col("description").contains(",")).count() > 0  # quoted commas parsed
+
+    interactions = silver.interactions(bronze, ctx.config.features, "s")
+    codes = {r[0] for r in interactions.select("item_id").distinct().collect()}
+    assert not codes & {"POST", "DOT", "M", "C2", "D", "BANK CHARGES"}
+    assert interactions.where("quantity <= 0 OR price <= 0").count() == 0
+    assert interactions.where(F.col("invoice").startswith("C")).count() == 0
+    assert {r[0] for r in interactions.select("country").distinct().collect()} <= {
+        "GB", "FR", "DE", "NO", "AU", "NL", "IE", "LT", "JP", "PL", "IS", "PT", "IT", "BE", "ES", "CH", "CY", "DK",
+        "FI", "SE", "AT", "IL", "HK", "SG", "CA", "GR", "MT", "AE", "LB", "BR", "US", "BH", "CZ", "SA", "JE",
+        "UNSPECIFIED", "EUROPEAN COMMUNITY"}
+    netted = interactions.agg(F.sum("quantity")).first()[0]
+    product = silver.product_rows(bronze, ctx.config.features)
+    bought = product.where("quantity > 0 AND price > 0").agg(F.sum("quantity")).first()[0]
+    assert netted < bought  # some returns matched purchases in the same window
+    items = silver.items(bronze, ctx.config.features)
+    categories = {r[0]: r[1] for r in items.groupBy("category").count().collect()}
+    assert categories.get("christmas", 0) > 10 and categories.get("other", 0) < 0.6 * items.count()

@@ -1,0 +1,124 @@
+"""Series building, forecast origins, and the leakage guarantees of the backtest (no Horovod here)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seasonrec.config import ForecastConfig
+from seasonrec.forecasting import deep
+from seasonrec.forecasting import series as S
+from seasonrec.forecasting.baselines import baseline_forecasts
+
+
+def test_origins_skip_the_partial_week_of_as_of_and_do_not_overlap():
+    wednesday = S.plan_origins(dt.date(2011, 8, 31), horizon=4, backtest_windows=2)
+    final = wednesday[0]
+    assert final.cutoff == dt.date(2011, 8, 29)  # history = full weeks up to Sunday 2011-08-28
+    assert final.output_weeks == [dt.date(2011, 9, 5), dt.date(2011, 9, 12), dt.date(2011, 9, 19),
+                                  dt.date(2011, 9, 26)]  # the 4 weeks of September
+    assert final.steps == 5  # the models step over the partly observed week of 2011-08-29
+    assert [o.cutoff for o in wednesday[1:]] == [dt.date(2011, 8, 1), dt.date(2011, 7, 4)]
+    for later, earlier in zip(wednesday[1:], wednesday[2:], strict=False):
+        assert earlier.weeks[-1] < later.weeks[0]
+    assert wednesday[1].weeks[-1] < final.cutoff
+    sunday = S.plan_origins(dt.date(2011, 10, 2), horizon=13, backtest_windows=1)[0]
+    assert sunday.cutoff == sunday.first_output == dt.date(2011, 10, 3) and sunday.steps == 13
+
+
+def test_weekly_series_fill_zero_weeks_from_first_sale_and_net_returns(spark):
+    monday = dt.date(2011, 1, 3)
+    week = dt.timedelta(weeks=1)
+    interactions = spark.createDataFrame(
+        [("a", monday, 3.0), ("a", monday, 2.0), ("a", monday + 3 * week, 1.0), ("b", monday + 2 * week, 4.0)],
+        "item_id string, week_start date, quantity double")
+    items = spark.createDataFrame([("a", "x", 1.0), ("b", None, 2.0)], "item_id string, category string, price double")
+    calendar = S.weekly_calendar(spark, monday, monday + 4 * week, None)
+    rows = S.weekly_item_demand(interactions, items, calendar, monday + 4 * week).toPandas()
+    a = rows[rows.item_id == "a"].sort_values("week_start")
+    assert a.quantity.tolist() == [5.0, 0.0, 0.0, 1.0, 0.0]
+    b = rows[rows.item_id == "b"].sort_values("week_start")
+    assert b.week_start.tolist() == [monday + 2 * week, monday + 3 * week, monday + 4 * week]
+    assert set(b.category) == {S.UNKNOWN_CATEGORY}
+    assert rows[["woy_sin", "woy_cos"]].notna().all().all()
+
+
+def _series_frame(spark, values: dict[str, list[float]], start: dt.date):
+    rows = [(S.ITEM, key, start + dt.timedelta(weeks=i), float(v)) for key, ys in values.items()
+            for i, v in enumerate(ys)]
+    return spark.createDataFrame(rows, "level string, series_id string, week_start date, quantity double")
+
+
+def test_backtest_forecasts_do_not_change_when_the_future_is_corrupted(spark):
+    """The leakage test: windows see only weeks before their origin, so scrambling later weeks
+    changes nothing in any backtest forecast (and does change the final one, which sees them)."""
+    rng = np.random.default_rng(0)
+    start = dt.date(2009, 1, 5)
+    n_weeks = 80
+    clean = {"steady": rng.poisson(6, n_weeks).tolist(),
+             "sparse": (rng.random(n_weeks) < 0.2).astype(float).tolist(),
+             "seasonal": (5 + 4 * np.sin(np.arange(n_weeks) / 52 * 2 * np.pi)).round().tolist()}
+    origins = S.plan_origins(start + dt.timedelta(weeks=n_weeks, days=-1), horizon=6, backtest_windows=2)
+    config = ForecastConfig(horizon=6, backtest_windows=2, min_history_weeks=8)
+    first_backtest_cutoff = origins[1].cutoff
+    corrupted = {k: [v if start + dt.timedelta(weeks=i) < first_backtest_cutoff else v * 50 + 7
+                     for i, v in enumerate(ys)] for k, ys in clean.items()}
+
+    def forecasts(values):
+        series = _series_frame(spark, values, start)
+        history = S.history_before(series, S.origins_frame(spark, origins), config.min_history_weeks)
+        seen = history.groupBy("window").agg({"week_start": "max", "cutoff": "max"}).collect()
+        for row in seen:
+            assert row["max(week_start)"] < row["max(cutoff)"]
+        frame = baseline_forecasts(history, config, ["seasonal_naive", "ets", "croston", "tsb"], 2).toPandas()
+        return frame.sort_values(["window", "series_id", "model", "week_start"]).reset_index(drop=True)
+
+    before, after = forecasts(clean), forecasts(corrupted)
+    # Window 2's history ends before window 1's origin: untouched by the corruption.
+    untouched = before["window"] == 2
+    pd.testing.assert_frame_equal(before[untouched], after[untouched])
+    assert not np.allclose(before.loc[before.window == 0, "p50"], after.loc[after.window == 0, "p50"])
+    assert set(before.window) == {0, 1, 2}
+    assert (before[["p10", "p50", "p90"]] >= 0).all().all()
+
+
+def test_lstm_inputs_ignore_every_week_at_or_after_the_origin():
+    rng = np.random.default_rng(1)
+    calendar = rng.random((120, 4)).astype("float32")
+    spec = deep.ExampleSpec(lookback=12, steps=5, season_length=52, min_history=8)
+    quantity = rng.poisson(4, 100).astype("float64")
+    origin = 70  # global index; the item starts at week 5
+    clean = deep.item_examples(5, quantity, calendar, [origin], spec, with_target=True)
+    scrambled = quantity.copy()
+    scrambled[origin - 5:] = 1e6
+    dirty = deep.item_examples(5, scrambled, calendar, [origin], spec, with_target=True)
+    for key in ("history", "future", "scale"):
+        np.testing.assert_array_equal(clean[key], dirty[key])
+    assert not np.array_equal(clean["target"], dirty["target"])
+    # training origins: whole target window observed, after min_history weeks
+    starts = deep.training_origins(5, 30, spec)
+    assert starts[0] == 5 + 8 and starts[-1] + spec.steps - 1 == 5 + 30 - 1
+
+
+def test_lstm_model_quantiles_are_ordered_and_the_pinball_loss_trains():
+    pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(2)
+    spec = deep.ExampleSpec(lookback=8, steps=4, season_length=52, min_history=8)
+    calendar = rng.random((200, 4)).astype("float32")
+    parts = []
+    for item in range(6):
+        quantity = rng.poisson(2 + item, 150).astype("float64")
+        made = deep.item_examples(0, quantity, calendar, deep.training_origins(0, 150, spec), spec, True)
+        made["item_index"] = np.full(len(made["scale"]), item + 1)
+        made["category_index"] = np.ones(len(made["scale"]), dtype=int)
+        parts.append(made)
+    examples = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    model = deep.build_model(spec.lookback, spec.steps, n_items=6, n_categories=1, units=8, embedding_dim=4)
+    losses = deep.fit_local(model, examples, [0.1, 0.5, 0.9], epochs=4, batch_size=128, learning_rate=0.01)
+    assert losses[-1] < losses[0]
+    values = deep.predict_quantiles(model, examples)
+    assert values.shape == (len(examples["scale"]), spec.steps, 3)
+    assert (values >= 0).all() and (np.diff(values, axis=-1) >= 0).all()

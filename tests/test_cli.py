@@ -1,0 +1,129 @@
+"""Bad input ends with one line naming the problem and a non-zero exit, never only a JVM stack trace."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seasonrec import cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*argv: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m seasonrec.cli ARGV` in a fresh interpreter (no Spark session of the test process)."""
+    base = {**os.environ, "SEASONREC_SALT": "test-salt", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "seasonrec.cli", *argv], cwd=REPO, env={**base, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines, "no error message at all"
+    assert "Traceback" not in stderr, stderr
+    assert not any(line.lstrip().startswith("at org.apache") for line in lines), stderr
+    return lines[-1]
+
+
+def test_unknown_job(tmp_path: Path) -> None:
+    result = run_cli("featurs", "--conf", "conf/test.yaml")
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("seasonrec: error: unknown job 'featurs'; allowed: "
+                                     "ingest, features, train, score, forecast, evaluate, pipeline")
+
+
+def test_unknown_job_in_pipeline_list(tmp_path: Path) -> None:
+    result = run_cli("pipeline", "--conf", "conf/test.yaml", "--jobs", "ingest,scoring")
+    assert result.returncode == 1
+    line = error_line(result.stderr)
+    assert line.startswith("seasonrec pipeline: error: unknown job(s) ['scoring']") and "score" in line
+
+
+def test_config_key_typo_names_key_and_allowed_keys(tmp_path: Path) -> None:
+    result = run_cli("train", "--conf", "conf/test.yaml", "--set", "training.epoch=3")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr  # exactly one line
+    line = error_line(result.stderr)
+    assert line.startswith("seasonrec train: error: unknown config key 'training.epoch'")
+    assert "allowed keys here:" in line and "epochs" in line
+
+
+def test_config_file_typo_and_bad_value(tmp_path: Path) -> None:
+    conf = tmp_path / "bad.yaml"
+    conf.write_text("scoring:\n  top_k: 20\n  exlude_bought: true\n")
+    line = error_line(run_cli("score", "--conf", str(conf)).stderr)
+    assert "unknown config key 'scoring.exlude_bought'" in line and "exclude_bought" in line
+    result = run_cli("score", "--conf", "conf/test.yaml", "--set", "data.source=csv")
+    assert result.returncode == 1
+    assert "config key 'data.source'" in error_line(result.stderr)
+
+
+def test_missing_config_file() -> None:
+    result = run_cli("ingest", "--conf", "conf/missing.yaml")
+    assert result.returncode == 1
+    assert error_line(result.stderr) == ("seasonrec ingest: error: cannot read config file conf/missing.yaml: "
+                                         "No such file or directory")
+
+
+def test_missing_java_on_path(tmp_path: Path) -> None:
+    empty_bin = tmp_path / "bin"
+    empty_bin.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    env["PATH"] = str(empty_bin)
+    result = subprocess.run([sys.executable, "-m", "seasonrec.cli", "ingest", "--conf", "conf/test.yaml",
+                             "--set", f"paths.lake_root={tmp_path}/lake"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    line = error_line(result.stderr)
+    assert line.startswith("seasonrec ingest: error: Java not found") and "Java 17" in line
+
+
+def test_java_home_pointing_nowhere(tmp_path: Path) -> None:
+    result = run_cli("ingest", "--conf", "conf/test.yaml", "--set", f"paths.lake_root={tmp_path}/lake",
+                     env={"JAVA_HOME": str(tmp_path / "no-jdk")})
+    assert result.returncode == 1
+    assert error_line(result.stderr) == (f"seasonrec ingest: error: Java not found: JAVA_HOME={tmp_path}/no-jdk has "
+                                         "no bin/java; point JAVA_HOME at a Java 17 installation or unset it")
+
+
+def test_spark_master_that_does_not_answer(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = run_cli("features", "--conf", "conf/test.yaml", "--set", f"paths.lake_root={tmp_path}/lake",
+                     "--set", f"spark.master=spark://127.0.0.1:{port}", timeout=120)
+    assert result.returncode == 1
+    line = error_line(result.stderr)
+    assert line.startswith(f"seasonrec features: error: the Spark master spark://127.0.0.1:{port} does not answer")
+
+
+def test_missing_input_path(spark, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Runs in-process on the session's Spark: the reason comes from Spark's PATH_NOT_FOUND error."""
+    missing = tmp_path / "exports" / "transactions.csv"
+    code = cli.main(["ingest", "--conf", str(REPO / "conf" / "test.yaml"), "--set", f"paths.lake_root={tmp_path}/lake",
+                     "--source", "file", "--path", str(missing)])
+    assert code == 1
+    line = error_line(capsys.readouterr().err)
+    assert line == f"seasonrec ingest: error: input not found: {missing}"
+
+
+def test_one_line_reason_for_jvm_failures() -> None:
+    """py4j/pyspark failures reduce to the line that explains them."""
+
+    class Py4JJavaError(Exception):
+        pass
+
+    jvm = Py4JJavaError("An error occurred while calling o51.load.\n: org.apache.spark.sql.AnalysisException: "
+                        "[PATH_NOT_FOUND] Path does not exist: file:/data/in.csv.\n\tat org.apache.spark.X(X.scala:1)")
+    assert cli._one_line_reason(jvm) == "input not found: /data/in.csv"
+    gateway = RuntimeError("[JAVA_GATEWAY_EXITED] Java gateway process exited before sending its port number.")
+    assert "Java 17" in cli._one_line_reason(gateway)
+    stopped = RuntimeError("java.lang.IllegalStateException: Cannot call methods on a stopped SparkContext.\n...")
+    assert cli._one_line_reason(stopped).startswith("the Spark application was stopped")
+    assert cli._one_line_reason(ValueError("first\nsecond")) == "ValueError: first"
