@@ -31,6 +31,9 @@ CONF=${CONF:-conf/cluster.yaml}
 [ -r "$CONF" ] || fail "config file $CONF not found"
 PY_FILES=${PY_FILES:-dist/seasonrec.zip}
 [ -r "$PY_FILES" ] || fail "$PY_FILES not found; run 'make package' first"
+if [ "$PY_FILES" = dist/seasonrec.zip ] && [ -n "$(find lib/seasonrec -name '*.py' -newer "$PY_FILES" -print -quit)" ]; then
+  fail "$PY_FILES is older than lib/seasonrec; run 'make package' (make submit does it for you)"
+fi
 EXEC_PYTHON=${PYSPARK_PYTHON:-$(pwd)/.venv/bin/python}
 DRIVER_PYTHON=${PYSPARK_DRIVER_PYTHON:-$EXEC_PYTHON}
 if [ -n "${SPARK_HOME:-}" ]; then

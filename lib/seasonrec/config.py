@@ -158,7 +158,11 @@ class TrainingConfig(Section):
     embedding_dim: int = Field(default=32, ge=2)
     user_buckets: int = Field(default=20_000, ge=1)
     item_buckets: int = Field(default=20_000, ge=1)
-    logq_strength: float = Field(default=1.0, ge=0)
+    logq_strength: float = Field(
+        default=0.3, ge=0,
+        description="popularity (logQ) correction: in-batch logits always get -log q (sampling-bias "
+                    "correction) and then +logq_strength * log q, so the learned score is debiased by "
+                    "logq_strength * log popularity; 0 = popularity-faithful, 1 = plain in-batch softmax")
     temperature: float = Field(default=0.1, gt=0)
     use_calendar_context: bool = True
     early_stopping_patience: int = Field(default=2, ge=0)

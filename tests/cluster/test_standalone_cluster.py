@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,7 +36,7 @@ SMALL = [
     "scoring.top_k=5", "spark.shuffle_partitions=4",
     "forecast.models=[seasonal_naive,ets]", "forecast.backtest_windows=1", "forecast.horizon=4",
     "evaluation.als_ranks=[4]", "evaluation.als_reg_params=[0.1]", "evaluation.als_alphas=[10.0]",
-    "evaluation.als_max_iter=2", "evaluation.k_list=[5]",
+    "evaluation.als_max_iter=2", "evaluation.k_list=[5]", "evaluation.methods=[model,global_popularity,repeat_buy]",
 ]
 SUBMIT_ARGS = ("--total-executor-cores 2 --executor-cores 1 --executor-memory 1g --driver-memory 1g "
                "--conf spark.ui.enabled=false --conf spark.task.maxFailures=1")
@@ -72,7 +73,7 @@ def py_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def submit(job: str, *options: str, master: str, py_files: Path, overrides: list[str],
-           timeout: float = 600) -> tuple[dict[str, Any], str]:
+           timeout: float = 1200) -> tuple[dict[str, Any], str]:
     """scripts/submit.sh JOB OPTIONS; returns (the job's JSON summary, stderr)."""
     env = {
         **os.environ,
@@ -84,6 +85,9 @@ def submit(job: str, *options: str, master: str, py_files: Path, overrides: list
     started = time.monotonic()
     proc = run_in_own_group([str(SUBMIT), job, *options], env, timeout)
     print(f"submit {job}: exit {proc.returncode} in {time.monotonic() - started:.0f}s")
+    for line in (proc.stdout + proc.stderr).splitlines():  # per-step timings, for the CI log
+        if re.search(r"INFO \[\w+\] .* done in [\d.]+s$", line):
+            print("   ", line)
     tail = "\n".join(proc.stderr.splitlines()[-40:])
     assert proc.returncode == 0, f"spark-submit {job} failed (exit {proc.returncode}):\n{tail}"
     return _last_summary(proc.stdout), proc.stderr
@@ -169,7 +173,7 @@ def test_pipeline_on_standalone_cluster(cluster, py_files: Path, tmp_path: Path)
     assert ingest["job"] == "ingest"
     env_jobs = "features,train,score,forecast,evaluate"
     summary, _ = submit("pipeline", "--jobs", env_jobs, master=cluster.master_url, py_files=py_files,
-                        overrides=overrides, timeout=900)
+                        overrides=overrides, timeout=2400)
     assert summary["job"] == "evaluate"
     print(f"pipeline on the cluster: {time.monotonic() - started:.0f}s")
 

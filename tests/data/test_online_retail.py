@@ -6,9 +6,9 @@ import gzip
 from pathlib import Path
 
 import pytest
-from conftest import _job_args
 from pyspark.sql import functions as F
 
+from conftest import _job_args
 from seasonrec import tables
 from seasonrec.data import jobs as ingest_jobs
 from seasonrec.features import silver

@@ -61,11 +61,11 @@ def test_indexes_are_dense_and_arrays_have_fixed_length(feature_lake) -> None:
 
 def test_planted_seasonal_items_are_found_with_the_right_peak(feature_lake) -> None:
     lake = feature_lake.lake
-    truth = lake.read(tables.SYNTHETIC_TRUTH).withColumnRenamed("item_raw", "item_id").drop("category")
+    truth = (lake.read(tables.SYNTHETIC_TRUTH).withColumnRenamed("item_raw", "item_id").drop("category")
+             .withColumnRenamed("peak_week", "planted_peak"))
     items = (lake.read(tables.ITEM_FEATURES).join(truth, "item_id")
              .where(F.col("n_purchases") >= 15)
-             .select("is_seasonal", "peak_week", "seasonality_strength",
-                     truth.peak_week.alias("planted_peak")).collect())
+             .select("is_seasonal", "peak_week", "seasonality_strength", "planted_peak").collect())
     seasonal = [r for r in items if r["is_seasonal"]]
     staples = [r for r in items if not r["is_seasonal"]]
     assert len(seasonal) >= 8 and len(staples) >= 20

@@ -102,7 +102,7 @@ def planted() -> list[PlantedItem]:
 @pytest.fixture(scope="session")
 def planted_ctx(spark, tmp_path_factory, planted) -> JobContext:
     root = tmp_path_factory.mktemp("forecast_planted")
-    ctx = JobContext.create(make_config(root, "forecast.epochs=25", "forecast.lstm_units=32"), "forecast", spark)
+    ctx = JobContext.create(make_config(root, "forecast.epochs=12", "forecast.backtest_windows=1"), "forecast", spark)
     write_planted_lake(ctx, planted)
     return ctx
 

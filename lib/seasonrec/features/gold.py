@@ -169,7 +169,7 @@ def user_features(interactions: DataFrame, items: DataFrame, calendar: DataFrame
     history = history.withColumn("flags", F.array(*flags))
     rfm = history.groupBy("user_id").agg(
         F.max("date").alias("last_date"),
-        F.countDistinct("invoice", "ts").alias("frequency"),
+        F.countDistinct("ts").alias("frequency"),  # baskets (invoice may be unmapped)
         F.sum("revenue").alias("monetary"),
         F.count("*").alias("n"),
         F.array_sort(F.collect_list(F.struct(F.col("ts"), F.col("item_index")))).alias("bought"),

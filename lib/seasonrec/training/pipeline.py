@@ -171,6 +171,9 @@ def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = N
                                "best_epoch": state["best_epoch"], "early_stopped": state["stopped"],
                                f"val_recall_at_{cfg.recall_k}": state["best_recall"],
                                "train_seconds": round(train_seconds, 1), "num_proc": len(results),
+                               "fit_seconds": round(chief["seconds"], 1),
+                               "examples_per_second_per_process": round(chief["examples"] / max(chief["seconds"], 1e-9),
+                                                                        1),
                                "ranks_agree": len({r["digest"] for r in results}) == 1,
                                "train_rows": data.n_train_rows, "history": state["history"]}
     if cfg.reranker:

@@ -1,0 +1,133 @@
+"""A full forecast run (statsforecast baselines on Spark + LSTM on 2 Horovod/Gloo processes) on
+planted seasonal demand, and the `seasonrec forecast` job on the shared synthetic feature lake."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+
+from seasonrec import tables
+
+from .conftest import AS_OF, HORIZON, PEAK_RADIUS, PlantedItem
+
+
+def _candidates_with_actuals(run) -> pd.DataFrame:
+    actual = run.weekly_demand.select(F.col("item_id").alias("series_id"), "week_start",
+                                      F.col("quantity").alias("actual"))
+    frame = (run.candidates.where((F.col("window") == 0) & (F.col("level") == "item"))
+             .join(actual, ["series_id", "week_start"], "left").toPandas())
+    return frame.fillna({"actual": 0.0})
+
+
+def _in_peak(item: PlantedItem, week: dt.date) -> bool:
+    woy = week.isocalendar()[1]
+    return min(abs(woy - item.peak_week), 52 - abs(woy - item.peak_week)) <= PEAK_RADIUS
+
+
+@pytest.fixture(scope="module")
+def scored(planted_run, planted) -> pd.DataFrame:
+    kinds = {item.item_id: item for item in planted}
+    frame = _candidates_with_actuals(planted_run)
+    frame["kind"] = frame["series_id"].map(lambda s: kinds[s].kind)
+    frame["peak"] = [kinds[s].kind == "seasonal" and _in_peak(kinds[s], w)
+                     for s, w in zip(frame["series_id"], frame["week_start"], strict=True)]
+    return frame
+
+
+def _wape(frame: pd.DataFrame) -> float:
+    return float((frame["p50"] - frame["actual"]).abs().sum() / frame["actual"].sum())
+
+
+def test_lstm_beats_seasonal_naive_over_the_planted_peak_season(scored):
+    peak = scored[scored["peak"]]
+    lstm, naive = peak[peak.model == "lstm"], peak[peak.model == "seasonal_naive"]
+    assert len(lstm) == len(naive) > 50
+    print(f"peak-season WAPE: lstm {_wape(lstm):.3f}, seasonal_naive {_wape(naive):.3f}")
+    assert _wape(lstm) < _wape(naive)
+
+
+def test_lstm_p10_p90_covers_about_80_percent(scored):
+    lstm = scored[scored.model == "lstm"]
+    covered = ((lstm["actual"] >= lstm["p10"]) & (lstm["actual"] <= lstm["p90"])).mean()
+    print(f"lstm P10-P90 coverage {covered:.3f} over {len(lstm)} item-weeks")
+    assert 0.68 <= covered <= 0.92
+
+
+def test_intermittent_items_get_non_negative_forecasts_and_a_sensible_interval(scored):
+    sparse = scored[scored.kind == "sparse"]
+    assert set(sparse.model) >= {"lstm", "croston", "tsb", "seasonal_naive", "ets"}
+    assert (sparse[["p10", "p50", "p90"]] >= 0).all().all()
+    assert ((sparse.p10 <= sparse.p50) & (sparse.p50 <= sparse.p90)).all()
+    for model, part in sparse.groupby("model"):
+        assert (part.p90 > 0).all(), f"{model}: an interval stuck at 0 cannot cover any sale"
+        assert part.p50.mean() < 1.5 and part.p90.max() < 10, f"{model}: interval far too wide"
+        covered = ((part.actual >= part.p10) & (part.actual <= part.p90)).mean()
+        assert covered >= 0.6, f"{model}: P10-P90 covers {covered:.2f} of intermittent weeks"
+
+
+def test_every_catalogue_item_gets_a_forecast_and_cold_starts_are_flagged(planted_ctx, planted_run):
+    rows = planted_ctx.lake.read(tables.DEMAND_FORECAST).where(F.col("as_of") == AS_OF).toPandas()
+    assert set(rows.run_id) == {planted_ctx.run_id}
+    items = rows[rows.level == "item"]
+    expected = {r["item_id"] for r in planted_ctx.lake.read(tables.SILVER_ITEMS).select("item_id").collect()}
+    assert set(items.item_id) == expected
+    assert (items.groupby("item_id").week_start.nunique() == HORIZON).all()
+    cold = items[items.cold_start]
+    assert set(cold.item_id) == {"new_item", "never_sold"}
+    assert set(cold.model) == {"cold_start_category"} and (cold.p50 > 0).all()
+    assert not items[~items.cold_start].model.str.startswith("cold_start").any()
+    assert set(rows[rows.level == "category"].item_id) == {"christmas", "home", "garden"}
+    assert set(rows[rows.level == "total"].item_id) == {"total"}
+    assert (rows[["p10", "p50", "p90"]] >= 0).all().all()
+    assert (rows.p10 <= rows.p50).all() and (rows.p50 <= rows.p90).all()
+    weeks = sorted(rows.week_start.unique())
+    assert weeks[0] == dt.date(2011, 10, 3) and len(weeks) == HORIZON
+
+
+def test_forecast_backtest_scores_each_model_on_each_window(planted_ctx, planted_run):
+    rows = planted_ctx.lake.read(tables.FORECAST_BACKTEST).toPandas()
+    assert set(rows.window) == set(range(1, planted_ctx.config.forecast.backtest_windows + 1))
+    assert set(rows.model) == {"lstm", "seasonal_naive", "ets", "croston", "tsb"}
+    assert {str(o) for o in rows.origin.unique()} == {str(o.cutoff) for o in planted_run.origins[1:]}
+    items = rows[rows.level == "item"]
+    assert items.groupby(["item_id", "window"]).model.nunique().min() == 5
+    with_sales = items[items.actual > 0]
+    assert with_sales[["wape", "bias", "mase"]].notna().all().all()
+    # one chosen model per item (selection "best"); the LSTM of each window trained on earlier targets only
+    assert (items[items.selected].groupby("item_id").model.nunique() == 1).all()
+    examples = planted_run.summary["lstm"]["examples"]
+    assert [examples[w] for w in sorted(examples)] == sorted(examples.values(), reverse=True)
+    assert min(examples.values()) > 0 and len(set(examples.values())) == len(examples)
+    assert planted_run.summary["lstm"]["ranks_in_sync"]
+
+
+def test_forecast_job_on_the_shared_feature_lake_and_rerun_replaces(feature_lake):
+    """`seasonrec forecast` on the data engineer's silver tables (baselines only, to stay fast);
+    a second run for the same --as-of replaces the first one's rows."""
+    from seasonrec.context import JobContext
+    from seasonrec.forecasting import jobs
+
+    forecast = feature_lake.config.forecast.model_copy(
+        update={"models": ["seasonal_naive", "tsb"], "backtest_windows": 1})
+    config = feature_lake.config.model_copy(update={"forecast": forecast})
+    parser = argparse.ArgumentParser()
+    jobs.add_arguments(parser)
+    args = parser.parse_args(["--as-of", "2011-06-30", "--horizon", "4"])
+    summaries, run_ids = [], []
+    for _ in range(2):
+        ctx = JobContext(config=config, spark=feature_lake.spark, lake=feature_lake.lake, job="forecast")
+        summaries.append(jobs.run(ctx, args))
+        run_ids.append(ctx.run_id)
+    rows = feature_lake.lake.read(tables.DEMAND_FORECAST).where(F.col("as_of") == dt.date(2011, 6, 30)).toPandas()
+    assert set(rows.run_id) == {run_ids[1]}
+    assert len(rows) == len(rows.drop_duplicates(["item_id", "level", "week_start"]))
+    n_items = feature_lake.lake.read(tables.SILVER_ITEMS).count()
+    assert rows[rows.level == "item"].item_id.nunique() == n_items
+    assert summaries[0]["items_forecast"] + summaries[0]["items_cold_start"] == n_items
+    assert sorted(rows.week_start.unique()) == [dt.date(2011, 7, 4) + dt.timedelta(weeks=i) for i in range(4)]
+    assert np.isfinite(rows[["p10", "p50", "p90"]].to_numpy()).all()
