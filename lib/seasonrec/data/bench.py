@@ -2,7 +2,7 @@
 
     python -m seasonrec.data.bench --events 1000000 10000000 [--conf conf/local.yaml]
 
-Prints one JSON line per size: events/s for ingest, features and both, and the peak resident
+Prints one JSON object (keyed by size) on its last line: events/s for ingest, features and both, and the peak resident
 memory of the driver (Python process and the local JVM, which holds the Spark driver).
 """
 
@@ -75,9 +75,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--conf", default="conf/local.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--quick", action="store_true", help="20k events only (smoke run)")
     args = parser.parse_args()
-    for n in args.events:
-        print(json.dumps(bench(n, args.conf, args.overrides)), flush=True)
+    sizes = [20_000] if args.quick else args.events
+    results = {str(n): bench(n, args.conf, args.overrides) for n in sizes}
+    print(json.dumps(results), flush=True)  # one JSON object on the last line, as bench/run_all.py expects
 
 
 if __name__ == "__main__":
