@@ -71,6 +71,8 @@ def evaluate(model: ScoringModel, units: Units, is_tail: np.ndarray, k: int, use
         out.update({f"reranked_recall_at_{k}": recall_at_k(final, units.targets, k),
                     "reranked_ndcg_at_10": ndcg_at_k(final, units.targets, 10),
                     f"reranked_tail_share_at_{k}": tail_share(final, is_tail, k)})
+    out[f"final_recall_at_{k}"] = out.get(f"reranked_recall_at_{k}", out[f"recall_at_{k}"])
+    out["final_ndcg_at_10"] = out.get("reranked_ndcg_at_10", out["ndcg_at_10"])
     heuristic = repeat_buy_top_k(inputs["history"], model.weights["log_q"], k)
     out.update({f"repeat_buy_recall_at_{k}": recall_at_k(heuristic, units.targets, k),
                 "repeat_buy_ndcg_at_10": ndcg_at_k(heuristic, units.targets, 10)})
