@@ -27,17 +27,19 @@ SMALL = [
 
 
 def cells(path: Path) -> list[tuple[str, str]]:
-    """(kind, source) per cell: kind is 'md' for `# MAGIC %md` cells, 'code' otherwise."""
+    """(kind, source) per cell: kind is 'md' for `# MAGIC %md` cells, 'code' otherwise. The source is
+    padded with blank lines so line numbers in tracebacks are those of the notebook file."""
     text = path.read_text(encoding="utf-8")
     assert text.startswith(HEADER + "\n"), f"{path.name}: first line must be '{HEADER}'"
     out = []
+    line_offset = 1  # the header line
     for raw in text[len(HEADER) + 1:].split(SEPARATOR):
-        body = raw.strip("\n")
-        lines = [line for line in body.splitlines() if line.strip()]
+        lines = [line for line in raw.splitlines() if line.strip()]
         if lines and all(line.startswith("# MAGIC") for line in lines):
-            out.append(("md" if lines[0].startswith("# MAGIC %md") else "magic", body))
+            out.append(("md" if lines[0].startswith("# MAGIC %md") else "magic", raw.strip("\n")))
         else:
-            out.append(("code", body))
+            out.append(("code", "\n" * line_offset + raw))
+        line_offset += raw.count("\n") + SEPARATOR.count("\n")
     return out
 
 
@@ -90,9 +92,9 @@ def test_bundle_runs_the_notebooks_in_pipeline_order() -> None:
 def run_notebook(path: Path) -> dict:
     """Execute the code cells top to bottom in one namespace, as a notebook kernel would."""
     namespace: dict = {"__name__": "__main__"}
-    for index, (kind, source) in enumerate(cells(path)):
+    for kind, source in cells(path):
         if kind == "code":
-            exec(compile(source, f"{path.name}[cell {index}]", "exec"), namespace)  # noqa: S102
+            exec(compile(source, str(path), "exec"), namespace)  # noqa: S102
     return namespace
 
 
