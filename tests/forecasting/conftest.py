@@ -53,9 +53,9 @@ class PlantedItem:
 def planted_items(seed: int = 3) -> list[PlantedItem]:
     rng = np.random.default_rng(seed)
     items = [PlantedItem(f"S{i:02d}", "seasonal", "christmas", float(rng.uniform(3, 8)),
-                         float(rng.uniform(3, 5)), int(rng.integers(44, 51))) for i in range(24)]
-    items += [PlantedItem(f"T{i:02d}", "steady", "home", float(rng.uniform(2, 10))) for i in range(16)]
-    items += [PlantedItem(f"Z{i:02d}", "sparse", "garden", float(rng.uniform(0.1, 0.3))) for i in range(8)]
+                         float(rng.uniform(3, 5)), int(rng.integers(44, 51))) for i in range(12)]
+    items += [PlantedItem(f"T{i:02d}", "steady", "home", float(rng.uniform(2, 10))) for i in range(8)]
+    items += [PlantedItem(f"Z{i:02d}", "sparse", "garden", float(rng.uniform(0.1, 0.3))) for i in range(6)]
     items.append(PlantedItem("new_item", "new", "home", 5.0))
     return items
 
@@ -102,7 +102,11 @@ def planted() -> list[PlantedItem]:
 @pytest.fixture(scope="session")
 def planted_ctx(spark, tmp_path_factory, planted) -> JobContext:
     root = tmp_path_factory.mktemp("forecast_planted")
-    ctx = JobContext.create(make_config(root, "forecast.epochs=12", "forecast.backtest_windows=1"), "forecast", spark)
+    # Kept small for CI (~27 items x 3 years): one backtest window, LSTM trained on every 2nd origin
+    # with a 13-week lookback, small batches so the few examples still give ~15 steps per epoch.
+    config = make_config(root, "forecast.epochs=8", "forecast.backtest_windows=1", "forecast.example_stride=2",
+                         "forecast.lookback_weeks=13", "forecast.batch_size=64", "forecast.baseline_groups=2")
+    ctx = JobContext.create(config, "forecast", spark)
     write_planted_lake(ctx, planted)
     return ctx
 

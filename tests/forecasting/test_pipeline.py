@@ -43,23 +43,34 @@ def _wape(frame: pd.DataFrame) -> float:
     return float((frame["p50"] - frame["actual"]).abs().sum() / frame["actual"].sum())
 
 
-def test_lstm_beats_seasonal_naive_over_the_planted_peak_season(scored):
+def _report(capsys, line: str) -> None:
+    with capsys.disabled():  # shown in the plain pytest output, so the numbers can be quoted
+        print(f"\n[forecast metrics] {line}")
+
+
+def test_lstm_beats_seasonal_naive_over_the_planted_peak_season(scored, capsys):
     peak = scored[scored["peak"]]
     lstm, naive = peak[peak.model == "lstm"], peak[peak.model == "seasonal_naive"]
     assert len(lstm) == len(naive) > 50
-    print(f"peak-season WAPE: lstm {_wape(lstm):.3f}, seasonal_naive {_wape(naive):.3f}")
+    _report(capsys, f"peak-season WAPE over {len(lstm)} item-weeks: lstm {_wape(lstm):.3f}, "
+                    f"seasonal_naive {_wape(naive):.3f}")
     assert _wape(lstm) < _wape(naive)
 
 
-def test_lstm_p10_p90_covers_about_80_percent(scored):
+def test_lstm_p10_p90_covers_about_80_percent(scored, capsys):
     lstm = scored[scored.model == "lstm"]
     covered = ((lstm["actual"] >= lstm["p10"]) & (lstm["actual"] <= lstm["p90"])).mean()
-    print(f"lstm P10-P90 coverage {covered:.3f} over {len(lstm)} item-weeks")
+    by_kind = {kind: round(float(((p.actual >= p.p10) & (p.actual <= p.p90)).mean()), 3)
+               for kind, p in lstm.groupby("kind")}
+    _report(capsys, f"lstm P10-P90 coverage {covered:.3f} over {len(lstm)} item-weeks; by kind {by_kind}")
     assert 0.68 <= covered <= 0.92
 
 
-def test_intermittent_items_get_non_negative_forecasts_and_a_sensible_interval(scored):
+def test_intermittent_items_get_non_negative_forecasts_and_a_sensible_interval(scored, capsys):
     sparse = scored[scored.kind == "sparse"]
+    coverage = {model: round(float(((p.actual >= p.p10) & (p.actual <= p.p90)).mean()), 3)
+                for model, p in sparse.groupby("model")}
+    _report(capsys, f"intermittent items P10-P90 coverage by model {coverage}")
     assert set(sparse.model) >= {"lstm", "croston", "tsb", "seasonal_naive", "ets"}
     assert (sparse[["p10", "p50", "p90"]] >= 0).all().all()
     assert ((sparse.p10 <= sparse.p50) & (sparse.p50 <= sparse.p90)).all()

@@ -214,6 +214,27 @@ def _save_lstm(ctx: JobContext, model: Any) -> None:
     model.save_weights(os.path.join(path, "weights.h5"))
 
 
+def whole_unit_intervals(candidates: DataFrame) -> DataFrame:
+    """Item-level intervals of every model snapped outward to whole units: p10 floored, p90 ceiled.
+
+    Item demand is counted in whole units, so an item's P10/P90 are integers; a continuous model's
+    P10 of 0.3 on an intermittent item means "0 units" (a zero-sales week is inside the interval),
+    which a continuous bound of 0.3 would exclude. ``[floor(p10), ceil(p90)]`` is the smallest
+    integer interval holding the model's interval. p50 stays continuous (a point forecast for
+    WAPE/bias) but non-negative, and the quantiles stay ordered. Category and total series are
+    sums over many items and are left as they are.
+    """
+    is_item = F.col("level") == S.ITEM
+    p50 = F.greatest(F.col("p50"), F.lit(0.0))
+    p10 = F.least(F.floor(F.greatest(F.col("p10"), F.lit(0.0))).cast("double"), p50)
+    p90 = F.greatest(F.ceil(F.col("p90")).cast("double"), p50)
+    return candidates.select(
+        "level", "series_id", "window", "week_start", "model",
+        F.when(is_item, p10).otherwise(F.col("p10")).alias("p10"),
+        F.when(is_item, p50).otherwise(F.col("p50")).alias("p50"),
+        F.when(is_item, p90).otherwise(F.col("p90")).alias("p90"))
+
+
 # ---------------------------------------------------------------------------- backtest
 def backtest_errors(candidates: DataFrame, series: DataFrame, history: DataFrame, origins: list[S.Origin],
                     season_length: int, quantiles: list[float]) -> DataFrame:
@@ -374,7 +395,7 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
     candidates = frames[0]
     for frame in frames[1:]:
         candidates = candidates.unionByName(frame)
-    candidates = candidates.cache()
+    candidates = whole_unit_intervals(candidates).cache()
 
     with ctx.step("backtest and model choice"):
         errors = backtest_errors(candidates, series, history, origins, config.season_length,
