@@ -208,7 +208,10 @@ def _log_mlflow(ctx: Any, rows: list[dict[str, Any]], summary: dict[str, Any], r
     except ImportError:
         log.warning("[evaluate] mlflow is not installed; skipping MLflow logging")
         return None
-    uri = ctx.config.training.mlflow_tracking_uri or _file_uri(ctx.config.paths.mlflow_dir)
+    uri = ctx.config.training.mlflow_tracking_uri
+    if not uri:  # a local file store under paths.mlflow_dir (MLflow 3 keeps it behind an opt-in flag)
+        uri = _file_uri(ctx.config.paths.mlflow_dir)
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     client = MlflowClient(tracking_uri=uri)
     name = f"{ctx.config.training.mlflow_experiment}-evaluation"
     experiment = client.get_experiment_by_name(name)

@@ -28,7 +28,7 @@ def _get(rows: list[dict[str, Any]], method: str, metric: str, k: int | None, se
 def _fmt(value: float | None, digits: int = 4) -> str:
     if value is None:
         return "–"
-    if float(value).is_integer() and abs(value) >= 1:
+    if float(value).is_integer():
         return f"{int(value)}"
     return f"{value:.{digits}f}"
 

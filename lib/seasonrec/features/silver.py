@@ -62,22 +62,24 @@ def product_rows(bronze: DataFrame, config: FeaturesConfig) -> DataFrame:
 
 
 def net_returns(rows: DataFrame) -> DataFrame:
-    """Purchases with returns netted: each (user, item)'s returned quantity consumes that pair's most
-    recent purchases first; purchases fully returned disappear."""
+    """Purchases with returns netted: a return (negative quantity) is matched to the same user's latest
+    purchase of the item at or before it, and reduces that purchase (never below zero); purchases fully
+    returned disappear. Time-local on purpose: a return never touches a later purchase, so rebuilding
+    months from M on gives the same rows as a full rebuild.
+    """
     pair = ["user_raw", "item_raw"]
-    returned = (rows.where(F.col("quantity") < 0).groupBy(*pair)
-                .agg(F.sum(-F.col("quantity")).alias("returned")))
     purchases = rows.where((F.col("quantity") > 0) & (F.col("price") > 0))
-    newest_first = (Window.partitionBy(*pair).orderBy(F.col("ts").desc(), F.col("row_hash"))
-                    .rowsBetween(Window.unboundedPreceding, Window.currentRow))
-    netted = (purchases.join(returned, pair, "left")
-              .withColumn("returned", F.coalesce("returned", F.lit(0.0)))
-              .withColumn("newer_and_this", F.sum("quantity").over(newest_first))
-              .withColumn("consumed", F.least(F.greatest(F.col("returned") - (F.col("newer_and_this")
-                                                                               - F.col("quantity")), F.lit(0.0)),
-                                              F.col("quantity")))
-              .withColumn("quantity", F.col("quantity") - F.col("consumed")))
-    return netted.where(F.col("quantity") > 0)
+    events = rows.where(F.col("quantity") != 0).select(
+        *pair, "ts", "row_hash", "quantity", (F.col("quantity") < 0).cast("int").alias("is_return"))
+    so_far = (Window.partitionBy(*pair).orderBy("ts", "is_return", "row_hash")
+              .rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    matched = (events.withColumn("purchase_hash", F.last(F.when(F.col("is_return") == 0, F.col("row_hash")), True)
+                                 .over(so_far))
+               .where((F.col("is_return") == 1) & F.col("purchase_hash").isNotNull())
+               .groupBy(F.col("purchase_hash").alias("row_hash")).agg(F.sum(-F.col("quantity")).alias("returned")))
+    returned = F.least(F.coalesce("returned", F.lit(0.0)), F.col("quantity"))
+    netted = purchases.join(matched, "row_hash", "left").withColumn("quantity", F.col("quantity") - returned)
+    return netted.where(F.col("quantity") > 0).drop("returned")
 
 
 def interactions(bronze: DataFrame, config: FeaturesConfig, salt_value: str) -> DataFrame:
