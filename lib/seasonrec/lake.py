@@ -57,7 +57,9 @@ def delta_spark_available(spark: SparkSession) -> bool:
         spark._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")  # type: ignore[union-attr]
     except Exception:  # noqa: BLE001 - py4j raises its own error types
         return False
-    return "DeltaSparkSessionExtension" in spark.conf.get("spark.sql.extensions", "")
+    # Databricks runtimes ship Delta built in without listing the extension in spark.sql.extensions.
+    return "DATABRICKS_RUNTIME_VERSION" in os.environ or "DeltaSparkSessionExtension" in spark.conf.get(
+        "spark.sql.extensions", "")
 
 
 def _local_path(uri: str) -> str:
