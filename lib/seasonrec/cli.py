@@ -64,10 +64,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _default_args(name: str, base: argparse.Namespace) -> argparse.Namespace:
+def job_args(module: ModuleType, *argv: str) -> argparse.Namespace:
+    """A job's options with their defaults (plus ``argv``), as the CLI would parse them."""
     job_parser = argparse.ArgumentParser()
-    _job_module(name).add_arguments(job_parser)
-    args = job_parser.parse_args([])
+    module.add_arguments(job_parser)
+    return job_parser.parse_args(list(argv))
+
+
+def _default_args(name: str, base: argparse.Namespace) -> argparse.Namespace:
+    args = job_args(_job_module(name))
     for key, value in vars(base).items():
         setattr(args, key, value)
     return args

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import _job_args
 from seasonrec import tables
 from seasonrec.context import JobError
 from seasonrec.data import jobs as ingest_jobs
+from support import job_args
 
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
 GOOD = [
@@ -43,7 +43,7 @@ def test_quarantine_counts_exact_and_good_rows_all_present(job_context, tmp_path
     bad_lines = [line for lines in BAD.values() for line in lines]
     source = _write_csv(tmp_path / "mixed.csv", GOOD + bad_lines)
     ctx = job_context("ingest", "data.quarantine_max_share=0.9", "data.file.timezone=Europe/London")
-    summary = ingest_jobs.run(ctx, _job_args(ingest_jobs, "--source", "file", "--path", str(source)))
+    summary = ingest_jobs.run(ctx, job_args(ingest_jobs, "--source", "file", "--path", str(source)))
 
     assert summary["rows_in"] == len(GOOD) + len(bad_lines)
     assert summary["quarantine_by_reason"] == {reason: len(lines) for reason, lines in BAD.items()}
@@ -67,7 +67,7 @@ def test_quarantine_counts_exact_and_good_rows_all_present(job_context, tmp_path
     assert all(q["source_file"].endswith("mixed.csv") for q in quarantine)
 
     # Re-running on the same input adds nothing anywhere.
-    again = ingest_jobs.run(ctx, _job_args(ingest_jobs, "--source", "file", "--path", str(source)))
+    again = ingest_jobs.run(ctx, job_args(ingest_jobs, "--source", "file", "--path", str(source)))
     assert again["bronze_rows_added"] == 0
     assert ctx.lake.read(tables.BRONZE_TRANSACTIONS).count() == len(GOOD)
     assert ctx.lake.read(tables.QUARANTINE).count() == len(bad_lines)
@@ -77,7 +77,7 @@ def test_too_many_bad_rows_fails_and_writes_nothing(job_context, tmp_path: Path)
     source = _write_csv(tmp_path / "bad.csv", GOOD[:2] + BAD["missing_user"] + BAD["non_numeric_price"])
     ctx = job_context("ingest", "data.quarantine_max_share=0.3")
     with pytest.raises(JobError, match=r"2 of 4 rows .*missing_user"):
-        ingest_jobs.run(ctx, _job_args(ingest_jobs, "--source", "file", "--path", str(source)))
+        ingest_jobs.run(ctx, job_args(ingest_jobs, "--source", "file", "--path", str(source)))
     assert not ctx.lake.exists(tables.BRONZE_TRANSACTIONS)
 
 
@@ -94,7 +94,7 @@ def test_json_source_through_column_mapping_and_since(job_context, tmp_path: Pat
                           "category": "cat"})
     ctx = job_context("ingest", "data.file.format=json", f"data.file.columns={mapping}",
                       "data.quarantine_max_share=0.5")
-    summary = ingest_jobs.run(ctx, _job_args(ingest_jobs, "--source", "file", "--path", str(path),
+    summary = ingest_jobs.run(ctx, job_args(ingest_jobs, "--source", "file", "--path", str(path),
                                              "--since", "2011-04-01"))
     # --since drops rows before the date (the bad 2010 row included), keeps bad rows after it.
     assert summary["rows_in"] == 2
@@ -110,4 +110,4 @@ def test_missing_mapped_column_names_it(job_context, tmp_path: Path) -> None:
     source.write_text("a,b\n1,2\n", encoding="utf-8")
     ctx = job_context("ingest")
     with pytest.raises(JobError, match="CustomerID"):
-        ingest_jobs.run(ctx, _job_args(ingest_jobs, "--source", "file", "--path", str(source)))
+        ingest_jobs.run(ctx, job_args(ingest_jobs, "--source", "file", "--path", str(source)))

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from conftest import _job_args
 from seasonrec import tables
 from seasonrec.data import jobs as ingest_jobs
 from seasonrec.features import silver
+from support import job_args
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "online_retail"
 FILE = SHARED / "online_retail_2010-12_2011-09.csv.gz"
@@ -27,7 +27,7 @@ def test_online_retail_head_ingests_and_cleans(job_context, tmp_path: Path) -> N
     no_customer = sum(1 for line in data_lines if line.rstrip("\n").rsplit(",", 2)[1] == "")
 
     ctx = job_context("ingest")
-    summary = ingest_jobs.run(ctx, _job_args(ingest_jobs, "--source", "online_retail", "--path", str(sample)))
+    summary = ingest_jobs.run(ctx, job_args(ingest_jobs, "--source", "online_retail", "--path", str(sample)))
     assert summary["rows_in"] == 4000
     assert summary["quarantine_by_reason"] == {"missing_user": no_customer}
     assert summary["bronze_rows_added"] == 4000 - no_customer

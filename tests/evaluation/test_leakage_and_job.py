@@ -49,8 +49,8 @@ def _rows() -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def lake_ctx(spark, tmp_path_factory):
-    from conftest import make_config  # tests/conftest.py
     from seasonrec.context import JobContext
+    from support import make_config
 
     root = tmp_path_factory.mktemp("eval_lake")
     config = make_config(root, *SPLIT, "evaluation.k_list=[2,3]", "evaluation.als_ranks=[2,3]",

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from conftest import _job_args, make_config
 from seasonrec import tables
 from seasonrec.context import JobContext
 from seasonrec.data import jobs as ingest_jobs
 from seasonrec.features import jobs as features_jobs
 from seasonrec.features import silver
+from support import job_args, make_config
 
 FEATURE_TABLES = (tables.SILVER_INTERACTIONS, tables.SILVER_ITEMS, tables.CALENDAR, tables.ITEM_FEATURES,
                   tables.USER_FEATURES, tables.TRAINING_EXAMPLES)
@@ -23,9 +23,9 @@ SMALL = ("data.synthetic.n_events=3000", "data.synthetic.n_users=80", "data.synt
 def small_lake(spark, tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("incremental")
     config = make_config(root, *SMALL)
-    ingest = ingest_jobs.run(JobContext.create(config, "ingest", spark), _job_args(ingest_jobs))
+    ingest = ingest_jobs.run(JobContext.create(config, "ingest", spark), job_args(ingest_jobs))
     ctx = JobContext.create(config, "features", spark)
-    features = features_jobs.run(ctx, _job_args(features_jobs))
+    features = features_jobs.run(ctx, job_args(features_jobs))
     return {"ctx": ctx, "root": root, "ingest": ingest, "features": features}
 
 
@@ -39,12 +39,12 @@ def test_ingest_and_features_twice_give_the_same_tables(small_lake) -> None:
     lake = ctx.lake
     first_ingest = small_lake["ingest"]
     assert first_ingest["bronze_rows_added"] == first_ingest["rows_good"] > 3000  # + cancellations
-    again = ingest_jobs.run(JobContext.create(ctx.config, "ingest", ctx.spark), _job_args(ingest_jobs))
+    again = ingest_jobs.run(JobContext.create(ctx.config, "ingest", ctx.spark), job_args(ingest_jobs))
     assert again["bronze_rows_added"] == 0
     assert lake.read(tables.BRONZE_TRANSACTIONS).count() == first_ingest["bronze_rows_total"]
 
     versions = {name: lake.version(name) for name in FEATURE_TABLES}
-    second = features_jobs.run(ctx, _job_args(features_jobs))
+    second = features_jobs.run(ctx, job_args(features_jobs))
     assert second["rows"] == small_lake["features"]["rows"]
     for name in FEATURE_TABLES:
         assert lake.version(name) == versions[name] + 1
@@ -61,11 +61,11 @@ def test_since_rebuilds_only_new_months_and_matches_a_full_rebuild(small_lake, t
         f"900001,{item},LATE BUY,3,2011-09-20 10:00:00,2.5,NEWCUSTOMER,China\n"
         f"C900002,{item},LATE RETURN,-1,2011-09-21 10:00:00,2.5,NEWCUSTOMER,China\n", encoding="utf-8")
     ingest_ctx = JobContext.create(ctx.config, "ingest", ctx.spark)
-    added = ingest_jobs.run(ingest_ctx, _job_args(ingest_jobs, "--source", "file", "--path", str(new_rows)))
+    added = ingest_jobs.run(ingest_ctx, job_args(ingest_jobs, "--source", "file", "--path", str(new_rows)))
     assert added["bronze_rows_added"] == 2
     added_at = lake.read(tables.BRONZE_TRANSACTIONS).agg(F.max("ingested_at")).first()[0]
     silver_version = lake.version(tables.SILVER_INTERACTIONS)
-    summary = features_jobs.run(ctx, _job_args(features_jobs, "--since", added_at.isoformat()))
+    summary = features_jobs.run(ctx, job_args(features_jobs, "--since", added_at.isoformat()))
     assert summary["silver"]["mode"] == "incremental" and summary["silver"]["from_month"] == "2011-09"
     assert summary["silver"]["months_rebuilt"] == 4  # 2011-09 .. 2011-12 of the synthetic range
 

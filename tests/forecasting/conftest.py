@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from conftest import make_config  # tests/conftest.py
 from seasonrec import tables
 from seasonrec.context import JobContext
+from support import make_config
 
 START = dt.date(2008, 9, 1)  # a Monday
 END = dt.date(2011, 12, 26)
