@@ -11,6 +11,8 @@ Tables written (all through ``ctx.lake`` with the run's commit info):
   backtest window: as_of, run_id, level, item_id, model, window, origin, n_weeks, actual, forecast,
   abs_error, wape, mase, bias, pinball, coverage, selected.
 
+Before scoring, every model's item-level P10 is floored to whole units (``whole_unit_intervals``).
+
 Per series, the model with the lowest mean pinball loss (over the three quantiles and all backtest
 weeks) is chosen, or the top ``blend_top`` are blended with weights 1/loss. Series without any
 backtest score use the model that is best over their whole level. Items with fewer than
@@ -215,19 +217,24 @@ def _save_lstm(ctx: JobContext, model: Any) -> None:
 
 
 def whole_unit_intervals(candidates: DataFrame) -> DataFrame:
-    """Item-level intervals of every model snapped outward to whole units: p10 floored, p90 ceiled.
+    """Item-level P10 of every model floored to whole units; p50 non-negative; quantiles ordered.
 
-    Item demand is counted in whole units, so an item's P10/P90 are integers; a continuous model's
-    P10 of 0.3 on an intermittent item means "0 units" (a zero-sales week is inside the interval),
-    which a continuous bound of 0.3 would exclude. ``[floor(p10), ceil(p90)]`` is the smallest
-    integer interval holding the model's interval. p50 stays continuous (a point forecast for
-    WAPE/bias) but non-negative, and the quantiles stay ordered. Category and total series are
-    sums over many items and are left as they are.
+    Item demand is counted in whole units, so an item's P10 is an integer. A continuous model
+    (the LSTM, with its softplus gaps) gives an intermittent item a P10 of e.g. 0.3 where the
+    integer P10 is 0: zero-sales weeks, the most common outcome, would fall outside the interval.
+    Flooring P10 snaps the lower bound to the integer below.
+
+    P90 is deliberately *not* ceiled: an integer actual is <= a continuous P90 exactly when it is
+    <= floor(P90), so the continuous bound already is an integer bound, and ceiling it adds the
+    whole next unit to every interval. On the planted test data (tests/forecasting), floor+ceil
+    gave LSTM P10-P90 coverage 0.872 on seasonal, 0.904 on steady items and 0.911 overall (target
+    0.8, asserted band 0.68-0.92); flooring P10 only: 0.801 / 0.846 / 0.849, intermittent 0.949.
+    Category and total series are sums over many items and are left as they are.
     """
     is_item = F.col("level") == S.ITEM
     p50 = F.greatest(F.col("p50"), F.lit(0.0))
     p10 = F.least(F.floor(F.greatest(F.col("p10"), F.lit(0.0))).cast("double"), p50)
-    p90 = F.greatest(F.ceil(F.col("p90")).cast("double"), p50)
+    p90 = F.greatest(F.col("p90"), p50)
     return candidates.select(
         "level", "series_id", "window", "week_start", "model",
         F.when(is_item, p10).otherwise(F.col("p10")).alias("p10"),
