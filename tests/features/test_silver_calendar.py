@@ -18,10 +18,13 @@ def test_cancellations_are_netted_and_users_pseudonymized(feature_lake) -> None:
     cancelled = bronze.where(F.col("invoice").startswith("C"))
     n_cancelled = cancelled.count()
     assert n_cancelled > 50
-    # Each return hits the pair's latest purchase at or before it: net quantity is exactly bought - returned.
+    # Each return hits the pair's latest purchase at or before it and never drives it below zero, so the net
+    # quantity is bought - returned except for the part of a return larger than the purchase it hits
+    # (a repeat purchase in between absorbed it): that leftover must stay a small share of all returns.
     bought = bronze.where("quantity > 0").agg(F.sum("quantity")).first()[0]
     returned = -cancelled.agg(F.sum("quantity")).first()[0]
-    assert silver.agg(F.sum("quantity")).first()[0] == bought - returned
+    net = silver.agg(F.sum("quantity")).first()[0]
+    assert bought - returned <= net < bought - 0.9 * returned
     # Cancelled invoices disappear (unless a repeat of the pair in the 3 days between absorbed the return).
     originals = cancelled.select(F.substring("invoice", 2, 100).alias("invoice"))
     assert silver.join(originals, "invoice").count() <= 0.1 * n_cancelled
