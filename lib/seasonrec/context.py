@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
 import logging
 import time
 import uuid
@@ -47,3 +49,11 @@ class JobContext:
 
 class JobError(RuntimeError):
     """A job cannot go on for a reason the user can fix (bad input path, too many bad rows, ...)."""
+
+
+def iso_date(text: str) -> dt.date:
+    """argparse type for job options such as --since and --as-of."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date (YYYY-MM-DD)") from None

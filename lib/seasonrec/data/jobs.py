@@ -9,21 +9,16 @@ from typing import Any
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
+from seasonrec.context import iso_date
+
 DESCRIPTION = "bronze: load the configured source (synthetic, online_retail or a mapped file) with quarantine"
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a date (YYYY-MM-DD)") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", choices=["synthetic", "online_retail", "file"], default=None,
                         help="default: data.source from the config")
     parser.add_argument("--path", default=None, help="input file/folder/glob (file and online_retail sources)")
-    parser.add_argument("--since", type=_date, default=None,
+    parser.add_argument("--since", type=iso_date, default=None,
                         help="load only rows with a timestamp on/after this date (YYYY-MM-DD)")
 
 

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from typing import Any
+
+from seasonrec.context import iso_date
 
 DESCRIPTION = ("weekly demand forecast per item (LSTM via Horovod + statsforecast baselines, chosen by "
                "rolling-origin backtest) -> demand_forecast")
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a date (YYYY-MM-DD)") from None
 
 
 def _weeks(text: str) -> int:
@@ -28,7 +22,7 @@ def _weeks(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--as-of", dest="as_of", type=_date, default=None,
+    parser.add_argument("--as-of", dest="as_of", type=iso_date, default=None,
                         help="forecast from this date: history = full weeks up to it (YYYY-MM-DD; "
                              "default: the last date in silver_interactions)")
     parser.add_argument("--horizon", type=_weeks, default=None,
