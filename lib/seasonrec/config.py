@@ -128,6 +128,7 @@ class FeaturesConfig(Section):
     negatives_per_positive: int = Field(default=4, ge=0)
     popularity_negative_share: float = Field(default=0.5, ge=0, le=1)
     history_length: int = Field(default=20, ge=1)
+    bought_items_max: int = Field(default=100, ge=1, description="items per user with exact re-buy counts")
     tail_share: float = Field(default=0.2, gt=0, lt=1, description="tail = items making the last share of volume")
     head_share: float = Field(default=0.5, gt=0, lt=1)
     seasonality_smoothing_weeks: int = Field(default=2, ge=0)

@@ -24,7 +24,8 @@ CONTRACT = {
                            "tokens", "token_ids", "popularity_tier", "n_purchases", "seasonality", "peak_week",
                            "seasonality_strength"],
     tables.USER_FEATURES: ["user_id", "user_index", "country", "recency_days", "frequency", "monetary",
-                           "category_affinity", "season_affinity", "last_items", "as_of"],
+                           "category_affinity", "season_affinity", "last_items", "bought_items", "bought_counts",
+                           "bought_days_ago", "as_of"],
     tables.TRAINING_EXAMPLES: ["user_id", "user_index", "item_index", "label", "ts", "date", "split", "woy_sin",
                                "woy_cos", "season_index", "is_holiday", "days_to_next_event",
                                "days_since_last_event", "history"],
@@ -162,3 +163,38 @@ def test_user_features_are_as_of_the_cutoff(feature_lake) -> None:
     sums = active.select(F.aggregate("category_affinity", F.lit(0.0), lambda a, x: a + x).alias("s")).collect()
     assert all(abs(r["s"] - 1.0) < 1e-6 for r in sums)
     assert active.where(F.size("last_items") == 0).count() == 0
+
+
+def test_bought_summary_is_exact_and_cut_at_the_date(feature_lake) -> None:
+    from seasonrec.features.as_of import user_features_as_of
+
+    lake, config = feature_lake.lake, feature_lake.config
+    items = lake.read(tables.ITEM_FEATURES).select("item_id", "item_index")
+    silver = lake.read(tables.SILVER_INTERACTIONS).join(items, "item_id")
+    later = config.split.validation_end
+    for as_of, users in ((config.split.train_end, lake.read(tables.USER_FEATURES)),
+                         (later, user_features_as_of(lake, config, later))):
+        expected = {(r["user_id"], r["item_index"]): (r["n"], r["days"]) for r in (
+            silver.where(F.col("ts") < F.lit(as_of).cast("timestamp"))
+            .groupBy("user_id", "item_index")
+            .agg(F.countDistinct("ts").alias("n"), F.datediff(F.lit(as_of), F.max("date")).alias("days"))
+            .collect())}
+        rows = users.select("user_id", "bought_items", "bought_counts", "bought_days_ago", "as_of").collect()
+        assert {r["as_of"] for r in rows} == {as_of}
+        got = {}
+        for r in rows:
+            assert len(r["bought_items"]) <= config.features.bought_items_max
+            assert list(r["bought_counts"]) == sorted(r["bought_counts"], reverse=True)  # most bought first
+            for item, n, days in zip(r["bought_items"], r["bought_counts"], r["bought_days_ago"], strict=True):
+                got[(r["user_id"], item)] = (n, days)
+        assert got and set(got) <= set(expected)
+        assert all(got[key] == expected[key] for key in got)
+        assert min(days for _, days in got.values()) >= 1  # nothing from the cutoff day or later
+        per_user = {u for u, _ in expected}
+        capped = {u for u in per_user if sum(1 for v, _ in expected if v == u) > config.features.bought_items_max}
+        assert {u for u, _ in got} == per_user and sum(1 for k in expected if k[0] not in capped) == sum(
+            1 for k in got if k[0] not in capped)
+    # The later cut sees the validation month: more purchases than the training cut.
+    assert user_features_as_of(lake, config, later).agg(F.sum(F.aggregate(
+        "bought_counts", F.lit(0), lambda a, x: a + x))).first()[0] > lake.read(tables.USER_FEATURES).agg(
+        F.sum(F.aggregate("bought_counts", F.lit(0), lambda a, x: a + x))).first()[0]

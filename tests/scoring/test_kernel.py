@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seasonrec.scoring.kernel import brute_force_top_k, score_block, top_k_columns
+from seasonrec.scoring.kernel import brute_force_top_k, score_block, top_candidates, top_k_columns
 
 
 def _lists(result, n_users):
@@ -70,3 +70,39 @@ def test_top_k_columns_handles_ties_and_width_beyond_row():
     cols, values = top_k_columns(scores, 10)
     assert cols.tolist() == [[1, 2, 3, 0], [0, 1, 2, 3]]
     assert values[0].tolist() == [3, 3, 2, 1]
+
+
+@pytest.mark.parametrize("n_items", [60, 5000])
+def test_top_candidates_always_hold_included_items_with_their_true_scores(n_items):
+    rng = np.random.default_rng(n_items + 1)
+    scores = rng.standard_normal((6, n_items)).astype(np.float32)
+    original = scores.copy()
+    worst = np.argsort(scores, axis=1)[:, :3]  # the three lowest-scored columns of each row
+    rows = np.repeat(np.arange(6), 3)
+    include = (rows, worst.ravel())
+    scores[0, worst[0, 0]] = -np.inf  # an excluded item stays out even when included
+    original[0, worst[0, 0]] = -np.inf
+    cols, values = top_candidates(scores, 10, include)
+    np.testing.assert_array_equal(scores, original)  # restored
+    for row in range(6):
+        wanted = [c for c in worst[row] if np.isfinite(original[row, c])]
+        assert set(wanted) <= set(cols[row].tolist())
+        others = [c for c in np.argsort(-original[row], kind="stable") if c not in wanted][: 10 - len(wanted)]
+        assert set(cols[row].tolist()) == set(wanted) | set(others)
+        np.testing.assert_array_equal(values[row], original[row, cols[row]])
+        assert np.all(np.diff(values[row]) <= 0)  # ranked by true score
+
+
+def test_score_block_reranks_included_items_it_would_otherwise_miss():
+    rng = np.random.default_rng(4)
+    users = rng.standard_normal((3, 4)).astype(np.float32)
+    items = rng.standard_normal((400, 4)).astype(np.float32)
+    lowest = np.argsort(users @ items.T, axis=1)[:, 0]
+    boost = np.zeros(400, np.float32)
+    boost[lowest] = 100.0
+    result = score_block(users, np.ascontiguousarray(items.T), 3, candidates=20,
+                         include=(np.arange(3), lowest), rerank=lambda cols, values: values + boost[cols])
+    assert [int(result.columns[result.user_rows == u][0]) for u in range(3)] == lowest.tolist()
+    without = score_block(users, np.ascontiguousarray(items.T), 3, candidates=20,
+                          rerank=lambda cols, values: values + boost[cols])
+    assert not set(lowest.tolist()) & set(without.columns.tolist())

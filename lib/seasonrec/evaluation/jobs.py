@@ -156,10 +156,12 @@ def _model_missing_reason(model_dir: str) -> str | None:
 
 
 def _model_recs(ctx: Any, model_dir: str, users: Any, window: Any, top_k: int, ablate: bool) -> Any:
-    from seasonrec import tables
+    from seasonrec.features.as_of import user_features_as_of
     from seasonrec.scoring import recommend
 
-    user_rows = ctx.lake.read(tables.USER_FEATURES).join(users.select("user_id").distinct(), "user_id")
+    # Features cut at the window start, like the baselines' fits: purchases up to then count.
+    user_rows = user_features_as_of(ctx.lake, ctx.config, window.start).join(users.select("user_id").distinct(),
+                                                                            "user_id")
     return recommend(ctx, model_dir, user_rows, window.start, top_k, ablate_context=ablate)
 
 

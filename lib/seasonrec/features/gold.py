@@ -182,9 +182,12 @@ def user_features(interactions: DataFrame, items: DataFrame, calendar: DataFrame
     category_affinity = F.transform(F.sequence(F.lit(0), F.lit(n_categories - 1)),
                                     lambda i: F.coalesce(F.col("shares")[i], F.lit(0.0)))
     zeros = F.array_repeat(F.lit(0.0), len(SEASON_AFFINITY_NAMES))
+    repeat_stats = bought_summary(history.withColumn("cutoff_date", F.lit(as_of)), ["user_id"],
+                                  config.bought_items_max)
     last_items = F.slice(F.array_distinct(F.transform(F.reverse("bought"), lambda x: x["item_index"])),
                          1, config.history_length)
     return (ids.join(countries, "user_id", "left").join(rfm, "user_id", "left").join(per_category, "user_id", "left")
+            .join(repeat_stats, "user_id", "left")
             .select(
                 "user_id", F.col("user_index").cast("int"), "country",
                 F.coalesce(F.datediff(F.lit(as_of), "last_date"), F.lit(-1)).alias("recency_days"),
@@ -196,7 +199,30 @@ def user_features(interactions: DataFrame, items: DataFrame, calendar: DataFrame
                 .otherwise(F.array(*[F.col(f"sa{i}") for i in range(len(SEASON_AFFINITY_NAMES))]))
                 .alias("season_affinity"),
                 F.coalesce(last_items, F.array().cast("array<int>")).alias("last_items"),
+                *[F.coalesce(c, F.array().cast("array<int>")).alias(c) for c in BOUGHT_COLUMNS],
                 F.lit(as_of).alias("as_of")))
+
+
+BOUGHT_COLUMNS = ("bought_items", "bought_counts", "bought_days_ago")
+
+
+def bought_summary(purchases: DataFrame, keys: list[str], max_items: int) -> DataFrame:
+    """What each key (a user, or a user at a cutoff) bought before its cutoff, for the re-ranker.
+
+    `purchases` rows (keys, item_index, ts, date, cutoff_date) must already be cut at their key's
+    cutoff. Returns keys + `bought_items` (item_index), `bought_counts` (purchase occasions = distinct
+    ts) and `bought_days_ago` (cutoff_date - last purchase date), most-bought first (ties: most recent),
+    at most `max_items` per key: exact, where the history array only holds the last few baskets.
+    """
+    per_item = (purchases.withColumn("item_index", F.col("item_index").cast("int")).groupBy(*keys, "item_index")
+                .agg(F.countDistinct("ts").cast("int").alias("n"),
+                     F.datediff(F.first("cutoff_date"), F.max("date")).alias("days")))
+    ranked = F.slice(F.array_sort(F.collect_list(F.struct((-F.col("n")).alias("neg_n"), "days", "item_index"))),
+                     1, max_items)
+    return (per_item.groupBy(*keys).agg(ranked.alias("_bought"))
+            .select(*keys, F.transform("_bought", lambda b: b["item_index"]).alias("bought_items"),
+                    F.transform("_bought", lambda b: -b["neg_n"]).alias("bought_counts"),
+                    F.transform("_bought", lambda b: b["days"]).alias("bought_days_ago")))
 
 
 # ------------------------------------------------------------------------------------------- examples

@@ -37,6 +37,7 @@ from pyspark.sql import types as T
 
 from seasonrec import tables
 from seasonrec.context import JobContext, JobError
+from seasonrec.features.as_of import user_features_as_of
 from seasonrec.scoring.kernel import score_block
 from seasonrec.scoring.models import has_reranker, load_model
 
@@ -75,6 +76,7 @@ class ItemSide:
     positions: np.ndarray  # [n_eligible] row of each eligible item in the model's item_matrix
     item_ids: np.ndarray  # [n_eligible] item_id of each eligible item
     categories: np.ndarray | None  # [n_eligible] int32 category code, -1 unknown
+    column_of: np.ndarray  # [n_model_items] column of each model item position, -1 when not eligible
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,14 @@ def _exclusions(column: pd.Series | None) -> tuple[np.ndarray, np.ndarray] | Non
     return rows, cols
 
 
+def _eligible_pairs(pairs: tuple[np.ndarray, np.ndarray], items: ItemSide) -> tuple[np.ndarray, np.ndarray]:
+    """(user row, model item position) pairs -> (user row, scored column), dropping ineligible items."""
+    rows, positions = pairs
+    columns = items.column_of[positions]
+    keep = columns >= 0
+    return rows[keep], columns[keep]
+
+
 def _score_partitions(handle: ModelHandle, items_bc: Any, context: dict[str, Any], options: ScoringOptions,
                       ablate_context: bool, stats: Any, user_key: str):
     """The function given to `mapInPandas` (closes over small, picklable values only)."""
@@ -167,6 +177,7 @@ def _score_partitions(handle: ModelHandle, items_bc: Any, context: dict[str, Any
                 rerank_on = options.rerank and has_reranker(model)
                 candidates = rerank_candidates(options, model) if rerank_on else options.top_k
                 known_mask = getattr(model, "known_user_mask", None)
+                bought_pairs = getattr(model, "bought_pairs", None) if rerank_on else None
             assert items is not None
             for start in range(0, len(pdf), options.user_block_size):
                 block = pdf.iloc[start:start + options.user_block_size].reset_index(drop=True)
@@ -184,6 +195,7 @@ def _score_partitions(handle: ModelHandle, items_bc: Any, context: dict[str, Any
                 top = score_block(vectors, items.item_matrix_t, options.top_k,
                                   candidates=candidates,
                                   exclude=_exclusions(exclude_column), rerank=rerank if rerank_on else None,
+                                  include=_eligible_pairs(bought_pairs(block), items) if bought_pairs else None,
                                   categories=items.categories, max_per_category=options.max_per_category)
                 counters["users"] += len(block)
                 counters["blocks"] += 1
@@ -276,7 +288,10 @@ def build_item_side(model: Any, sellable_item_ids: set[Any] | None = None,
         if (categories < 0).any():  # unknown category: each item is its own category (never capped together)
             unknown = np.flatnonzero(categories < 0)
             categories[unknown] = len(codes) + np.arange(unknown.size)
-    side = ItemSide(np.ascontiguousarray(item_matrix[positions].T), positions, item_ids[positions], categories)
+    column_of = np.full(len(item_ids), -1, np.int64)
+    column_of[positions] = np.arange(positions.size)
+    side = ItemSide(np.ascontiguousarray(item_matrix[positions].T), positions, item_ids[positions], categories,
+                    column_of)
     facts = {"items_in_model": int(len(item_ids)), "items_without_finite_embedding": int((~finite).sum()),
              "items_scored": int(positions.size)}
     if sellable_item_ids is not None:
@@ -344,7 +359,7 @@ def build_recommendations(spark: SparkSession, model_dir_or_model: Any, users_df
 
 
 # ---------------------------------------------------------------- lake inputs
-def _as_date(value: str | dt.date | dt.datetime) -> dt.date:
+def as_date(value: str | dt.date | dt.datetime) -> dt.date:
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
@@ -363,7 +378,7 @@ def _require(ctx: JobContext, name: str, why: str) -> DataFrame:
 
 def context_for_date(ctx: JobContext, context_date: str | dt.date) -> dict[str, Any]:
     """The calendar row of `context_date` as a dict (the model's season/holiday context)."""
-    day = _as_date(context_date)
+    day = as_date(context_date)
     calendar = _require(ctx, tables.CALENDAR, "the scoring context comes from the calendar")
     rows = calendar.where(F.col("date") == F.lit(day)).limit(1).collect()
     if not rows:
@@ -393,13 +408,13 @@ def scoring_run(ctx: JobContext, model_dir_or_model: Any, users_df: DataFrame | 
     """`recommend` with its report: filters and context from the lake and `ctx.config.scoring`."""
     if context_date is None:
         raise JobError("a context date is needed to score (the season comes from it)")
-    day = _as_date(context_date)
+    day = as_date(context_date)
     options = options or ScoringOptions.from_config(ctx.config, top_k)
     if top_k is not None and options.top_k != top_k:
         options = ScoringOptions(**{**options.__dict__, "top_k": top_k})
     context = context_for_date(ctx, day)
     if users_df is None:
-        users_df = _require(ctx, tables.USER_FEATURES, "the users to score")
+        users_df = user_features_as_of(ctx.lake, ctx.config, day)
     sellable = sellable_items(ctx, day, options.sellable_weeks) if options.sellable_weeks > 0 else None
     bought = None
     if options.exclude_bought:

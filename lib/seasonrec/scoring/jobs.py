@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from seasonrec import tables
-from seasonrec.context import JobContext, JobError
+from seasonrec.context import JobContext
 
 DESCRIPTION = "score every user x every item for the season of a date; top-K to the Delta recommendations table"
 
@@ -35,14 +35,12 @@ def score_and_write(ctx: JobContext, model_dir_or_model: Any, context_date: str 
                     top_k: int | None = None, users_df: DataFrame | None = None,
                     ablate_context: bool = False) -> dict[str, Any]:
     """Score, write the date's partition of `recommendations`, and summarize what was written."""
-    from seasonrec.scoring.engine import ScoringOptions, scoring_run
+    from seasonrec.features.as_of import user_features_as_of
+    from seasonrec.scoring.engine import ScoringOptions, as_date, scoring_run
 
     options = ScoringOptions.from_config(ctx.config, top_k)
-    if users_df is None:
-        if not ctx.lake.exists(tables.USER_FEATURES):
-            raise JobError(f"table '{tables.USER_FEATURES}' does not exist under {ctx.lake.root}; "
-                           "run `seasonrec features` first")
-        users_df = ctx.lake.read(tables.USER_FEATURES)
+    if users_df is None:  # user features cut at the scored day (recent purchases count)
+        users_df = user_features_as_of(ctx.lake, ctx.config, as_date(context_date)).persist()
     with ctx.step("plan scoring"):
         run = scoring_run(ctx, model_dir_or_model, users_df, context_date, options.top_k, ablate_context, options)
     day = run.context_date

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 NEG_INF = np.float32(-np.inf)
+PROMOTED = np.float32(np.finfo(np.float32).max)  # ranks a column ahead of every real score
 
 # Re-rank hook: (user rows in block, candidate columns [b, C], first-stage scores [b, C]) -> new scores [b, C].
 RerankFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -84,6 +85,26 @@ def top_k_columns(scores: np.ndarray, width: int, group_size: int = 32) -> tuple
     return _sorted_rows(rows, cols, scores[rows, cols], n_rows, width)
 
 
+def top_candidates(scores: np.ndarray, width: int, include: tuple[np.ndarray, np.ndarray] | None = None,
+                   group_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """The re-ranker's pool: each row's `include` columns (e.g. items the user bought) plus its best
+    other columns, `width` in all, ranked by score (desc, then column). Values are the true scores;
+    included columns whose score is -inf (excluded) stay out. `scores` is restored before returning.
+    """
+    if include is None or not include[0].size:
+        return top_k_columns(scores, width, group_size)
+    rows, cols = include
+    saved = scores[rows, cols].copy()
+    scores[rows, cols] = np.where(np.isfinite(saved), PROMOTED, saved)
+    try:
+        pool, _ = top_k_columns(scores, width, group_size)
+    finally:
+        scores[rows, cols] = saved
+    values = np.take_along_axis(scores, pool, axis=1)
+    order = np.lexsort((pool, -values), axis=1)
+    return np.take_along_axis(pool, order, axis=1), np.take_along_axis(values, order, axis=1)
+
+
 def _category_occurrence(categories: np.ndarray) -> np.ndarray:
     """For [b, C] category codes in rank order: how many earlier entries of the row share the category."""
     n_rows, width = categories.shape
@@ -113,13 +134,15 @@ def _cap_and_cut(cols: np.ndarray, values: np.ndarray, top_k: int, categories: n
 
 def score_block(user_vectors: np.ndarray, item_matrix_t: np.ndarray, top_k: int, *, candidates: int | None = None,
                 exclude: tuple[np.ndarray, np.ndarray] | None = None, rerank: RerankFn | None = None,
-                categories: np.ndarray | None = None, max_per_category: int | None = None,
+                include: tuple[np.ndarray, np.ndarray] | None = None, categories: np.ndarray | None = None,
+                max_per_category: int | None = None,
                 group_size: int = 32) -> BlockTopK:
     """Score a block of users against every column of `item_matrix_t` ([d, n]) and keep each user's top K.
 
     - `exclude`: (user rows, item columns) pairs that must not be recommended (e.g. already bought).
     - `candidates`: first-stage list length per user (>= top_k); re-rank and the category cap work on it.
     - `rerank`: second stage, called once per block with the ranked candidates; its scores are final.
+    - `include`: (user rows, item columns) pairs always in the re-rank pool (`top_candidates`).
     - `categories` + `max_per_category`: at most that many items of one category per list; when the
       candidates run out before K items pass the cap (and there is no re-rank), the user's whole row
       is ranked instead, so the capped list is exactly the greedy one over all items.
@@ -133,7 +156,7 @@ def score_block(user_vectors: np.ndarray, item_matrix_t: np.ndarray, top_k: int,
     capped = categories is not None and max_per_category is not None
     if capped and rerank is None:
         width = min(max(width, 4 * top_k), n_items)
-    cols, values = top_k_columns(scores, width, group_size)
+    cols, values = top_candidates(scores, width, include if rerank is not None else None, group_size)
     if rerank is not None and width:
         reranked = np.asarray(rerank(cols, values), dtype=np.float32).reshape(values.shape)
         values = np.where(np.isfinite(values), reranked, NEG_INF)

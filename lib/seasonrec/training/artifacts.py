@@ -45,7 +45,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seasonrec.training.encoding import FeatureSpec, encode_users, user_bucket, with_calendar_context
+from seasonrec.scoring.kernel import top_candidates
+from seasonrec.training.encoding import (
+    FeatureSpec,
+    bought_matrices,
+    encode_users,
+    user_bucket,
+    with_calendar_context,
+)
 from seasonrec.training.rerank import Reranker, candidate_features
 
 LATEST_FILE = "LATEST"
@@ -151,10 +158,22 @@ class ScoringModel:
 
     def rerank_features(self, inputs: dict[str, np.ndarray], users: pd.DataFrame, candidate_positions: np.ndarray,
                         candidate_scores: np.ndarray) -> np.ndarray:
-        recency = users["recency_days"].astype(float).to_numpy() if "recency_days" in users else np.zeros(len(users))
-        return candidate_features(inputs["history"], np.asarray(candidate_positions), np.asarray(candidate_scores),
+        return candidate_features(inputs["history"], bought_matrices(users, self.spec.bought_items_max),
+                                  np.asarray(candidate_positions), np.asarray(candidate_scores),
                                   self.week_kernel(inputs["context"]), self.weights["season_lift"],
-                                  self.weights["log_q"], recency)
+                                  self.weights["log_q"])
+
+    def bought_pairs(self, users: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(user row, item position) of every item in the users' purchase summaries."""
+        items, _, _ = bought_matrices(users, self.spec.bought_items_max)
+        rows, slots = np.nonzero(items > 0)
+        positions = items[rows, slots].astype(np.int64) - 1
+        known = positions < len(self.item_ids)
+        return rows[known], positions[known]
+
+    def rerank_pool(self, users: pd.DataFrame, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(candidate positions, first-stage scores) [n, C] over all items: top C plus bought items."""
+        return top_candidates(np.array(scores, dtype=np.float32), self.rerank_candidates, self.bought_pairs(users))
 
     def with_ablated_context(self, ablate: bool = True) -> ScoringModel:
         return ScoringModel(self.model_version, self.item_ids, self.item_matrix, self.spec, self.weights,

@@ -14,6 +14,7 @@ from pyspark.sql import types as T
 
 from seasonrec import tables
 from seasonrec.context import JobContext, JobError
+from seasonrec.features import gold
 from seasonrec.training.encoding import (
     FeatureSpec,
     encode_users,
@@ -114,7 +115,7 @@ def load_training_data(ctx: JobContext, *, use_context: bool = True,
                        southern_hemisphere=list(config.features.southern_hemisphere),
                        n_category_affinity=max(int(first["c"] or 0), 0) if first else 0,
                        n_season_affinity=max(int(first["s"] or 0), 0) if first else 0,
-                       rfm_mean=rfm_mean, rfm_std=rfm_std)
+                       rfm_mean=rfm_mean, rfm_std=rfm_std, bought_items_max=config.features.bought_items_max)
 
     train_user_ids = [r["user_id"] for r in positives.select("user_id").distinct().collect()]
     seen = np.zeros(cfg.user_buckets, dtype=bool)
@@ -181,11 +182,17 @@ def evaluation_units(data: TrainingData, *, split: str | None = None,
         positives = positives.where(F.col("split") == split)
     if window is not None:
         positives = positives.where(F.col("date").between(F.lit(window[0]), F.lit(window[1])))
-    first = F.min_by(F.struct("history", *CONTEXT_COLUMNS), F.col("ts"))
+    first = F.min_by(F.struct("ts", "date", "history", *CONTEXT_COLUMNS), F.col("ts"))
     units = (positives.withColumn("week", F.date_trunc("week", F.col("date")))
              .groupBy("user_id", "week")
              .agg(F.collect_set("item_index").alias("targets"), first.alias("first"))
-             .select("user_id", "week", "targets", "first.*")
-             .join(data.users.drop("last_items"), "user_id", "left")
-             .orderBy("user_id", "week"))
-    return units.toPandas()
+             .select("user_id", "week", "targets", "first.*"))
+    # Exact purchase summary at each unit's first purchase (every earlier purchase is a positive example).
+    earlier = (units.select("user_id", "week", F.col("ts").alias("cutoff_ts"), F.col("date").alias("cutoff_date"))
+               .join(data.examples.where(F.col("label") == 1).select("user_id", "item_index", "ts", "date"),
+                     "user_id")
+               .where(F.col("ts") < F.col("cutoff_ts")))
+    bought = gold.bought_summary(earlier, ["user_id", "week"], data.spec.bought_items_max)
+    return (units.drop("ts", "date").join(bought, ["user_id", "week"], "left")
+            .join(data.users.drop("last_items"), "user_id", "left")
+            .orderBy("user_id", "week").toPandas())

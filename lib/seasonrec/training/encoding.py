@@ -39,6 +39,7 @@ class FeatureSpec:
     n_season_affinity: int
     rfm_mean: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     rfm_std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    bought_items_max: int = 100
 
     @property
     def user_dense_dim(self) -> int:
@@ -97,6 +98,18 @@ def history_matrix(series: pd.Series, length: int) -> np.ndarray:
         row = row[row >= 0]
         out[i, : len(row)] = row + 1
     return out
+
+
+def bought_matrices(frame: pd.DataFrame, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """gold_user_features' bought_items / bought_counts / bought_days_ago -> [n, width] arrays:
+    item_index + 1 (0 = padding), purchase occasions and days since the last one (zeros when absent)."""
+    if "bought_items" not in frame.columns:
+        empty = np.zeros((len(frame), width), dtype=np.float32)
+        return empty.astype(np.int32), empty, empty
+    items = history_matrix(frame["bought_items"], width)
+    counts = _fixed_matrix(frame["bought_counts"], width, np.float32)
+    days = _fixed_matrix(frame["bought_days_ago"], width, np.float32)
+    return items, counts, days
 
 
 def context_matrix(frame: pd.DataFrame, ablate: bool = False) -> np.ndarray:

@@ -64,9 +64,8 @@ def evaluate(model: ScoringModel, units: Units, is_tail: np.ndarray, k: int, use
            f"tail_share_at_{k}": tail_share(first, is_tail, k)}
     reranker = reranker or model.reranker
     if use_reranker and reranker is not None:
-        candidates = top_k(scores, max(model.rerank_candidates, k))
-        new = model.rerank_from_inputs(inputs, units.frame, candidates, np.take_along_axis(scores, candidates, 1),
-                                       reranker)
+        candidates, cand_scores = model.rerank_pool(units.frame, scores)
+        new = model.rerank_from_inputs(inputs, units.frame, candidates, cand_scores, reranker)
         final = np.take_along_axis(candidates, np.argsort(-new, axis=1, kind="stable"), 1)
         out.update({f"reranked_recall_at_{k}": recall_at_k(final, units.targets, k),
                     "reranked_ndcg_at_10": ndcg_at_k(final, units.targets, 10),
@@ -85,8 +84,7 @@ def train_second_stage(model: ScoringModel, units: Units, k: int, seed: int) -> 
         return None, {"reranker": "skipped: fewer than 20 validation units"}
     inputs = model.encode(units.frame, None)
     scores = model.user_matrix_from_inputs(inputs) @ model.item_matrix.T
-    candidates = top_k(scores, max(model.rerank_candidates, k))
-    cand_scores = np.take_along_axis(scores, candidates, 1)
+    candidates, cand_scores = model.rerank_pool(units.frame, scores)
     features = model.rerank_features(inputs, units.frame, candidates, cand_scores)
     labels = np.array([np.isin(row, t) for row, t in zip(candidates, units.targets, strict=True)], dtype=np.float32)
     users = units.frame["user_id"].astype(str).to_numpy()

@@ -1,11 +1,14 @@
 """Second stage: re-rank the first stage's top candidates with user x item features (numpy only).
 
 Features of (user, candidate item) for the target date:
-  first-stage score and its gap to the user's best candidate, times the item appears in the
-  user's recent history, whether it does, how recently (0.8 ** position), a days-since-last-purchase
-  proxy (user recency when the item is in the history), the item's seasonal fit for the target
+  first-stage score and its gap to the user's best candidate; from the user's exact purchase
+  summary (gold `bought_*` columns, cut at the request date): log times bought, whether bought,
+  the item's share of the user's purchases and log days since it was last bought; how recently it
+  appears in the recent-history array (0.8 ** position); the item's seasonal fit for the target
   week (the model's week kernel . the item's 52-week seasonality lift), that fit for re-buys, and
   log popularity.
+The candidates are the first stage's top C plus every item the user bought (see
+`seasonrec.scoring.kernel.top_candidates`), so a strong re-buy is never lost before re-ranking.
 The scorer is an L2-regularised logistic regression over standardised features, fitted on
 validation-window candidates (label: the user bought the candidate in that window). It is kept
 only when it beats the first stage on held-out validation users.
@@ -17,39 +20,42 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FEATURE_NAMES = ["score", "score_gap", "log_times_bought", "bought_before", "recency_weight",
-                 "days_since_last_purchase", "seasonal_fit", "seasonal_fit_rebuy", "log_popularity"]
+FEATURE_NAMES = ["score", "score_gap", "log_times_bought", "bought_before", "bought_share", "recency_weight",
+                 "log_days_since_bought", "seasonal_fit", "seasonal_fit_rebuy", "log_popularity"]
 
 
-def candidate_features(history: np.ndarray, candidates: np.ndarray, scores: np.ndarray, week_kernel: np.ndarray,
-                       season_lift: np.ndarray, log_q: np.ndarray, recency_days: np.ndarray) -> np.ndarray:
+def candidate_features(history: np.ndarray, bought: tuple[np.ndarray, np.ndarray, np.ndarray],
+                       candidates: np.ndarray, scores: np.ndarray, week_kernel: np.ndarray,
+                       season_lift: np.ndarray, log_q: np.ndarray) -> np.ndarray:
     """[n, c, len(FEATURE_NAMES)] float32.
 
-    history: int [n, L] of item_index + 1 (0 = padding, most recent first); candidates: int [n, c]
-    item positions; scores: [n, c]; week_kernel: [n, 52] (zeros when the context is ablated).
+    history: int [n, L] of item_index + 1 (0 = padding, most recent first); bought: (item_index + 1,
+    times bought, days since last bought), each [n, M] (see `encoding.bought_matrices`); candidates:
+    int [n, c] item positions; scores: [n, c]; week_kernel: [n, 52] (zeros when the context is ablated).
     """
-    n, c = candidates.shape
-    items = history.astype(np.int64) - 1  # -1 = padding
-    match = candidates[:, :, None] == items[:, None, :]  # [n, c, L]
-    times = match.sum(axis=2).astype(np.float32)
-    bought = (times > 0).astype(np.float32)
-    first_pos = np.where(match.any(axis=2), match.argmax(axis=2), 0)
-    recency_weight = np.where(bought > 0, 0.8 ** first_pos, 0.0).astype(np.float32)
+    bought_items, bought_counts, bought_days = bought
+    match = candidates[:, :, None] == (bought_items.astype(np.int64) - 1)[:, None, :]  # [n, c, M]
+    times = np.einsum("ncm,nm->nc", match, bought_counts.astype(np.float32))
+    days = np.einsum("ncm,nm->nc", match, np.log1p(np.clip(bought_days.astype(np.float32), 0, None)))
+    was_bought = (times > 0).astype(np.float32)
+    share = times / np.maximum(bought_counts.sum(axis=1, keepdims=True), 1.0)
+    in_history = candidates[:, :, None] == (history.astype(np.int64) - 1)[:, None, :]  # [n, c, L]
+    first_pos = np.where(in_history.any(axis=2), in_history.argmax(axis=2), -1)
+    recency_weight = np.where(first_pos >= 0, 0.8 ** np.maximum(first_pos, 0), 0.0).astype(np.float32)
     kernel = week_kernel / np.maximum(week_kernel.sum(axis=1, keepdims=True), 1e-6)
     fit = np.einsum("nw,ncw->nc", kernel, season_lift[candidates]).astype(np.float32)
-    days = np.log1p(np.clip(np.nan_to_num(recency_days.astype(np.float64)), 0, None)).astype(np.float32)
-    features = np.stack([
+    return np.stack([
         scores.astype(np.float32),
         (scores - scores.max(axis=1, keepdims=True)).astype(np.float32),
         np.log1p(times),
-        bought,
+        was_bought,
+        share,
         recency_weight,
-        bought * days[:, None],
+        days,
         fit,
-        fit * bought,
+        fit * was_bought,
         log_q[candidates].astype(np.float32),
-    ], axis=2)
-    return features
+    ], axis=2).astype(np.float32)
 
 
 @dataclass
