@@ -53,8 +53,10 @@ def test_udf_equals_numpy_with_the_real_model_and_its_second_stage(trained):
     reranked = model.has_reranker
     for row, user in enumerate(users_pdf["user_id"]):
         order = np.lexsort((np.arange(scores.shape[1]), -scores[row]))
-        if reranked:
-            candidates = order[:30]
+        if reranked:  # the pool: the user's most bought items (up to 30), then the best other scores
+            bought = [int(i) for i in users_pdf["bought_items"][row][:30]]
+            others = [int(c) for c in order if int(c) not in bought][: 30 - len(bought)]
+            candidates = np.array(sorted(bought + others, key=lambda c: (-scores[row, c], c)))
             final = model.rerank(users_pdf.iloc[[row]].reset_index(drop=True), candidates[None, :],
                                  scores[row, candidates][None, :].astype(np.float32), context)[0]
             order = candidates[np.lexsort((candidates, -final))]

@@ -192,10 +192,12 @@ def _score_partitions(handle: ModelHandle, items_bc: Any, context: dict[str, Any
                            model: Any = model, items: ItemSide = items) -> np.ndarray:
                     return model.rerank(block, items.positions[cols], values, context)
 
+                # The user's most bought items always reach the re-ranker (a strong re-buy may score low here).
+                include = _eligible_pairs(bought_pairs(block, candidates), items) if bought_pairs else None
                 top = score_block(vectors, items.item_matrix_t, options.top_k,
                                   candidates=candidates,
                                   exclude=_exclusions(exclude_column), rerank=rerank if rerank_on else None,
-                                  include=_eligible_pairs(bought_pairs(block), items) if bought_pairs else None,
+                                  include=include,
                                   categories=items.categories, max_per_category=options.max_per_category)
                 counters["users"] += len(block)
                 counters["blocks"] += 1

@@ -163,9 +163,9 @@ class ScoringModel:
                                   self.week_kernel(inputs["context"]), self.weights["season_lift"],
                                   self.weights["log_q"])
 
-    def bought_pairs(self, users: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(user row, item position) of every item in the users' purchase summaries."""
-        items, _, _ = bought_matrices(users, self.spec.bought_items_max)
+    def bought_pairs(self, users: pd.DataFrame, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """(user row, item position) of the first `limit` items of each user's purchase summary (most bought)."""
+        items, _, _ = bought_matrices(users, min(limit, self.spec.bought_items_max))
         rows, slots = np.nonzero(items > 0)
         positions = items[rows, slots].astype(np.int64) - 1
         known = positions < len(self.item_ids)
@@ -173,7 +173,8 @@ class ScoringModel:
 
     def rerank_pool(self, users: pd.DataFrame, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(candidate positions, first-stage scores) [n, C] over all items: top C plus bought items."""
-        return top_candidates(np.array(scores, dtype=np.float32), self.rerank_candidates, self.bought_pairs(users))
+        width = self.rerank_candidates
+        return top_candidates(np.array(scores, dtype=np.float32), width, self.bought_pairs(users, width))
 
     def with_ablated_context(self, ablate: bool = True) -> ScoringModel:
         return ScoringModel(self.model_version, self.item_ids, self.item_matrix, self.spec, self.weights,
