@@ -23,38 +23,17 @@
 # COMMAND ----------
 
 # DBTITLE 1,Setup
-import os
-import shlex
 import sys
 from pathlib import Path
 
-try:
-    dbutils  # noqa: B018,F821 - injected by Databricks
-    ON_DATABRICKS = True
-except NameError:
-    ON_DATABRICKS = False
-
 # Outside an installed wheel (a Databricks Repo / workspace files), import seasonrec from ../lib.
-for candidate in (Path.cwd() / "lib", Path.cwd().parent / "lib"):
-    if (candidate / "seasonrec").is_dir() and str(candidate) not in sys.path:
-        sys.path.insert(0, str(candidate))
+sys.path[:0] = [str(p) for p in (Path.cwd() / "lib", Path.cwd().parent / "lib") if (p / "seasonrec").is_dir()]
 
+from seasonrec import tables  # noqa: E402
+from seasonrec.notebook import Notebook  # noqa: E402
 
-def param(name: str, default: str = "", label: str = "") -> str:
-    """A text widget on Databricks (job tasks fill it from base_parameters); elsewhere the
-    environment variable SEASONREC_<NAME>, else the default."""
-    if ON_DATABRICKS:
-        dbutils.widgets.text(name, default, label or name)  # noqa: F821
-        return dbutils.widgets.get(name).strip()  # noqa: F821
-    return os.environ.get(f"SEASONREC_{name.upper()}", default).strip()
-
-
-def show(df, rows: int = 10) -> None:
-    """display() on Databricks, a text table elsewhere."""
-    if ON_DATABRICKS:
-        display(df.limit(rows))  # noqa: F821
-    else:
-        df.show(rows, truncate=60)
+nb = Notebook(globals())  # widgets and display() on Databricks, SEASONREC_<NAME> variables elsewhere
+ON_DATABRICKS = nb.on_databricks
 
 # COMMAND ----------
 
@@ -64,19 +43,11 @@ def show(df, rows: int = 10) -> None:
 # COMMAND ----------
 
 # DBTITLE 1,Parameters
-conf = param("conf", "../conf/databricks.yaml" if ON_DATABRICKS else "conf/local.yaml", "config file")
-overrides = shlex.split(param("set", "", "overrides key=value ..."))
-job_options: list[str] = []
-source = param("source", "", "source: synthetic|online_retail|file")
-if source:
-    job_options += ["--source", source]
-path = param("path", "", "input path for file/online_retail sources")
-if path:
-    job_options += ["--path", path]
-since = param("since", "", "only rows on/after this date")
-if since:
-    job_options += ["--since", since]
-job_options += shlex.split(param("options", "", "other job options"))
+conf, overrides = nb.config_params()
+job_options = [*nb.option("--source", "source", "", "source: synthetic|online_retail|file"),
+               *nb.option("--path", "path", "", "input path for file/online_retail sources"),
+               *nb.option("--since", "since", "", "only rows on/after this date"),
+               *nb.extra_options()]
 
 # COMMAND ----------
 
@@ -86,12 +57,7 @@ job_options += shlex.split(param("options", "", "other job options"))
 # COMMAND ----------
 
 # DBTITLE 1,Run ingest
-from seasonrec.cli import build_parser, run_job
-
-JOB = "ingest"
-argv = [JOB, "--conf", conf, *[arg for kv in overrides for arg in ("--set", kv)], *job_options]
-args = build_parser(only=JOB).parse_args(argv)
-summary = run_job(JOB, args)
+summary = nb.run_job("ingest", conf, overrides, job_options)
 
 # COMMAND ----------
 
@@ -102,21 +68,4 @@ summary = run_job(JOB, args)
 # COMMAND ----------
 
 # DBTITLE 1,Outputs
-from seasonrec import tables
-from seasonrec.config import load_config
-from seasonrec.lake import Lake
-from seasonrec.spark import get_spark
-
-OUTPUT_TABLES = [
-    tables.BRONZE_TRANSACTIONS,
-    tables.QUARANTINE,
-]
-
-config = load_config(conf, overrides)
-lake = Lake(get_spark(config), config.paths.lake_root)
-for table in OUTPUT_TABLES:
-    if lake.exists(table):
-        print(f"{table}: version {lake.version(table)}, {lake.read(table).count()} rows at {lake.path(table)}")
-        show(lake.read(table))
-    else:
-        print(f"{table}: not written by this run")
+nb.show_tables(conf, overrides, [tables.BRONZE_TRANSACTIONS, tables.QUARANTINE])

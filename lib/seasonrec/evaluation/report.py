@@ -123,6 +123,17 @@ def write_report(out_dir: str, run_id: str, rows: list[dict[str, Any]], summary:
     return path
 
 
+
+def _save(fig: Any, out_dir: str, name: str) -> str:
+    """Lay out, write at 90 dpi and close (pyplot keeps every open figure alive)."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = os.path.join(out_dir, name)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
 def _metric_bars(out_dir: str, rows: list[dict[str, Any]], methods: list[str], k: int) -> str:
     import matplotlib.pyplot as plt
 
@@ -132,11 +143,7 @@ def _metric_bars(out_dir: str, rows: list[dict[str, Any]], methods: list[str], k
         ax.bar(range(len(methods)), values, color=[f"C{i}" for i in range(len(methods))])
         ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right", fontsize=8)
         ax.set_title(f"{metric}@{k}")
-    fig.tight_layout()
-    path = os.path.join(out_dir, "metrics_by_method.png")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, out_dir, "metrics_by_method.png")
 
 
 def _decile_plot(out_dir: str, rows: list[dict[str, Any]], methods: list[str], k: int) -> str:
@@ -153,11 +160,7 @@ def _decile_plot(out_dir: str, rows: list[dict[str, Any]], methods: list[str], k
     ax.set_xticks(range(1, 11))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = os.path.join(out_dir, "recall_by_popularity_decile.png")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, out_dir, "recall_by_popularity_decile.png")
 
 
 def _seasonality_plot(out_dir: str, data: dict[str, Any]) -> str | None:
@@ -177,11 +180,7 @@ def _seasonality_plot(out_dir: str, data: dict[str, Any]) -> str | None:
     ax.set_ylabel("seasonality profile")
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = os.path.join(out_dir, "seasonality_top_items.png")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, out_dir, "seasonality_top_items.png")
 
 
 def _forecast_plot(out_dir: str, data: dict[str, Any]) -> str | None:
@@ -212,8 +211,4 @@ def _forecast_plot(out_dir: str, data: dict[str, Any]) -> str | None:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.suptitle(f"forecast as of {data.get('forecast_as_of')} vs actual weekly quantity")
-    fig.tight_layout()
-    path = os.path.join(out_dir, "forecast_vs_actual.png")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, out_dir, "forecast_vs_actual.png")

@@ -18,16 +18,22 @@ from seasonrec.context import JobError
 
 
 def user_features_as_of(lake: Any, config: Any, as_of: dt.date) -> DataFrame:
-    """gold_user_features when it is already cut at `as_of`, else the same columns recomputed at `as_of`."""
+    """gold_user_features when it is already cut at `as_of` (or has no `as_of`: a user list made by
+    hand is taken as it is), else the same columns recomputed from silver at `as_of`."""
     from seasonrec.features import gold
 
-    for name in (tables.USER_FEATURES, tables.SILVER_INTERACTIONS, tables.ITEM_FEATURES, tables.CALENDAR):
-        if not lake.exists(name):
-            raise JobError(f"table '{name}' does not exist under {lake.root}; run `seasonrec features` first")
+    if not lake.exists(tables.USER_FEATURES):
+        raise JobError(f"table '{tables.USER_FEATURES}' does not exist under {lake.root}; "
+                       "run `seasonrec features` first")
     stored = lake.read(tables.USER_FEATURES)
-    cut = stored.select("as_of").limit(1).collect() if "as_of" in stored.columns else []
+    if "as_of" not in stored.columns:
+        return stored
+    cut = stored.select("as_of").limit(1).collect()
     if cut and cut[0]["as_of"] == as_of and all(c in stored.columns for c in gold.BOUGHT_COLUMNS):
         return stored
+    for name in (tables.SILVER_INTERACTIONS, tables.ITEM_FEATURES, tables.CALENDAR):
+        if not lake.exists(name):
+            raise JobError(f"table '{name}' does not exist under {lake.root}; run `seasonrec features` first")
     items = lake.read(tables.ITEM_FEATURES)
     n_categories = items.select("category_index").distinct().count()
     return gold.user_features(lake.read(tables.SILVER_INTERACTIONS), items, lake.read(tables.CALENDAR),

@@ -41,9 +41,10 @@ def tail_share(recommended: np.ndarray, is_tail: np.ndarray, k: int) -> float:
 
 
 def repeat_buy_top_k(history: np.ndarray, popularity: np.ndarray, k: int) -> np.ndarray:
-    """The user's most-bought recent items (ties: most recent first), then globally popular items.
+    """The user's most-bought items (ties: first listed), then globally popular items.
 
-    history: int [n, L] of item_index + 1 (0 = padding), most recent first.
+    history: int [n, L] of item_index + 1 (0 = padding), most recent first; or a purchase summary
+    (each item once, already most bought first), whose order is then kept.
     """
     by_popularity = np.argsort(-popularity, kind="stable")
     out = np.zeros((len(history), k), dtype=np.int64)

@@ -23,6 +23,7 @@ from seasonrec.training.artifacts import (
     save_scoring_model,
 )
 from seasonrec.training.data import TrainingData, evaluation_units, load_training_data
+from seasonrec.training.encoding import bought_matrices
 from seasonrec.training.metrics import ndcg_at_k, recall_at_k, repeat_buy_top_k, tail_share, top_k
 from seasonrec.training.rerank import FEATURE_NAMES, Reranker, fit_reranker
 from seasonrec.training.trainer import horovod_train_fn
@@ -72,7 +73,10 @@ def evaluate(model: ScoringModel, units: Units, is_tail: np.ndarray, k: int, use
                     f"reranked_tail_share_at_{k}": tail_share(final, is_tail, k)})
     out[f"final_recall_at_{k}"] = out.get(f"reranked_recall_at_{k}", out[f"recall_at_{k}"])
     out["final_ndcg_at_10"] = out.get("reranked_ndcg_at_10", out["ndcg_at_10"])
-    heuristic = repeat_buy_top_k(inputs["history"], model.weights["log_q"], k)
+    # The user's purchase summary (most bought first) when the units carry it, else the recent history.
+    bought_items, _, _ = bought_matrices(units.frame, model.spec.bought_items_max)
+    heuristic = repeat_buy_top_k(bought_items if "bought_items" in units.frame else inputs["history"],
+                                 model.weights["log_q"], k)
     out.update({f"repeat_buy_recall_at_{k}": recall_at_k(heuristic, units.targets, k),
                 "repeat_buy_ndcg_at_10": ndcg_at_k(heuristic, units.targets, 10)})
     return out
