@@ -159,6 +159,15 @@ def test_job_writes_partition_and_rerun_replaces_it(job_context):
     assert other_run not in (ctx.run_id, rerun_ctx.run_id)
     assert set(table.columns) == {"user_id", "rank", "item_id", "score", "model_version", "context_date", "run_id"}
     assert table.where(F.col("model_version") != "factors-v1").count() == 0
+    # No users to score: the job fails and the date keeps its previous lists.
+    from seasonrec.context import JobError
+
+    empty_ctx = job_context("score", "scoring.top_k=5", "scoring.sellable_weeks=8")
+    no_users = ctx.lake.read(tables.USER_FEATURES).limit(0)
+    with pytest.raises(JobError, match="produced no recommendations"):
+        score_and_write(empty_ctx, _string_item_model(), "2011-07-15", users_df=no_users)
+    after = ctx.lake.read(tables.RECOMMENDATIONS).where("context_date = '2011-07-15'")
+    assert after.count() == N_USERS * 5 and {r["run_id"] for r in after.collect()} == {rerun_ctx.run_id}
 
 
 def test_recommend_api_and_bad_date(job_context):

@@ -40,6 +40,10 @@ def _jvm_pid() -> int | None:
     return None
 
 
+# Sized for 10M events on a 2-core, 24 GiB machine (measured there); `--set` overrides win.
+BENCH_OVERRIDES = ["spark.driver_memory=12g", "spark.shuffle_partitions=32"]
+
+
 def bench(n_events: int, conf: str, overrides: list[str]) -> dict:
     from seasonrec.cli import _default_args  # parse each job's defaults like the CLI does
     from seasonrec.config import load_config
@@ -49,9 +53,9 @@ def bench(n_events: int, conf: str, overrides: list[str]) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="seasonrec-bench-") as root:
         n_users, n_items = max(100, n_events // 50), max(50, min(50_000, n_events // 150))
-        config = load_config(conf, [f"paths.lake_root={root}/lake", f"data.synthetic.n_events={n_events}",
-                                    f"data.synthetic.n_users={n_users}", f"data.synthetic.n_items={n_items}",
-                                    *overrides])
+        config = load_config(conf, [*BENCH_OVERRIDES, f"paths.lake_root={root}/lake",
+                                    f"data.synthetic.n_events={n_events}", f"data.synthetic.n_users={n_users}",
+                                    f"data.synthetic.n_items={n_items}", *overrides])
         base = argparse.Namespace(conf=conf, overrides=overrides)
         started = time.perf_counter()
         ingest = ingest_jobs.run(JobContext.create(config, "ingest"), _default_args("ingest", base))

@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from seasonrec import tables
-from seasonrec.context import JobContext
+from seasonrec.context import JobContext, JobError
 
 DESCRIPTION = "score every user x every item for the season of a date; top-K to the Delta recommendations table"
 
@@ -55,6 +55,10 @@ def score_and_write(ctx: JobContext, model_dir_or_model: Any, context_date: str 
                                  replace_partitions=True,
                                  commit_info=ctx.commit_info(context_date=str(day), model_version=run.model_version))
     written = ctx.lake.read(tables.RECOMMENDATIONS).where(F.col("context_date") == F.lit(day))
+    if written.where(F.col("run_id") == F.lit(ctx.run_id)).limit(1).count() == 0:
+        # An empty result replaces no partition: say so rather than leave an older run's lists looking new.
+        raise JobError(f"scoring {day} produced no recommendations (no users to score, or no vector for any); "
+                       f"{tables.RECOMMENDATIONS} keeps its previous rows for that date")
     per_user = written.groupBy("user_id").agg(F.count("*").alias("n"))
     counts = per_user.agg(F.count("*").alias("users"), F.sum("n").alias("rows"),
                           F.sum(F.when(F.col("n") < options.top_k, 1).otherwise(0)).alias("short")).first()
