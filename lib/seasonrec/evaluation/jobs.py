@@ -42,6 +42,7 @@ def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
     from seasonrec.evaluation import baselines as B
     from seasonrec.evaluation import inputs as I  # noqa: E741
     from seasonrec.evaluation.metrics import evaluate_method
+    from seasonrec.scoring import recommend
 
     config = ctx.config
     ecfg = config.evaluation
@@ -69,6 +70,7 @@ def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
     tuning = None
     model_dir = args.model_dir or ecfg.model_dir or config.paths.model_dir
     model_reason = _model_missing_reason(model_dir)
+    model_users = None  # user features cut at the window start, built once for model and model_no_context
     for method in methods:
         with ctx.step(f"recommend + metrics: {method}"):
             if method in ("model", "model_no_context"):
@@ -76,8 +78,10 @@ def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
                     summary["skipped"][method] = model_reason
                     continue
                 try:
-                    recs = _model_recs(ctx, model_dir, eval_inputs.users, window, max_k,
-                                       ablate=method == "model_no_context")
+                    if model_users is None:
+                        model_users = _model_users(ctx, eval_inputs.users, window).persist()
+                    recs = recommend(ctx, model_dir, model_users, window.start, max_k,
+                                     ablate_context=method == "model_no_context")
                 except Exception as exc:  # noqa: BLE001 - a broken model must not hide the baselines
                     log.exception("[evaluate] %s failed", method)
                     summary["skipped"][method] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
@@ -125,6 +129,8 @@ def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
         summary["report"] = report_path
     for recs in method_recs.values():
         recs.unpersist()
+    if model_users is not None:
+        model_users.unpersist()
     if not args.no_mlflow:
         with ctx.step("log to MLflow"):
             summary["mlflow_run_id"] = _log_mlflow(ctx, rows, summary, os.path.dirname(report_path))
@@ -155,14 +161,12 @@ def _model_missing_reason(model_dir: str) -> str | None:
     return f"no model artifact at {model_dir} (train first); evaluated baselines only"
 
 
-def _model_recs(ctx: Any, model_dir: str, users: Any, window: Any, top_k: int, ablate: bool) -> Any:
+def _model_users(ctx: Any, users: Any, window: Any) -> Any:
+    """The evaluated users' features cut at the window start, like the baselines' fits."""
     from seasonrec.features.as_of import user_features_as_of
-    from seasonrec.scoring import recommend
 
-    # Features cut at the window start, like the baselines' fits: purchases up to then count.
-    user_rows = user_features_as_of(ctx.lake, ctx.config, window.start).join(users.select("user_id").distinct(),
-                                                                            "user_id")
-    return recommend(ctx, model_dir, user_rows, window.start, top_k, ablate_context=ablate)
+    return user_features_as_of(ctx.lake, ctx.config, window.start).join(users.select("user_id").distinct(),
+                                                                        "user_id")
 
 
 def _tuning_scorer(eval_inputs: Any, metric: str, k: int) -> Any:

@@ -123,7 +123,6 @@ def write_report(out_dir: str, run_id: str, rows: list[dict[str, Any]], summary:
     return path
 
 
-
 def _save(fig: Any, out_dir: str, name: str) -> str:
     """Lay out, write at 90 dpi and close (pyplot keeps every open figure alive)."""
     import matplotlib.pyplot as plt
@@ -133,6 +132,7 @@ def _save(fig: Any, out_dir: str, name: str) -> str:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
 
 def _metric_bars(out_dir: str, rows: list[dict[str, Any]], methods: list[str], k: int) -> str:
     import matplotlib.pyplot as plt
