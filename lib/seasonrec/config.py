@@ -187,7 +187,7 @@ class ScoringConfig(Section):
                                           description="first-stage candidates per user; None: training's")
 
 
-ForecastModel = Literal["lstm", "seasonal_naive", "ets", "croston", "tsb"]
+ForecastModel = Literal["gbm", "lstm", "seasonal_naive", "naive", "window_average", "ets", "croston", "tsb"]
 
 
 class ForecastConfig(Section):
@@ -200,7 +200,8 @@ class ForecastConfig(Section):
     lookback_weeks: int = Field(default=26, ge=4, description="weeks of history the LSTM reads")
     min_history_weeks: int = Field(default=8, ge=1, description="fewer weeks since the first sale: cold start")
     season_length: int = Field(default=52, ge=2)
-    backtest_windows: int = Field(default=2, ge=1, description="rolling origins, each `horizon` weeks long")
+    backtest_windows: int = Field(default=4, ge=1, description="rolling origins, each `horizon` weeks long; "
+                                                                "the choice is made on windows 2.. and scored on 1")
     epochs: int = Field(default=10, ge=1)
     num_proc: int = Field(default=2, ge=1, description="Horovod processes for the LSTM")
     batch_size: int = Field(default=256, ge=1)
@@ -210,10 +211,21 @@ class ForecastConfig(Section):
     example_stride: int = Field(default=1, ge=1, description="LSTM training origins every N weeks per item")
     seed: int = 17
     models: list[ForecastModel] = Field(
-        default_factory=lambda: ["lstm", "seasonal_naive", "ets", "croston", "tsb"], min_length=1)
-    selection: Literal["best", "blend"] = Field(
-        default="best", description="per series: best backtest model, or inverse-error blend of the top models")
-    blend_top: int = Field(default=2, ge=2)
+        default_factory=lambda: ["gbm", "lstm", "seasonal_naive", "naive", "window_average", "ets", "croston", "tsb"],
+        min_length=1)
+    selection: Literal["global", "volume_class"] = Field(
+        default="global", description="one model per level (global), or per level and volume class (item series: "
+                                      "smooth / intermittent), chosen on the backtest pinball loss")
+    window_average_weeks: int = Field(default=4, ge=1, description="window of the window_average baseline")
+    gbm_rounds: int = Field(default=200, ge=1, description="LightGBM boosting rounds per objective")
+    gbm_learning_rate: float = Field(default=0.05, gt=0)
+    gbm_num_leaves: int = Field(default=31, ge=2)
+    gbm_min_data_in_leaf: int = Field(default=50, ge=1)
+    gbm_tweedie_power: float = Field(default=1.3, gt=1, lt=2, description="variance power of the mean model")
+    gbm_origin_stride: int = Field(default=2, ge=1, description="gbm training origins every N weeks per item")
+    gbm_max_history_weeks: int = Field(default=156, ge=4, description="gbm trains on origins at most this many "
+                                                                      "weeks before the final cutoff")
+    gbm_threads: int = Field(default=0, ge=0, description="LightGBM threads on the driver; 0: OpenMP default")
     ets_season_length: int = Field(default=1, ge=1, description="AutoETS season; 1 = non-seasonal (m=52 is slow "
                                                                  "and over-parameterised on 2 years of weeks)")
     tsb_alpha_d: float = Field(default=0.1, gt=0, le=1)

@@ -57,6 +57,47 @@ def test_lstm_beats_seasonal_naive_over_the_planted_peak_season(scored, capsys):
     assert _wape(lstm) < _wape(naive)
 
 
+def test_gbm_beats_seasonal_naive_over_the_planted_peak_season(scored, capsys):
+    """Fails when the calendar and last-season features are ignored: a model that only sees recent
+    weeks forecasts a flat line into the planted Christmas bump, far worse than last year's copy."""
+    peak = scored[scored["peak"]]
+    gbm, naive = peak[peak.model == "gbm"], peak[peak.model == "seasonal_naive"]
+    assert len(gbm) == len(naive) > 50
+    bias = (gbm["mean"].sum() - gbm["actual"].sum()) / gbm["actual"].sum()
+    _report(capsys, f"peak-season WAPE over {len(gbm)} item-weeks: gbm {_wape(gbm):.3f}, "
+                    f"seasonal_naive {_wape(naive):.3f}; gbm mean bias {bias:+.3f}")
+    assert _wape(gbm) < 0.95 * _wape(naive)
+    assert abs(bias) < 0.25
+
+
+def test_gbm_forecasts_every_item_and_week_with_ordered_quantiles_and_a_mean(planted_run, scored, capsys):
+    gbm = scored[scored.model == "gbm"]
+    established = set(scored[scored.model == "seasonal_naive"].series_id)
+    assert set(gbm.series_id) == established
+    assert (gbm.groupby("series_id").week_start.nunique() == HORIZON).all()
+    assert (gbm[["p10", "p50", "p90", "mean"]] >= 0).all().all()
+    assert ((gbm.p10 <= gbm.p50) & (gbm.p50 <= gbm.p90)).all()
+    covered = ((gbm.actual >= gbm.p10) & (gbm.actual <= gbm.p90)).mean()
+    _report(capsys, f"gbm P10-P90 coverage {covered:.3f}; info {planted_run.summary['gbm']}")
+    assert 0.6 <= covered <= 0.97
+    baselines = scored[scored.model == "seasonal_naive"]
+    assert np.allclose(baselines["mean"], baselines["p50"])  # a baseline's mean is its point forecast
+
+
+def test_item_means_add_up_to_category_and_total_means(planted_ctx, planted_run):
+    rows = planted_ctx.lake.read(tables.DEMAND_FORECAST).where(F.col("as_of") == AS_OF).toPandas()
+    assert rows["mean"].notna().all() and (rows["mean"] >= 0).all()
+    items = rows[rows.level == "item"]
+    category_of = {r["item_id"]: r["category"] for r in
+                   planted_ctx.lake.read(tables.SILVER_ITEMS).select("item_id", "category").collect()}
+    with_category = items.assign(category=items.item_id.map(category_of))
+    by_category = with_category.groupby(["category", "week_start"])["mean"].sum()
+    categories = rows[rows.level == "category"].set_index(["item_id", "week_start"])["mean"]
+    pd.testing.assert_series_equal(by_category.sort_index(), categories.sort_index(), check_names=False)
+    total = rows[rows.level == "total"].set_index("week_start")["mean"].sort_index()
+    pd.testing.assert_series_equal(items.groupby("week_start")["mean"].sum().sort_index(), total, check_names=False)
+
+
 def test_lstm_p10_p90_covers_about_80_percent(scored, capsys):
     lstm = scored[scored.model == "lstm"]
     covered = ((lstm["actual"] >= lstm["p10"]) & (lstm["actual"] <= lstm["p90"])).mean()
@@ -72,7 +113,7 @@ def test_intermittent_items_get_non_negative_forecasts_and_a_sensible_interval(s
     coverage = {model: round(float(((p.actual >= p.p10) & (p.actual <= p.p90)).mean()), 3)
                 for model, p in sparse.groupby("model")}
     _report(capsys, f"intermittent items P10-P90 coverage by model {coverage}")
-    assert set(sparse.model) >= {"lstm", "croston", "tsb", "seasonal_naive", "ets"}
+    assert set(sparse.model) >= {"gbm", "lstm", "croston", "tsb", "seasonal_naive", "ets"}
     assert (sparse[["p10", "p50", "p90"]] >= 0).all().all()
     assert ((sparse.p10 <= sparse.p50) & (sparse.p50 <= sparse.p90)).all()
     for model, part in sparse.groupby("model"):
@@ -104,14 +145,20 @@ def test_every_catalogue_item_gets_a_forecast_and_cold_starts_are_flagged(plante
 def test_forecast_backtest_scores_each_model_on_each_window(planted_ctx, planted_run):
     rows = planted_ctx.lake.read(tables.FORECAST_BACKTEST).toPandas()
     assert set(rows.window) == set(range(1, planted_ctx.config.forecast.backtest_windows + 1))
-    assert set(rows.model) == {"lstm", "seasonal_naive", "ets", "croston", "tsb"}
+    models = set(planted_ctx.config.forecast.models)
+    assert set(rows.model) == models
     assert {str(o) for o in rows.origin.unique()} == {str(o.cutoff) for o in planted_run.origins[1:]}
     items = rows[rows.level == "item"]
-    assert items.groupby(["item_id", "window"]).model.nunique().min() == 5
+    assert items.groupby(["item_id", "window"]).model.nunique().min() == len(models)
     with_sales = items[items.actual > 0]
-    assert with_sales[["wape", "bias", "mase"]].notna().all().all()
-    # one chosen model per item (selection "best"); the LSTM of each window trained on earlier targets only
-    assert (items[items.selected].groupby("item_id").model.nunique() == 1).all()
+    assert with_sales[["wape", "bias", "mase", "mean_bias"]].notna().all().all()
+    # one global choice per level (selection "global"): every item's selected model is the same one
+    assert items[items.selected].model.nunique() == 1 and set(items.segment) == {"all"}
+    chosen = rows[rows.selected].groupby("level").model.first().to_dict()
+    forecast = planted_ctx.lake.read(tables.DEMAND_FORECAST).toPandas()
+    established = forecast[~forecast.cold_start & (forecast.level == "item")]
+    assert set(established.model) == {chosen["item"]}
+    # the LSTM of each window trained on earlier targets only
     examples = planted_run.summary["lstm"]["examples"]
     assert [examples[w] for w in sorted(examples)] == sorted(examples.values(), reverse=True)
     assert min(examples.values()) > 0 and len(set(examples.values())) == len(examples)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from seasonrec.config import ForecastConfig
-from seasonrec.forecasting import deep
+from seasonrec.forecasting import deep, gbm
 from seasonrec.forecasting import series as S
 from seasonrec.forecasting.baselines import baseline_forecasts
 
@@ -55,17 +55,8 @@ def _series_frame(spark, values: dict[str, list[float]], start: dt.date):
 def test_backtest_forecasts_do_not_change_when_the_future_is_corrupted(spark):
     """The leakage test: windows see only weeks before their origin, so scrambling later weeks
     changes nothing in any backtest forecast (and does change the final one, which sees them)."""
-    rng = np.random.default_rng(0)
-    start = dt.date(2009, 1, 5)
-    n_weeks = 80
-    clean = {"steady": rng.poisson(6, n_weeks).tolist(),
-             "sparse": (rng.random(n_weeks) < 0.2).astype(float).tolist(),
-             "seasonal": (5 + 4 * np.sin(np.arange(n_weeks) / 52 * 2 * np.pi)).round().tolist()}
-    origins = S.plan_origins(start + dt.timedelta(weeks=n_weeks, days=-1), horizon=6, backtest_windows=2)
+    clean, corrupted, start, origins = _leakage_case()
     config = ForecastConfig(horizon=6, backtest_windows=2, min_history_weeks=8)
-    first_backtest_cutoff = origins[1].cutoff
-    corrupted = {k: [v if start + dt.timedelta(weeks=i) < first_backtest_cutoff else v * 50 + 7
-                     for i, v in enumerate(ys)] for k, ys in clean.items()}
 
     def forecasts(values):
         series = _series_frame(spark, values, start)
@@ -83,6 +74,72 @@ def test_backtest_forecasts_do_not_change_when_the_future_is_corrupted(spark):
     assert not np.allclose(before.loc[before.window == 0, "p50"], after.loc[after.window == 0, "p50"])
     assert set(before.window) == {0, 1, 2}
     assert (before[["p10", "p50", "p90"]] >= 0).all().all()
+
+
+def _leakage_case() -> tuple[dict[str, list[float]], dict[str, list[float]], dt.date, list[S.Origin]]:
+    """Clean weekly values, the same with every week from the first backtest origin on scrambled,
+    the start week and the origins (final + 2 backtest windows of 6 weeks)."""
+    rng = np.random.default_rng(0)
+    start = dt.date(2009, 1, 5)
+    n_weeks = 80
+    clean = {"steady": rng.poisson(6, n_weeks).tolist(),
+             "sparse": (rng.random(n_weeks) < 0.2).astype(float).tolist(),
+             "seasonal": (5 + 4 * np.sin(np.arange(n_weeks) / 52 * 2 * np.pi)).round().tolist()}
+    origins = S.plan_origins(start + dt.timedelta(weeks=n_weeks, days=-1), horizon=6, backtest_windows=2)
+    first_backtest_cutoff = origins[1].cutoff
+    corrupted = {k: [v if start + dt.timedelta(weeks=i) < first_backtest_cutoff else v * 50 + 7
+                     for i, v in enumerate(ys)] for k, ys in clean.items()}
+    return clean, corrupted, start, origins
+
+
+def test_gbm_forecasts_do_not_change_when_the_future_is_corrupted(spark):
+    """The leakage test of the global LightGBM model: each origin's model trains on targets before
+    it and reads features before each example's own origin, so window 2 is untouched."""
+    clean, corrupted, start, origins = _leakage_case()
+    final = origins[0]
+    config = ForecastConfig(horizon=6, backtest_windows=2, min_history_weeks=8, gbm_rounds=40, gbm_origin_stride=1,
+                            gbm_min_data_in_leaf=20)
+    calendar = S.weekly_calendar(spark, start, final.cutoff + dt.timedelta(weeks=final.steps), None).toPandas()
+
+    def forecasts(values):
+        rows = [(key, "seasonal" if key == "seasonal" else "basic", 2.0, start + dt.timedelta(weeks=i), float(v))
+                for key, ys in values.items() for i, v in enumerate(ys)
+                if start + dt.timedelta(weeks=i) < final.cutoff]
+        demand = spark.createDataFrame(rows, "item_id string, category string, price double, week_start date, "
+                                             "quantity double")
+        frame, info = gbm.gbm_forecasts(demand, calendar, origins, config, groups=2)
+        assert info["windows_skipped"] == []
+        return frame.toPandas().sort_values(["window", "series_id", "week_start"]).reset_index(drop=True)
+
+    before, after = forecasts(clean), forecasts(corrupted)
+    untouched = before["window"] == 2
+    pd.testing.assert_frame_equal(before[untouched], after[untouched])
+    assert not np.allclose(before.loc[before.window == 0, "p50"], after.loc[after.window == 0, "p50"])
+    assert set(before.window) == {0, 1, 2} and set(before.model) == {"gbm"}
+    assert (before[["p10", "p50", "p90", "mean"]] >= 0).all().all()
+    assert ((before.p10 <= before.p50) & (before.p50 <= before.p90)).all()
+
+
+def test_gbm_features_ignore_every_week_at_or_after_the_origin():
+    rng = np.random.default_rng(4)
+    calendar = rng.random((200, 4))
+    quantity = rng.poisson(4, 150).astype("float64")
+    origins = np.array([80, 120])  # global indexes; the item starts at week 3
+    clean = gbm.item_rows(3, quantity, origins, 8, calendar, with_target=False)
+    scrambled = quantity.copy()
+    scrambled[80 - 3:] = 1e6
+    dirty = gbm.item_rows(3, scrambled, origins, 8, calendar, with_target=False)
+    first = clean["origin"] == 80
+    for key in gbm.ITEM_FEATURES + S.CALENDAR_FEATURES + ["scale"]:
+        np.testing.assert_array_equal(clean[key][first], dirty[key][first])
+    assert not np.array_equal(clean["lag_1"][~first], dirty["lag_1"][~first])
+    pooled = rng.random(150)
+    before = gbm.pooled_features(pooled, clean["origin"], clean["target_week"])
+    pooled[80:] = 1e6
+    after = gbm.pooled_features(pooled, clean["origin"], clean["target_week"])
+    for name in before:
+        np.testing.assert_array_equal(before[name][first], after[name][first])
+    assert np.isfinite(before["last_year_ramp"]).all() and np.isfinite(before["recent"]).all()
 
 
 def test_lstm_inputs_ignore_every_week_at_or_after_the_origin():
@@ -122,3 +179,31 @@ def test_lstm_model_quantiles_are_ordered_and_the_pinball_loss_trains():
     values = deep.predict_quantiles(model, examples)
     assert values.shape == (len(examples["scale"]), spec.steps, 3)
     assert (values >= 0).all() and (np.diff(values, axis=-1) >= 0).all()
+
+
+def test_model_choice_is_made_on_earlier_windows_and_scored_on_the_latest():
+    """Nested selection: "lucky" wins window 1 only; "steady" wins windows 2 and 3. The choice made
+    on windows 2-3 is "steady", and the reported out-of-sample score is steady's score on window 1
+    (not the hindsight best's), so a rule tuned on the scored weeks cannot look good."""
+    from seasonrec.forecasting import selection as SEL
+
+    rows = []
+    for window in (1, 2, 3):
+        for item in ("a", "b", "c"):
+            for model, loss in (("steady", 1.0), ("lucky", 0.5 if window == 1 else 3.0)):
+                rows.append({"level": "item", "segment": SEL.ALL, "item_id": item, "window": window, "model": model,
+                             "n_weeks": 4, "actual": 10.0, "pinball": loss, "abs_error": 4 * loss,
+                             "mean_forecast": 10.0 + loss})
+    # a model that forecast only one series is no global candidate, however good its score
+    rows.append({"level": "item", "segment": SEL.ALL, "item_id": "a", "window": 2, "model": "rare", "n_weeks": 4,
+                 "actual": 10.0, "pinball": 0.01, "abs_error": 0.04, "mean_forecast": 10.0})
+    errors = pd.DataFrame(rows)
+    report = SEL.nested_report(errors, ["lucky", "steady", "rare"])
+    assert len(report) == 1
+    entry = report[0]
+    assert entry["chosen"] == "steady" and entry["chosen_on_windows"] == [2, 3] and entry["scored_on_window"] == 1
+    assert entry["out_of_sample_score"] == pytest.approx(4 * 1.0 * 3 / 30)  # steady's window-1 loss / units
+    assert entry["hindsight_best"] == "lucky" and entry["hindsight_best_score"] < entry["out_of_sample_score"]
+    ranking = SEL.rank_models(errors, ["lucky", "steady", "rare"])
+    assert ranking.sort_values("rank").model.tolist() == ["steady", "lucky", "rare"]
+    assert SEL.nested_report(errors[errors.window == 1], ["lucky", "steady"]) == []

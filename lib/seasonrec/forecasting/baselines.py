@@ -4,13 +4,17 @@ Models (statsforecast 2.x, C++ core, no numba):
 
 - ``seasonal_naive``: ``SeasonalNaive(season_length)``; where a series has fewer than
   ``season_length`` weeks the library returns NaN, and ``Naive`` (last week) is used instead.
+- ``naive``: ``Naive`` (last week's demand), native intervals;
+- ``window_average``: ``WindowAverage(window_average_weeks)`` (mean of the last weeks), conformal
+  intervals as below;
 - ``ets``: ``AutoETS(season_length=ets_season_length)``; native intervals.
 - ``croston``: ``CrostonOptimized``; ``tsb``: ``TSB(alpha_d, alpha_p)`` — intermittent demand.
   These have no native intervals, so they get statsforecast's conformal intervals from one-step
   errors over up to 26 rolling windows (constant width over the horizon, like their forecast).
 
 All intervals are central ``(q_hi - q_lo)`` intervals; p10 = lower, p50 = the point forecast,
-p90 = upper, clipped at 0 and kept ordered (demand is never negative).
+p90 = upper, clipped at 0 and kept ordered (demand is never negative). ``mean`` (expected units)
+is the point forecast, which is what these methods estimate.
 """
 
 from __future__ import annotations
@@ -24,9 +28,9 @@ from pyspark.sql import functions as F
 
 from seasonrec.config import ForecastConfig
 
-BASELINE_MODELS = ("seasonal_naive", "ets", "croston", "tsb")
+BASELINE_MODELS = ("seasonal_naive", "naive", "window_average", "ets", "croston", "tsb")
 FORECAST_SCHEMA = ("level string, series_id string, window int, week_start date, model string, "
-                   "p10 double, p50 double, p90 double")
+                   "p10 double, p50 double, p90 double, mean double")
 _CONFORMAL_WINDOWS = 26
 
 
@@ -35,12 +39,15 @@ def interval_level(quantiles: list[float]) -> int:
 
 
 def _statsforecast_models(names: list[str], config: ForecastConfig) -> list[Any]:
-    from statsforecast.models import TSB, AutoETS, CrostonOptimized, Naive, SeasonalNaive
+    from statsforecast.models import TSB, AutoETS, CrostonOptimized, Naive, SeasonalNaive, WindowAverage
     from statsforecast.utils import ConformalIntervals
 
     conformal = ConformalIntervals(h=1, n_windows=_CONFORMAL_WINDOWS, method="conformal_error")
     factories: dict[str, Callable[[], Any]] = {
         "seasonal_naive": lambda: SeasonalNaive(season_length=config.season_length, alias="seasonal_naive"),
+        "naive": lambda: Naive(alias="naive"),
+        "window_average": lambda: WindowAverage(window_size=config.window_average_weeks, alias="window_average",
+                                                prediction_intervals=conformal),
         "ets": lambda: AutoETS(season_length=config.ets_season_length, alias="ets"),
         "croston": lambda: CrostonOptimized(alias="croston", prediction_intervals=conformal),
         "tsb": lambda: TSB(alpha_d=config.tsb_alpha_d, alpha_p=config.tsb_alpha_p, alias="tsb",
@@ -61,7 +68,7 @@ def forecast_group(history: Any, config: ForecastConfig, model_names: list[str])
     import pandas as pd
     from statsforecast import StatsForecast
 
-    columns = ["level", "series_id", "window", "week_start", "model", "p10", "p50", "p90"]
+    columns = ["level", "series_id", "window", "week_start", "model", "p10", "p50", "p90", "mean"]
     if history.empty:
         return pd.DataFrame(columns=columns)
     steps = int(history["steps"].iloc[0])
@@ -94,7 +101,7 @@ def forecast_group(history: Any, config: ForecastConfig, model_names: list[str])
         parts.append(pd.DataFrame({
             "level": keys[0].to_numpy(), "series_id": keys[1].to_numpy(),
             "window": int(history["window"].iloc[0]), "week_start": predicted["ds"].dt.date.to_numpy(),
-            "model": name, "p10": lo, "p50": p50, "p90": hi,
+            "model": name, "p10": lo, "p50": p50, "p90": hi, "mean": p50,
         }))
     return pd.concat(parts, ignore_index=True)[columns]
 

@@ -1,23 +1,33 @@
-"""One forecast run: series -> baselines + LSTM at every origin -> backtest -> selection -> cold start.
+"""One forecast run: series -> candidate models at every origin -> backtest -> selection -> cold start.
+
+Candidates: the global LightGBM model (``gbm``, :mod:`seasonrec.forecasting.gbm`), the global
+LSTM (Horovod) and the statsforecast baselines, each forecasting every origin from the weeks before it.
 
 Tables written (all through ``ctx.lake`` with the run's commit info):
 
 - ``gold_weekly_demand`` (overwrite): see :mod:`seasonrec.forecasting.series`.
 - ``demand_forecast`` (partitioned by ``as_of``; a re-run replaces its ``as_of``): item_id,
   level (item/category/total; ``item_id`` holds the category name or ``total`` there), week_start,
-  p10, p50, p90, model (the chosen model, ``blend(a+b)``, or ``cold_start_category`` /
-  ``cold_start_total``), as_of, run_id, cold_start.
+  p10, p50, p90, mean (expected units), model (the chosen model, ``bottom_up`` for a category
+  without its own forecast, or ``cold_start_category`` / ``cold_start_total``), as_of, run_id,
+  cold_start.
 - ``forecast_backtest`` (partitioned by ``as_of``; replaced likewise): one row per model x series x
-  backtest window: as_of, run_id, level, item_id, model, window, origin, n_weeks, actual, forecast,
-  abs_error, wape, mase, bias, pinball, coverage, selected.
+  backtest window: as_of, run_id, level, item_id, segment, model, window, origin, n_weeks, actual,
+  forecast (sum of p50), mean_forecast (sum of mean), abs_error, wape, mase (p50), bias (p50),
+  mean_bias, pinball, coverage, selected.
 
 Before scoring, every model's item-level P10 is floored to whole units (``whole_unit_intervals``).
 
-Per series, the model with the lowest mean pinball loss (over the three quantiles and all backtest
-weeks) is chosen, or the top ``blend_top`` are blended with weights 1/loss. Series without any
-backtest score use the model that is best over their whole level. Items with fewer than
-``min_history_weeks`` weeks of history (or none) get the mean forecast of the established items of
-their category (else of all items), flagged ``cold_start``.
+Model choice is global per level, or per level and volume class, and judged out of sample (nested
+over the backtest windows): see :mod:`seasonrec.forecasting.selection`; the run summary reports
+the out-of-sample scores under ``selection``. Items with fewer than ``min_history_weeks`` weeks of
+history (or none) get the mean forecast of the established items of their category (else of all
+items), flagged ``cold_start``.
+
+Coherence of ``mean``: category and total ``mean`` are the sums of their items' ``mean`` (bottom-up,
+cold-start items included), so expected units add up across the hierarchy. Their P10/P50/P90 stay
+the chosen model's forecast of the aggregate series (quantiles do not add up); a category that has
+no forecast of its own gets the sums of its items' quantiles, marked ``bottom_up``.
 """
 
 from __future__ import annotations
@@ -34,10 +44,13 @@ from pyspark.sql.window import Window
 
 from seasonrec import tables
 from seasonrec.context import JobContext, JobError
+from seasonrec.forecasting import selection as SEL
 from seasonrec.forecasting import series as S
-from seasonrec.forecasting.baselines import FORECAST_SCHEMA, baseline_forecasts
+from seasonrec.forecasting.baselines import BASELINE_MODELS, FORECAST_SCHEMA, baseline_forecasts
 
 log = logging.getLogger(__name__)
+
+QUANTITY_COLUMNS = ("p10", "p50", "p90", "mean")
 
 
 @dataclass
@@ -201,7 +214,9 @@ def lstm_forecasts(ctx: JobContext, item_demand: DataFrame, origins: list[S.Orig
             rows.append(pd.DataFrame({
                 "level": S.ITEM, "series_id": part["item_id"].to_numpy(), "window": window, "week_start": week,
                 "model": "lstm", "p10": values[:, step, 0].astype("float64"),
-                "p50": values[:, step, 1].astype("float64"), "p90": values[:, step, 2].astype("float64")}))
+                "p50": values[:, step, 1].astype("float64"), "p90": values[:, step, 2].astype("float64"),
+                # The pinball-trained LSTM has no mean head; its median stands in for expected units.
+                "mean": values[:, step, 1].astype("float64")}))
     if not rows:
         return empty, info
     return spark.createDataFrame(pd.concat(rows, ignore_index=True), FORECAST_SCHEMA), info
@@ -240,7 +255,8 @@ def whole_unit_intervals(candidates: DataFrame) -> DataFrame:
         "level", "series_id", "window", "week_start", "model",
         F.when(is_item, p10).otherwise(F.col("p10")).alias("p10"),
         F.when(is_item, p50).otherwise(F.col("p50")).alias("p50"),
-        F.when(is_item, p90).otherwise(F.col("p90")).alias("p90"))
+        F.when(is_item, p90).otherwise(F.col("p90")).alias("p90"),
+        F.greatest(F.coalesce(F.col("mean"), F.col("p50")), F.lit(0.0)).alias("mean"))
 
 
 # ---------------------------------------------------------------------------- backtest
@@ -265,6 +281,7 @@ def backtest_errors(candidates: DataFrame, series: DataFrame, history: DataFrame
         F.count(F.lit(1)).alias("n_weeks"),
         F.sum("actual").alias("actual"),
         F.sum("p50").alias("forecast"),
+        F.sum("mean").alias("mean_forecast"),
         F.sum(F.abs(error)).alias("abs_error"),
         F.sum(error).alias("error"),
         F.avg((pinball(q_lo, "p10") + pinball(0.5, "p50") + pinball(q_hi, "p90")) / 3).alias("pinball"),
@@ -283,58 +300,46 @@ def backtest_errors(candidates: DataFrame, series: DataFrame, history: DataFrame
     cutoff_of = F.create_map(*[x for o in origins if o.is_backtest for x in (F.lit(o.window), F.lit(o.cutoff))])
     return (per_window.join(scale, ["level", "series_id", "window"], "left")
             .select("level", F.col("series_id").alias("item_id"), "model", "window",
-                    cutoff_of[F.col("window")].alias("origin"), "n_weeks", "actual", "forecast", "abs_error",
+                    cutoff_of[F.col("window")].alias("origin"), "n_weeks", "actual", "forecast", "mean_forecast",
+                    "abs_error",
                     F.when(F.col("actual") > 0, F.col("abs_error") / F.col("actual")).alias("wape"),
                     F.when(F.col("scale") > 0, F.col("abs_error") / F.col("n_weeks") / F.col("scale")).alias("mase"),
                     F.when(F.col("actual") > 0, F.col("error") / F.col("actual")).alias("bias"),
+                    F.when(F.col("actual") > 0, (F.col("mean_forecast") - F.col("actual")) / F.col("actual"))
+                    .alias("mean_bias"),
                     "pinball", "coverage"))
-
-
-def choose_models(errors: DataFrame, candidates: DataFrame, selection: str, blend_top: int,
-                  preference: list[str]) -> DataFrame:
-    """Weights per (level, series_id, model) for the final forecast.
-
-    ``best``: weight 1 for the lowest mean backtest pinball loss; ``blend``: the ``blend_top`` lowest,
-    weighted by 1/loss. Series without a backtest score get the model with the lowest total
-    absolute error over their level (ties and empty levels: the configured order).
-    """
-    rank_of = F.create_map(*[x for i, m in enumerate(preference) for x in (F.lit(m), F.lit(i))])
-    final = candidates.where(F.col("window") == 0).select("level", "series_id", "model").distinct()
-    scores = (errors.groupBy("level", F.col("item_id").alias("series_id"), "model")
-              .agg(F.avg("pinball").alias("loss")))
-    scored = final.join(scores, ["level", "series_id", "model"], "left")
-    level_best = (errors.groupBy("level", "model").agg(F.sum("abs_error").alias("level_error"))
-                  .withColumn("pref", rank_of[F.col("model")]))
-    level_pick = (level_best.withColumn("r", F.row_number().over(
-        Window.partitionBy("level").orderBy("level_error", "pref"))).where("r = 1")
-        .select("level", F.col("model").alias("level_model")))
-    has_score = Window.partitionBy("level", "series_id")
-    scored = (scored.withColumn("any_score", F.max(F.col("loss").isNotNull().cast("int")).over(has_score))
-              .join(level_pick, "level", "left")
-              .withColumn("pref", rank_of[F.col("model")]))
-    top = blend_top if selection == "blend" else 1
-    by_loss = Window.partitionBy("level", "series_id").orderBy(
-        F.when(F.col("any_score") == 1, F.col("loss")).otherwise(F.lit(None)).asc_nulls_last(),
-        (F.col("model") != F.coalesce(F.col("level_model"), F.lit(""))).cast("int"), "pref")
-    ranked = scored.withColumn("r", F.row_number().over(by_loss))
-    chosen = ranked.where((F.col("r") <= top) & ((F.col("any_score") == 0) & (F.col("r") == 1)
-                                                  | (F.col("any_score") == 1) & F.col("loss").isNotNull()))
-    inverse = F.when(F.col("loss") > 0, 1 / F.col("loss")).otherwise(F.lit(1e12))
-    chosen = chosen.withColumn("raw_weight", F.when(F.col("any_score") == 1, inverse).otherwise(F.lit(1.0)))
-    total = Window.partitionBy("level", "series_id")
-    names = F.array_join(F.array_sort(F.collect_list("model").over(total)), "+")
-    n_models = F.count(F.lit(1)).over(total)
-    return chosen.select(
-        "level", "series_id", "model",
-        (F.col("raw_weight") / F.sum("raw_weight").over(total)).alias("weight"),
-        F.when(n_models > 1, F.concat(F.lit("blend("), names, F.lit(")"))).otherwise(F.col("model"))
-        .alias("chosen"))
 
 
 def final_forecast(candidates: DataFrame, weights: DataFrame) -> DataFrame:
     final = candidates.where(F.col("window") == 0).join(weights, ["level", "series_id", "model"])
     return final.groupBy("level", "series_id", "week_start", "chosen").agg(
-        *[F.sum(F.col(c) * F.col("weight")).alias(c) for c in ("p10", "p50", "p90")])
+        *[F.sum(F.col(c) * F.col("weight")).alias(c) for c in QUANTITY_COLUMNS])
+
+
+def coherent_means(forecast: DataFrame, catalogue: DataFrame) -> DataFrame:
+    """Category and total ``mean`` = the sums of their items' ``mean`` (bottom-up).
+
+    ``forecast``: level, series_id, week_start, chosen, p10, p50, p90, mean, cold_start rows of all
+    levels; ``catalogue``: item_id, category. Categories without a forecast of their own get rows
+    with the sums of their items' quantiles (model ``bottom_up``). Returns the same columns.
+    """
+    items = (forecast.where(F.col("level") == S.ITEM)
+             .join(catalogue.withColumnRenamed("item_id", "series_id"), "series_id", "left")
+             .withColumn("category", F.coalesce(F.col("category"), F.lit(S.UNKNOWN_CATEGORY))))
+    sums = [F.sum(c).alias(c) for c in QUANTITY_COLUMNS]
+    by_category = (items.groupBy(F.col("category").alias("series_id"), "week_start").agg(*sums)
+                   .withColumn("level", F.lit(S.CATEGORY)))
+    by_total = (items.groupBy("week_start").agg(*sums)
+                .withColumn("series_id", F.lit(S.TOTAL_KEY)).withColumn("level", F.lit(S.TOTAL)))
+    bottom_up = by_category.unionByName(by_total).alias("b")
+    upper = forecast.where(F.col("level") != S.ITEM).alias("u")
+    merged = upper.join(bottom_up, ["level", "series_id", "week_start"], "full_outer").select(
+        "level", "series_id", "week_start",
+        F.coalesce(F.col("u.chosen"), F.lit("bottom_up")).alias("chosen"),
+        *[F.coalesce(F.col(f"u.{q}"), F.col(f"b.{q}")).alias(q) for q in ("p10", "p50", "p90")],
+        F.coalesce(F.col("b.mean"), F.lit(0.0)).alias("mean"),
+        F.coalesce(F.col("u.cold_start"), F.lit(False)).alias("cold_start"))
+    return forecast.where(F.col("level") == S.ITEM).unionByName(merged)
 
 
 def cold_start(forecast: DataFrame, catalogue: DataFrame, weeks: list[dt.date]) -> DataFrame:
@@ -349,8 +354,8 @@ def cold_start(forecast: DataFrame, catalogue: DataFrame, weeks: list[dt.date]) 
     cold = catalogue.join(established, "item_id", "left_anti")
     with_category = item_rows.join(catalogue.withColumnRenamed("item_id", "series_id"), "series_id", "left")
     per_category = with_category.groupBy("category", "week_start").agg(
-        *[F.avg(c).alias(c) for c in ("p10", "p50", "p90")])
-    per_total = item_rows.groupBy("week_start").agg(*[F.avg(c).alias(c) for c in ("p10", "p50", "p90")])
+        *[F.avg(c).alias(c) for c in QUANTITY_COLUMNS])
+    per_total = item_rows.groupBy("week_start").agg(*[F.avg(c).alias(c) for c in QUANTITY_COLUMNS])
     week_frame = spark.createDataFrame([(w,) for w in weeks], "week_start date")
     grid = cold.crossJoin(week_frame)
     by_category = grid.join(per_category, ["category", "week_start"], "left")
@@ -360,7 +365,7 @@ def cold_start(forecast: DataFrame, catalogue: DataFrame, weeks: list[dt.date]) 
                       .when(F.col("t.p50").isNotNull(), F.lit("cold_start_total"))
                       .otherwise(F.lit("cold_start_zero")).alias("chosen"),
                       *[F.coalesce(F.col(f"c.{q}"), F.col(f"t.{q}"), F.lit(0.0)).alias(q)
-                        for q in ("p10", "p50", "p90")]))
+                        for q in QUANTITY_COLUMNS]))
     return filled
 
 
@@ -384,7 +389,7 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
     groups = config.baseline_groups or 2 * spark.sparkContext.defaultParallelism
     frames: list[DataFrame] = []
     info: dict[str, Any] = {}
-    baseline_names = [m for m in config.models if m != "lstm"]
+    baseline_names = [m for m in config.models if m in BASELINE_MODELS]
     if baseline_names:
         with ctx.step(f"statsforecast baselines {baseline_names} via applyInPandas"):
             started = _now()
@@ -395,10 +400,18 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
             info["baselines"] = {"series_x_origins": fitted, "rows": n_rows, "seconds": round(seconds, 2),
                                  "series_per_second": round(fitted / seconds, 1) if seconds > 0 else None}
         frames.append(baselines)
+    calendar_frame = week_calendar.toPandas() if {"gbm", "lstm"} & set(config.models) else None
+    if "gbm" in config.models:
+        from seasonrec.forecasting.gbm import gbm_forecasts
+
+        with ctx.step("global LightGBM"):
+            gbm, info["gbm"] = gbm_forecasts(known.select("item_id", "category", "price", "week_start", "quantity"),
+                                             calendar_frame, origins, config, groups)
+        frames.append(gbm.cache())
     if "lstm" in config.models:
         with ctx.step("global LSTM"):
             lstm, info["lstm"] = lstm_forecasts(ctx, known.select("item_id", "category", "week_start", "quantity"),
-                                                origins, week_calendar.toPandas())
+                                                origins, calendar_frame)
         frames.append(lstm.cache())
     candidates = frames[0]
     for frame in frames[1:]:
@@ -406,26 +419,31 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
     candidates = whole_unit_intervals(candidates).cache()
 
     with ctx.step("backtest and model choice"):
-        errors = backtest_errors(candidates, series, history, origins, config.season_length,
-                                 list(config.quantiles)).cache()
-        weights = choose_models(errors, candidates, config.selection, config.blend_top, list(config.models)).cache()
+        segments = SEL.series_segments(history, config.selection).cache()
+        errors = (backtest_errors(candidates, series, history, origins, config.season_length, list(config.quantiles))
+                  .join(segments.withColumnRenamed("series_id", "item_id"), ["level", "item_id", "window"], "left")
+                  .fillna(SEL.ALL, subset=["segment"])).cache()
+        weights, info["selection"], _ = SEL.choose_models(errors, candidates, segments, list(config.models))
+        weights = weights.cache()
         chosen_pairs = weights.select("level", F.col("series_id").alias("item_id"), "model",
                                       F.lit(True).alias("selected"))
         backtest = (errors.join(chosen_pairs, ["level", "item_id", "model"], "left")
                     .fillna(False, subset=["selected"])
                     .select(F.lit(as_of).cast("date").alias("as_of"), F.lit(ctx.run_id).alias("run_id"),
-                            "level", "item_id", "model", "window", "origin", "n_weeks", "actual", "forecast",
-                            "abs_error", "wape", "mase", "bias", "pinball", "coverage", "selected"))
+                            "level", "item_id", "segment", "model", "window", "origin", "n_weeks", "actual",
+                            "forecast", "mean_forecast", "abs_error", "wape", "mase", "bias", "mean_bias", "pinball",
+                            "coverage", "selected"))
 
     with ctx.step("final forecast and cold start"):
         chosen = final_forecast(candidates, weights)
         catalogue = _catalogue(ctx, gold)
         cold = cold_start(chosen, catalogue, final.output_weeks)
-        forecast = (chosen.withColumn("cold_start", F.lit(False))
-                    .unionByName(cold.withColumn("cold_start", F.lit(True)))
-                    .select(F.col("series_id").alias("item_id"), "level", "week_start", "p10", "p50", "p90",
-                            F.col("chosen").alias("model"), F.lit(as_of).cast("date").alias("as_of"),
-                            F.lit(ctx.run_id).alias("run_id"), "cold_start"))
+        every_level = coherent_means(chosen.withColumn("cold_start", F.lit(False))
+                                     .unionByName(cold.withColumn("cold_start", F.lit(True))), catalogue)
+        forecast = every_level.select(
+            F.col("series_id").alias("item_id"), "level", "week_start", "p10", "p50", "p90", "mean",
+            F.col("chosen").alias("model"), F.lit(as_of).cast("date").alias("as_of"),
+            F.lit(ctx.run_id).alias("run_id"), "cold_start")
         forecast = forecast.cache()
 
     summary = _summary(forecast, backtest, n_series, origins, info)
@@ -466,9 +484,10 @@ def _summary(forecast: DataFrame, backtest: DataFrame, n_series: int, origins: l
     for r in (backtest.where("level = 'item'").groupBy("model")
               .agg((F.sum("abs_error") / F.sum("actual")).alias("wape"), F.avg("mase").alias("mase"),
                    ((F.sum("forecast") - F.sum("actual")) / F.sum("actual")).alias("bias"),
+                   ((F.sum("mean_forecast") - F.sum("actual")) / F.sum("actual")).alias("mean_bias"),
                    F.avg("coverage").alias("coverage")).collect()):
         per_model[r["model"]] = {k: None if r[k] is None else round(float(r[k]), 4)
-                                 for k in ("wape", "mase", "bias", "coverage")}
+                                 for k in ("wape", "mase", "bias", "mean_bias", "coverage")}
     return {
         "forecast_weeks": [str(w) for w in origins[0].output_weeks],
         "backtest_origins": [str(o.cutoff) for o in origins[1:]],

@@ -1,0 +1,325 @@
+"""A global LightGBM forecaster: one direct multi-horizon model across all items per origin.
+
+One example is (item, origin week ``t``, step ``s``): features known at ``t`` (only weeks
+``< t`` enter them), the calendar of the target week ``t + s``, and the target = demand of week
+``t + s``. The step is a feature, so one model forecasts every step directly (no recursion).
+
+Features (demand features are divided by the item's scale at ``t``, the mean demand of its last 13
+observed weeks, else of all its weeks, else 1, so one tree serves slow and fast sellers):
+
+- lags 1..4 and the week 52 weeks before the target (NaN where the item did not exist yet), last
+  year's target week smoothed over 3 weeks, over the scale and over last year's level at the origin;
+  rolling means over 4, 8 and 13 weeks; share of non-zero weeks; weeks since the first sale;
+  log of the scale;
+- target week: woy_sin, woy_cos, holiday and festival week flags (``series.CALENDAR_FEATURES``);
+- item: category (LightGBM categorical) and log price;
+- pooled seasonality of the item's category and of the whole store (weekly sums over items, which
+  are much smoother than one item): recent level (4-week over 13-week mean at ``t``), and last
+  year's same week relative to last year's level at the origin and to the last 52 weeks' mean —
+  the Christmas ramp of the previous December where the data holds one (NaN otherwise);
+- the step ``s``.
+
+Objectives: LightGBM quantile models for P10/P50/P90 and a Tweedie model for the mean (expected
+units). Targets are divided by the scale and each example weighs its scale, so the pinball loss
+minimised is the one in units (pinball is homogeneous of degree 1). Quantiles are sorted per row,
+forecasts are clipped at 0.
+
+No leakage: the model of an origin trains only on examples whose target week lies before that
+origin, and every feature of an example uses weeks before its own ``t``; features are built once
+(all rows before the final cutoff) and each origin's model takes the subset it may see.
+
+Spark and size limit: the features are built per item bucket with ``applyInPandas`` (the pooled
+category/total sums are computed in Spark and shipped to the workers as small arrays), then
+collected to the driver, where LightGBM trains one model per origin and objective. Driver memory is
+about ``rows x (features + 6) x 8`` bytes twice over (pandas + LightGBM's binned copy), with
+``rows ~ items x weeks of history / gbm_origin_stride x steps``: Online Retail (~3,600 items, 40
+weeks, 14 steps, stride 2) is ~1M rows, ~0.5 GB. Beyond ~10M rows (e.g. 20k items x 2 years x 13
+steps at stride 2 is ~13M) raise ``forecast.gbm_origin_stride`` or ``gbm_max_history_weeks``, or
+train per category on the executors instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from seasonrec.forecasting import series as S
+
+log = logging.getLogger(__name__)
+
+SCALE_WEEKS = 13
+LAGS = (1, 2, 3, 4)
+ROLLING = (4, 8, 13)
+SEASON = 52
+ITEM_FEATURES = [f"lag_{k}" for k in LAGS] + [f"mean_{m}" for m in ROLLING] + [
+    "lag_season", "last_year_mean", "last_year_ramp", "nonzero_share", "weeks_since_first", "log_scale"]
+POOLED_FEATURES = [f"{pool}_{name}" for pool in ("category", "total")
+                   for name in ("recent", "last_year_ramp", "last_year_index")]
+FEATURES = [*ITEM_FEATURES, *S.CALENDAR_FEATURES, "category_index", "log_price", *POOLED_FEATURES, "step"]
+_KEYS = ["item_id", "window", "origin", "target_week", "scale", "target"]
+_MIN_TRAINING_ROWS = 200
+
+
+def _window_mean(cumsum: np.ndarray, cumcount: np.ndarray, end: np.ndarray, length: int) -> np.ndarray:
+    """Mean of the observed values in weeks [end - length, end) (NaN where none is observed)."""
+    start = np.clip(end - length, 0, None)
+    total = cumsum[end] - cumsum[start]
+    count = cumcount[end] - cumcount[start]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """values[index], NaN where the index falls outside the array."""
+    inside = (index >= 0) & (index < len(values))
+    out = np.full(index.shape, np.nan)
+    out[inside] = values[index[inside]]
+    return out
+
+
+def pooled_features(pooled: np.ndarray, origin: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
+    """Seasonal indices of one pooled weekly series (a category's or the store's sums).
+
+    ``pooled[w]``: units of global week ``w`` (NaN where unknown: before the data or at/after the
+    final cutoff). ``origin``/``target``: week indexes per row; only weeks before ``origin`` are read
+    (``target - 52 < origin`` because steps are below 52).
+    Returns ``recent`` (4-week over 13-week mean before the origin), ``last_year_ramp`` (last
+    year's target week over last year's 13 weeks before the origin) and ``last_year_index`` (last
+    year's target week over the mean of the 52 weeks before the origin).
+    """
+    known = np.isfinite(pooled)
+    cumsum = np.concatenate([[0.0], np.cumsum(np.where(known, pooled, 0.0))])
+    cumcount = np.concatenate([[0.0], np.cumsum(known.astype(float))])
+
+    def full_mean(end: np.ndarray, length: int) -> np.ndarray:
+        # Only windows that lie wholly in the known data: a half-year mean is no annual level.
+        mean = _window_mean(cumsum, cumcount, np.clip(end, 0, len(pooled)), length)
+        complete = (end - length >= 0) & (cumcount[np.clip(end, 0, len(pooled))]
+                                          - cumcount[np.clip(end - length, 0, len(pooled))] == length)
+        return np.where(complete, mean, np.nan)
+
+    last_year = _at(pooled, target - SEASON)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recent = full_mean(origin, 4) / full_mean(origin, 13)
+        ramp = last_year / full_mean(origin - SEASON, 13)
+        index = last_year / full_mean(origin, SEASON)
+    clean = {"recent": recent, "last_year_ramp": ramp, "last_year_index": index}
+    return {k: np.where(np.isfinite(v), v, np.nan) for k, v in clean.items()}
+
+
+def item_rows(first: int, quantity: np.ndarray, origins: np.ndarray, steps: int, calendar: np.ndarray,
+              with_target: bool) -> dict[str, np.ndarray]:
+    """Feature rows of one item for every origin in ``origins`` x step in ``range(steps)``.
+
+    ``quantity[i]``: demand of global week ``first + i`` (the item's observed weeks); ``calendar[w]``:
+    the ``CALENDAR_FEATURES`` of global week ``w`` (covering every target week). Features of origin
+    ``t`` read ``quantity`` only at weeks ``< t``. With ``with_target``, rows whose target week is not
+    observed are dropped and ``target`` (units / scale) is set; otherwise ``target`` is NaN.
+    Returns 1-d arrays: origin, step, target_week, scale, target and every item/calendar feature.
+    """
+    n_weeks = first + len(quantity)
+    demand = np.full(max(n_weeks, int(origins.max(initial=0)) + 1), np.nan)
+    demand[first:n_weeks] = quantity
+    observed = np.isfinite(demand)
+    cumsum = np.concatenate([[0.0], np.cumsum(np.where(observed, demand, 0.0))])
+    cumcount = np.concatenate([[0.0], np.cumsum(observed.astype(float))])
+    cumnonzero = np.concatenate([[0.0], np.cumsum((np.where(observed, demand, 0.0) > 0).astype(float))])
+
+    t = np.repeat(origins.astype(np.int64), steps)
+    step = np.tile(np.arange(steps, dtype=np.int64), len(origins))
+    week = t + step
+    if with_target:
+        keep = week < n_weeks
+        t, step, week = t[keep], step[keep], week[keep]
+    history = t - first  # observed weeks before the origin (all weeks from the first sale are rows)
+    recent = _window_mean(cumsum, cumcount, t, SCALE_WEEKS)
+    overall = np.where(history > 0, (cumsum[t] - cumsum[first]) / np.maximum(history, 1), np.nan)
+    scale = np.where(recent > 0, recent, np.where(overall > 0, overall, 1.0))
+    rows: dict[str, np.ndarray] = {"origin": t, "step": step.astype(np.float64), "target_week": week,
+                                   "scale": scale}
+    for k in LAGS:
+        rows[f"lag_{k}"] = _at(demand, t - k) / scale
+    for m in ROLLING:
+        rows[f"mean_{m}"] = _window_mean(cumsum, cumcount, t, m) / scale
+    season_week = week - SEASON
+    # steps < 52, so week - 52 < t; the guard states the no-leakage rule rather than relying on it
+    rows["lag_season"] = np.where(season_week < t, _at(demand, season_week), np.nan) / scale
+    # Last year's target week smoothed over weeks w-53..w-51 (one item-week is mostly noise), over the
+    # scale and over last year's level before the origin (the item's own seasonal ramp).
+    last_year = _window_mean(cumsum, cumcount, np.clip(week - SEASON + 2, 0, t), 3)
+    last_year_level = _window_mean(cumsum, cumcount, np.clip(t - SEASON, 0, None), SCALE_WEEKS)
+    rows["last_year_mean"] = np.where(week - SEASON + 2 <= t, last_year, np.nan) / scale
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ramp = last_year / last_year_level
+    rows["last_year_ramp"] = np.where(np.isfinite(ramp) & (week - SEASON + 2 <= t), ramp, np.nan)
+    rows["nonzero_share"] = np.where(history > 0, (cumnonzero[t] - cumnonzero[first]) / np.maximum(history, 1),
+                                     np.nan)
+    rows["weeks_since_first"] = history.astype(np.float64)
+    rows["log_scale"] = np.log(scale)
+    calendar_rows = calendar[np.clip(week, 0, len(calendar) - 1)]
+    for j, name in enumerate(S.CALENDAR_FEATURES):
+        rows[name] = calendar_rows[:, j].astype(np.float64)
+    rows["target"] = _at(demand, week) / scale if with_target else np.full(len(t), np.nan)
+    return rows
+
+
+def feature_frame(group: Any, origins_by_window: dict[int, int], final_cutoff: int, steps: int,
+                  calendar: np.ndarray, pooled: dict[str, np.ndarray], category_codes: dict[str, int],
+                  min_history: int, origin_stride: int, max_history: int) -> Any:
+    """All feature rows of the items in one pandas group (columns ``_KEYS + FEATURES``).
+
+    ``group``: item_id, category, price, week_index, quantity (weeks before the final cutoff).
+    Training rows (``window`` -1): origins every ``origin_stride`` weeks (aligned on the global week
+    index), at least 2 weeks after the first sale and at most ``max_history`` weeks before the
+    final cutoff, targets before ``final_cutoff``. Inference rows (``window`` = the origin's
+    window): items with at least ``min_history`` weeks before that origin.
+    """
+    import pandas as pd
+
+    parts: list[pd.DataFrame] = []
+    for item_id, rows in group.groupby("item_id", sort=True):
+        rows = rows.sort_values("week_index")
+        first = int(rows["week_index"].iloc[0])
+        quantity = rows["quantity"].to_numpy(dtype=np.float64)
+        category = str(rows["category"].iloc[0])
+        price = float(rows["price"].iloc[0]) if pd.notna(rows["price"].iloc[0]) else np.nan
+        earliest = max(first + 2, final_cutoff - max_history)
+        train_origins = np.arange(earliest + (-earliest) % origin_stride, first + len(quantity), origin_stride)
+        infer = {w: c for w, c in origins_by_window.items() if c - first >= min_history}
+        for window, origins, with_target in [(-1, train_origins, True),
+                                             *[(w, np.array([c]), False) for w, c in infer.items()]]:
+            if len(origins) == 0:
+                continue
+            made = item_rows(first, quantity, origins, steps, calendar, with_target)
+            if len(made["origin"]) == 0:
+                continue
+            for pool, values in (("category", pooled[category]), ("total", pooled[S.TOTAL_KEY])):
+                for name, column in pooled_features(values, made["origin"], made["target_week"]).items():
+                    made[f"{pool}_{name}"] = column
+            frame = pd.DataFrame(made)
+            frame["item_id"], frame["window"] = item_id, window
+            frame["category_index"] = category_codes[category]
+            frame["log_price"] = np.log(price) if price > 0 else np.nan
+            parts.append(frame)
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype="object" if c == "item_id" else "float64")
+                             for c in _KEYS + FEATURES})
+    return pd.concat(parts, ignore_index=True)[_KEYS + FEATURES]
+
+
+def _lgb_params(config: Any) -> dict[str, Any]:
+    return {"learning_rate": config.gbm_learning_rate, "num_leaves": config.gbm_num_leaves,
+            "min_data_in_leaf": config.gbm_min_data_in_leaf, "feature_fraction": 0.8, "bagging_fraction": 0.8,
+            "bagging_freq": 1, "lambda_l2": 1.0, "seed": config.seed, "deterministic": True,
+            "force_row_wise": True, "num_threads": config.gbm_threads, "verbosity": -1}
+
+
+def fit_predict(train: Any, infer: Any, quantiles: list[float], config: Any) -> np.ndarray:
+    """Train the quantile and Tweedie models on ``train`` and predict ``infer``.
+
+    Both frames hold ``FEATURES`` and ``scale`` (``train`` also ``target`` = units / scale). Returns
+    an ``(len(infer), 4)`` array in units: p10, p50, p90 (sorted per row) and mean, all >= 0.
+    """
+    import lightgbm as lgb
+
+    dataset = lgb.Dataset(train[FEATURES], label=train["target"].to_numpy(), weight=train["scale"].to_numpy(),
+                          categorical_feature=["category_index"], free_raw_data=False)
+    objectives = [{"objective": "quantile", "alpha": q} for q in quantiles]
+    objectives.append({"objective": "tweedie", "tweedie_variance_power": config.gbm_tweedie_power})
+    out = np.zeros((len(infer), 4))
+    base = _lgb_params(config)
+    for j, objective in enumerate(objectives):
+        booster = lgb.train({**base, **objective}, dataset, num_boost_round=config.gbm_rounds)
+        out[:, j] = booster.predict(infer[FEATURES]) * infer["scale"].to_numpy()
+    out = np.clip(out, 0.0, None)
+    out[:, :3] = np.sort(out[:, :3], axis=1)
+    return out
+
+
+def gbm_forecasts(item_demand: Any, week_calendar: Any, origins: list[S.Origin], config: Any,
+                  groups: int) -> tuple[Any, dict[str, Any]]:
+    """Forecasts of the global LightGBM model at every origin (``FORECAST_SCHEMA`` rows, model "gbm").
+
+    ``item_demand``: Spark frame item_id, category, price, week_start, quantity with ``week_start``
+    before the final cutoff; ``week_calendar``: pandas weekly calendar (``series.weekly_calendar``)
+    covering every forecast week; ``config``: ``ForecastConfig``; ``groups``: ``applyInPandas``
+    buckets. Returns (Spark frame, info dict: rows and seconds per origin).
+    """
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    from seasonrec.forecasting.baselines import FORECAST_SCHEMA
+    from seasonrec.forecasting.deep import WeekIndex
+
+    spark = item_demand.sparkSession
+    final = origins[0]
+    week_index = WeekIndex(min(week_calendar["week_start"]))
+    calendar = week_calendar.sort_values("week_start")[S.CALENDAR_FEATURES].to_numpy(dtype=np.float64)
+    final_cutoff = week_index.of(final.cutoff)
+    steps = max(o.steps for o in origins)
+    origins_by_window = {o.window: week_index.of(o.cutoff) for o in origins}
+
+    # Pooled weekly sums (small: categories x weeks) computed in Spark, shipped to the workers.
+    sums = (item_demand.groupBy("category", "week_start").agg(F.sum("quantity").alias("quantity"))
+            .toPandas())
+    pooled: dict[str, np.ndarray] = {}
+    for category, rows in sums.groupby("category"):
+        values = np.full(final_cutoff, np.nan)
+        index = np.array([week_index.of(w) for w in rows["week_start"]])
+        first = index.min()
+        values[first:] = 0.0  # weeks after the category's first sale without rows sold nothing
+        values[index] = rows["quantity"].to_numpy(dtype=np.float64)
+        pooled[str(category)] = values
+    if not pooled:
+        return spark.createDataFrame([], FORECAST_SCHEMA), {"windows_skipped": sorted(origins_by_window)}
+    pooled[S.TOTAL_KEY] = np.nansum(np.stack(list(pooled.values())), axis=0)
+    category_codes = {c: i for i, c in enumerate(sorted(k for k in pooled if k != S.TOTAL_KEY))}
+    # Weeks before the data start are unknown for the store too (nansum made them 0).
+    pooled[S.TOTAL_KEY][: min(int(np.argmax(np.isfinite(v))) for k, v in pooled.items() if k != S.TOTAL_KEY)] = np.nan
+
+    types = {"item_id": "string", "window": "int", "origin": "long", "target_week": "long", "category_index": "int"}
+    schema = ", ".join(f"{c} {types.get(c, 'double')}" for c in _KEYS + FEATURES)
+
+    def build(group: pd.DataFrame) -> pd.DataFrame:
+        return feature_frame(group, origins_by_window, final_cutoff, steps, calendar, pooled, category_codes,
+                             config.min_history_weeks, config.gbm_origin_stride, config.gbm_max_history_weeks)
+
+    start = week_index.start
+    indexed = item_demand.select(
+        "item_id", F.coalesce(F.col("category"), F.lit(S.UNKNOWN_CATEGORY)).alias("category"),
+        F.col("price").cast("double").alias("price"),
+        (F.datediff("week_start", F.lit(start)) / 7).cast("int").alias("week_index"),
+        F.col("quantity").cast("double").alias("quantity"),
+        F.pmod(F.xxhash64("item_id"), F.lit(groups)).alias("bucket"))
+    started = time.perf_counter()
+    rows = indexed.groupBy("bucket").applyInPandas(build, schema).toPandas()
+    # Row order from Spark is not deterministic; LightGBM's result depends on it.
+    rows = rows.sort_values(["window", "item_id", "origin", "step"], kind="mergesort").reset_index(drop=True)
+    info: dict[str, Any] = {"feature_rows": len(rows), "feature_seconds": round(time.perf_counter() - started, 2),
+                            "training_rows": {}, "windows_skipped": []}
+    training = rows[rows["window"] == -1]
+    out: list[pd.DataFrame] = []
+    for origin in origins:
+        cutoff = origins_by_window[origin.window]
+        train = training[training["target_week"] < cutoff]
+        infer = rows[rows["window"] == origin.window]
+        info["training_rows"][origin.window] = len(train)
+        if len(train) < _MIN_TRAINING_ROWS or infer.empty:
+            info["windows_skipped"].append(origin.window)
+            continue
+        fit_started = time.perf_counter()
+        values = fit_predict(train, infer, list(config.quantiles), config)
+        log.info("gbm: origin %s, %d training rows, %.1fs", origin.cutoff, len(train),
+                 time.perf_counter() - fit_started)
+        weeks = [week_index.week(int(w)) for w in infer["target_week"]]
+        frame = pd.DataFrame({"level": S.ITEM, "series_id": infer["item_id"].to_numpy(), "window": origin.window,
+                              "week_start": weeks, "model": "gbm", "p10": values[:, 0], "p50": values[:, 1],
+                              "p90": values[:, 2], "mean": values[:, 3]})
+        out.append(frame[frame["week_start"] >= origin.first_output])
+    info["seconds"] = round(time.perf_counter() - started, 2)
+    if not out:
+        return spark.createDataFrame([], FORECAST_SCHEMA), info
+    return spark.createDataFrame(pd.concat(out, ignore_index=True), FORECAST_SCHEMA), info
