@@ -24,6 +24,7 @@ setup(
         "pydantic>=2,<3",
         "holidays",
         "statsforecast>=2",
+        "lightgbm>=4.7,<5",
         "mlflow-skinny",
         "tqdm",
         "matplotlib",

@@ -35,7 +35,7 @@ import pandas as pd  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lib"))
 
-from seasonrec.scoring.kernel import _argpartition_top, score_block  # noqa: E402
+from seasonrec.core.topk import _argpartition_top, score_block  # noqa: E402
 from seasonrec.scoring.models import ALSFactorsModel  # noqa: E402
 
 

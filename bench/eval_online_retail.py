@@ -4,8 +4,10 @@
     .venv/bin/python bench/eval_online_retail.py --train         # train the model first (slow)
     .venv/bin/python bench/eval_online_retail.py --skip-ingest   # reuse the lake of a previous run
 
-Split (from config): train < 2011-08-01 <= validation (August, ALS grid) < 2011-09-01 <= test (September)
-< 2011-10-01, so every method of the test evaluation is fitted on rows up to 2011-08-31. Everything
+Split (``--split-dates``, default): train < 2011-08-01 <= validation (August: ALS grid, ranker fit) <
+2011-09-01 <= test (September) < 2011-10-01, so every method of the test evaluation is fitted on rows up to
+2011-08-31. A second window: ``--split-dates 2011-06-01,2011-07-01,2011-09-01`` (test = July-August).
+Prints the methods x metrics table and issue #13's bars (model vs baselines, ratios) as JSON. Everything
 runs in one Python process and one local Spark session; the lake, MLflow store and report live under
 ``--workdir`` (default /tmp/seasonrec_online_retail). Prints the methods x metrics table and writes
 it next to the report (``methods_metrics.md``).
@@ -24,7 +26,38 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lib"))
 
-SPLIT = ["split.train_end=2011-08-01", "split.validation_end=2011-09-01", "split.test_end=2011-10-01"]
+SEPTEMBER = "2011-08-01,2011-09-01,2011-10-01"
+POPULARITY = ("global_popularity", "recent_popularity", "seasonal_popularity")
+
+
+def bars(rows: list[dict], k_list: list[int]) -> dict[str, dict[str, float | None]]:
+    """Issue #13's bars for the model, measured against the baselines of the same run (ratios > 1 = model ahead)."""
+    def value(method: str, metric: str, k: int, segment: str = "all") -> float | None:
+        for row in rows:
+            if (row["method"], row["metric"], row["k"], row["segment"]) == (method, metric, k, segment):
+                return row["value"]
+        return None
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return None if a is None or not b else round(a / b, 3)
+
+    baselines = sorted({r["method"] for r in rows} - {"model", "model_no_context"})
+    out: dict[str, dict[str, float | None]] = {}
+    for metric, k in (("ndcg", 10), ("recall", 20)):
+        best = max(baselines, key=lambda m: value(m, metric, k) or 0.0)
+        out[f"{metric}@{k}"] = {"model": value("model", metric, k), "repeat_buy": value("repeat_buy", metric, k),
+                                "vs_repeat_buy": ratio(value("model", metric, k), value("repeat_buy", metric, k)),
+                                "best_baseline": best, "vs_best_baseline": ratio(value("model", metric, k),
+                                                                                 value(best, metric, k))}
+    for metric, other in (("seasonal_recall", "seasonal_popularity"), ("tail_share", "repeat_buy"),
+                          ("tail_recall", "repeat_buy")):
+        out[f"{metric}@20"] = {"model": value("model", metric, 20), other: value(other, metric, 20),
+                               "ratio": ratio(value("model", metric, 20), value(other, metric, 20))}
+    best_pop = max(POPULARITY, key=lambda m: value(m, "recall", 20, "user_type=new") or 0.0)
+    out["new_users_recall@20"] = {"model": value("model", "recall", 20, "user_type=new"), "best_popularity": best_pop,
+                                  "ratio": ratio(value("model", "recall", 20, "user_type=new"),
+                                                 value(best_pop, "recall", 20, "user_type=new"))}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-ingest", action="store_true", help="reuse bronze/silver/gold in --workdir")
     parser.add_argument("--train", action="store_true", help="train (and evaluate) the model too")
     parser.add_argument("--methods", default=None, help="evaluation methods (default: all configured)")
+    parser.add_argument("--split-dates", default=SEPTEMBER, metavar="TRAIN_END,VALIDATION_END,TEST_END",
+                        help="train < TRAIN_END <= validation < VALIDATION_END <= test < TEST_END "
+                             f"(default {SEPTEMBER}: test = September 2011)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
 
@@ -48,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     paths = {"lake_root": work / "lake", "checkpoint_dir": work / "lake/_checkpoints",
              "model_dir": work / "lake/_models", "mlflow_dir": work / "lake/_mlflow", "report_dir": work / "reports",
              "petastorm_cache_dir": work / "lake/_petastorm_cache"}
-    overrides = [f"paths.{k}={v}" for k, v in paths.items()] + ["data.source=online_retail", *SPLIT, *args.overrides]
+    split = [f"split.{name}={day}" for name, day in
+             zip(("train_end", "validation_end", "test_end"), args.split_dates.split(","), strict=True)]
+    overrides = [f"paths.{k}={v}" for k, v in paths.items()] + ["data.source=online_retail", *split, *args.overrides]
     common = ["--conf", args.conf] + [item for o in overrides for item in ("--set", o)]
     parser_all = build_parser()
     jobs: list[list[str]] = []
@@ -76,9 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         rows = [r.asDict() for r in runs]
         table = methods_metrics_table(rows, list(ctx.config.evaluation.k_list))
         Path(report).with_name("methods_metrics.md").write_text(table + "\n", encoding="utf-8")
+        measured = bars(rows, list(ctx.config.evaluation.k_list))
+        Path(report).with_name("bars.json").write_text(json.dumps(measured, indent=2), encoding="utf-8")
     print(table)
     print(json.dumps({"seconds": timings, "report": report, "skipped": summary.get("skipped"),
-                      "als_tuning": summary.get("als_tuning")}, indent=2, default=str))
+                      "als_tuning": summary.get("als_tuning"), "bars": measured if report else None},
+                     indent=2, default=str))
     return 0
 
 

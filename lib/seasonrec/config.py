@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -100,9 +100,9 @@ class DataConfig(Section):
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     file: FileSourceConfig = Field(default_factory=FileSourceConfig)
     quarantine_max_share: float = Field(default=0.05, ge=0, le=1)
-    # Preset for --source online_retail (UCI file: UK local time, ~25% rows without CustomerID -> quarantined).
-    online_retail: FileSourceConfig = Field(default_factory=lambda: FileSourceConfig(
-        timezone="Europe/London", quarantine_max_share=0.35))
+    # Preset for --source online_retail (UCI file: UK local time; the ~25% rows without CustomerID are
+    # guest checkouts, kept as sales with no user).
+    online_retail: FileSourceConfig = Field(default_factory=lambda: FileSourceConfig(timezone="Europe/London"))
 
 
 class SplitConfig(Section):
@@ -169,7 +169,10 @@ class TrainingConfig(Section):
     early_stopping_patience: int = Field(default=2, ge=0)
     recall_k: int = Field(default=20, ge=1)
     reranker: bool = True
-    rerank_candidates: int = Field(default=200, ge=1)
+    rerank_candidates: int = Field(default=300, ge=1, description="ranker pool per user: every candidate "
+                                                                  "source's proposals, then the two-tower's best")
+    copurchase_neighbours: int = Field(default=20, ge=1, description="co-purchase and content neighbours kept "
+                                                                     "per item")
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str = "seasonrec"
     seed: int = 7
@@ -185,6 +188,12 @@ class ScoringConfig(Section):
     rerank: bool = Field(default=True, description="apply the model's second stage when it has one")
     rerank_candidates: int | None = Field(default=None, ge=1,
                                           description="first-stage candidates per user; None: training's")
+    discovery: float | None = Field(
+        default=None, ge=0, description="long-tail boost: adds discovery x the spread of the user's scores x "
+                                        "the item's standardised self-information to the ranker score (users "
+                                        "with a history only); None: the value training chose on validation "
+                                        "users (the smallest that matches repeat-buy's tail share and tail "
+                                        "recall)")
 
 
 ForecastModel = Literal["gbm", "lstm", "seasonal_naive", "naive", "window_average", "ets", "croston", "tsb"]
@@ -221,7 +230,10 @@ class ForecastConfig(Section):
     gbm_learning_rate: float = Field(default=0.05, gt=0)
     gbm_num_leaves: int = Field(default=31, ge=2)
     gbm_min_data_in_leaf: int = Field(default=50, ge=1)
-    gbm_tweedie_power: float = Field(default=1.3, gt=1, lt=2, description="variance power of the mean model")
+    gbm_mean_objective: Literal["regression", "tweedie", "poisson"] = Field(
+        default="regression", description="LightGBM objective of the mean model (see forecasting.gbm)")
+    gbm_tweedie_power: float = Field(default=1.3, gt=1, lt=2, description="variance power with gbm_mean_objective "
+                                                                         "tweedie")
     gbm_origin_stride: int = Field(default=2, ge=1, description="gbm training origins every N weeks per item")
     gbm_max_history_weeks: int = Field(default=156, ge=4, description="gbm trains on origins at most this many "
                                                                       "weeks before the final cutoff")
@@ -255,8 +267,7 @@ class EvaluationConfig(Section):
 
     k_list: list[int] = Field(default_factory=lambda: [10, 20], min_length=1)
     methods: list[EvaluationMethod] = Field(
-        default_factory=lambda: ["model", "model_no_context", "global_popularity", "recent_popularity",
-                                 "seasonal_popularity", "repeat_buy", "item_knn", "als"],
+        default_factory=lambda: list(get_args(EvaluationMethod)),
         min_length=1, description="model/model_no_context are skipped (and reported) when no model artifact exists")
     recent_weeks: int = Field(default=4, ge=1)
     als_ranks: list[int] = Field(default_factory=lambda: [16, 32], min_length=1)
@@ -272,12 +283,18 @@ class EvaluationConfig(Section):
         default=0.5, ge=0, lt=1, description="seasonal item = peak week in the window and seasonality_strength "
                                              "at or above this quantile of all items")
     report_top_items: int = Field(default=6, ge=1, description="items drawn in the seasonality/forecast plots")
+    discovery_grid: list[float] = Field(
+        default_factory=lambda: [0.0, 0.5, 1.0, 2.0],
+        description="scoring.discovery values the model is also evaluated at, for the report's NDCG@10 vs "
+                    "tail share trade-off plot; [] skips the sweep")
     model_dir: str | None = Field(default=None, description="model artifact to evaluate; None: paths.model_dir")
 
     @model_validator(mode="after")
     def _positive_k(self) -> EvaluationConfig:
         if any(k < 1 for k in self.k_list):
             raise ValueError(f"k_list values must be >= 1 (got {self.k_list})")
+        if any(v < 0 for v in self.discovery_grid):
+            raise ValueError(f"discovery_grid values must be >= 0 (got {self.discovery_grid})")
         return self
 
 

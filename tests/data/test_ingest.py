@@ -22,9 +22,10 @@ GOOD = [
     # An exact duplicate line is a second real transaction line, not a re-delivery: both are kept.
     "536367,84879,ASSORTED COLOUR BIRD ORNAMENT,32,2010-12-01 08:34:00,1.69,13047.0,United Kingdom",
     "536368,POST,POSTAGE,1,2010-12-01 08:40:00,18.0,12583.0,France",
+    # A guest checkout (no CustomerID) is a real sale: bronze keeps it with user_raw null.
+    "536370,22728,ALARM CLOCK BAKELIKE PINK,24,2010-12-01 08:45:00,3.75,,United Kingdom",
 ]
 BAD = {
-    "missing_user": ["536370,22728,ALARM CLOCK BAKELIKE PINK,24,2010-12-01 08:45:00,3.75,,United Kingdom"],
     "missing_item": ["536371,,MYSTERY ROW,1,2010-12-01 09:00:00,1.0,12583.0,France"],
     "unparseable_timestamp": ["536372,21730,GLASS STAR FROSTED T-LIGHT HOLDER,6,yesterday,4.25,17850.0,EIRE",
                               "536372,21731,RED TOADSTOOL LED NIGHT LIGHT,6,2010-13-45 99:00:00,1.65,17850.0,EIRE"],
@@ -52,7 +53,8 @@ def test_quarantine_counts_exact_and_good_rows_all_present(job_context, tmp_path
     bronze = ctx.lake.read(tables.BRONZE_TRANSACTIONS)
     rows = bronze.collect()
     assert len(rows) == len(GOOD)
-    assert {r["user_raw"] for r in rows} == {"17850", "13047", "12583"}  # '17850.0' normalized
+    assert {r["user_raw"] for r in rows} == {"17850", "13047", "12583", None}  # '17850.0' normalized
+    assert [r["item_raw"] for r in rows if r["user_raw"] is None] == ["22728"]
     assert sorted(r["quantity"] for r in rows if r["invoice"].startswith("C")) == [-2.0]  # kept, netted in silver
     assert [r["description"] for r in rows if r["item_raw"] == "22633"] == ["HAND WARMER, UNION JACK"]
     # UK local time -> UTC: BST in July is UTC+1, GMT in December is UTC+0.
@@ -74,9 +76,9 @@ def test_quarantine_counts_exact_and_good_rows_all_present(job_context, tmp_path
 
 
 def test_too_many_bad_rows_fails_and_writes_nothing(job_context, tmp_path: Path) -> None:
-    source = _write_csv(tmp_path / "bad.csv", GOOD[:2] + BAD["missing_user"] + BAD["non_numeric_price"])
+    source = _write_csv(tmp_path / "bad.csv", GOOD[:2] + BAD["missing_item"] + BAD["non_numeric_price"])
     ctx = job_context("ingest", "data.quarantine_max_share=0.3")
-    with pytest.raises(JobError, match=r"2 of 4 rows .*missing_user"):
+    with pytest.raises(JobError, match=r"2 of 4 rows .*missing_item"):
         ingest_jobs.run(ctx, job_args(ingest_jobs, "--source", "file", "--path", str(source)))
     assert not ctx.lake.exists(tables.BRONZE_TRANSACTIONS)
 
@@ -111,3 +113,24 @@ def test_missing_mapped_column_names_it(job_context, tmp_path: Path) -> None:
     ctx = job_context("ingest")
     with pytest.raises(JobError, match="CustomerID"):
         ingest_jobs.run(ctx, job_args(ingest_jobs, "--source", "file", "--path", str(source)))
+
+
+def test_guest_checkouts_count_for_items_but_never_become_users(job_context, tmp_path: Path) -> None:
+    """A row without CustomerID is a sale: silver keeps it (user_id null) and item popularity counts it;
+    user features and training examples, which need a user, never see it."""
+    from pyspark.sql import functions as F
+
+    from seasonrec.features import jobs as features_jobs
+
+    guest = "536380,84879,ASSORTED COLOUR BIRD ORNAMENT,5,2011-07-02 10:00:00,1.69,,United Kingdom"
+    source = _write_csv(tmp_path / "guests.csv", GOOD + [guest])
+    ctx = job_context("ingest", "data.file.timezone=Europe/London")
+    ingest_jobs.run(ctx, job_args(ingest_jobs, "--source", "file", "--path", str(source)))
+    summary = features_jobs.run(ctx, job_args(features_jobs))
+    assert summary["rows"]["silver_guest_rows"] == 2  # 22728 and 84879 bought by guests
+    silver = ctx.lake.read(tables.SILVER_INTERACTIONS)
+    assert silver.where(F.col("user_id").isNull()).count() == 2
+    items = {r["item_id"]: r["n_purchases"] for r in ctx.lake.read(tables.ITEM_FEATURES).collect()}
+    assert items["84879"] == 3 and items["22728"] == 1  # two known-user lines + one guest line; guest only
+    for name in (tables.USER_FEATURES, tables.TRAINING_EXAMPLES):
+        assert ctx.lake.read(name).where(F.col("user_id").isNull()).count() == 0, name

@@ -29,8 +29,9 @@ def test_online_retail_head_ingests_and_cleans(job_context, tmp_path: Path) -> N
     ctx = job_context("ingest")
     summary = ingest_jobs.run(ctx, job_args(ingest_jobs, "--source", "online_retail", "--path", str(sample)))
     assert summary["rows_in"] == 4000
-    assert summary["quarantine_by_reason"] == {"missing_user": no_customer}
-    assert summary["bronze_rows_added"] == 4000 - no_customer
+    assert no_customer > 0
+    assert summary["quarantine_by_reason"] == {}  # guest checkouts are sales, not bad rows
+    assert summary["bronze_rows_added"] == 4000
 
     bronze = ctx.lake.read(tables.BRONZE_TRANSACTIONS)
     assert bronze.where(F.col("user_raw").contains(".")).count() == 0  # 17850.0 -> 17850
@@ -47,6 +48,8 @@ def test_online_retail_head_ingests_and_cleans(job_context, tmp_path: Path) -> N
         "GB", "FR", "DE", "NO", "AU", "NL", "IE", "LT", "JP", "PL", "IS", "PT", "IT", "BE", "ES", "CH", "CY", "DK",
         "FI", "SE", "AT", "IL", "HK", "SG", "CA", "GR", "MT", "AE", "LB", "BR", "US", "BH", "CZ", "SA", "JE",
         "UNSPECIFIED", "EUROPEAN COMMUNITY"}
+    guests = interactions.where(F.col("user_id").isNull())
+    assert guests.count() > 0 and silver.personal(interactions).where(F.col("user_id").isNull()).count() == 0
     netted = interactions.agg(F.sum("quantity")).first()[0]
     product = silver.product_rows(bronze, ctx.config.features)
     bought = product.where("quantity > 0 AND price > 0").agg(F.sum("quantity")).first()[0]

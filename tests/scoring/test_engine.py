@@ -10,9 +10,9 @@ import pytest
 from pyspark.sql import functions as F
 
 from seasonrec import tables
+from seasonrec.core.topk import brute_force_top_k
 from seasonrec.scoring.engine import ScoringOptions, build_recommendations, recommend
 from seasonrec.scoring.jobs import score_and_write
-from seasonrec.scoring.kernel import brute_force_top_k
 from seasonrec.scoring.models import ALSFactorsModel, ItemBiasReranker
 
 N_USERS, N_ITEMS, DIM = 40, 60, 6

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seasonrec.scoring.kernel import brute_force_top_k, score_block, top_candidates, top_k_columns
+from seasonrec.core.topk import brute_force_top_k, score_block, top_candidates, top_k_columns
 
 
 def _lists(result, n_users):
@@ -106,3 +106,18 @@ def test_score_block_reranks_included_items_it_would_otherwise_miss():
     without = score_block(users, np.ascontiguousarray(items.T), 3, candidates=20,
                           rerank=lambda cols, values: values + boost[cols])
     assert not set(lowest.tolist()) & set(without.columns.tolist())
+
+
+def test_top_candidates_widen_to_hold_every_distinct_included_item():
+    rng = np.random.default_rng(7)
+    scores = rng.standard_normal((3, 200)).astype(np.float32)
+    worst = np.argsort(scores, axis=1)[:, :15]
+    rows = np.repeat(np.arange(3), 15)
+    include = (np.concatenate([rows, rows]), np.concatenate([worst.ravel(), worst.ravel()]))  # duplicates too
+    cols, values = top_candidates(scores, 10, include)
+    assert cols.shape == (3, 15)  # 15 distinct proposals per row: none dropped
+    for row in range(3):
+        assert set(cols[row].tolist()) == set(worst[row].tolist())
+        assert np.all(np.diff(values[row]) <= 0)
+    narrow, _ = top_candidates(scores, 20, (np.array([0]), np.array([worst[0, 0]])))
+    assert narrow.shape == (3, 20) and worst[0, 0] in narrow[0]

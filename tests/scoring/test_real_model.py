@@ -45,7 +45,8 @@ def test_udf_equals_numpy_with_the_real_model_and_its_second_stage(trained):
     model = load_scoring_model(ctx.config.paths.model_dir)
     users = ctx.lake.read(tables.USER_FEATURES).orderBy("user_id").limit(60)
     context = context_for_date(ctx, DECEMBER)
-    options = ScoringOptions(top_k=10, user_block_size=16, rerank_candidates=30, partitions=3)
+    # One user per block: the pool is 30 wide or as wide as the user's own proposals (see top_candidates).
+    options = ScoringOptions(top_k=10, user_block_size=1, rerank_candidates=30, partitions=3)
     run = build_recommendations(ctx.spark, ctx.config.paths.model_dir, users, context, options)
     got = _lists(run.recommendations)
     users_pdf = users.toPandas()
@@ -53,11 +54,12 @@ def test_udf_equals_numpy_with_the_real_model_and_its_second_stage(trained):
     reranked = model.has_reranker
     for row, user in enumerate(users_pdf["user_id"]):
         order = np.lexsort((np.arange(scores.shape[1]), -scores[row]))
-        if reranked:  # the pool: the user's most bought items (up to 30), then the best other scores
-            bought = [int(i) for i in users_pdf["bought_items"][row][:30]]
-            others = [int(c) for c in order if int(c) not in bought][: 30 - len(bought)]
-            candidates = np.array(sorted(bought + others, key=lambda c: (-scores[row, c], c)))
-            final = model.rerank(users_pdf.iloc[[row]].reset_index(drop=True), candidates[None, :],
+        if reranked:  # the pool: every source's proposals (re-buys, co-purchase, content, ...), then the best others
+            one = users_pdf.iloc[[row]].reset_index(drop=True)
+            proposed = sorted({int(c) for c in model.candidate_pairs(one, context)[1]})
+            others = [int(c) for c in order if int(c) not in proposed][: max(30 - len(proposed), 0)]
+            candidates = np.array(sorted(proposed + others, key=lambda c: (-scores[row, c], c)))
+            final = model.rerank(one, candidates[None, :],
                                  scores[row, candidates][None, :].astype(np.float32), context)[0]
             order = candidates[np.lexsort((candidates, -final))]
             expected_scores = np.sort(final)[::-1][:10]
@@ -99,3 +101,39 @@ def test_job_on_real_model_counts_unseen_users_and_replaces_partition(trained, s
     again = score_and_write(ctx, ctx.config.paths.model_dir, DECEMBER, top_k=5, users_df=all_users)
     table = ctx.lake.read(tables.RECOMMENDATIONS).where(F.col("context_date") == DECEMBER)
     assert table.count() == again["rows"] == first["rows"]
+
+
+def test_evaluate_reaches_planted_seasonal_items_and_needs_the_calendar(trained):
+    """`seasonrec evaluate` on the synthetic test window (September) with the real model: the planted
+    seasonal items of the window reach their buyers clearly better than with the calendar context
+    ablated and better than re-buying, while overall recall stays above re-buying; the discovery
+    sweep lands in the report. (Measured: seasonal_recall@20 0.393 with context, 0.333 ablated,
+    0.452 for a seasonal popularity list, which ranks only for the season; recall@20 0.669 vs 0.658.)"""
+    import argparse
+    import os
+
+    from seasonrec.evaluation import jobs as evaluate_jobs
+
+    config = trained.config.model_copy(update={"evaluation": trained.config.evaluation.model_copy(
+        update={"discovery_grid": [0.0, 1.0]})})
+    ctx = dataclasses.replace(trained, config=config, job="evaluate")
+    args = argparse.Namespace(split="test", methods="model,model_no_context,seasonal_popularity,repeat_buy",
+                              model_dir=None, no_mlflow=True)
+    summary = evaluate_jobs.run(ctx, args)
+    assert summary["seasonal_items_from"].startswith("synthetic_truth")
+    rows = [r.asDict() for r in ctx.lake.read(tables.EVALUATION_RUNS).where(F.col("run_id") == ctx.run_id).collect()]
+
+    def value(method, metric, k=20, segment="all"):
+        return next(r["value"] for r in rows if (r["method"], r["metric"], r["k"], r["segment"])
+                    == (method, metric, k, segment))
+
+    seasonal = {m: value(m, "seasonal_recall") for m in ("model", "model_no_context", "seasonal_popularity",
+                                                         "repeat_buy")}
+    print("seasonal_recall@20", seasonal, "recall@20", {m: value(m, "recall") for m in ("model", "repeat_buy")})
+    assert seasonal["model"] >= seasonal["model_no_context"] + 0.03
+    assert seasonal["model"] > seasonal["repeat_buy"]
+    assert value("model", "recall") >= value("repeat_buy", "recall")
+    tradeoff = {r["segment"]: r["value"] for r in rows if r["metric"] == "tradeoff_tail_share"}
+    assert set(tradeoff) == {"discovery=0", "discovery=1"}
+    assert tradeoff["discovery=1"] > tradeoff["discovery=0"]  # the knob moves the lists toward the tail
+    assert os.path.getsize(os.path.join(os.path.dirname(summary["report"]), "discovery_tradeoff.png")) > 1000

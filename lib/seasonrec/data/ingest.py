@@ -5,6 +5,9 @@ quantity, price, description, category, country, ingested_at.
 quarantine: source, source_file, reason, raw_line, ingested_at, row_hash.
 
 Cancellations (negative quantity) are valid bronze rows: silver nets them against purchases.
+A row without a customer id is a guest checkout: a real sale (it counts for demand, popularity and
+co-purchase baskets), stored in bronze with ``user_raw`` null; only personalisation skips it
+(`seasonrec.features.silver.personal`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 # Checked in this order; a row gets the first reason that applies.
-REASONS = ("missing_user", "missing_item", "unparseable_timestamp", "non_numeric_quantity",
+REASONS = ("missing_item", "unparseable_timestamp", "non_numeric_quantity",
            "non_numeric_price", "negative_price")
 DEFAULT_TIMESTAMP_FORMATS = ("yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd HH:mm",
                              "yyyy-MM-dd'T'HH:mm:ssXXX", "M/d/yyyy H:mm", "d/M/yyyy H:mm", "yyyy-MM-dd")
@@ -50,8 +53,7 @@ def classify(staged: DataFrame, source: str, ingested_at: dt.datetime, timestamp
              .withColumn("ts", parse_timestamp("timestamp", timestamp_format, timezone))
              .withColumn("quantity_d", _number("quantity"))
              .withColumn("price_d", _number("price")))
-    reason = (F.when(F.col("user").isNull(), "missing_user")
-              .when(F.col("item").isNull(), "missing_item")
+    reason = (F.when(F.col("item").isNull(), "missing_item")
               .when(F.col("ts").isNull(), "unparseable_timestamp")
               .when(F.col("quantity_d").isNull(), "non_numeric_quantity")
               .when(F.col("price_d").isNull(), "non_numeric_price")

@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from seasonrec.config import SyntheticConfig
-from seasonrec.data.randomness import bins_from_weights, uniform
+from seasonrec.core.randomness import bins_from_weights, uniform
 
 N_BINS = 10_000
 FLOOR = 0.08  # off-season demand of a seasonal category, relative to its peak bump of 4.0

@@ -42,6 +42,7 @@ def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
     from seasonrec.evaluation import baselines as B
     from seasonrec.evaluation import inputs as I  # noqa: E741
     from seasonrec.evaluation.metrics import evaluate_method
+    from seasonrec.features.silver import personal
     from seasonrec.scoring import recommend
 
     config = ctx.config
@@ -52,11 +53,13 @@ def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
         raise JobError(f"table '{tables.SILVER_INTERACTIONS}' does not exist under {ctx.lake.root}; "
                        "run `seasonrec ingest` and `seasonrec features` first")
     versions = {name: ctx.lake.version(name) for name in INPUT_TABLES if ctx.lake.exists(name)}
-    interactions = ctx.lake.read(tables.SILVER_INTERACTIONS, version=versions[tables.SILVER_INTERACTIONS])
+    # Truth and every user-level fit are personal rows; guest checkouts have no user to recommend to.
+    interactions = personal(ctx.lake.read(tables.SILVER_INTERACTIONS, version=versions[tables.SILVER_INTERACTIONS]))
     view = B.TrainingView.for_window(interactions, window)
     max_k = max(ecfg.k_list)
     summary: dict[str, Any] = {"split": args.split, "window": [str(window.start), str(window.end)],
-                               "training_cutoff": str(view.cutoff), "methods": {}, "skipped": {}}
+                               "training_cutoff": str(view.cutoff), "methods": {}, "skipped": {},
+                               "discovery_default": config.scoring.discovery or 0.0}
 
     with ctx.step("build truth, users, segments and item attributes"):
         eval_inputs, facts = I.build_inputs(ctx, interactions, view, window, versions)
@@ -97,6 +100,10 @@ def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
                 recs = B.SIMPLE_BASELINES[method](B.BaselineContext(view, window, eval_inputs.users, max_k, ecfg))
             recs = recs.select("user_id", "rank", "item_id", "score").localCheckpoint(eager=True)
             method_rows = evaluate_method(recs, eval_inputs)
+            if method == "model" and ecfg.discovery_grid:
+                summary["discovery_default"] = _discovery_in_use(config, model_dir)
+                rows += _discovery_sweep(ctx, model_dir, model_users, window.start, eval_inputs, max_k,
+                                         (summary["discovery_default"], method_rows))
             rows += [{"method": method, **row} for row in method_rows]
             method_recs[method] = recs
             summary["methods"][method] = {f"{m}@{max_k}": _value(method_rows, m, max_k)
@@ -138,11 +145,50 @@ def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+TRADEOFF_METRICS = (("ndcg", 10), ("tail_share", 20), ("recall", 20), ("tail_recall", 20), ("seasonal_recall", 20))
+
+
+def _discovery_sweep(ctx: Any, model_dir: str, users: Any, day: Any, eval_inputs: Any, max_k: int,
+                     measured: tuple[float, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The model at every `evaluation.discovery_grid` value (same code path as `seasonrec score`):
+    rows method=model, metric=tradeoff_<metric>, segment=discovery=<value>, for the report's curve."""
+    from seasonrec.evaluation.metrics import evaluate_method
+    from seasonrec.scoring.engine import ScoringOptions, scoring_run
+
+    base = ScoringOptions.from_config(ctx.config, max_k)
+    out: list[dict[str, Any]] = []
+    for value in sorted({*ctx.config.evaluation.discovery_grid, measured[0]}):
+        if value == measured[0]:
+            metric_rows = measured[1]
+        else:
+            options = ScoringOptions(**{**base.__dict__, "discovery": value})
+            recs = scoring_run(ctx, model_dir, users, day, max_k, options=options).recommendations
+            recs = recs.select("user_id", "rank", "item_id", "score").localCheckpoint(eager=True)
+            metric_rows = evaluate_method(recs, eval_inputs)
+            recs.unpersist()
+        for metric, k in TRADEOFF_METRICS:
+            out.append({"method": "model", "metric": f"tradeoff_{metric}", "k": k, "segment": f"discovery={value:g}",
+                        "value": _value(metric_rows, metric, k)})
+    return out
+
+
+def _discovery_in_use(config: Any, model_dir: str) -> float:
+    """scoring.discovery, or (None) the value the model calibrated at training time."""
+    if config.scoring.discovery is not None:
+        return float(config.scoring.discovery)
+    from seasonrec.scoring.engine import resolve_model
+
+    return float(getattr(resolve_model(model_dir)[0], "calibrated_discovery", 0.0))
+
+
 def _methods(option: str | None, configured: list[str]) -> list[str]:
     if option is None:
         return list(configured)
-    allowed = ("model", "model_no_context", "global_popularity", "recent_popularity", "seasonal_popularity",
-               "repeat_buy", "item_knn", "als")
+    from typing import get_args
+
+    from seasonrec.config import EvaluationMethod
+
+    allowed = get_args(EvaluationMethod)
     chosen = [m.strip() for m in option.split(",") if m.strip()]
     unknown = [m for m in chosen if m not in allowed]
     if unknown or not chosen:

@@ -70,6 +70,9 @@ def write_report(out_dir: str, run_id: str, rows: list[dict[str, Any]], summary:
     if seasonal_png:
         images.append((f"Seasonality of the top recommended items ({plot_data.get('top_items_method')})",
                        seasonal_png))
+    tradeoff_png = _tradeoff_plot(out_dir, rows, summary)
+    if tradeoff_png:
+        images.append(("Discovery trade-off: NDCG@10 vs tail share@20 (scoring.discovery)", tradeoff_png))
     forecast_png = _forecast_plot(out_dir, plot_data)
     if forecast_png:
         images.append(("Forecast vs actual for the top recommended items", forecast_png))
@@ -104,6 +107,15 @@ def write_report(out_dir: str, run_id: str, rows: list[dict[str, Any]], summary:
         lines += ["## Calendar context: model vs the same model with context ablated", ""]
         lines += [_table(["metric", "k", "lift"], [[r["metric"].removeprefix("context_lift_"), str(r["k"]),
                                                      _fmt(r["value"])] for r in lifts]), ""]
+    tradeoff = _tradeoff_points(rows)
+    if tradeoff:
+        metrics = [m for m in ("ndcg", "tail_share", "recall", "tail_recall", "seasonal_recall")
+                   if any(m in values for _, values in tradeoff)]
+        lines += ["## Discovery knob (`scoring.discovery`, default "
+                  f"{summary.get('discovery_default', 0):g}): model at each value", ""]
+        header = ["discovery"] + [f"{m}@{10 if m == 'ndcg' else 20}" for m in metrics]
+        lines += [_table(header, [[f"{v:g}"] + [_fmt(values.get(m)) for m in metrics] for v, values in tradeoff]),
+                  ""]
     excluded = [(m, _get(rows, m, "n_users_no_relevant", None)) for m in methods]
     if excluded:
         lines += [f"Target users without any purchase in the window (excluded): {_fmt(excluded[0][1])}", ""]
@@ -181,6 +193,45 @@ def _seasonality_plot(out_dir: str, data: dict[str, Any]) -> str | None:
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     return _save(fig, out_dir, "seasonality_top_items.png")
+
+
+def _tradeoff_points(rows: list[dict[str, Any]]) -> list[tuple[float, dict[str, float]]]:
+    """[(discovery value, {metric: value})] from the evaluate job's tradeoff_* rows, by value."""
+    points: dict[float, dict[str, float]] = {}
+    for row in rows:
+        tradeoff = row["metric"].startswith("tradeoff_") and row["segment"].startswith("discovery=")
+        if tradeoff and row["value"] is not None:
+            value = float(row["segment"].split("=", 1)[1])
+            points.setdefault(value, {})[row["metric"].removeprefix("tradeoff_")] = row["value"]
+    return sorted(points.items())
+
+
+def _tradeoff_plot(out_dir: str, rows: list[dict[str, Any]], summary: dict[str, Any]) -> str | None:
+    import matplotlib.pyplot as plt
+
+    points = [(v, m) for v, m in _tradeoff_points(rows) if "ndcg" in m and "tail_share" in m]
+    if len(points) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    x = [m["tail_share"] for _, m in points]
+    y = [m["ndcg"] for _, m in points]
+    ax.plot(x, y, "-o", color="C0", label="model")
+    for value, metrics in points:
+        ax.annotate(f"discovery={value:g}", (metrics["tail_share"], metrics["ndcg"]), textcoords="offset points",
+                    xytext=(5, 5), fontsize=8)
+    default = summary.get("discovery_default")
+    chosen = [(m["tail_share"], m["ndcg"]) for v, m in points if default is not None and v == default]
+    if chosen:
+        ax.plot(*chosen[0], "r*", ms=14, label="default in use (calibrated on validation users)")
+    for baseline, style in (("repeat_buy", "s"), ("seasonal_popularity", "^"), ("als", "D")):
+        ndcg, tail = _get(rows, baseline, "ndcg", 10), _get(rows, baseline, "tail_share", 20)
+        if ndcg is not None and tail is not None:
+            ax.plot(tail, ndcg, style, color="grey", label=baseline)
+    ax.set_xlabel("tail share@20 (share of recommended slots holding tail items)")
+    ax.set_ylabel("NDCG@10")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out_dir, "discovery_tradeoff.png")
 
 
 def _forecast_plot(out_dir: str, data: dict[str, Any]) -> str | None:

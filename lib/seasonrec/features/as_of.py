@@ -20,7 +20,7 @@ from seasonrec.context import JobError
 def user_features_as_of(lake: Any, config: Any, as_of: dt.date) -> DataFrame:
     """gold_user_features when it is already cut at `as_of` (or has no `as_of`: a user list made by
     hand is taken as it is), else the same columns recomputed from silver at `as_of`."""
-    from seasonrec.features import gold
+    from seasonrec.features import gold, silver
 
     if not lake.exists(tables.USER_FEATURES):
         raise JobError(f"table '{tables.USER_FEATURES}' does not exist under {lake.root}; "
@@ -36,5 +36,5 @@ def user_features_as_of(lake: Any, config: Any, as_of: dt.date) -> DataFrame:
             raise JobError(f"table '{name}' does not exist under {lake.root}; run `seasonrec features` first")
     items = lake.read(tables.ITEM_FEATURES)
     n_categories = items.select("category_index").distinct().count()
-    return gold.user_features(lake.read(tables.SILVER_INTERACTIONS), items, lake.read(tables.CALENDAR),
+    return gold.user_features(silver.personal(lake.read(tables.SILVER_INTERACTIONS)), items, lake.read(tables.CALENDAR),
                               as_of, config.features, n_categories)

@@ -126,3 +126,20 @@ CALENDAR_SCHEMA = ("date date, week_start date, year int, week_of_year int, mont
 def calendar(spark: SparkSession, start: dt.date, end: dt.date, countries: list[str]) -> DataFrame:
     frame = calendar_frame(start, end, countries)
     return spark.createDataFrame(list(frame.itertuples(index=False, name=None)), CALENDAR_SCHEMA)
+
+
+def calendar_row(calendar: DataFrame, day: dt.date) -> dict:
+    """The row of ``day`` in the ``calendar`` table as a dict (a model's season/holiday context).
+
+    Raises `seasonrec.context.JobError` naming the table's date range when ``day`` is outside it.
+    """
+    from pyspark.sql import functions as F
+
+    from seasonrec.context import JobError
+
+    rows = calendar.where(F.col("date") == F.lit(day)).limit(1).collect()
+    if not rows:
+        bounds = calendar.agg(F.min("date").alias("lo"), F.max("date").alias("hi")).first()
+        raise JobError(f"date {day} is not in the calendar table ({bounds['lo']} .. {bounds['hi']}); "
+                       "pick a date inside it or rebuild features")
+    return rows[0].asDict(recursive=True)

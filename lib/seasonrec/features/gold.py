@@ -19,7 +19,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from seasonrec.config import FeaturesConfig, SplitConfig
-from seasonrec.data.randomness import bins_from_weights, uniform
+from seasonrec.core.randomness import bins_from_weights, uniform
 from seasonrec.features.calendar import SEASONS, SHOPPING_FESTIVALS
 
 WEEKS = 52

@@ -89,12 +89,13 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
     n_items = item_features.count()
     n_categories = item_features.select("category_index").distinct().count()
     with ctx.step("gold user features"):
-        lake.write(gold.user_features(interactions, item_features, calendar, as_of, config, n_categories),
+        lake.write(gold.user_features(silver.personal(interactions), item_features, calendar, as_of, config,
+                                      n_categories),
                    tables.USER_FEATURES, commit_info=ctx.commit_info())
     user_features = lake.read(tables.USER_FEATURES)
     with ctx.step("gold training examples"):
-        examples = gold.training_examples(interactions, item_features, user_features, calendar, split, config,
-                                          n_items)
+        examples = gold.training_examples(silver.personal(interactions), item_features, user_features, calendar,
+                                          split, config, n_items)
         lake.write(examples, tables.TRAINING_EXAMPLES, partition_by=["split"], commit_info=ctx.commit_info())
     examples = lake.read(tables.TRAINING_EXAMPLES)
     by_split = {f"{r['split']}/{r['label']}": r["count"]
@@ -104,6 +105,7 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
         "as_of": as_of.isoformat(),
         "rows": {
             tables.SILVER_INTERACTIONS: interactions.count(),
+            "silver_guest_rows": interactions.where(F.col("user_id").isNull()).count(),
             tables.SILVER_ITEMS: items.count(),
             tables.CALENDAR: calendar.count(),
             tables.ITEM_FEATURES: n_items,

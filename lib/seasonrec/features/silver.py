@@ -1,7 +1,8 @@
 """bronze_transactions -> silver_interactions and silver_items.
 
-silver_interactions: user_id (salted hash), item_id, ts, date, week_start (Monday), quantity (net of
-returns, > 0), price, revenue, country (ISO-2 where known), invoice; partitioned by event_month.
+silver_interactions: user_id (salted hash; null for guest checkouts, see `personal`), item_id, ts, date,
+week_start (Monday), quantity (net of returns, > 0), price, revenue, country (ISO-2 where known), invoice;
+partitioned by event_month.
 silver_items: item_id, title, category, price.
 """
 
@@ -50,6 +51,13 @@ def pseudonymize(user: Column, salt_value: str) -> Column:
     return F.substring(F.sha2(F.concat(F.lit(salt_value), F.lit("\u0001"), user), 256), 1, 24)
 
 
+def personal(interactions: DataFrame) -> DataFrame:
+    """The rows of `interactions` with a known user: what user features, training examples and
+    personal evaluation truth are built from. Guest rows (user_id null) still count for item demand,
+    popularity and co-purchase baskets."""
+    return interactions.where(F.col("user_id").isNotNull())
+
+
 def country_code(country: Column) -> Column:
     upper = F.upper(F.trim(country))
     mapping = F.create_map(*[F.lit(x) for pair in COUNTRY_CODES.items() for x in pair])
@@ -63,9 +71,10 @@ def product_rows(bronze: DataFrame, config: FeaturesConfig) -> DataFrame:
 
 def net_returns(rows: DataFrame) -> DataFrame:
     """Purchases with returns netted: a return (negative quantity) is matched to the same user's latest
-    purchase of the item at or before it, and reduces that purchase (never below zero); purchases fully
-    returned disappear. Time-local on purpose: a return never touches a later purchase, so rebuilding
-    months from M on gives the same rows as a full rebuild.
+    purchase of the item at or before it (guest returns to the latest guest purchase of the item), and
+    reduces that purchase (never below zero); purchases fully returned disappear. Time-local on purpose:
+    a return never touches a later purchase, so rebuilding months from M on gives the same rows as a
+    full rebuild.
     """
     pair = ["user_raw", "item_raw"]
     purchases = rows.where((F.col("quantity") > 0) & (F.col("price") > 0))

@@ -7,7 +7,7 @@ For other stages (evaluation, ablation) -- recommendations without writing them:
     # -> Spark DataFrame[user_id, rank (1..K), item_id, score double], lazy
 
 - `model_dir_or_model`: a model dir (loaded with `seasonrec.training.artifacts.load_scoring_model`)
-  or any object implementing `seasonrec.scoring.models.ScoringModel` (e.g. `ALSFactorsModel`).
+  or any object implementing `seasonrec.core.contract.Recommender` (e.g. `ALSFactorsModel`).
 - `users_df`: rows of gold_user_features (None: the whole table). Every user gets a list, unseen
   users included (the model scores them from features/history).
 - `context_date`: date or 'YYYY-MM-DD'; its calendar row is the model's context.

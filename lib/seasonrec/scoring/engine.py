@@ -2,7 +2,7 @@
 
 How it runs
 - The driver resolves the model (a model dir, loaded with `seasonrec.training.artifacts`, or any
-  in-memory `ScoringModel`), the calendar context of the date and the filters, and broadcasts the
+  in-memory `Recommender`), the calendar context of the date and the filters, and broadcasts the
   item side once: the [d, n] item matrix restricted to eligible (sellable, embedded) items, their
   model positions, item ids and category codes.
 - Users are repartitioned into `scoring.partitions` (default 2 x `defaultParallelism`, so it adapts
@@ -37,9 +37,12 @@ from pyspark.sql import types as T
 
 from seasonrec import tables
 from seasonrec.context import JobContext, JobError
+from seasonrec.core.contract import ITEM_SIGNALS, has_reranker
+from seasonrec.core.topk import score_block
 from seasonrec.features.as_of import user_features_as_of
-from seasonrec.scoring.kernel import score_block
-from seasonrec.scoring.models import has_reranker, load_model
+from seasonrec.features.calendar import calendar_row
+from seasonrec.features.item_activity import item_activity
+from seasonrec.scoring.models import load_model
 
 log = logging.getLogger("seasonrec")
 
@@ -57,6 +60,7 @@ class ScoringOptions:
     partitions: int | None = None
     exclude_bought: bool = False
     sellable_weeks: int = 26
+    discovery: float | None = None  # None: the model's calibrated default
     record_worker_stats: bool = True
 
     @classmethod
@@ -65,7 +69,8 @@ class ScoringOptions:
         return cls(top_k=top_k or scoring.top_k, user_block_size=scoring.user_block_size, rerank=scoring.rerank,
                    rerank_candidates=scoring.rerank_candidates,
                    max_per_category=scoring.max_per_category, partitions=scoring.partitions,
-                   exclude_bought=scoring.exclude_bought, sellable_weeks=scoring.sellable_weeks)
+                   exclude_bought=scoring.exclude_bought, sellable_weeks=scoring.sellable_weeks,
+                   discovery=scoring.discovery)
 
 
 @dataclass(frozen=True)
@@ -177,7 +182,10 @@ def _score_partitions(handle: ModelHandle, items_bc: Any, context: dict[str, Any
                 rerank_on = options.rerank and has_reranker(model)
                 candidates = rerank_candidates(options, model) if rerank_on else options.top_k
                 known_mask = getattr(model, "known_user_mask", None)
-                bought_pairs = getattr(model, "bought_pairs", None) if rerank_on else None
+                source_pairs = getattr(model, "candidate_pairs", None) if rerank_on else None
+                if hasattr(model, "discovery"):  # None: the value the model calibrated on validation users
+                    model.discovery = (options.discovery if options.discovery is not None
+                                       else getattr(model, "calibrated_discovery", 0.0))
             assert items is not None
             for start in range(0, len(pdf), options.user_block_size):
                 block = pdf.iloc[start:start + options.user_block_size].reset_index(drop=True)
@@ -192,8 +200,9 @@ def _score_partitions(handle: ModelHandle, items_bc: Any, context: dict[str, Any
                            model: Any = model, items: ItemSide = items) -> np.ndarray:
                     return model.rerank(block, items.positions[cols], values, context)
 
-                # The user's most bought items always reach the re-ranker (a strong re-buy may score low here).
-                include = _eligible_pairs(bought_pairs(block, candidates), items) if bought_pairs else None
+                # Every candidate source's proposals reach the ranker next to the GEMM's best (a strong re-buy or
+                # a trending tail item may score low in the first stage).
+                include = _eligible_pairs(source_pairs(block, context), items) if source_pairs else None
                 top = score_block(vectors, items.item_matrix_t, options.top_k,
                                   candidates=candidates,
                                   exclude=_exclusions(exclude_column), rerank=rerank if rerank_on else None,
@@ -257,7 +266,7 @@ def output_schema(user_id_type: T.DataType, item_ids: np.ndarray) -> T.StructTyp
 
 
 def resolve_model(model_dir_or_model: Any) -> tuple[Any, str | None]:
-    """(model, model_dir or None) from a path or a ScoringModel object."""
+    """(model, model_dir or None) from a path or a `Recommender` object."""
     if isinstance(model_dir_or_model, str | os.PathLike):
         model_dir = os.fspath(model_dir_or_model)
         try:  # pin the version LATEST names now, so every worker loads the same one
@@ -380,14 +389,14 @@ def _require(ctx: JobContext, name: str, why: str) -> DataFrame:
 
 def context_for_date(ctx: JobContext, context_date: str | dt.date) -> dict[str, Any]:
     """The calendar row of `context_date` as a dict (the model's season/holiday context)."""
-    day = as_date(context_date)
     calendar = _require(ctx, tables.CALENDAR, "the scoring context comes from the calendar")
-    rows = calendar.where(F.col("date") == F.lit(day)).limit(1).collect()
-    if not rows:
-        bounds = calendar.agg(F.min("date").alias("lo"), F.max("date").alias("hi")).first()
-        raise JobError(f"date {day} is not in the calendar table ({bounds['lo']} .. {bounds['hi']}); "
-                       "pick a date inside it or rebuild features")
-    return rows[0].asDict(recursive=True)
+    return calendar_row(calendar, as_date(context_date))
+
+
+def item_signals_at(ctx: JobContext, item_ids: np.ndarray, day: dt.date) -> dict[str, np.ndarray]:
+    """The ranker's item signals at `day` (sales of whole weeks before it, guests included)."""
+    interactions = _require(ctx, tables.SILVER_INTERACTIONS, "the ranker's item signals come from sales")
+    return item_activity(interactions, item_ids, day).at(day)
 
 
 def sellable_items(ctx: JobContext, context_date: dt.date, weeks: int) -> set[Any]:
@@ -415,6 +424,10 @@ def scoring_run(ctx: JobContext, model_dir_or_model: Any, users_df: DataFrame | 
     if top_k is not None and options.top_k != top_k:
         options = ScoringOptions(**{**options.__dict__, "top_k": top_k})
     context = context_for_date(ctx, day)
+    model, model_dir = resolve_model(model_dir_or_model)
+    if has_reranker(model):
+        context[ITEM_SIGNALS] = item_signals_at(ctx, np.asarray(model.item_ids), day)
+    model_dir_or_model = model_dir if model_dir is not None else model
     if users_df is None:
         users_df = user_features_as_of(ctx.lake, ctx.config, day)
     sellable = sellable_items(ctx, day, options.sellable_weeks) if options.sellable_weeks > 0 else None

@@ -1,50 +1,16 @@
-"""What the scoring engine needs from a model, and a real model that has it: Spark MLlib ALS factors.
-
-The engine depends only on `ScoringModel` (the contract of
-`seasonrec.training.artifacts.load_scoring_model`), so the trained two-tower model, ALS factors and
-anything else with item vectors, a user tower and an optional second stage score the same way.
+"""Recommenders the scoring engine can load or wrap besides the trained model: Spark MLlib ALS factors
+and an item-bias second stage. The contract they implement is `seasonrec.core.contract.Recommender`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 
-@runtime_checkable
-class ScoringModel(Protocol):
-    """Two-stage retrieval model as the scoring engine sees it.
-
-    - `item_ids`: [n_items] item_id of each row of `item_matrix`.
-    - `item_matrix`: [n_items, d] float32 item vectors; first-stage score = user vector . item vector.
-    - `user_matrix(users_pdf, context)`: [n_users, d] user vectors for rows of gold_user_features
-      (users unseen at training time included, from their features and history) in `context`
-      (one calendar row as a dict).
-    - `rerank(users_pdf, candidate_positions [n, C], candidate_scores [n, C], context)`: [n, C]
-      final scores of each user's first-stage candidates (rows of `item_matrix`).
-    - `ablate_context`: when True the model ignores the calendar context (ablation).
-    Optional: `has_reranker` (bool, default True when `rerank` exists) and
-    `known_user_mask(users_pdf) -> bool [n_users]` (False = unseen at training time, for reporting).
-    """
-
-    model_version: str
-    item_ids: np.ndarray
-    item_matrix: np.ndarray
-    ablate_context: bool
-
-    def user_matrix(self, users_pdf: pd.DataFrame, context: dict[str, Any]) -> np.ndarray: ...
-
-    def rerank(self, users_pdf: pd.DataFrame, candidate_positions: np.ndarray, candidate_scores: np.ndarray,
-               context: dict[str, Any]) -> np.ndarray: ...
-
-
-def has_reranker(model: Any) -> bool:
-    return callable(getattr(model, "rerank", None)) and bool(getattr(model, "has_reranker", True))
-
-
-def load_model(model_dir: str) -> ScoringModel:
+def load_model(model_dir: str) -> Any:
     """The trained model under `model_dir` (TensorFlow is imported only here, inside the call)."""
     from seasonrec.training.artifacts import load_scoring_model
 
@@ -52,7 +18,7 @@ def load_model(model_dir: str) -> ScoringModel:
 
 
 class ALSFactorsModel:
-    """`ScoringModel` over matrix-factorization factors, e.g. a Spark MLlib `ALSModel`'s.
+    """`Recommender` over matrix-factorization factors, e.g. a Spark MLlib `ALSModel`'s.
 
     Users are looked up by `user_key` (a column of users_pdf holding the factor ids). A user without
     factors (unseen at training time) is folded in from history when `history_key` names a column of
@@ -114,7 +80,7 @@ class ALSFactorsModel:
 
 
 class ItemBiasReranker:
-    """A `ScoringModel` that adds a second stage to another: final score = first-stage score + item bias.
+    """A `Recommender` that adds a second stage to another: final score = first-stage score + item bias.
 
     The bias is per item row (e.g. a popularity or seasonal prior); `season_bias` optionally adds
     `season_bias[context['season_north']]` per item, so the second stage depends on the date.

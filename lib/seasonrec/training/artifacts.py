@@ -13,6 +13,7 @@ Contract (what `seasonrec.scoring` codes against)::
     scores = u @ model.item_matrix.T                             # first-stage scores, higher is better
     top = np.argsort(-scores, axis=1)[:, :model.rerank_candidates]
     new = model.rerank(users, top, np.take_along_axis(scores, top, 1), context)   # (n_users, c)
+    pairs = model.candidate_pairs(users, context)   # (rows, positions) from the other candidate sources
 
 - ``users``: a pandas DataFrame with the ``gold_user_features`` columns (user_id, country,
   recency_days, frequency, monetary, category_affinity, season_affinity, last_items, ...). Users
@@ -20,8 +21,12 @@ Contract (what `seasonrec.scoring` codes against)::
 - ``context``: one row of the ``calendar`` table as a dict (the date being recommended for):
   woy_sin, woy_cos, season_north, season_south, is_holiday, days_to_next_event,
   days_since_last_event. The hemisphere's season is chosen per user from ``country``.
-- ``rerank`` is the second stage (repeat-buy and seasonal-fit aware); it returns the input
-  scores unchanged when the model was trained without it (``model.has_reranker``).
+- ``rerank`` is the second stage (a LightGBM lambdarank ranker, `seasonrec.training.rerank`); it
+  returns the input scores unchanged when the model has none (``model.has_reranker``). The pool it
+  ranks is the two-tower's best items plus ``candidate_pairs`` (re-buys, co-purchase neighbours,
+  trending, last year's weeks ahead, popular now: `seasonrec.training.candidates`).
+- ``context[ITEM_SIGNALS]`` (optional): the item signals at the request date
+  (`seasonrec.features.item_activity`); the scoring job and evaluation always set it.
 - ``model.known_user_mask(users)``: bool [n_users], False = unseen at training time.
 - ``model.ablate_context`` may be set after loading (or use ``with_ablated_context()``).
 - Loading reads one ``.npz`` and one JSON file and imports neither TensorFlow nor Spark: load it
@@ -45,7 +50,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seasonrec.scoring.kernel import top_candidates
+from seasonrec.core.contract import ITEM_SIGNALS
+from seasonrec.core.topk import top_candidates
+from seasonrec.features.item_activity import ACTIVITY_FEATURES
+from seasonrec.training.candidates import CandidateRequest, ItemNeighbours, all_pairs
 from seasonrec.training.encoding import (
     FeatureSpec,
     bought_matrices,
@@ -53,7 +61,7 @@ from seasonrec.training.encoding import (
     user_bucket,
     with_calendar_context,
 )
-from seasonrec.training.rerank import Reranker, candidate_features
+from seasonrec.training.rerank import FEATURE_NAMES, PoolInputs, Ranker, candidate_features, with_discovery
 
 LATEST_FILE = "LATEST"
 META_FILE = "meta.json"
@@ -61,6 +69,9 @@ WEIGHTS_FILE = "scoring.npz"
 
 
 RECENCY_DECAY = 0.8
+# Proposals per user from each candidate source (`seasonrec.training.candidates.SOURCES`).
+DEFAULT_SOURCE_LIMITS = {"rebuy": 50, "copurchase": 40, "content": 20, "trending": 30, "last_year": 30,
+                         "first_orders": 30, "popular_now": 30}
 
 
 def _l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -73,7 +84,7 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class ScoringModel:
+class TwoStageModel:
     """A trained model version, scored with numpy (mirror of ``TwoTowerModel.user_full``)."""
 
     model_version: str
@@ -82,8 +93,9 @@ class ScoringModel:
     spec: FeatureSpec
     weights: dict[str, np.ndarray]
     meta: dict[str, Any] = field(default_factory=dict)
-    reranker: Reranker | None = None
+    reranker: Ranker | None = None
     ablate_context: bool = False
+    discovery: float = 0.0  # + discovery x (standardised self-information) on final scores; see calibrated_discovery
 
     @property
     def reranker_enabled(self) -> bool:
@@ -146,39 +158,87 @@ class ScoringModel:
         if self.reranker is None:
             return np.asarray(candidate_scores)
         inputs = self.encode(users, context)
-        return self.rerank_from_inputs(inputs, users, candidate_positions, candidate_scores)
+        return self.rerank_from_inputs(inputs, users, candidate_positions, candidate_scores, context)
 
     def rerank_from_inputs(self, inputs: dict[str, np.ndarray], users: pd.DataFrame, candidate_positions: np.ndarray,
-                           candidate_scores: np.ndarray, reranker: Reranker | None = None) -> np.ndarray:
+                           candidate_scores: np.ndarray, context: dict[str, Any] | None,
+                           reranker: Ranker | None = None) -> np.ndarray:
         reranker = reranker or self.reranker
         if reranker is None:
             return np.asarray(candidate_scores)
-        features = self.rerank_features(inputs, users, candidate_positions, candidate_scores)
-        return reranker.score(features).astype(np.float32)
+        features = self.rerank_features(inputs, users, candidate_positions, candidate_scores, context)
+        final = reranker.score(features)
+        if self.discovery:
+            final = with_discovery(final, self.novelty[np.asarray(candidate_positions)], self.discovery,
+                                   known=(inputs["history"] > 0).any(axis=1))
+        return final.astype(np.float32)
+
+    @property
+    def calibrated_discovery(self) -> float:
+        """The long-tail knob's default chosen on validation users at training time (0 without one)."""
+        return float(self.meta.get("discovery", 0.0))
+
+    @property
+    def novelty(self) -> np.ndarray:
+        """Standardised self-information (-log popularity) per item: what `discovery` adds."""
+        info = -np.asarray(self.weights["log_q"], np.float64)
+        return ((info - info.mean()) / max(info.std(), 1e-9)).astype(np.float32)
+
+    @property
+    def copurchase(self) -> ItemNeighbours | None:
+        return ItemNeighbours.from_arrays(self.weights, "copurchase")
+
+    @property
+    def content(self) -> ItemNeighbours | None:
+        return ItemNeighbours.from_arrays(self.weights, "content")
+
+    @property
+    def source_limits(self) -> dict[str, int]:
+        return dict(self.meta.get("source_limits", DEFAULT_SOURCE_LIMITS))
+
+    def item_signals(self, context: dict[str, Any] | None) -> dict[str, np.ndarray]:
+        signals = (context or {}).get(ITEM_SIGNALS)
+        if signals is None:
+            zeros = np.zeros(len(self.item_ids), np.float32)
+            return {name: zeros for name in ("recent", *ACTIVITY_FEATURES)}
+        return signals
+
+    def pool_inputs(self, inputs: dict[str, np.ndarray], users: pd.DataFrame,
+                    context: dict[str, Any] | None) -> PoolInputs:
+        history = inputs["history"]
+        copurchase, content = self.copurchase, self.content
+        return PoolInputs(history=history, bought=bought_matrices(users, self.spec.bought_items_max),
+                          week_kernel=self.week_kernel(inputs["context"]),
+                          copurchase=None if copurchase is None else copurchase.user_scores(history),
+                          content=None if content is None else content.user_scores(history),
+                          item_signals=self.item_signals(context))
 
     def rerank_features(self, inputs: dict[str, np.ndarray], users: pd.DataFrame, candidate_positions: np.ndarray,
-                        candidate_scores: np.ndarray) -> np.ndarray:
-        return candidate_features(inputs["history"], bought_matrices(users, self.spec.bought_items_max),
-                                  np.asarray(candidate_positions), np.asarray(candidate_scores),
-                                  self.week_kernel(inputs["context"]), self.weights["season_lift"],
-                                  self.weights["log_q"])
+                        candidate_scores: np.ndarray, context: dict[str, Any] | None) -> np.ndarray:
+        return candidate_features(self.pool_inputs(inputs, users, context), np.asarray(candidate_positions),
+                                  np.asarray(candidate_scores), self.weights["season_lift"], self.weights["log_q"],
+                                  self.weights.get("item_repeat_rate"))
 
-    def bought_pairs(self, users: pd.DataFrame, limit: int) -> tuple[np.ndarray, np.ndarray]:
-        """(user row, item position) of the first `limit` items of each user's purchase summary (most bought)."""
-        items, _, _ = bought_matrices(users, min(limit, self.spec.bought_items_max))
-        rows, slots = np.nonzero(items > 0)
-        positions = items[rows, slots].astype(np.int64) - 1
+    def candidate_pairs(self, users: pd.DataFrame, context: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
+        """(user row, item position) proposed by every candidate source besides the two-tower GEMM."""
+        inputs = self.encode(users, context)
+        pool = self.pool_inputs(inputs, users, context)
+        request = CandidateRequest(history=pool.history, bought_items=pool.bought[0], item_signals=pool.item_signals,
+                                   copurchase=pool.copurchase, content=pool.content)
+        rows, positions = all_pairs(request, self.source_limits)
         known = positions < len(self.item_ids)
         return rows[known], positions[known]
 
-    def rerank_pool(self, users: pd.DataFrame, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(candidate positions, first-stage scores) [n, C] over all items: top C plus bought items."""
-        width = self.rerank_candidates
-        return top_candidates(np.array(scores, dtype=np.float32), width, self.bought_pairs(users, width))
+    def rerank_pool(self, users: pd.DataFrame, scores: np.ndarray,
+                    context: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
+        """(candidate positions, first-stage scores) [n, C] over all items: every source's proposals
+        plus the two-tower's best, C = `rerank_candidates` in all."""
+        return top_candidates(np.array(scores, dtype=np.float32), self.rerank_candidates,
+                              self.candidate_pairs(users, context))
 
-    def with_ablated_context(self, ablate: bool = True) -> ScoringModel:
-        return ScoringModel(self.model_version, self.item_ids, self.item_matrix, self.spec, self.weights,
-                            self.meta, self.reranker, ablate)
+    def with_ablated_context(self, ablate: bool = True) -> TwoStageModel:
+        return TwoStageModel(self.model_version, self.item_ids, self.item_matrix, self.spec, self.weights,
+                            self.meta, self.reranker, ablate, self.discovery)
 
 
 def resolve_version_dir(model_dir: str) -> str:
@@ -192,18 +252,20 @@ def resolve_version_dir(model_dir: str) -> str:
         return os.path.join(model_dir, handle.read().strip())
 
 
-def load_scoring_model(model_dir: str, ablate_context: bool = False) -> ScoringModel:
+def load_scoring_model(model_dir: str, ablate_context: bool = False) -> TwoStageModel:
     version_dir = resolve_version_dir(model_dir)
     with open(os.path.join(version_dir, META_FILE), encoding="utf-8") as handle:
         meta = json.load(handle)
     with np.load(os.path.join(version_dir, WEIGHTS_FILE), allow_pickle=False) as data:
         arrays = {key: data[key] for key in data.files}
-    reranker = Reranker.from_arrays(arrays) if meta.get("reranker_enabled") and "rerank_weights" in arrays else None
-    return ScoringModel(
+    reranker = (Ranker.from_arrays(arrays, meta.get("reranker_features", FEATURE_NAMES))
+                if meta.get("reranker_enabled") and "ranker_model" in arrays else None)
+    return TwoStageModel(
         model_version=meta["model_version"], item_ids=arrays["item_ids"].astype(str),
         item_matrix=arrays["item_matrix"].astype(np.float32), spec=FeatureSpec.from_dict(meta["feature_spec"]),
         weights=arrays, meta=meta, reranker=reranker,
-        ablate_context=ablate_context or not meta.get("use_calendar_context", True))
+        ablate_context=ablate_context or not meta.get("use_calendar_context", True),
+        discovery=float(meta.get("discovery", 0.0)))
 
 
 def save_scoring_model(version_dir: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:

@@ -22,6 +22,7 @@ from seasonrec.training.encoding import (
     item_bucket,
     seasonality_lift,
     user_bucket,
+    with_calendar_context,
 )
 
 USER_FEATURE_COLUMNS = ["user_id", "country", "recency_days", "frequency", "monetary", "category_affinity",
@@ -196,3 +197,21 @@ def evaluation_units(data: TrainingData, *, split: str | None = None,
     return (units.drop("ts", "date").join(bought, ["user_id", "week"], "left")
             .join(data.users.drop("last_items"), "user_id", "left")
             .orderBy("user_id", "week").toPandas())
+
+
+def window_units(data: TrainingData, users_at_start: DataFrame, calendar_row: dict[str, Any], start: dt.date,
+                 end: dt.date) -> pd.DataFrame:
+    """One row per user who bought in [start, end): the user's features cut at ``start`` (as
+    `seasonrec score` sees them on that day: ``users_at_start`` from `user_features_as_of`), the
+    calendar context of ``start`` and the items bought in the window as ``targets``.
+
+    The same task as `seasonrec evaluate` (a list made at the window start, judged on the whole
+    window), so the ranker is fitted on what it is judged on. ``week`` holds ``start``.
+    """
+    positives = data.examples.where((F.col("label") == 1) & (F.col("date") >= F.lit(start))
+                                    & (F.col("date") < F.lit(end)))
+    targets = positives.groupBy("user_id").agg(F.collect_set("item_index").alias("targets"))
+    frame = users_at_start.join(targets, "user_id").orderBy("user_id").toPandas()
+    frame = with_calendar_context(frame, calendar_row, data.spec)
+    frame["week"] = pd.Timestamp(start)
+    return frame

@@ -15,17 +15,21 @@ import pandas as pd
 
 from seasonrec import tables
 from seasonrec.context import JobContext, JobError
+from seasonrec.core.contract import ITEM_SIGNALS
+from seasonrec.features.item_activity import ItemActivity, item_activity
 from seasonrec.training import distributed as dist
 from seasonrec.training.artifacts import (
-    ScoringModel,
+    DEFAULT_SOURCE_LIMITS,
+    TwoStageModel,
     load_scoring_model,
     mark_latest,
     save_scoring_model,
 )
-from seasonrec.training.data import TrainingData, evaluation_units, load_training_data
+from seasonrec.training.candidates import fit_content_neighbours, fit_copurchase, item_repeat_rate
+from seasonrec.training.data import TrainingData, evaluation_units, load_training_data, window_units
 from seasonrec.training.encoding import bought_matrices
 from seasonrec.training.metrics import ndcg_at_k, recall_at_k, repeat_buy_top_k, tail_share, top_k
-from seasonrec.training.rerank import FEATURE_NAMES, Reranker, fit_reranker
+from seasonrec.training.rerank import FEATURE_NAMES, Ranker, fit_ranker, with_discovery
 from seasonrec.training.trainer import horovod_train_fn
 
 log = logging.getLogger("seasonrec")
@@ -45,71 +49,181 @@ class Units:
 
 
 def _units(data: TrainingData, **where: Any) -> Units:
-    frame = evaluation_units(data, **where)
+    return _as_units(evaluation_units(data, **where))
+
+
+def _as_units(frame: pd.DataFrame) -> Units:
     return Units(frame, [list(map(int, t)) for t in frame["targets"]] if len(frame) else [])
+
+
+def ranker_units(ctx: JobContext, data: TrainingData) -> Units:
+    """The validation window as `seasonrec evaluate` poses it: per user, a list made at the window's
+    start (features cut there), judged on everything the user bought in the window."""
+    from seasonrec.features.as_of import user_features_as_of
+    from seasonrec.features.calendar import calendar_row
+
+    split = ctx.config.split
+    users = user_features_as_of(ctx.lake, ctx.config, split.train_end)
+    calendar = calendar_row(ctx.lake.read(tables.CALENDAR), split.train_end)
+    return _as_units(window_units(data, users, calendar, split.train_end, split.validation_end))
 
 
 def checkpoint_dir(ctx: JobContext) -> str:
     return os.path.join(ctx.config.paths.checkpoint_dir, "training")
 
 
-def evaluate(model: ScoringModel, units: Units, is_tail: np.ndarray, k: int, use_reranker: bool = True,
-             reranker: Reranker | None = None) -> dict[str, float]:
-    """Full-catalog first stage, optional second stage, and the repeat-buy heuristic on `units`."""
+@dataclass
+class UnitPools:
+    """Every unit's first-stage top list and ranker pool, scored at the unit's own week."""
+
+    first: np.ndarray  # [n, k] first-stage top item positions
+    candidates: np.ndarray  # [n, C] pool item positions
+    first_scores: np.ndarray  # [n, C] their first-stage scores
+    features: np.ndarray  # [n, C, F] ranker features
+    bought_items: np.ndarray  # [n, M] purchase summary (item position + 1)
+    history: np.ndarray  # [n, L] encoded recent history
+
+
+def unit_pools(model: TwoStageModel, units: Units, activity: ItemActivity, k: int) -> UnitPools:
+    """Pools and features for `units`, one week at a time: each week's item signals are read at that
+    week's Monday (`ItemActivity.at`), exactly as `seasonrec score` reads them at the scored day."""
+    frame = units.frame.reset_index(drop=True)
+    weeks = pd.to_datetime(frame["week"]).dt.date.to_numpy()
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in UnitPools.__dataclass_fields__}
+    order: list[np.ndarray] = []
+    for week in sorted(set(weeks)):
+        rows = np.flatnonzero(weeks == week)
+        block = frame.iloc[rows].reset_index(drop=True)
+        context = {ITEM_SIGNALS: activity.at(week)}
+        inputs = model.encode(block, None)
+        scores = model.user_matrix_from_inputs(inputs) @ model.item_matrix.T
+        candidates, first_scores = model.rerank_pool(block, scores, context)
+        parts["first"].append(top_k(scores, k))
+        parts["candidates"].append(candidates)
+        parts["first_scores"].append(first_scores)
+        parts["features"].append(model.rerank_features(inputs, block, candidates, first_scores, context))
+        parts["bought_items"].append(bought_matrices(block, model.spec.bought_items_max)[0])
+        parts["history"].append(inputs["history"])
+        order.append(rows)
+    inverse = np.argsort(np.concatenate(order), kind="stable")
+    return UnitPools(**{name: np.concatenate(values)[inverse] for name, values in parts.items()})
+
+
+def _ranked(pools: UnitPools, scores: np.ndarray) -> np.ndarray:
+    return np.take_along_axis(pools.candidates, np.argsort(-scores, axis=1, kind="stable"), 1)
+
+
+def evaluate(model: TwoStageModel, units: Units, is_tail: np.ndarray, k: int, activity: ItemActivity,
+             use_reranker: bool = True) -> dict[str, float]:
+    """Full-catalog first stage, the ranker over the multi-source pool, and the repeat-buy heuristic on `units`."""
     if not len(units):
         return {}
-    inputs = model.encode(units.frame, None)
-    scores = model.user_matrix_from_inputs(inputs) @ model.item_matrix.T
-    first = top_k(scores, k)
+    pools = unit_pools(model, units, activity, k)
+    first = pools.first
     out = {f"recall_at_{k}": recall_at_k(first, units.targets, k), "ndcg_at_10": ndcg_at_k(first, units.targets, 10),
            f"tail_share_at_{k}": tail_share(first, is_tail, k)}
-    reranker = reranker or model.reranker
-    if use_reranker and reranker is not None:
-        candidates, cand_scores = model.rerank_pool(units.frame, scores)
-        new = model.rerank_from_inputs(inputs, units.frame, candidates, cand_scores, reranker)
-        final = np.take_along_axis(candidates, np.argsort(-new, axis=1, kind="stable"), 1)
+    if use_reranker and model.reranker is not None:
+        final = _ranked(pools, model.reranker.score(pools.features))
         out.update({f"reranked_recall_at_{k}": recall_at_k(final, units.targets, k),
                     "reranked_ndcg_at_10": ndcg_at_k(final, units.targets, 10),
                     f"reranked_tail_share_at_{k}": tail_share(final, is_tail, k)})
     out[f"final_recall_at_{k}"] = out.get(f"reranked_recall_at_{k}", out[f"recall_at_{k}"])
     out["final_ndcg_at_10"] = out.get("reranked_ndcg_at_10", out["ndcg_at_10"])
     # The user's purchase summary (most bought first) when the units carry it, else the recent history.
-    bought_items, _, _ = bought_matrices(units.frame, model.spec.bought_items_max)
-    heuristic = repeat_buy_top_k(bought_items if "bought_items" in units.frame else inputs["history"],
+    heuristic = repeat_buy_top_k(pools.bought_items if "bought_items" in units.frame else pools.history,
                                  model.weights["log_q"], k)
     out.update({f"repeat_buy_recall_at_{k}": recall_at_k(heuristic, units.targets, k),
                 "repeat_buy_ndcg_at_10": ndcg_at_k(heuristic, units.targets, 10)})
     return out
 
 
-def train_second_stage(model: ScoringModel, units: Units, k: int, seed: int) -> tuple[Reranker | None, dict[str, Any]]:
-    """Fit the re-ranker on half of the validation users; keep it only if it wins on the other half."""
+def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, activity: ItemActivity,
+                       is_tail: np.ndarray) -> tuple[Ranker | None, dict[str, Any]]:
+    """Fit the LightGBM ranker on validation pools: half of the users fit it (early stopping on a
+    quarter of them), the last quarter decides whether it beats the first stage; if it does, it is
+    refitted on every unit with the early-stopped number of trees. ``reranker_pool_recall`` in the
+    returned info is the share of the units' purchases that reached the pool (the ranker's ceiling);
+    ``discovery`` the calibrated default of the long-tail knob (`calibrate_discovery`)."""
     if len(units) < 20:
         return None, {"reranker": "skipped: fewer than 20 validation units"}
-    inputs = model.encode(units.frame, None)
-    scores = model.user_matrix_from_inputs(inputs) @ model.item_matrix.T
-    candidates, cand_scores = model.rerank_pool(units.frame, scores)
-    features = model.rerank_features(inputs, units.frame, candidates, cand_scores)
-    labels = np.array([np.isin(row, t) for row, t in zip(candidates, units.targets, strict=True)], dtype=np.float32)
+    pools = unit_pools(model, units, activity, k)
+    labels = np.array([np.isin(row, t) for row, t in zip(pools.candidates, units.targets, strict=True)],
+                      dtype=np.float32)
     users = units.frame["user_id"].astype(str).to_numpy()
     rng = np.random.default_rng(seed)
-    unique = np.unique(users)
-    fit_users = set(rng.choice(unique, size=len(unique) // 2, replace=False).tolist())
+    unique = rng.permutation(np.unique(users))
+    fit_users = set(unique[: len(unique) // 2].tolist())
+    stop_users = set(unique[len(unique) // 2: (3 * len(unique)) // 4].tolist())
     fit_mask = np.array([u in fit_users for u in users])
-    held = ~fit_mask
+    stop_mask = np.array([u in stop_users for u in users])
+    held = ~fit_mask & ~stop_mask
 
     def recall(selector: np.ndarray, ranking_scores: np.ndarray) -> float:
         order = np.argsort(-ranking_scores[selector], axis=1, kind="stable")
-        ranked = np.take_along_axis(candidates[selector], order, 1)
+        ranked = np.take_along_axis(pools.candidates[selector], order, 1)
         return recall_at_k(ranked, [units.targets[i] for i in np.flatnonzero(selector)], k)
 
-    trial = fit_reranker(features[fit_mask], labels[fit_mask])
-    first_recall = recall(held, cand_scores)
-    second_recall = recall(held, trial.score(features))
+    try:
+        trial = fit_ranker(pools.features[fit_mask], labels[fit_mask], seed,
+                           valid=(pools.features[stop_mask], labels[stop_mask]))
+    except ValueError as exc:
+        return None, {"reranker": f"skipped: {exc}"}
+    pool_recall = float(np.mean([labels[i].sum() / len(set(t)) for i, t in enumerate(units.targets) if len(t)]))
+    first_recall = recall(held, pools.first_scores)
+    second_recall = recall(held, trial.score(pools.features))
     keep = second_recall >= first_recall
-    info = {"reranker_heldout_first_stage_recall": first_recall, "reranker_heldout_recall": second_recall,
-            "reranker": "kept" if keep else "dropped (no held-out gain)"}
-    return (fit_reranker(features, labels) if keep else None), info
+    info = {"reranker_units": len(units), "reranker_pool_width": int(pools.candidates.shape[1]),
+            "reranker_pool_recall": round(pool_recall, 4),
+            "reranker_heldout_first_stage_recall": first_recall, "reranker_heldout_recall": second_recall,
+            "reranker_trees": trial.best_iteration, "reranker": "kept" if keep else "dropped (no held-out gain)"}
+    if not keep:
+        return None, info
+    discovery, curve = calibrate_discovery(trial.score(pools.features[held]), pools.candidates[held],
+                                           [units.targets[i] for i in np.flatnonzero(held)],
+                                           pools.bought_items[held], model.weights["log_q"], model.novelty,
+                                           is_tail, k, known=(pools.history[held] > 0).any(axis=1))
+    info.update({"discovery": discovery, "discovery_curve": curve})
+    final = fit_ranker(pools.features, labels, seed, rounds=max(trial.best_iteration, 1))
+    info["reranker_feature_gain"] = final.feature_importance()
+    return final, info
+
+
+DISCOVERY_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0)
+
+
+def _tail_recall(ranked: np.ndarray, targets: list[list[int]], is_tail: np.ndarray, k: int) -> float:
+    """Recall@k over tail purchases only (users without one are skipped)."""
+    values = [len(set(row[:k].tolist()) & set(t)) / len(t) for row, t in
+              ((row, [i for i in t if is_tail[i]]) for row, t in zip(ranked, targets, strict=True)) if t]
+    return float(np.mean(values)) if values else 0.0
+
+
+def calibrate_discovery(scores: np.ndarray, candidates: np.ndarray, targets: list[list[int]],
+                        bought_items: np.ndarray, log_q: np.ndarray, novelty: np.ndarray, is_tail: np.ndarray,
+                        k: int, known: np.ndarray | None = None) -> tuple[float, list[dict[str, float]]]:
+    """The default of `scoring.discovery`, chosen on held-out validation users (never on a test window):
+    the smallest value of ``DISCOVERY_GRID`` whose lists hold at least the repeat-buy heuristic's tail
+    share@k and tail recall@k on the same users; if none does, the largest that keeps recall@k within
+    10% of no boost. ``scores``/``candidates``: [n, C] ranker scores of the pools; ``bought_items``: [n, M]
+    purchase summaries (position + 1); ``log_q``: popularity, ``novelty``: what discovery adds, per item;
+    ``known``: users with a history (the only ones discovery applies to, see `with_discovery`).
+    Returns (value, [{discovery, recall, tail_share, tail_recall}] per grid value).
+    """
+    heuristic = repeat_buy_top_k(bought_items, log_q, k)
+    wanted_share, wanted_recall = tail_share(heuristic, is_tail, k), _tail_recall(heuristic, targets, is_tail, k)
+    novelty = novelty[candidates]
+    curve = []
+    for value in DISCOVERY_GRID:
+        boosted = with_discovery(scores, novelty, value, known)
+        ranked = np.take_along_axis(candidates, np.argsort(-boosted, axis=1, kind="stable"), 1)
+        curve.append({"discovery": value, "recall": round(recall_at_k(ranked, targets, k), 4),
+                      "tail_share": round(tail_share(ranked, is_tail, k), 4),
+                      "tail_recall": round(_tail_recall(ranked, targets, is_tail, k), 4)})
+    meets = [p["discovery"] for p in curve if p["tail_share"] >= wanted_share and p["tail_recall"] >= wanted_recall]
+    if meets:
+        return meets[0], curve
+    keeps = [p["discovery"] for p in curve if p["recall"] >= 0.9 * curve[0]["recall"]]
+    return keeps[-1], curve
 
 
 def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = None,
@@ -139,7 +253,7 @@ def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = N
 
     params = {**cfg.model_dump(), "use_calendar_context": use_context}
     spec_dict = {**data.spec.to_dict(), "user_dense_dim": data.spec.user_dense_dim}
-    partial = ScoringModel(model_version, data.item_ids, np.zeros((len(data.item_ids), 1), np.float32), data.spec,
+    partial = TwoStageModel(model_version, data.item_ids, np.zeros((len(data.item_ids), 1), np.float32), data.spec,
                            {"seen_user_buckets": data.seen_user_buckets}, ablate_context=not use_context)
     val_inputs = partial.encode(validation.frame, None)
     steps = dist.steps_per_epoch(data.n_train_rows, cfg.batch_size, cfg.num_proc)
@@ -157,16 +271,26 @@ def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = N
     with np.load(os.path.join(version_dir, "tower.npz")) as tower:
         weights = {key: tower[key] for key in tower.files}
     os.remove(os.path.join(version_dir, "tower.npz"))
+    with ctx.step("candidate sources: co-purchase neighbours and weekly item activity"):
+        silver = ctx.lake.read(tables.SILVER_INTERACTIONS)
+        copurchase = fit_copurchase(silver, data.item_ids, config.split.train_end, cfg.copurchase_neighbours)
+        content = fit_content_neighbours(data.item_tables["token_ids"], data.item_tables["category_index"],
+                                         cfg.copurchase_neighbours)
+        repeat_rate = item_repeat_rate(silver, data.item_ids, config.split.train_end)
+        # Read only at each unit's / window's own date (ItemActivity.at): no later week reaches a feature.
+        activity = item_activity(silver, data.item_ids, config.split.test_end)
     arrays = {**weights, **{key: data.item_tables[key] for key in ITEM_TABLE_KEYS},
+              **copurchase.to_arrays("copurchase"), **content.to_arrays("content"), "item_repeat_rate": repeat_rate,
               "seen_user_buckets": data.seen_user_buckets, "item_ids": data.item_ids.astype(str),
               "is_tail": data.is_tail}
     meta = {"model_version": model_version, "feature_spec": data.spec.to_dict(), "params": params,
             "user_dense_dim": data.spec.user_dense_dim, "embedding_dim": int(weights["item_matrix"].shape[1]),
             "rerank_candidates": cfg.rerank_candidates, "reranker_enabled": False,
+            "source_limits": DEFAULT_SOURCE_LIMITS,
             "use_calendar_context": use_context, "table_versions": data.table_versions,
             "best_epoch": state["best_epoch"], "history": state["history"], "run_id": ctx.run_id,
             "holdout": [str(d) for d in holdout] if holdout else None}
-    model = ScoringModel(model_version, data.item_ids, weights["item_matrix"], data.spec, arrays, meta,
+    model = TwoStageModel(model_version, data.item_ids, weights["item_matrix"], data.spec, arrays, meta,
                          ablate_context=not use_context)
 
     summary: dict[str, Any] = {"model_version": model_version, "model_dir": version_dir,
@@ -182,10 +306,12 @@ def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = N
                                "train_rows": data.n_train_rows, "history": state["history"]}
     if cfg.reranker:
         with ctx.step("second stage (re-ranker)"):
-            reranker, info = train_second_stage(model, validation, cfg.recall_k, cfg.seed)
+            reranker, info = train_second_stage(model, ranker_units(ctx, data), cfg.recall_k, cfg.seed, activity,
+                                                data.is_tail)
             summary.update(info)
             if reranker is not None:
                 arrays.update(reranker.to_arrays())
+                meta["discovery"] = info["discovery"]
                 meta["reranker_enabled"] = True
                 meta["reranker_features"] = FEATURE_NAMES
                 model.reranker = reranker
@@ -193,9 +319,9 @@ def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = N
         k = cfg.recall_k
         test = _units(data, split="test")
         for label, units in (("test", test), *((("holdout", _units(data, window=holdout)),) if holdout else ())):
-            metrics = evaluate(model, units, data.is_tail, k)
+            metrics = evaluate(model, units, data.is_tail, k, activity)
             if use_context:
-                ablated = evaluate(model.with_ablated_context(), units, data.is_tail, k)
+                ablated = evaluate(model.with_ablated_context(), units, data.is_tail, k, activity)
                 metrics.update({f"context_ablated_{key}": value for key, value in ablated.items()
                                 if not key.startswith("repeat_buy")})
             summary[label] = {"units": len(units), **metrics}
@@ -210,7 +336,7 @@ def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = N
     return summary
 
 
-def write_item_embeddings(ctx: JobContext, model: ScoringModel) -> int:
+def write_item_embeddings(ctx: JobContext, model: TwoStageModel) -> int:
     frame = pd.DataFrame({
         "item_index": np.arange(len(model.item_ids), dtype=np.int32),
         "item_id": model.item_ids.astype(str),
@@ -252,6 +378,6 @@ def log_to_mlflow(ctx: JobContext, params: dict[str, Any], spec: dict[str, Any],
         return run.info.run_id
 
 
-def reload(ctx: JobContext, ablate_context: bool = False) -> ScoringModel:
+def reload(ctx: JobContext, ablate_context: bool = False) -> TwoStageModel:
     return load_scoring_model(ctx.config.paths.model_dir, ablate_context=ablate_context)
 

@@ -1,102 +1,211 @@
-"""Second stage: re-rank the first stage's top candidates with user x item features (numpy only).
+"""Second stage: a LightGBM ``lambdarank`` ranker over the multi-source candidate pool (numpy in, numpy out).
 
-Features of (user, candidate item) for the target date:
-  first-stage score and its gap to the user's best candidate; from the user's exact purchase
-  summary (gold `bought_*` columns, cut at the request date): log times bought, whether bought,
-  the item's share of the user's purchases and log days since it was last bought; how recently it
-  appears in the recent-history array (0.8 ** position); the item's seasonal fit for the target
-  week (the model's week kernel . the item's 52-week seasonality lift), that fit for re-buys, and
-  log popularity.
-The candidates are the first stage's top C plus every item the user bought (see
-`seasonrec.scoring.kernel.top_candidates`), so a strong re-buy is never lost before re-ranking.
-The scorer is an L2-regularised logistic regression over standardised features, fitted on
-validation-window candidates (label: the user bought the candidate in that window). It is kept
-only when it beats the first stage on held-out validation users.
+The pool (see `seasonrec.training.candidates`) holds the two-tower's best items plus every other
+source's proposals. Features of (user, candidate item) at the request date, ``FEATURE_NAMES``:
+
+- first stage: score, gap to the user's best candidate, rank in the pool by first-stage score;
+- re-buy (exact purchase summary cut at the date): log times bought, bought before, share of the
+  user's purchases, recency in the recent history (0.8 ** position), log days since last bought, and
+  how due a re-buy is (days since last bought / the user's mean days between buying it), and how
+  habitually the item is bought again by anyone (log occasions per buyer);
+- season: the item's seasonal fit for the target week (the model's week kernel . the item's 52-week
+  lift) and that fit for re-buys; last year's sales in the weeks ahead and last year's ramp into them;
+- item now: log popularity at training time, log baskets in the last 4 weeks, trend (last 4 weeks vs
+  the 4 before), log first baskets of new customers holding it in the last 8 weeks;
+- discovery: co-purchase and content (description/category) similarity to the user's recent items;
+- user: log purchase occasions, log distinct items bought, log tenure (days since the oldest last
+  purchase in the summary), log mean days between purchase occasions, share of the user's purchase
+  occasions that were re-buys, no history at all (new user).
+All are defined for a user without history (zeros and the new-user flag), so cold start goes
+through the same ranker. The ranker is fitted on validation-window pools (label: bought in the
+unit's week), grouped by (user, week), and kept only when it beats the first stage on held-out users.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-FEATURE_NAMES = ["score", "score_gap", "log_times_bought", "bought_before", "bought_share", "recency_weight",
-                 "log_days_since_bought", "seasonal_fit", "seasonal_fit_rebuy", "log_popularity"]
+FEATURE_NAMES = ["score", "score_gap", "score_rank", "log_times_bought", "bought_before", "bought_share",
+                 "recency_weight", "log_days_since_bought", "rebuy_due", "item_repeat_rate", "seasonal_fit",
+                 "seasonal_fit_rebuy",
+                 "log_last_year_ahead", "last_year_ratio", "log_popularity", "log_recent", "trend",
+                 "log_first_orders", "copurchase", "content", "user_log_occasions", "user_log_items",
+                 "user_log_tenure_days", "user_log_cycle_days", "user_rebuy_share", "user_is_new"]
+LGB_PARAMS = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10, 20], "learning_rate": 0.05,
+              "num_leaves": 31, "min_data_in_leaf": 50, "feature_fraction": 0.9, "bagging_fraction": 0.8,
+              "bagging_freq": 1, "lambdarank_truncation_level": 30, "verbose": -1, "num_threads": 2}
+MAX_ROUNDS = 300
+EARLY_STOPPING_ROUNDS = 30
 
 
-def candidate_features(history: np.ndarray, bought: tuple[np.ndarray, np.ndarray, np.ndarray],
-                       candidates: np.ndarray, scores: np.ndarray, week_kernel: np.ndarray,
-                       season_lift: np.ndarray, log_q: np.ndarray) -> np.ndarray:
-    """[n, c, len(FEATURE_NAMES)] float32.
+@dataclass(frozen=True)
+class PoolInputs:
+    """What the features need about a block of users besides the candidates."""
 
-    history: int [n, L] of item_index + 1 (0 = padding, most recent first); bought: (item_index + 1,
-    times bought, days since last bought), each [n, M] (see `encoding.bought_matrices`); candidates:
-    int [n, c] item positions; scores: [n, c]; week_kernel: [n, 52] (zeros when the context is ablated).
-    """
-    bought_items, bought_counts, bought_days = bought
+    history: np.ndarray  # int [n, L] item position + 1, most recent first
+    bought: tuple[np.ndarray, np.ndarray, np.ndarray]  # items + 1, times bought, days since, each [n, M]
+    week_kernel: np.ndarray  # [n, 52] (zeros when the context is ablated)
+    copurchase: np.ndarray | None  # [n, n_items] or None
+    content: np.ndarray | None  # [n, n_items] or None
+    item_signals: dict[str, np.ndarray]  # ItemActivity.at(date)
+
+
+def candidate_features(inputs: PoolInputs, candidates: np.ndarray, scores: np.ndarray, season_lift: np.ndarray,
+                       log_q: np.ndarray, repeat_rate: np.ndarray | None = None) -> np.ndarray:
+    """[n, c, len(FEATURE_NAMES)] float32 for int [n, c] candidate positions and their [n, c] first-stage scores."""
+    bought_items, bought_counts, bought_days = inputs.bought
+    n, c = candidates.shape
     match = candidates[:, :, None] == (bought_items.astype(np.int64) - 1)[:, None, :]  # [n, c, M]
     times = np.einsum("ncm,nm->nc", match, bought_counts.astype(np.float32))
-    days = np.einsum("ncm,nm->nc", match, np.log1p(np.clip(bought_days.astype(np.float32), 0, None)))
+    raw_days = np.einsum("ncm,nm->nc", match, np.clip(bought_days.astype(np.float32), 0, None))
+    days = np.log1p(raw_days)
     was_bought = (times > 0).astype(np.float32)
-    share = times / np.maximum(bought_counts.sum(axis=1, keepdims=True), 1.0)
+    occasions = bought_counts.sum(axis=1, keepdims=True).astype(np.float32)
+    share = times / np.maximum(occasions, 1.0)
+    history = inputs.history
     in_history = candidates[:, :, None] == (history.astype(np.int64) - 1)[:, None, :]  # [n, c, L]
     first_pos = np.where(in_history.any(axis=2), in_history.argmax(axis=2), -1)
     recency_weight = np.where(first_pos >= 0, 0.8 ** np.maximum(first_pos, 0), 0.0).astype(np.float32)
-    kernel = week_kernel / np.maximum(week_kernel.sum(axis=1, keepdims=True), 1e-6)
+    kernel = inputs.week_kernel / np.maximum(inputs.week_kernel.sum(axis=1, keepdims=True), 1e-6)
     fit = np.einsum("nw,ncw->nc", kernel, season_lift[candidates]).astype(np.float32)
+    by_score = np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1).astype(np.float32) / max(c, 1)
+    signals = inputs.item_signals
+
+    def gathered(scores: np.ndarray | None) -> np.ndarray:
+        return (np.take_along_axis(scores, candidates, axis=1) if scores is not None
+                else np.zeros((n, c), np.float32)).astype(np.float32)
+
+    n_items_bought = (bought_items > 0).sum(axis=1, keepdims=True).astype(np.float32)
+    tenure = np.where(bought_items > 0, bought_days, 0).max(axis=1, initial=0, keepdims=True).astype(np.float32)
+    is_new = ((history > 0).sum(axis=1, keepdims=True) == 0).astype(np.float32)
+    cycle = tenure / np.maximum(occasions - 1.0, 1.0)  # mean days between the user's purchase occasions
+    rebuy_share = (occasions - n_items_bought) / np.maximum(occasions, 1.0)
+    repeat_rate = np.zeros(season_lift.shape[0], np.float32) if repeat_rate is None else repeat_rate
+    # An item bought k times over the user's tenure comes back about every tenure / k days.
+    due = np.where(times > 0, raw_days * times / np.maximum(tenure, 1.0), 0.0).astype(np.float32)
+
+    def user(column: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(column, (n, c))
+
     return np.stack([
         scores.astype(np.float32),
         (scores - scores.max(axis=1, keepdims=True)).astype(np.float32),
+        by_score,
         np.log1p(times),
         was_bought,
         share,
         recency_weight,
         days,
+        due,
+        repeat_rate[candidates].astype(np.float32),
         fit,
         fit * was_bought,
+        signals["log_last_year_ahead"][candidates],
+        signals["last_year_ratio"][candidates],
         log_q[candidates].astype(np.float32),
+        signals["log_recent"][candidates],
+        signals["trend"][candidates],
+        signals["log_first_orders"][candidates],
+        gathered(inputs.copurchase),
+        gathered(inputs.content),
+        user(np.log1p(occasions)),
+        user(np.log1p(n_items_bought)),
+        user(np.log1p(np.clip(tenure, 0, None))),
+        user(np.log1p(np.clip(cycle, 0, None))),
+        user(rebuy_share),
+        user(is_new),
     ], axis=2).astype(np.float32)
 
 
+def with_discovery(scores: np.ndarray, novelty: np.ndarray, discovery: float,
+                   known: np.ndarray | None = None) -> np.ndarray:
+    """The long-tail knob: scores + discovery x (each user's score spread) x novelty, all [n, c].
+
+    Scaling by the spread of the user's own pool keeps the knob's meaning the same for every user.
+    ``known`` (bool [n]) limits it to users with a purchase history: discovery means "less-known items
+    that fit what you buy"; for a user without history there is nothing for them to fit, and boosting
+    rare items only replaces the cold-start list's best guesses with worse ones.
+    """
+    spread = np.std(scores, axis=1, keepdims=True)
+    if known is not None:
+        spread = spread * np.asarray(known, np.float32).reshape(-1, 1)
+    return (scores + np.float32(discovery) * spread * novelty).astype(np.float32)
+
+
 @dataclass
-class Reranker:
-    weights: np.ndarray  # [F]
-    bias: float
-    mean: np.ndarray
-    std: np.ndarray
+class Ranker:
+    """A fitted LightGBM ranker, kept as its model text (portable, and small in the .npz artifact)."""
+
+    model_text: str
+    feature_names: list[str]
+    best_iteration: int = 0
+    _booster: Any = field(default=None, repr=False, compare=False)
+
+    def _model(self) -> Any:
+        if self._booster is None:
+            import lightgbm
+
+            self._booster = lightgbm.Booster(model_str=self.model_text)
+        return self._booster
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        return ((features - self.mean) / self.std) @ self.weights + self.bias
+        """[n, c] ranking scores (higher is better) for [n, c, F] features."""
+        n, c, width = features.shape
+        if n * c == 0:
+            return np.zeros((n, c), np.float32)
+        # One thread: the Spark UDF already runs one Python worker per core.
+        flat = self._model().predict(features.reshape(-1, width), num_threads=1)
+        return np.asarray(flat, np.float32).reshape(n, c)
+
+    def feature_importance(self) -> dict[str, float]:
+        gains = self._model().feature_importance(importance_type="gain")
+        total = max(float(np.sum(gains)), 1e-12)
+        return {name: round(float(g) / total, 4) for name, g in zip(self.feature_names, gains, strict=True)}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"model_text": self.model_text, "feature_names": self.feature_names,
+                "best_iteration": self.best_iteration, "_booster": None}
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"rerank_weights": self.weights.astype(np.float32), "rerank_bias": np.float32(self.bias),
-                "rerank_mean": self.mean.astype(np.float32), "rerank_std": self.std.astype(np.float32)}
+        return {"ranker_model": np.frombuffer(self.model_text.encode("utf-8"), dtype=np.uint8)}
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Reranker:
-        return cls(np.asarray(arrays["rerank_weights"]), float(arrays["rerank_bias"]),
-                   np.asarray(arrays["rerank_mean"]), np.asarray(arrays["rerank_std"]))
+    def from_arrays(cls, arrays: dict[str, np.ndarray], feature_names: list[str]) -> Ranker:
+        return cls(bytes(np.asarray(arrays["ranker_model"], dtype=np.uint8)).decode("utf-8"), list(feature_names))
 
 
-def fit_reranker(features: np.ndarray, labels: np.ndarray, l2: float = 1e-3, iterations: int = 50) -> Reranker:
-    """Logistic regression by Newton's method (few features, so exact and fast)."""
-    x = features.reshape(-1, features.shape[-1]).astype(np.float64)
-    y = labels.reshape(-1).astype(np.float64)
-    mean = x.mean(axis=0)
-    std = np.where(x.std(axis=0) > 1e-8, x.std(axis=0), 1.0)
-    z = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
-    # Balance positives and negatives so rare positives still shape the ranking.
-    pos = max(y.sum(), 1.0)
-    sample_weight = np.where(y > 0, len(y) / (2 * pos), len(y) / (2 * max(len(y) - pos, 1.0)))
-    w = np.zeros(z.shape[1])
-    reg = l2 * np.eye(z.shape[1])
-    reg[-1, -1] = 0
-    for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -30, 30)))
-        grad = z.T @ (sample_weight * (p - y)) / len(y) + reg @ w
-        hess = (z * (sample_weight * p * (1 - p))[:, None]).T @ z / len(y) + reg
-        step = np.linalg.solve(hess + 1e-9 * np.eye(len(w)), grad)
-        w -= step
-        if np.abs(step).max() < 1e-6:
-            break
-    return Reranker(w[:-1].astype(np.float32), float(w[-1]), mean.astype(np.float32), std.astype(np.float32))
+def _dataset(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Flattened rows of the units that have at least one positive (lambdarank learns nothing from others)."""
+    useful = labels.sum(axis=1) > 0
+    x, y = features[useful], labels[useful]
+    return x.reshape(-1, x.shape[-1]), y.reshape(-1), [x.shape[1]] * int(useful.sum())
+
+
+def fit_ranker(features: np.ndarray, labels: np.ndarray, seed: int,
+               valid: tuple[np.ndarray, np.ndarray] | None = None, rounds: int | None = None) -> Ranker:
+    """LightGBM lambdarank on [n_units, c, F] features and [n_units, c] 0/1 labels, one group per unit.
+
+    With ``valid`` (features, labels of other units) it stops early on their NDCG@20; ``rounds``
+    fixes the number of trees instead (e.g. the early-stopped count, when refitting on everything).
+    """
+    import lightgbm
+
+    x, y, group = _dataset(features, labels)
+    if not group:
+        raise ValueError("no unit has a bought item in its candidate pool; nothing to learn a ranking from")
+    params = {**LGB_PARAMS, "seed": seed, "deterministic": True}
+    train = lightgbm.Dataset(x, y, group=group, feature_name=FEATURE_NAMES, free_raw_data=True)
+    callbacks = []
+    valid_sets = []
+    if valid is not None:
+        vx, vy, vgroup = _dataset(*valid)
+        if vgroup:
+            valid_sets = [lightgbm.Dataset(vx, vy, group=vgroup, reference=train)]
+            callbacks = [lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, first_metric_only=False, verbose=False)]
+    booster = lightgbm.train(params, train, num_boost_round=rounds or MAX_ROUNDS, valid_sets=valid_sets,
+                             callbacks=callbacks)
+    best = int(booster.best_iteration or booster.current_iteration())
+    return Ranker(booster.model_to_string(num_iteration=best), list(FEATURE_NAMES), best)

@@ -87,13 +87,18 @@ def top_k_columns(scores: np.ndarray, width: int, group_size: int = 32) -> tuple
 
 def top_candidates(scores: np.ndarray, width: int, include: tuple[np.ndarray, np.ndarray] | None = None,
                    group_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """The re-ranker's pool: each row's `include` columns (e.g. items the user bought) plus its best
-    other columns, `width` in all, ranked by score (desc, then column). Values are the true scores;
-    included columns whose score is -inf (excluded) stay out. `scores` is restored before returning.
+    """The re-ranker's pool: each row's `include` columns (e.g. items the user bought, other candidate
+    sources' proposals) plus its best other columns, ranked by score (desc, then column). The pool is
+    `width` wide, or as wide as the row with the most distinct included columns, so no included column
+    is ever dropped. Values are the true scores; included columns whose score is -inf (excluded) stay
+    out. `scores` is restored before returning.
     """
     if include is None or not include[0].size:
         return top_k_columns(scores, width, group_size)
-    rows, cols = include
+    n_cols = scores.shape[1]
+    keys = np.unique(include[0].astype(np.int64) * n_cols + include[1].astype(np.int64))
+    rows, cols = keys // n_cols, keys % n_cols
+    width = max(width, int(np.bincount(rows).max()))
     saved = scores[rows, cols].copy()
     scores[rows, cols] = np.where(np.isfinite(saved), PROMOTED, saved)
     try:

@@ -1,0 +1,8 @@
+"""The floor every stage package builds on; it imports no stage package.
+
+- `core.topk`: the NumPy top-K / candidate-pool kernel of full-catalog scoring (scoring, training and
+  evaluation share it).
+- `core.contract`: what the scoring engine needs from a recommender (`Recommender`), and the keys of
+  the request context.
+- `core.randomness`: hashed, partitioning-independent randomness for Spark columns.
+"""

@@ -1,0 +1,51 @@
+"""What the scoring engine needs from a recommender model, and the keys of the request context.
+
+The engine (`seasonrec.scoring.engine`) codes against `Recommender` only, so the trained two-tower +
+ranker (`seasonrec.training.artifacts.TwoStageModel`), ALS factors (`seasonrec.scoring.models.
+ALSFactorsModel`) and anything else with item vectors, a user tower and an optional second stage
+score the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+# Key of the context dict carrying the item signals of the request date
+# (`seasonrec.features.item_activity.ItemActivity.at`); a model may ignore it.
+ITEM_SIGNALS = "item_signals"
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    """Two-stage retrieval model as the scoring engine sees it.
+
+    - `item_ids`: [n_items] item_id of each row of `item_matrix`.
+    - `item_matrix`: [n_items, d] float32 item vectors; first-stage score = user vector . item vector.
+    - `user_matrix(users_pdf, context)`: [n_users, d] user vectors for rows of gold_user_features
+      (users unseen at training time included, from their features and history) in `context`
+      (one calendar row as a dict, plus optional `ITEM_SIGNALS`).
+    - `rerank(users_pdf, candidate_positions [n, C], candidate_scores [n, C], context)`: [n, C]
+      final scores of each user's candidates (rows of `item_matrix`).
+    - `ablate_context`: when True the model ignores the calendar context (ablation).
+    Optional: `has_reranker` (bool, default True when `rerank` exists),
+    `known_user_mask(users_pdf) -> bool [n_users]` (False = unseen at training time, for reporting),
+    `candidate_pairs(users_pdf, context) -> (rows, positions)` (other candidate sources' proposals,
+    always in the pool), `discovery` / `calibrated_discovery` (the long-tail knob).
+    """
+
+    model_version: str
+    item_ids: np.ndarray
+    item_matrix: np.ndarray
+    ablate_context: bool
+
+    def user_matrix(self, users_pdf: pd.DataFrame, context: dict[str, Any]) -> np.ndarray: ...
+
+    def rerank(self, users_pdf: pd.DataFrame, candidate_positions: np.ndarray, candidate_scores: np.ndarray,
+               context: dict[str, Any]) -> np.ndarray: ...
+
+
+def has_reranker(model: Any) -> bool:
+    return callable(getattr(model, "rerank", None)) and bool(getattr(model, "has_reranker", True))

@@ -1,0 +1,121 @@
+"""What each item sold, week by week, as of a date: the item side of candidate generation and ranking.
+
+Built in Spark from *all* of ``silver_interactions`` (guest checkouts included: they are real
+baskets), collected once as a small dense matrix (items x weeks of basket counts), then read at any
+date with :meth:`ItemActivity.at`, which only looks at whole weeks that ended on or before that
+date. Training (one date per validation week), scoring (the scored day) and evaluation (the window
+start) all go through the same ``at``, so the ranker's item features are point-in-time by
+construction (``tests/training/test_candidates.py`` scrambles later weeks and checks nothing moves).
+
+Signals per item at date ``d`` (``RECENT_WEEKS`` = 4):
+
+- ``recent``: baskets in the 4 whole weeks before ``d``; ``previous``: the 4 weeks before those;
+- ``trend``: log((recent + 1) / (previous + 1)), the ramp of a season that is starting;
+- ``last_year_ahead``: baskets in the 4 weeks starting 52 weeks before ``d`` (what this time of year
+  sold last year; 0 when the data does not reach back a year) and ``has_last_year``;
+- ``last_year_ratio``: log((last_year_ahead + 1) / (last_year_before + 1)), last year's ramp into
+  the weeks ahead;
+- ``log_first_orders``: log1p(first baskets of new customers holding the item in the last
+  ``FIRST_ORDER_WEEKS`` weeks): what people buy when they arrive, the cold-start signal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+RECENT_WEEKS = 4
+FIRST_ORDER_WEEKS = 8
+YEAR_WEEKS = 52
+ACTIVITY_FEATURES = ("log_recent", "trend", "log_last_year_ahead", "last_year_ratio", "has_last_year",
+                     "log_first_orders")
+
+
+def monday(day: dt.date) -> dt.date:
+    return day - dt.timedelta(days=day.weekday())
+
+
+def basket_key() -> F.Column:
+    """A basket: one known user's purchases of one day, or one guest invoice."""
+    # concat_ws skips nulls, so guests must be told apart explicitly (else one day = one guest basket).
+    return (F.when(F.col("user_id").isNotNull(), F.concat_ws("|", F.col("user_id"), F.col("date").cast("string")))
+            .otherwise(F.concat(F.lit("guest|"), F.coalesce(F.col("invoice"), F.col("ts").cast("string")))))
+
+
+@dataclass(frozen=True)
+class ItemActivity:
+    """Weekly basket counts per item: ``counts[i, w]`` for item position i and week ``first_week + w``;
+    ``first_orders[i, w]``: the same for customers' first baskets only."""
+
+    first_week: dt.date
+    counts: np.ndarray  # float32 [n_items, n_weeks]
+    first_orders: np.ndarray  # float32 [n_items, n_weeks]
+
+    def _window(self, end: int, weeks: int, counts: np.ndarray | None = None) -> np.ndarray:
+        counts = self.counts if counts is None else counts
+        start = max(end - weeks, 0)
+        end = min(max(end, 0), counts.shape[1])
+        if end <= start:
+            return np.zeros(counts.shape[0], np.float32)
+        return counts[:, start:end].sum(axis=1)
+
+    def at(self, day: dt.date) -> dict[str, np.ndarray]:
+        """Item signals at ``day`` from whole weeks ending on or before it: {name: float32 [n_items]}
+        for every name in ``ACTIVITY_FEATURES`` plus ``recent`` (raw counts)."""
+        weeks_before = (day - self.first_week).days // 7  # whole weeks fully before `day`
+        recent = self._window(weeks_before, RECENT_WEEKS)
+        previous = self._window(weeks_before - RECENT_WEEKS, RECENT_WEEKS)
+        year_start = weeks_before - YEAR_WEEKS
+        has_last_year = float(year_start >= 0 and year_start + RECENT_WEEKS <= weeks_before)
+        ahead = self._window(year_start + RECENT_WEEKS, RECENT_WEEKS) if has_last_year else np.zeros_like(recent)
+        before = self._window(year_start, RECENT_WEEKS) if has_last_year else np.zeros_like(recent)
+        return {
+            "recent": recent.astype(np.float32),
+            "log_recent": np.log1p(recent).astype(np.float32),
+            "trend": np.log((recent + 1.0) / (previous + 1.0)).astype(np.float32),
+            "log_last_year_ahead": np.log1p(ahead).astype(np.float32),
+            "last_year_ratio": np.log((ahead + 1.0) / (before + 1.0)).astype(np.float32),
+            "has_last_year": np.full(len(recent), has_last_year, np.float32),
+            "log_first_orders": np.log1p(self._window(weeks_before, FIRST_ORDER_WEEKS,
+                                                      self.first_orders)).astype(np.float32),
+        }
+
+
+def item_activity(interactions: DataFrame, item_ids: np.ndarray, before: dt.date) -> ItemActivity:
+    """Basket counts per (item of ``item_ids``, week) for every week starting before ``before``, all
+    baskets and customers' first baskets.
+
+    ``interactions``: silver_interactions rows (all of them: guests count; a guest basket is never a
+    known first order). Items absent from ``item_ids`` are ignored; items without sales have zero
+    rows. Collects items x weeks numbers.
+    """
+    from pyspark.sql import Window
+
+    first_date = F.min("date").over(Window.partitionBy("user_id"))
+    rows = (interactions.where(F.col("date") < F.lit(before))
+            .withColumn("first_order", F.col("user_id").isNotNull() & (F.col("date") == first_date))
+            .select("item_id", "week_start", "first_order", basket_key().alias("basket"))
+            .groupBy("item_id", "week_start")
+            .agg(F.countDistinct("basket").alias("n"),
+                 F.countDistinct(F.when(F.col("first_order"), F.col("basket"))).alias("n_first"))
+            .toPandas())
+    if rows.empty:
+        empty = np.zeros((len(item_ids), 0), np.float32)
+        return ItemActivity(monday(before), empty, empty.copy())
+    first_week = monday(min(rows["week_start"]))
+    n_weeks = (monday(before) - first_week).days // 7 + 1
+    position = {str(item): i for i, item in enumerate(item_ids)}
+    item_pos = rows["item_id"].astype(str).map(position)
+    keep = item_pos.notna().to_numpy()
+    index = (item_pos[keep].astype(np.int64).to_numpy(),
+             np.array([(monday(w) - first_week).days // 7 for w in rows["week_start"]], np.int64)[keep])
+    matrices = []
+    for column in ("n", "n_first"):
+        counts = np.zeros((len(item_ids), n_weeks), np.float32)
+        np.add.at(counts, index, rows[column].to_numpy(np.float32)[keep])
+        matrices.append(counts)
+    return ItemActivity(first_week, *matrices)

@@ -1,0 +1,293 @@
+"""Candidate sources of the ranker, besides the two-tower retrieval (which is the scoring GEMM itself).
+
+Every source has the same small interface, ``pairs(request, limit) -> (user rows, item positions)``:
+which items it proposes for each user of a block, at most ``limit`` per user. The scorer promotes
+all proposed pairs into the ranker's pool next to the two-tower's best items
+(`seasonrec.core.topk.top_candidates`), so one pool serves training, evaluation and the Spark
+scoring UDF alike.
+
+- ``RebuySource``: the user's most bought items (exact purchase summary cut at the request date).
+- ``CoPurchaseSource``: neighbours of the user's recent items in shared baskets (cosine over baskets,
+  guest baskets included), fitted in Spark by :func:`fit_copurchase`; reaches tail items that sell
+  together with what the user buys.
+- ``ContentSource``: neighbours of the user's recent items by description tokens and category
+  (TF-IDF cosine, :func:`fit_content_neighbours`): reaches tail items with few or no sales.
+- ``TrendingSource``: items whose sales ramp up now (recent weeks vs the 4 before), i.e. a season
+  that is starting, for every user (new users included).
+- ``LastYearSource``: what sold in the weeks ahead one year earlier (when the data reaches back).
+- ``NewCustomerFavouritesSource``: what new customers put in their first basket lately (cold start).
+- ``PopularNowSource``: the most bought items of the last 4 weeks.
+
+The request carries the block's encoded history and purchase summary plus the item signals at the
+request date (`seasonrec.features.item_activity.ItemActivity.at`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.window import Window
+
+from seasonrec.features.item_activity import basket_key
+
+RECENCY_DECAY = 0.8
+MAX_BASKET_ITEMS = 60  # larger (wholesale) baskets are cut to their first items by hash: pairs grow as n^2
+
+
+@dataclass(frozen=True)
+class CandidateRequest:
+    """One block of users at one date, as every source sees it."""
+
+    history: np.ndarray  # int [n, L] item position + 1, most recent first, 0 = padding
+    bought_items: np.ndarray  # int [n, M] item position + 1, most bought first, 0 = padding
+    item_signals: dict[str, np.ndarray]  # ItemActivity.at(date): float32 [n_items] each
+    copurchase: np.ndarray | None  # float32 [n, n_items] co-purchase score of every item (ItemNeighbours)
+    content: np.ndarray | None = None  # float32 [n, n_items] content similarity to the user's recent items
+
+    @property
+    def n_users(self) -> int:
+        return len(self.history)
+
+
+class CandidateSource(Protocol):
+    name: str
+
+    def pairs(self, request: CandidateRequest, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """(user rows, item positions): at most ``limit`` proposals per user row."""
+        ...
+
+
+def _global_top(values: np.ndarray, n_users: int, limit: int, minimum: float) -> tuple[np.ndarray, np.ndarray]:
+    """The same `limit` best items (value > minimum) proposed to every user."""
+    order = np.argsort(-values, kind="stable")[:limit]
+    order = order[values[order] > minimum]
+    return np.repeat(np.arange(n_users), order.size), np.tile(order, n_users)
+
+
+@dataclass(frozen=True)
+class RebuySource:
+    name: str = "rebuy"
+
+    def pairs(self, request: CandidateRequest, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        items = request.bought_items[:, :limit]
+        rows, slots = np.nonzero(items > 0)
+        return rows, items[rows, slots].astype(np.int64) - 1
+
+
+def _per_user_top(scores: np.ndarray | None, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's `limit` best columns with a positive score."""
+    if scores is None or not scores.size or limit <= 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    width = min(limit, scores.shape[1])
+    top = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+    rows = np.repeat(np.arange(len(scores)), width)
+    cols = top.ravel()
+    keep = scores[rows, cols] > 0
+    return rows[keep], cols[keep].astype(np.int64)
+
+
+@dataclass(frozen=True)
+class CoPurchaseSource:
+    name: str = "copurchase"
+
+    def pairs(self, request: CandidateRequest, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        return _per_user_top(request.copurchase, limit)
+
+
+@dataclass(frozen=True)
+class ContentSource:
+    name: str = "content"
+
+    def pairs(self, request: CandidateRequest, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        return _per_user_top(request.content, limit)
+
+
+@dataclass(frozen=True)
+class TrendingSource:
+    name: str = "trending"
+
+    def pairs(self, request: CandidateRequest, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        signals = request.item_signals
+        # Ramp-up weighted by volume, so a jump from 0 to 1 basket does not outrank a season's start.
+        momentum = signals["trend"] * np.log1p(signals["recent"])
+        return _global_top(momentum, request.n_users, limit, 0.0)
+
+
+@dataclass(frozen=True)
+class LastYearSource:
+    name: str = "last_year"
+
+    def pairs(self, request: CandidateRequest, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        signals = request.item_signals
+        if not signals["has_last_year"].any():
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        return _global_top(signals["log_last_year_ahead"], request.n_users, limit, 0.0)
+
+
+@dataclass(frozen=True)
+class NewCustomerFavouritesSource:
+    name: str = "first_orders"
+
+    def pairs(self, request: CandidateRequest, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        return _global_top(request.item_signals["log_first_orders"], request.n_users, limit, 0.0)
+
+
+@dataclass(frozen=True)
+class PopularNowSource:
+    name: str = "popular_now"
+
+    def pairs(self, request: CandidateRequest, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        return _global_top(request.item_signals["recent"], request.n_users, limit, 0.0)
+
+
+SOURCES: tuple[CandidateSource, ...] = (RebuySource(), CoPurchaseSource(), ContentSource(), TrendingSource(),
+                                        LastYearSource(), NewCustomerFavouritesSource(), PopularNowSource())
+
+
+def all_pairs(request: CandidateRequest, limits: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Union of every source's proposals (duplicates kept; the pool deduplicates by column)."""
+    parts = [source.pairs(request, limits.get(source.name, 0)) for source in SOURCES
+             if limits.get(source.name, 0) > 0]
+    if not parts:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    rows = np.concatenate([p[0] for p in parts]).astype(np.int64)
+    cols = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    return rows, cols
+
+
+# ---------------------------------------------------------------------------- item neighbours
+@dataclass(frozen=True)
+class ItemNeighbours:
+    """Top neighbours per item: ``items`` [n_items, N] positions (-1 = none), ``weights`` [n_items, N]
+    similarities. One class for co-purchase (baskets) and content (descriptions) neighbours."""
+
+    items: np.ndarray
+    weights: np.ndarray
+
+    def user_scores(self, history: np.ndarray) -> np.ndarray:
+        """[n, n_items] float32: sum over the user's recent items (decayed by recency) of their
+        neighbours' similarities. ``history``: int [n, L] item position + 1, most recent first."""
+        n_users, length = history.shape
+        n_items = self.items.shape[0]
+        scores = np.zeros((n_users, n_items), np.float32)
+        if not n_items or not length:
+            return scores
+        positions = history.astype(np.int64) - 1
+        rows, slots = np.nonzero(positions >= 0)
+        if not rows.size:
+            return scores
+        src = positions[rows, slots]
+        neighbours = self.items[src]  # [m, N]
+        weights = self.weights[src] * (RECENCY_DECAY ** slots)[:, None].astype(np.float32)
+        ok = neighbours >= 0
+        flat = np.repeat(rows, neighbours.shape[1]).reshape(neighbours.shape)[ok] * n_items + neighbours[ok]
+        np.add.at(scores.reshape(-1), flat, weights[ok])
+        return scores
+
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}_items": self.items.astype(np.int32), f"{prefix}_weights": self.weights.astype(np.float32)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> ItemNeighbours | None:
+        if f"{prefix}_items" not in arrays:
+            return None
+        return cls(np.asarray(arrays[f"{prefix}_items"]), np.asarray(arrays[f"{prefix}_weights"]))
+
+
+def _top_neighbours(similarity_rows: np.ndarray, offset: int, neighbours: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best `neighbours` columns (positive similarity, never the row's own item) of a block of rows."""
+    block = similarity_rows.copy()
+    block[np.arange(len(block)), offset + np.arange(len(block))] = 0.0
+    width = min(neighbours, block.shape[1])
+    top = np.argpartition(-block, width - 1, axis=1)[:, :width]
+    values = np.take_along_axis(block, top, 1)
+    order = np.argsort(-values, axis=1, kind="stable")
+    top, values = np.take_along_axis(top, order, 1), np.take_along_axis(values, order, 1)
+    items = np.full((len(block), neighbours), -1, np.int32)
+    weights = np.zeros((len(block), neighbours), np.float32)
+    items[:, :width] = np.where(values > 0, top, -1)
+    weights[:, :width] = np.where(values > 0, values, 0.0)
+    return items, weights
+
+
+def fit_content_neighbours(token_ids: np.ndarray, category_index: np.ndarray, neighbours: int,
+                           block_size: int = 1024) -> ItemNeighbours:
+    """Content neighbours: TF-IDF cosine over description tokens plus the category as one more token.
+
+    ``token_ids``: int [n_items, T] (0 = padding); ``category_index``: int [n_items]. Sparse products
+    in row blocks, so memory is block_size x n_items.
+    """
+    from scipy import sparse
+
+    n_items = len(token_ids)
+    vocab = int(token_ids.max(initial=0)) + 1
+    rows, slots = np.nonzero(token_ids > 0)
+    cols = np.concatenate([token_ids[rows, slots].astype(np.int64), vocab + category_index.astype(np.int64)])
+    rows = np.concatenate([rows, np.arange(n_items)])
+    matrix = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
+                               shape=(n_items, vocab + int(category_index.max(initial=0)) + 1))
+    matrix.data[:] = 1.0  # a token counts once per item
+    document_frequency = np.asarray((matrix > 0).sum(axis=0)).ravel()
+    idf = np.log((1 + n_items) / (1 + document_frequency)).astype(np.float32) + 1.0
+    matrix = sparse.csr_matrix(matrix.multiply(idf[None, :]))
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    matrix = sparse.csr_matrix(matrix.multiply(1.0 / np.maximum(norms, 1e-12)[:, None]))
+    items = np.full((n_items, neighbours), -1, np.int32)
+    weights = np.zeros((n_items, neighbours), np.float32)
+    for start in range(0, n_items, block_size):
+        block = (matrix[start:start + block_size] @ matrix.T).toarray().astype(np.float32)
+        items[start:start + block_size], weights[start:start + block_size] = _top_neighbours(block, start, neighbours)
+    return ItemNeighbours(items, weights)
+
+
+def fit_copurchase(interactions: DataFrame, item_ids: np.ndarray, before: dt.date,
+                   neighbours: int) -> ItemNeighbours:
+    """Cosine co-purchase neighbours from baskets strictly before ``before`` (guest baskets included).
+
+    sim(i, j) = baskets with both / sqrt(baskets with i * baskets with j); each item keeps its
+    ``neighbours`` best. Runs in Spark; collects n_items x neighbours numbers.
+    """
+    spark = interactions.sparkSession
+    index = spark.createDataFrame([(str(item), i) for i, item in enumerate(item_ids)], "item_id string, pos int")
+    baskets = (interactions.where(F.col("date") < F.lit(before))
+               .select(basket_key().alias("basket"), F.col("item_id").cast("string").alias("item_id"))
+               .distinct().join(F.broadcast(index), "item_id")
+               .withColumn("r", F.row_number().over(Window.partitionBy("basket").orderBy(F.xxhash64("pos"))))
+               .where(F.col("r") <= MAX_BASKET_ITEMS).select("basket", "pos"))
+    per_item = baskets.groupBy("pos").agg(F.count("*").alias("n"))
+    pairs = (baskets.alias("a").join(baskets.alias("b"), "basket")
+             .where(F.col("a.pos") != F.col("b.pos"))
+             .groupBy(F.col("a.pos").alias("i"), F.col("b.pos").alias("j")).agg(F.count("*").alias("c")))
+    sims = (pairs.join(per_item.select(F.col("pos").alias("i"), F.col("n").alias("ni")), "i")
+            .join(per_item.select(F.col("pos").alias("j"), F.col("n").alias("nj")), "j")
+            .withColumn("sim", F.col("c") / F.sqrt(F.col("ni") * F.col("nj")))
+            .withColumn("r", F.row_number().over(Window.partitionBy("i").orderBy(F.col("sim").desc(), "j")))
+            .where(F.col("r") <= neighbours).select("i", "j", "sim", "r").toPandas())
+    items = np.full((len(item_ids), neighbours), -1, np.int32)
+    weights = np.zeros((len(item_ids), neighbours), np.float32)
+    if len(sims):
+        i, r = sims["i"].to_numpy(np.int64), sims["r"].to_numpy(np.int64) - 1
+        items[i, r] = sims["j"].to_numpy(np.int32)
+        weights[i, r] = sims["sim"].to_numpy(np.float32)
+    return ItemNeighbours(items, weights)
+
+
+def item_repeat_rate(interactions: DataFrame, item_ids: np.ndarray, before: dt.date) -> np.ndarray:
+    """float32 [n_items]: log(purchase occasions / distinct buyers) of each item from known users'
+    purchases strictly before ``before`` (0 = every buyer bought it once; items without buyers 0).
+    How habitually an item is bought again: consumables high, one-off gifts low."""
+    rows = (interactions.where((F.col("date") < F.lit(before)) & F.col("user_id").isNotNull())
+            .groupBy(F.col("item_id").cast("string").alias("item_id"))
+            .agg(F.countDistinct("user_id", "date").alias("occasions"), F.countDistinct("user_id").alias("buyers"))
+            .toPandas())
+    position = {str(item): i for i, item in enumerate(item_ids)}
+    rate = np.zeros(len(item_ids), np.float32)
+    for item, occasions, buyers in rows.itertuples(index=False):
+        if item in position and buyers:
+            rate[position[item]] = np.log(occasions / buyers)
+    return rate

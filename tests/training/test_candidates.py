@@ -1,0 +1,161 @@
+"""Candidate sources, item activity (point-in-time) and the LightGBM ranker, on small hand-made data."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from seasonrec.features.item_activity import ItemActivity, item_activity
+from seasonrec.training.candidates import (
+    CandidateRequest,
+    CoPurchaseSource,
+    ItemNeighbours,
+    PopularNowSource,
+    RebuySource,
+    TrendingSource,
+    all_pairs,
+    fit_content_neighbours,
+    fit_copurchase,
+)
+from seasonrec.training.rerank import FEATURE_NAMES, fit_ranker
+
+ITEMS = np.array(["A", "B", "C", "D"])
+MONDAY = dt.date(2011, 1, 3)
+
+
+def _silver(spark, rows: list[tuple]) -> object:
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "date", "invoice"])
+    frame["ts"] = pd.to_datetime(frame["date"])
+    frame["week_start"] = [d - dt.timedelta(days=d.weekday()) for d in frame["date"]]
+    return spark.createDataFrame(frame, "user_id string, item_id string, date date, invoice string, ts timestamp, "
+                                        "week_start date")
+
+
+def test_item_activity_reads_only_whole_weeks_before_the_date(spark):
+    day = MONDAY + dt.timedelta(weeks=8)
+    rows = [("u1", "A", MONDAY + dt.timedelta(weeks=w, days=1), f"i{w}") for w in range(8)]  # A: steady
+    rows += [(None, "B", MONDAY + dt.timedelta(weeks=w, days=2), f"g{w}-{n}") for w in range(4, 8)
+             for n in range(w)]  # B: ramping up, guest checkouts only
+    later = [("u2", "C", day + dt.timedelta(days=d), f"late{d}") for d in range(0, 20)]
+    signals = item_activity(_silver(spark, rows + later), ITEMS, day + dt.timedelta(weeks=4)).at(day)
+    assert signals["recent"].tolist() == [4.0, 4 + 5 + 6 + 7, 0.0, 0.0]  # guests count; C sold only later
+    assert signals["trend"][1] > 1.0 and abs(signals["trend"][0]) < 1e-6
+    assert signals["has_last_year"].max() == 0.0
+    # u1's first basket (week 0, item A) is the only first order; guest baskets never are.
+    np.testing.assert_allclose(signals["log_first_orders"], [np.log1p(1.0), 0, 0, 0])
+    # Scrambling everything on/after the date changes nothing at the date.
+    scrambled = [("u3", "D", day + dt.timedelta(days=d), f"x{d}") for d in range(0, 30)]
+    again = item_activity(_silver(spark, rows + scrambled), ITEMS, day + dt.timedelta(weeks=4)).at(day)
+    for name, values in signals.items():
+        np.testing.assert_array_equal(values, again[name], err_msg=name)
+    # A mid-week date sees only the whole weeks before it.
+    assert item_activity(_silver(spark, rows), ITEMS, day).at(day - dt.timedelta(days=3))["recent"][0] == 4.0
+
+
+def test_last_year_signal_when_the_data_reaches_back():
+    counts = np.zeros((2, 60), np.float32)
+    counts[0, 2:6] = 10  # item 0 sold in weeks 2..5 of last year
+    activity = ItemActivity(MONDAY, counts, np.zeros_like(counts))
+    signals = activity.at(MONDAY + dt.timedelta(weeks=54))  # weeks ahead of last year = 2..5
+    assert signals["has_last_year"][0] == 1.0
+    assert signals["log_last_year_ahead"][0] == np.float32(np.log1p(40)) and signals["log_last_year_ahead"][1] == 0
+
+
+def test_copurchase_neighbours_from_baskets_including_guests(spark):
+    rows = []
+    for n in range(6):  # A and B bought together by guests, C alone
+        rows += [(None, "A", MONDAY, f"g{n}"), (None, "B", MONDAY, f"g{n}")]
+        rows += [("u1", "C", MONDAY + dt.timedelta(days=n + 1), f"c{n}")]
+    rows += [("u2", "A", MONDAY, "k1"), ("u2", "D", MONDAY, "k1")]
+    copurchase = fit_copurchase(_silver(spark, rows), ITEMS, MONDAY + dt.timedelta(days=30), neighbours=2)
+    assert copurchase.items[0, 0] == 1 and copurchase.items[1, 0] == 0  # A <-> B first
+    assert set(copurchase.items[0].tolist()) == {1, 3}
+    assert (copurchase.items[2] == -1).all()  # C never shares a basket
+    np.testing.assert_allclose(copurchase.weights[0, 0], 6 / np.sqrt(7 * 6), rtol=1e-6)
+
+    history = np.array([[1, 0], [2, 1], [0, 0]])  # positions + 1: user0 bought A; user1 B then A
+    scores = copurchase.user_scores(history)
+    expected = np.zeros((3, 4), np.float32)
+    for user, row in enumerate(history):
+        for slot, item in enumerate(row):
+            if item:
+                for j, w in zip(copurchase.items[item - 1], copurchase.weights[item - 1], strict=True):
+                    if j >= 0:
+                        expected[user, j] += w * 0.8 ** slot
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+
+
+def test_sources_propose_rebuys_neighbours_trending_and_popular():
+    signals = {"recent": np.array([10.0, 3.0, 0.0, 1.0], np.float32),
+               "trend": np.array([0.0, 1.5, 0.0, -1.0], np.float32),
+               "log_last_year_ahead": np.zeros(4, np.float32), "has_last_year": np.zeros(4, np.float32)}
+    copurchase = ItemNeighbours(np.array([[3, -1], [-1, -1], [-1, -1], [0, -1]]), np.array([[0.5, 0], [0, 0], [0, 0],
+                                                                                         [0.5, 0]], np.float32))
+    history = np.array([[1, 0], [0, 0]])
+    request = CandidateRequest(history=history, bought_items=np.array([[1, 0], [0, 0]]), item_signals=signals,
+                               copurchase=copurchase.user_scores(history))
+    assert RebuySource().pairs(request, 5)[1].tolist() == [0]
+    rows, items = CoPurchaseSource().pairs(request, 1)
+    assert rows.tolist() == [0] and items.tolist() == [3]
+    assert TrendingSource().pairs(request, 1)[1].tolist() == [1, 1]  # every user, new ones included
+    assert PopularNowSource().pairs(request, 2)[1].tolist() == [0, 1, 0, 1]
+    rows, items = all_pairs(request, {"rebuy": 5, "copurchase": 5, "trending": 1})
+    assert set(zip(rows.tolist(), items.tolist(), strict=True)) == {(0, 0), (0, 3), (0, 1), (1, 1)}
+
+
+def test_lambdarank_ranker_learns_the_signal_and_round_trips():
+    rng = np.random.default_rng(0)
+    n_units, width = 400, 30
+    features = rng.normal(size=(n_units, width, len(FEATURE_NAMES))).astype(np.float32)
+    signal = features[:, :, FEATURE_NAMES.index("copurchase")]
+    labels = (signal + 0.3 * rng.normal(size=signal.shape) > 1.5).astype(np.float32)
+    ranker = fit_ranker(features[:300], labels[:300], seed=1, valid=(features[300:350], labels[300:350]))
+    scores = ranker.score(features[350:])
+    top = np.argsort(-scores, axis=1)[:, :3]
+    hit = np.take_along_axis(labels[350:], top, 1).mean()
+    assert hit > 3 * labels.mean()
+    assert max(ranker.feature_importance(), key=ranker.feature_importance().get) == "copurchase"
+    from seasonrec.training.rerank import Ranker
+
+    again = Ranker.from_arrays(ranker.to_arrays(), FEATURE_NAMES)
+    np.testing.assert_allclose(again.score(features[350:]), scores, rtol=1e-6)
+
+
+def test_content_neighbours_share_tokens_and_category_never_themselves():
+    tokens = np.array([[1, 2, 0], [1, 2, 0], [3, 0, 0], [1, 0, 0]])  # 0 and 1 identical, 2 unrelated
+    neighbours = fit_content_neighbours(tokens, np.array([0, 0, 1, 0]), neighbours=2, block_size=3)
+    assert neighbours.items[0, 0] == 1 and neighbours.items[1, 0] == 0
+    np.testing.assert_allclose(neighbours.weights[0, 0], 1.0, rtol=1e-6)
+    assert (neighbours.items[2] == -1).all()  # nothing in common with anyone
+    assert all(i not in row for i, row in enumerate(neighbours.items.tolist()))
+
+
+def test_discovery_default_is_the_smallest_boost_matching_repeat_buys_tail():
+    from seasonrec.training.pipeline import calibrate_discovery
+
+    n_items, k = 40, 5
+    is_tail = np.arange(n_items) >= 30  # items 30..39 are the tail
+    log_q = np.log(np.linspace(1.0, 0.01, n_items)).astype(np.float32)
+    novelty = ((-log_q - (-log_q).mean()) / (-log_q).std()).astype(np.float32)
+    candidates = np.tile(np.arange(n_items), (4, 1))
+    scores = np.tile(np.linspace(1.0, 0.0, n_items), (4, 1)).astype(np.float32)  # head first without a boost
+    bought = np.zeros((4, 5), np.int64)
+    bought[:, :2] = [40, 39]  # each user bought the two rarest items (positions 39, 38): repeat-buy shows them
+    targets = [[39, 1], [38], [39, 2], [3]]
+    value, curve = calibrate_discovery(scores, candidates, targets, bought, log_q, novelty, is_tail, k)
+    assert curve[0]["tail_share"] == 0.0 and value > 0
+    chosen = next(p for p in curve if p["discovery"] == value)
+    assert chosen["tail_share"] >= 2 / k and chosen["tail_recall"] > 0
+    assert all(p["tail_share"] < 2 / k or p["tail_recall"] == 0 for p in curve if p["discovery"] < value)
+
+
+def test_item_repeat_rate_counts_occasions_per_known_buyer(spark):
+    from seasonrec.training.candidates import item_repeat_rate
+
+    rows = [("u1", "A", MONDAY + dt.timedelta(days=d), f"a{d}") for d in range(3)]  # u1 buys A on 3 days
+    rows += [("u2", "A", MONDAY, "b0"), ("u2", "B", MONDAY, "b0"), (None, "B", MONDAY, "g0")]
+    rows += [("u3", "C", MONDAY + dt.timedelta(days=40), "late")]  # after the cutoff
+    rate = item_repeat_rate(_silver(spark, rows), ITEMS, MONDAY + dt.timedelta(days=30))
+    np.testing.assert_allclose(rate, [np.log(4 / 2), 0.0, 0.0, 0.0], rtol=1e-6)
