@@ -60,7 +60,7 @@ def reader_rate(ctx, rows, batch_size: int, seconds: float = 20.0) -> float:
     """Examples/second one process reads from a Petastorm converter (no training)."""
     import horovod.tensorflow.keras as hvd
 
-    from seasonrec.training import distributed as dist
+    from seasonrec.core import horovod_runner as dist
 
     hvd.init()  # single process: rank 0 of 1, so the "shard" is the whole dataset
     with dist.petastorm_converter(ctx, rows) as converter, dist.sharded_tf_dataset(converter, batch_size) as ds:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from seasonrec.training import distributed as dist
+from seasonrec.core import horovod_runner as dist
 from seasonrec.training.smoke import train_tiny_regressor
 
 

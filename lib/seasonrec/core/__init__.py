@@ -5,4 +5,6 @@
 - `core.contract`: what the scoring engine needs from a recommender (`Recommender`), and the keys of
   the request context.
 - `core.randomness`: hashed, partitioning-independent randomness for Spark columns.
+- `core.horovod_runner`: the Horovod + Petastorm machinery (launch on Spark, sharded readers,
+  callbacks, checkpoints) that the recommender and the demand LSTM both train with.
 """

@@ -17,7 +17,7 @@ calendar, last season's demand and the encoded recent history. It outputs the me
 softplus gaps, so p10 <= p50 <= p90 by construction; forecasts are clipped at 0.
 
 Examples are built per item in Spark (``applyInPandas``), written through Petastorm and trained
-with the shared Horovod machinery of ``seasonrec.training.distributed`` — one Horovod launch fits
+with the shared Horovod machinery of ``seasonrec.core.horovod_runner`` — one Horovod launch fits
 one model per origin, each on examples whose targets end before that origin. TensorFlow is
 imported inside functions only.
 """
@@ -204,8 +204,8 @@ def horovod_train_fn(converter: Any, windows: list[tuple[int, int, int]], model_
     """
     import tensorflow as tf
 
+    from seasonrec.core import horovod_runner as dist
     from seasonrec.forecasting.deep import build_model, model_inputs, pinball_loss
-    from seasonrec.training import distributed as dist
 
     hvd = dist.init_worker(seed)
     trained: dict[int, dict[str, Any]] = {}

@@ -108,8 +108,8 @@ def lstm_forecasts(ctx: JobContext, item_demand: DataFrame, origins: list[S.Orig
     import numpy as np
     import pandas as pd
 
+    from seasonrec.core import horovod_runner as dist
     from seasonrec.forecasting import deep
-    from seasonrec.training import distributed as dist
 
     config = ctx.config.forecast
     spark = ctx.spark

@@ -364,6 +364,8 @@ def build_recommendations(spark: SparkSession, model_dir_or_model: Any, users_df
                   "context_date": context_date, "ablate_context": ablate_context, "top_k": options.top_k,
                   "reranked": bool(options.rerank and has_reranker(model)),
                   "rerank_candidates": rerank_candidates(options, model), "max_per_category": options.max_per_category,
+                  "discovery": (options.discovery if options.discovery is not None
+                                else getattr(model, "calibrated_discovery", None)),
                   "exclude_bought": bought_df is not None, "partitions": partitions,
                   "user_block_size": options.user_block_size})
     return ScoringRun(recommendations, model_version, context_date, facts, stats)

@@ -15,9 +15,9 @@ import pandas as pd
 
 from seasonrec import tables
 from seasonrec.context import JobContext, JobError
+from seasonrec.core import horovod_runner as dist
 from seasonrec.core.contract import ITEM_SIGNALS
 from seasonrec.features.item_activity import ItemActivity, item_activity
-from seasonrec.training import distributed as dist
 from seasonrec.training.artifacts import (
     DEFAULT_SOURCE_LIMITS,
     TwoStageModel,

@@ -12,7 +12,7 @@ def train_tiny_regressor(converter: Any, steps_per_epoch: int, epochs: int, lear
     """Fit y ~ Dense(Dense(x0, x1, x2)) on this rank's Petastorm shard; returns losses and a weights digest."""
     import tensorflow as tf
 
-    from seasonrec.training import distributed as dist
+    from seasonrec.core import horovod_runner as dist
 
     hvd = dist.init_worker(seed=seed)
     model = tf.keras.Sequential([tf.keras.layers.Input(shape=(3,)), tf.keras.layers.Dense(4, activation="relu"),

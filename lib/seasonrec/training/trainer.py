@@ -57,7 +57,7 @@ def horovod_train_fn(converter: Any, params: dict[str, Any], spec: dict[str, Any
                      ) -> dict[str, Any]:
     import tensorflow as tf
 
-    from seasonrec.training import distributed as dist
+    from seasonrec.core import horovod_runner as dist
     from seasonrec.training.model import build_model
 
     hvd = dist.init_worker(seed=int(params["seed"]))

@@ -2,7 +2,7 @@
 
 Driver side (a Spark job)::
 
-    from seasonrec.training import distributed as dist
+    from seasonrec.core import horovod_runner as dist
 
     def train_fn(converter, steps_per_epoch, epochs, lr, checkpoint_dir):   # runs once per rank
         import tensorflow as tf
