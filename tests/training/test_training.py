@@ -25,7 +25,10 @@ K = 20
 
 @pytest.fixture(scope="module")
 def main_run(train_context):
-    ctx = train_context("main", f"training.epochs={EPOCHS}", "training.early_stopping_patience=10")
+    # A pool narrower than the catalogue (120 items): users' proposals then widen it differently per
+    # week, which training must line up (a regression: the weekly pools did not concatenate).
+    ctx = train_context("main", f"training.epochs={EPOCHS}", "training.early_stopping_patience=10",
+                        "training.rerank_candidates=40")
     with pytest.raises(Exception, match="non-zero"):  # a killed rank fails the whole Horovod job
         pipeline.train(ctx, holdout=WINTER, fail_after_epoch=2)
     summary = pipeline.train(ctx, resume=True, holdout=WINTER)

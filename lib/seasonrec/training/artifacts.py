@@ -229,12 +229,14 @@ class TwoStageModel:
         known = positions < len(self.item_ids)
         return rows[known], positions[known]
 
-    def rerank_pool(self, users: pd.DataFrame, scores: np.ndarray,
-                    context: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
+    def rerank_pool(self, users: pd.DataFrame, scores: np.ndarray, context: dict[str, Any] | None,
+                    width: int | None = None,
+                    pairs: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(candidate positions, first-stage scores) [n, C] over all items: every source's proposals
-        plus the two-tower's best, C = `rerank_candidates` in all."""
-        return top_candidates(np.array(scores, dtype=np.float32), self.rerank_candidates,
-                              self.candidate_pairs(users, context))
+        (``pairs``, default `candidate_pairs`) plus the two-tower's best; C = ``width`` (default
+        `rerank_candidates`), or more when a user has more distinct proposals (see `top_candidates`)."""
+        pairs = self.candidate_pairs(users, context) if pairs is None else pairs
+        return top_candidates(np.array(scores, dtype=np.float32), width or self.rerank_candidates, pairs)
 
     def with_ablated_context(self, ablate: bool = True) -> TwoStageModel:
         return TwoStageModel(self.model_version, self.item_ids, self.item_matrix, self.spec, self.weights,

@@ -91,13 +91,21 @@ def unit_pools(model: TwoStageModel, units: Units, activity: ItemActivity, k: in
     weeks = pd.to_datetime(frame["week"]).dt.date.to_numpy()
     parts: dict[str, list[np.ndarray]] = {name: [] for name in UnitPools.__dataclass_fields__}
     order: list[np.ndarray] = []
+    groups = []
     for week in sorted(set(weeks)):
         rows = np.flatnonzero(weeks == week)
         block = frame.iloc[rows].reset_index(drop=True)
         context = {ITEM_SIGNALS: activity.at(week)}
         inputs = model.encode(block, None)
         scores = model.user_matrix_from_inputs(inputs) @ model.item_matrix.T
-        candidates, first_scores = model.rerank_pool(block, scores, context)
+        groups.append((rows, block, context, inputs, scores, model.candidate_pairs(block, context)))
+    # One pool width for every week: wide enough for the user with the most distinct proposals.
+    n_items = len(model.item_ids)
+    width = max([model.rerank_candidates] + [
+        int(np.bincount(np.unique(pairs[0] * n_items + pairs[1]) // n_items).max()) for *_, pairs in groups
+        if pairs[0].size])
+    for rows, block, context, inputs, scores, pairs in groups:
+        candidates, first_scores = model.rerank_pool(block, scores, context, width=width, pairs=pairs)
         parts["first"].append(top_k(scores, k))
         parts["candidates"].append(candidates)
         parts["first_scores"].append(first_scores)
