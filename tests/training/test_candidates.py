@@ -159,3 +159,21 @@ def test_item_repeat_rate_counts_occasions_per_known_buyer(spark):
     rows += [("u3", "C", MONDAY + dt.timedelta(days=40), "late")]  # after the cutoff
     rate = item_repeat_rate(_silver(spark, rows), ITEMS, MONDAY + dt.timedelta(days=30))
     np.testing.assert_allclose(rate, [np.log(4 / 2), 0.0, 0.0, 0.0], rtol=1e-6)
+
+
+def test_discovery_default_never_spends_more_than_the_recall_budget():
+    from seasonrec.training.pipeline import DISCOVERY_RECALL_BUDGET, calibrate_discovery
+
+    n_items, k = 40, 5
+    is_tail = np.arange(n_items) >= 30
+    log_q = np.log(np.linspace(1.0, 0.01, n_items)).astype(np.float32)
+    novelty = ((-log_q - (-log_q).mean()) / (-log_q).std()).astype(np.float32)
+    candidates = np.tile(np.arange(n_items), (4, 1))
+    scores = np.tile(np.linspace(1.0, 0.0, n_items), (4, 1)).astype(np.float32)
+    bought = np.zeros((4, 5), np.int64)
+    bought[:, :2] = [40, 39]  # repeat-buy shows two tail items...
+    targets = [[0, 1, 39], [1, 2], [0, 3], [2, 4]]  # ...but users buy head items: boosting the tail costs recall
+    value, curve = calibrate_discovery(scores, candidates, targets, bought, log_q, novelty, is_tail, k)
+    chosen = next(p for p in curve if p["discovery"] == value)
+    assert chosen["recall"] >= (1 - DISCOVERY_RECALL_BUDGET) * curve[0]["recall"]
+    assert any(p["tail_share"] >= 2 / k and p["recall"] < chosen["recall"] for p in curve)  # the tail was dearer

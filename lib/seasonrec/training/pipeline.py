@@ -197,6 +197,7 @@ def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, ac
 
 
 DISCOVERY_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0)
+DISCOVERY_RECALL_BUDGET = 0.05
 
 
 def _tail_recall(ranked: np.ndarray, targets: list[list[int]], is_tail: np.ndarray, k: int) -> float:
@@ -210,9 +211,11 @@ def calibrate_discovery(scores: np.ndarray, candidates: np.ndarray, targets: lis
                         bought_items: np.ndarray, log_q: np.ndarray, novelty: np.ndarray, is_tail: np.ndarray,
                         k: int, known: np.ndarray | None = None) -> tuple[float, list[dict[str, float]]]:
     """The default of `scoring.discovery`, chosen on held-out validation users (never on a test window):
-    the smallest value of ``DISCOVERY_GRID`` whose lists hold at least the repeat-buy heuristic's tail
-    share@k and tail recall@k on the same users; if none does, the largest that keeps recall@k within
-    10% of no boost. ``scores``/``candidates``: [n, C] ranker scores of the pools; ``bought_items``: [n, M]
+    among the values of ``DISCOVERY_GRID`` that keep recall@k within ``DISCOVERY_RECALL_BUDGET`` (5%) of
+    no boost and at or above the repeat-buy heuristic's, the smallest whose lists hold at least
+    repeat-buy's tail share@k and tail recall@k on the same users, else the largest of them (0 when
+    none keeps the budget): discovery never buys tail items with accuracy below the bars.
+    ``scores``/``candidates``: [n, C] ranker scores of the pools; ``bought_items``: [n, M]
     purchase summaries (position + 1); ``log_q``: popularity, ``novelty``: what discovery adds, per item;
     ``known``: users with a history (the only ones discovery applies to, see `with_discovery`).
     Returns (value, [{discovery, recall, tail_share, tail_recall}] per grid value).
@@ -227,11 +230,13 @@ def calibrate_discovery(scores: np.ndarray, candidates: np.ndarray, targets: lis
         curve.append({"discovery": value, "recall": round(recall_at_k(ranked, targets, k), 4),
                       "tail_share": round(tail_share(ranked, is_tail, k), 4),
                       "tail_recall": round(_tail_recall(ranked, targets, is_tail, k), 4)})
-    meets = [p["discovery"] for p in curve if p["tail_share"] >= wanted_share and p["tail_recall"] >= wanted_recall]
-    if meets:
-        return meets[0], curve
-    keeps = [p["discovery"] for p in curve if p["recall"] >= 0.9 * curve[0]["recall"]]
-    return keeps[-1], curve
+    # Accuracy budget: never more than DISCOVERY_RECALL_BUDGET below no boost, never below re-buying.
+    floor = max((1 - DISCOVERY_RECALL_BUDGET) * curve[0]["recall"], recall_at_k(heuristic, targets, k))
+    within = [p for p in curve if p["recall"] >= floor]
+    if not within:
+        return 0.0, curve
+    meets = [p["discovery"] for p in within if p["tail_share"] >= wanted_share and p["tail_recall"] >= wanted_recall]
+    return (meets[0] if meets else within[-1]["discovery"]), curve
 
 
 def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = None,
