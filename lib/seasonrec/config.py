@@ -193,7 +193,7 @@ class ScoringConfig(Section):
                                         "the item's standardised self-information to the ranker score (users "
                                         "with a history only); None: the value training chose on validation "
                                         "users (the smallest that matches repeat-buy's tail share and tail "
-                                        "recall)")
+                                        "recall while keeping recall within 5% of no boost)")
 
 
 ForecastModel = Literal["gbm", "lstm", "seasonal_naive", "naive", "window_average", "ets", "croston", "tsb"]
