@@ -134,6 +134,7 @@ def test_evaluate_reaches_planted_seasonal_items_and_needs_the_calendar(trained)
     assert seasonal["model"] > seasonal["repeat_buy"]
     assert value("model", "recall") >= value("repeat_buy", "recall")
     tradeoff = {r["segment"]: r["value"] for r in rows if r["metric"] == "tradeoff_tail_share"}
-    assert set(tradeoff) == {"discovery=0", "discovery=1"}
+    # The grid plus the default in use (the model's calibrated value).
+    assert set(tradeoff) == {"discovery=0", "discovery=1", f"discovery={summary['discovery_default']:g}"}
     assert tradeoff["discovery=1"] > tradeoff["discovery=0"]  # the knob moves the lists toward the tail
     assert os.path.getsize(os.path.join(os.path.dirname(summary["report"]), "discovery_tradeoff.png")) > 1000
