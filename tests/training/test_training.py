@@ -98,8 +98,11 @@ def test_seasonality_is_learned_on_a_held_out_winter_window(main_run):
     holdout = summary["holdout"]
     print("winter holdout", {k: round(v, 4) for k, v in holdout.items()})
     assert holdout["units"] > 100
-    # Measured on conf/test.yaml data: 0.692 with context vs 0.664 ablated (logq 0.3, 6 epochs).
-    assert holdout[f"recall_at_{K}"] >= holdout[f"context_ablated_recall_at_{K}"] + 0.02
+    # The calendar context matters for what users had not bought before (in-season items); re-buys
+    # are carried by the history. Measured on conf/test.yaml data (logq 0.3, 6 epochs): discovery
+    # recall 0.44 with context vs 0.34 ablated; overall recall 0.67-0.69 vs 0.65-0.66 (runs vary).
+    assert holdout[f"discovery_recall_at_{K}"] >= holdout[f"context_ablated_discovery_recall_at_{K}"] + 0.05
+    assert holdout[f"recall_at_{K}"] >= holdout[f"context_ablated_recall_at_{K}"]
 
 
 def test_logq_correction_raises_tail_share_at_small_recall_cost(main_run, no_logq_run):

@@ -117,6 +117,12 @@ def unit_pools(model: TwoStageModel, units: Units, activity: ItemActivity, k: in
     return UnitPools(**{name: np.concatenate(values)[inverse] for name, values in parts.items()})
 
 
+def new_to_user(targets: list[list[int]], bought_items: np.ndarray) -> list[list[int]]:
+    """The targets each user had not bought before (``bought_items`` holds item position + 1, 0 pads)."""
+    return [[t for t in row if t + 1 not in set(bought.tolist())] for row, bought in zip(targets, bought_items,
+                                                                                       strict=True)]
+
+
 def _ranked(pools: UnitPools, scores: np.ndarray) -> np.ndarray:
     return np.take_along_axis(pools.candidates, np.argsort(-scores, axis=1, kind="stable"), 1)
 
@@ -128,8 +134,10 @@ def evaluate(model: TwoStageModel, units: Units, is_tail: np.ndarray, k: int, ac
         return {}
     pools = unit_pools(model, units, activity, k)
     first = pools.first
+    discoveries = new_to_user(units.targets, pools.bought_items)
     out = {f"recall_at_{k}": recall_at_k(first, units.targets, k), "ndcg_at_10": ndcg_at_k(first, units.targets, 10),
-           f"tail_share_at_{k}": tail_share(first, is_tail, k)}
+           f"tail_share_at_{k}": tail_share(first, is_tail, k),
+           f"discovery_recall_at_{k}": recall_at_k(first, discoveries, k)}
     if use_reranker and model.reranker is not None:
         final = _ranked(pools, model.reranker.score(pools.features))
         out.update({f"reranked_recall_at_{k}": recall_at_k(final, units.targets, k),
