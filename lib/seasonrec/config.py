@@ -238,6 +238,11 @@ class ForecastConfig(Section):
     gbm_max_history_weeks: int = Field(default=156, ge=4, description="gbm trains on origins at most this many "
                                                                       "weeks before the final cutoff")
     gbm_threads: int = Field(default=0, ge=0, description="LightGBM threads on the driver; 0: OpenMP default")
+    gbm_aggregate_levels: bool = Field(default=True, description="also train a LightGBM model on the category and "
+                                                                 "total series (a candidate at those levels)")
+    gbm_aggregate_num_leaves: int = Field(default=15, ge=2, description="leaves of the category/total model")
+    gbm_aggregate_min_data_in_leaf: int = Field(default=20, ge=1, description="min rows per leaf of the "
+                                                                              "category/total model")
     ets_season_length: int = Field(default=1, ge=1, description="AutoETS season; 1 = non-seasonal (m=52 is slow "
                                                                  "and over-parameterised on 2 years of weeks)")
     tsb_alpha_d: float = Field(default=0.1, gt=0, le=1)

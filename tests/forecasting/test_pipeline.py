@@ -158,6 +158,10 @@ def test_forecast_backtest_scores_each_model_on_each_window(planted_ctx, planted
     forecast = planted_ctx.lake.read(tables.DEMAND_FORECAST).toPandas()
     established = forecast[~forecast.cold_start & (forecast.level == "item")]
     assert set(established.model) == {chosen["item"]}
+    # each level chose its own model among its candidates, the LightGBM aggregate model included
+    for level in ("category", "total"):
+        assert set(forecast[forecast.level == level].model) == {chosen[level]}
+        assert "gbm" in set(rows[rows.level == level].model)
     # the LSTM of each window trained on earlier targets only
     examples = planted_run.summary["lstm"]["examples"]
     assert [examples[w] for w in sorted(examples)] == sorted(examples.values(), reverse=True)

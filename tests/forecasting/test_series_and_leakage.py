@@ -93,8 +93,9 @@ def _leakage_case() -> tuple[dict[str, list[float]], dict[str, list[float]], dt.
 
 
 def test_gbm_forecasts_do_not_change_when_the_future_is_corrupted(spark):
-    """The leakage test of the global LightGBM model: each origin's model trains on targets before
-    it and reads features before each example's own origin, so window 2 is untouched."""
+    """The leakage test of the global LightGBM models (items, and category/total series): each
+    origin's model trains on targets before it and reads features before each example's own
+    origin, so window 2 is untouched."""
     clean, corrupted, start, origins = _leakage_case()
     final = origins[0]
     config = ForecastConfig(horizon=6, backtest_windows=2, min_history_weeks=8, gbm_rounds=40, gbm_origin_stride=1,
@@ -116,6 +117,9 @@ def test_gbm_forecasts_do_not_change_when_the_future_is_corrupted(spark):
     pd.testing.assert_frame_equal(before[untouched], after[untouched])
     assert not np.allclose(before.loc[before.window == 0, "p50"], after.loc[after.window == 0, "p50"])
     assert set(before.window) == {0, 1, 2} and set(before.model) == {"gbm"}
+    # the category and total series get their own model's forecasts, leak-free like the items'
+    assert set(before.level) == {"item", "category", "total"}
+    assert set(before[before.level == "category"].series_id) == {"seasonal", "basic"}
     assert (before[["p10", "p50", "p90", "mean"]] >= 0).all().all()
     assert ((before.p10 <= before.p50) & (before.p50 <= before.p90)).all()
 

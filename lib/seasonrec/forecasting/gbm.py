@@ -19,6 +19,13 @@ observed weeks, else of all its weeks, else 1, so one tree serves slow and fast 
   the Christmas ramp of the previous December where the data holds one (NaN otherwise);
 - the step ``s``.
 
+Category and total series (``forecast.gbm_aggregate_levels``): a second model per origin, trained
+on the aggregate series only (few series, so training origins every week and smaller trees:
+``gbm_aggregate_num_leaves``, ``gbm_aggregate_min_data_in_leaf``) with the same features — the
+aggregate's own lags and last year's weeks, the calendar, and pooled seasonality (a category reads
+its own sums and the store's, the total the store's). It is a candidate at those levels, chosen or
+not by the same backtest rule as every model (``selection``).
+
 Objectives: LightGBM quantile models for P10/P50/P90 and a mean (expected units) model, by default
 squared error (``forecast.gbm_mean_objective``). Targets are divided by the scale and each example
 weighs its scale, so the pinball loss minimised is the one in units (pinball is homogeneous of
@@ -171,6 +178,50 @@ def item_rows(first: int, quantity: np.ndarray, origins: np.ndarray, steps: int,
     return rows
 
 
+def series_frame(series_id: str, first: int, quantity: np.ndarray, origin_sets: list[tuple[int, np.ndarray, bool]],
+                 steps: int, calendar: np.ndarray, category_pool: np.ndarray, total_pool: np.ndarray,
+                 category_code: int, log_price: float) -> Any:
+    """Feature rows (``_KEYS + FEATURES``) of one weekly series for each ``(window, origins, with_target)``.
+
+    ``quantity``: the series from global week ``first``; ``category_pool``/``total_pool``: the pooled
+    weekly sums it reads its pooled seasonal features from (an aggregate series reads its own sums).
+    Returns None when no row is made.
+    """
+    import pandas as pd
+
+    parts = []
+    for window, origins, with_target in origin_sets:
+        if len(origins) == 0:
+            continue
+        made = item_rows(first, quantity, origins, steps, calendar, with_target)
+        if len(made["origin"]) == 0:
+            continue
+        for pool, values in (("category", category_pool), ("total", total_pool)):
+            for name, column in pooled_features(values, made["origin"], made["target_week"]).items():
+                made[f"{pool}_{name}"] = column
+        frame = pd.DataFrame(made)
+        frame["item_id"], frame["window"] = series_id, window
+        frame["category_index"] = category_code
+        frame["log_price"] = log_price
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True)[_KEYS + FEATURES] if parts else None
+
+
+def _origin_sets(first: int, n_weeks: int, origins_by_window: dict[int, int], final_cutoff: int,
+                 min_history: int, origin_stride: int, max_history: int) -> list[tuple[int, np.ndarray, bool]]:
+    """Training origins (``window`` -1) and the inference origins a series with ``n_weeks`` from ``first`` gets."""
+    earliest = max(first + 2, final_cutoff - max_history)
+    train_origins = np.arange(earliest + (-earliest) % origin_stride, first + n_weeks, origin_stride)
+    infer = [(w, np.array([c]), False) for w, c in origins_by_window.items() if c - first >= min_history]
+    return [(-1, train_origins, True), *infer]
+
+
+def _empty_frame() -> Any:
+    import pandas as pd
+
+    return pd.DataFrame({c: pd.Series(dtype="object" if c == "item_id" else "float64") for c in _KEYS + FEATURES})
+
+
 def feature_frame(group: Any, origins_by_window: dict[int, int], final_cutoff: int, steps: int,
                   calendar: np.ndarray, pooled: dict[str, np.ndarray], category_codes: dict[str, int],
                   min_history: int, origin_stride: int, max_history: int) -> Any:
@@ -191,28 +242,44 @@ def feature_frame(group: Any, origins_by_window: dict[int, int], final_cutoff: i
         quantity = rows["quantity"].to_numpy(dtype=np.float64)
         category = str(rows["category"].iloc[0])
         price = float(rows["price"].iloc[0]) if pd.notna(rows["price"].iloc[0]) else np.nan
-        earliest = max(first + 2, final_cutoff - max_history)
-        train_origins = np.arange(earliest + (-earliest) % origin_stride, first + len(quantity), origin_stride)
-        infer = {w: c for w, c in origins_by_window.items() if c - first >= min_history}
-        for window, origins, with_target in [(-1, train_origins, True),
-                                             *[(w, np.array([c]), False) for w, c in infer.items()]]:
-            if len(origins) == 0:
-                continue
-            made = item_rows(first, quantity, origins, steps, calendar, with_target)
-            if len(made["origin"]) == 0:
-                continue
-            for pool, values in (("category", pooled[category]), ("total", pooled[S.TOTAL_KEY])):
-                for name, column in pooled_features(values, made["origin"], made["target_week"]).items():
-                    made[f"{pool}_{name}"] = column
-            frame = pd.DataFrame(made)
-            frame["item_id"], frame["window"] = item_id, window
-            frame["category_index"] = category_codes[category]
-            frame["log_price"] = np.log(price) if price > 0 else np.nan
+        origin_sets = _origin_sets(first, len(quantity), origins_by_window, final_cutoff, min_history,
+                                   origin_stride, max_history)
+        frame = series_frame(item_id, first, quantity, origin_sets, steps, calendar, pooled[category],
+                             pooled[S.TOTAL_KEY], category_codes[category], np.log(price) if price > 0 else np.nan)
+        if frame is not None:
             parts.append(frame)
+    return pd.concat(parts, ignore_index=True) if parts else _empty_frame()
+
+
+def aggregate_feature_frame(pooled: dict[str, np.ndarray], category_codes: dict[str, int],
+                            origins_by_window: dict[int, int], final_cutoff: int, steps: int, calendar: np.ndarray,
+                            min_history: int, max_history: int) -> Any:
+    """Feature rows of the category series and the total series (a ``level`` column says which).
+
+    The same features as an item's: the aggregate's own lags, rolling means and last year's weeks,
+    the calendar of the target week, and pooled seasonality (a category reads its own sums and the
+    store's; the total reads the store's twice). ``category_index`` is the category's code, the
+    total gets its own code; there is no price. Training origins every week (few series).
+    """
+    import pandas as pd
+
+    parts = []
+    for key, values in sorted(pooled.items()):
+        known = np.flatnonzero(np.isfinite(values[:final_cutoff]))
+        if len(known) == 0:
+            continue
+        first = int(known[0])
+        quantity = np.nan_to_num(values[first:final_cutoff])
+        is_total = key == S.TOTAL_KEY
+        origin_sets = _origin_sets(first, len(quantity), origins_by_window, final_cutoff, min_history, 1,
+                                   max_history)
+        frame = series_frame(key, first, quantity, origin_sets, steps, calendar, values, pooled[S.TOTAL_KEY],
+                             len(category_codes) if is_total else category_codes[key], np.nan)
+        if frame is not None:
+            parts.append(frame.assign(level=S.TOTAL if is_total else S.CATEGORY))
     if not parts:
-        return pd.DataFrame({c: pd.Series(dtype="object" if c == "item_id" else "float64")
-                             for c in _KEYS + FEATURES})
-    return pd.concat(parts, ignore_index=True)[_KEYS + FEATURES]
+        return _empty_frame().assign(level=pd.Series(dtype="object"))
+    return pd.concat(parts, ignore_index=True)
 
 
 def _lgb_params(config: Any) -> dict[str, Any]:
@@ -222,11 +289,13 @@ def _lgb_params(config: Any) -> dict[str, Any]:
             "force_row_wise": True, "num_threads": config.gbm_threads, "verbosity": -1}
 
 
-def fit_predict(train: Any, infer: Any, quantiles: list[float], config: Any) -> np.ndarray:
+def fit_predict(train: Any, infer: Any, quantiles: list[float], config: Any,
+                params: dict[str, Any] | None = None) -> np.ndarray:
     """Train the quantile and mean models on ``train`` and predict ``infer``.
 
     Both frames hold ``FEATURES`` and ``scale`` (``train`` also ``target`` = units / scale). Returns
     an ``(len(infer), 4)`` array in units: p10, p50, p90 (sorted per row) and mean, all >= 0.
+    ``params`` override the LightGBM parameters taken from ``config``.
     """
     import lightgbm as lgb
 
@@ -235,7 +304,7 @@ def fit_predict(train: Any, infer: Any, quantiles: list[float], config: Any) -> 
     objectives = [{"objective": "quantile", "alpha": q} for q in quantiles]
     objectives.append({"objective": config.gbm_mean_objective, "tweedie_variance_power": config.gbm_tweedie_power})
     out = np.zeros((len(infer), 4))
-    base = _lgb_params(config)
+    base = {**_lgb_params(config), **(params or {})}
     for j, objective in enumerate(objectives):
         booster = lgb.train({**base, **objective}, dataset, num_boost_round=config.gbm_rounds)
         out[:, j] = booster.predict(infer[FEATURES]) * infer["scale"].to_numpy()
@@ -303,28 +372,49 @@ def gbm_forecasts(item_demand: Any, week_calendar: Any, origins: list[S.Origin],
     rows = indexed.groupBy("bucket").applyInPandas(build, schema).toPandas()
     # Row order from Spark is not deterministic; LightGBM's result depends on it.
     rows = rows.sort_values(["window", "item_id", "origin", "step"], kind="mergesort").reset_index(drop=True)
-    info: dict[str, Any] = {"feature_rows": len(rows), "feature_seconds": round(time.perf_counter() - started, 2),
-                            "training_rows": {}, "windows_skipped": []}
-    training = rows[rows["window"] == -1]
-    out: list[pd.DataFrame] = []
-    for origin in origins:
-        cutoff = origins_by_window[origin.window]
-        train = training[training["target_week"] < cutoff]
-        infer = rows[rows["window"] == origin.window]
-        info["training_rows"][origin.window] = len(train)
-        if len(train) < _MIN_TRAINING_ROWS or infer.empty:
-            info["windows_skipped"].append(origin.window)
-            continue
-        fit_started = time.perf_counter()
-        values = fit_predict(train, infer, list(config.quantiles), config)
-        log.info("gbm: origin %s, %d training rows, %.1fs", origin.cutoff, len(train),
-                 time.perf_counter() - fit_started)
-        weeks = [week_index.week(int(w)) for w in infer["target_week"]]
-        frame = pd.DataFrame({"level": S.ITEM, "series_id": infer["item_id"].to_numpy(), "window": origin.window,
-                              "week_start": weeks, "model": "gbm", "p10": values[:, 0], "p50": values[:, 1],
-                              "p90": values[:, 2], "mean": values[:, 3]})
-        out.append(frame[frame["week_start"] >= origin.first_output])
+    info: dict[str, Any] = {"feature_rows": len(rows), "feature_seconds": round(time.perf_counter() - started, 2)}
+    out, info["training_rows"], info["windows_skipped"] = _forecast_origins(
+        rows.assign(level=S.ITEM), origins, origins_by_window, week_index, config, None, "items")
+    if config.gbm_aggregate_levels:
+        aggregate_rows = aggregate_feature_frame(pooled, category_codes, origins_by_window, final_cutoff, steps,
+                                                 calendar, config.min_history_weeks, config.gbm_max_history_weeks)
+        params = {"num_leaves": config.gbm_aggregate_num_leaves,
+                  "min_data_in_leaf": config.gbm_aggregate_min_data_in_leaf}
+        aggregate_out, info["aggregate_training_rows"], info["aggregate_windows_skipped"] = _forecast_origins(
+            aggregate_rows, origins, origins_by_window, week_index, config, params, "category/total series")
+        out.extend(aggregate_out)
     info["seconds"] = round(time.perf_counter() - started, 2)
     if not out:
         return spark.createDataFrame([], FORECAST_SCHEMA), info
     return spark.createDataFrame(pd.concat(out, ignore_index=True), FORECAST_SCHEMA), info
+
+
+def _forecast_origins(rows: Any, origins: list[S.Origin], origins_by_window: dict[int, int], week_index: Any,
+                      config: Any, params: dict[str, Any] | None,
+                      what: str) -> tuple[list[Any], dict[int, int], list[int]]:
+    """One model per origin on ``rows`` (``feature_frame`` rows plus ``level``): forecast frames,
+    training rows per window, windows skipped (too few training rows or nothing to forecast)."""
+    import pandas as pd
+
+    training = rows[rows["window"] == -1]
+    out: list[pd.DataFrame] = []
+    training_rows: dict[int, int] = {}
+    skipped: list[int] = []
+    for origin in origins:
+        cutoff = origins_by_window[origin.window]
+        train = training[training["target_week"] < cutoff]
+        infer = rows[rows["window"] == origin.window]
+        training_rows[origin.window] = len(train)
+        if len(train) < _MIN_TRAINING_ROWS or infer.empty:
+            skipped.append(origin.window)
+            continue
+        fit_started = time.perf_counter()
+        values = fit_predict(train, infer, list(config.quantiles), config, params)
+        log.info("gbm (%s): origin %s, %d training rows, %.1fs", what, origin.cutoff, len(train),
+                 time.perf_counter() - fit_started)
+        weeks = [week_index.week(int(w)) for w in infer["target_week"]]
+        frame = pd.DataFrame({"level": infer["level"].to_numpy(), "series_id": infer["item_id"].to_numpy(),
+                              "window": origin.window, "week_start": weeks, "model": "gbm", "p10": values[:, 0],
+                              "p50": values[:, 1], "p90": values[:, 2], "mean": values[:, 3]})
+        out.append(frame[frame["week_start"] >= origin.first_output])
+    return out, training_rows, skipped

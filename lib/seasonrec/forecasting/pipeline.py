@@ -27,7 +27,9 @@ items), flagged ``cold_start``.
 Coherence of ``mean``: category and total ``mean`` are the sums of their items' ``mean`` (bottom-up,
 cold-start items included), so expected units add up across the hierarchy. Their P10/P50/P90 stay
 the chosen model's forecast of the aggregate series (quantiles do not add up); a category that has
-no forecast of its own gets the sums of its items' quantiles, marked ``bottom_up``.
+no forecast of its own gets the sums of its items' quantiles, marked ``bottom_up``. The category and
+total series have the classical candidates and a LightGBM model of their own
+(``forecast.gbm_aggregate_levels``); each level chooses its model by the same backtest rule.
 """
 
 from __future__ import annotations
@@ -478,8 +480,9 @@ def _summary(forecast: DataFrame, backtest: DataFrame, n_series: int, origins: l
              info: dict[str, Any]) -> dict[str, Any]:
     counts = {(r["level"], r["cold_start"]): r["n"] for r in
               forecast.groupBy("level", "cold_start").agg(F.countDistinct("item_id").alias("n")).collect()}
-    chosen = {r["model"]: r["n"] for r in forecast.where("level = 'item'").groupBy("model")
-              .agg(F.countDistinct("item_id").alias("n")).collect()}
+    chosen: dict[str, dict[str, int]] = {}
+    for r in forecast.groupBy("level", "model").agg(F.countDistinct("item_id").alias("n")).collect():
+        chosen.setdefault(r["level"], {})[r["model"]] = r["n"]
     per_model = {}
     for r in (backtest.where("level = 'item'").groupBy("model")
               .agg((F.sum("abs_error") / F.sum("actual")).alias("wape"), F.avg("mase").alias("mase"),
@@ -495,7 +498,8 @@ def _summary(forecast: DataFrame, backtest: DataFrame, n_series: int, origins: l
         "items_forecast": counts.get(("item", False), 0),
         "items_cold_start": counts.get(("item", True), 0),
         "categories": counts.get(("category", False), 0),
-        "chosen_models": chosen,
+        "chosen_models": chosen.get(S.ITEM, {}),
+        "chosen_models_by_level": chosen,
         "backtest_item_level": per_model,
         **info,
     }

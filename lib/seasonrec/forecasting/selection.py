@@ -159,3 +159,21 @@ def choose_models(errors: DataFrame, candidates: DataFrame, segments: DataFrame,
     weights = (final.withColumn("r", F.row_number().over(best)).where("r = 1")
                .select("level", "series_id", "model", F.lit(1.0).alias("weight"), F.col("model").alias("chosen")))
     return weights, report, ranking
+
+
+def chosen_rows(candidates: DataFrame, segments: DataFrame, ranking: Any) -> DataFrame:
+    """The candidate rows of each (level, segment)'s chosen model (rank 0 of ``ranking``) at every window.
+
+    ``candidates``: forecasts (``FORECAST_SCHEMA``); ``segments``: ``series_segments``; ``ranking``:
+    the pandas ranking ``choose_models`` returns. Series without a segment count as ``all``.
+    """
+    import pandas as pd
+
+    spark = candidates.sparkSession
+    best = ranking[ranking["rank"] == 0][["level", "segment", "model"]] if len(ranking) else pd.DataFrame()
+    schema = "level string, segment string, model string"
+    picked = spark.createDataFrame(best, schema) if len(best) else spark.createDataFrame([], schema)
+    return (candidates.join(segments, ["level", "series_id", "window"], "left")
+            .fillna(ALL, subset=["segment"])
+            .join(F.broadcast(picked), ["level", "segment", "model"])
+            .drop("segment"))
