@@ -243,6 +243,11 @@ class ForecastConfig(Section):
     gbm_aggregate_num_leaves: int = Field(default=15, ge=2, description="leaves of the category/total model")
     gbm_aggregate_min_data_in_leaf: int = Field(default=20, ge=1, description="min rows per leaf of the "
                                                                               "category/total model")
+    reconciliation: Literal["auto", "bottom_up", "middle_out", "top_down"] = Field(
+        default="auto", description="how item means are made to add up: bottom_up (aggregates = item sums), "
+                                    "middle_out (items scaled to the category forecast), top_down (categories and "
+                                    "items scaled to the total forecast); auto: the least biased on the backtest "
+                                    "windows, bottom_up unless another is strictly less biased")
     ets_season_length: int = Field(default=1, ge=1, description="AutoETS season; 1 = non-seasonal (m=52 is slow "
                                                                  "and over-parameterised on 2 years of weeks)")
     tsb_alpha_d: float = Field(default=0.1, gt=0, le=1)

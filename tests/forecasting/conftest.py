@@ -65,8 +65,11 @@ def weeks_between(first: dt.date, last: dt.date) -> list[dt.date]:
 
 
 def write_planted_lake(ctx: JobContext, items: list[PlantedItem], seed: int = 5) -> None:
-    """silver_interactions (one row per item and selling week), silver_items and a daily calendar."""
+    """silver_interactions (one guest row per item and selling week), silver_items and a daily calendar,
+    with every column the tables have (the forecast reads item, week, quantity, category, price and
+    the holiday/festival flags; the rest is filled so the tables keep their declared shape)."""
     import pandas as pd
+    from pyspark.sql import functions as F
 
     rng = np.random.default_rng(seed)
     rows = []
@@ -77,19 +80,35 @@ def write_planted_lake(ctx: JobContext, items: list[PlantedItem], seed: int = 5)
             if quantity > 0:
                 rows.append((item.item_id, week, week + dt.timedelta(days=2), float(quantity)))
     spark = ctx.spark
-    interactions = spark.createDataFrame(pd.DataFrame(rows, columns=["item_id", "week_start", "date", "quantity"]))
+    sales = spark.createDataFrame(pd.DataFrame(rows, columns=["item_id", "week_start", "date", "quantity"]))
+    interactions = sales.select(
+        F.lit(None).cast("string").alias("user_id"), "item_id", F.col("date").cast("timestamp").alias("ts"),
+        F.col("date").cast("date").alias("date"), F.col("week_start").cast("date").alias("week_start"), "quantity",
+        F.lit(2.5).alias("price"), (F.col("quantity") * 2.5).alias("revenue"), F.lit("GB").alias("country"),
+        F.concat(F.lit("inv-"), F.col("item_id"), F.col("date").cast("string")).alias("invoice"),
+        F.date_format("date", "yyyy-MM").alias("event_month"))
     catalogue = [(i.item_id, f"title {i.item_id}", i.category, 2.5) for i in items]
     catalogue.append(("never_sold", "title never_sold", "home", 4.0))
     silver_items = spark.createDataFrame(catalogue, "item_id string, title string, category string, price double")
     days = [START + dt.timedelta(days=d) for d in range((END - START).days + 7)]
-    calendar = spark.createDataFrame(pd.DataFrame({
+    flags = spark.createDataFrame(pd.DataFrame({
         "date": days,
-        "week_start": [d - dt.timedelta(days=d.weekday()) for d in days],
         "is_holiday": [(d.month, d.day) in {(12, 25), (12, 26), (1, 1)} for d in days],
         "is_festival": [d.month == 12 and d.day <= 24 for d in days],
     }))
+    angle = 2 * math.pi * F.dayofyear("date") / F.lit(365.25)
+    calendar = flags.select(
+        F.col("date").cast("date").alias("date"), F.date_trunc("week", "date").cast("date").alias("week_start"),
+        F.year("date").alias("year"), F.least(F.weekofyear("date"), F.lit(52)).alias("week_of_year"),
+        F.month("date").alias("month"), ((F.dayofweek("date") + 5) % 7 + 1).alias("day_of_week"),
+        F.sin(angle).alias("woy_sin"), F.cos(angle).alias("woy_cos"),
+        F.lit("winter").alias("season_north"), F.lit("summer").alias("season_south"), "is_holiday",
+        F.when(F.col("is_holiday"), F.lit("holiday")).alias("holiday_name"), "is_festival",
+        F.when(F.col("is_festival"), F.lit("advent")).alias("festival_name"),
+        F.lit(0).alias("days_to_next_event"), F.lit(0).alias("days_since_last_event"),
+        F.lit(None).cast("string").alias("event_window"))
     lake, info = ctx.lake, ctx.commit_info()
-    lake.write(interactions, tables.SILVER_INTERACTIONS, commit_info=info)
+    lake.write(interactions, tables.SILVER_INTERACTIONS, partition_by=["event_month"], commit_info=info)
     lake.write(silver_items, tables.SILVER_ITEMS, commit_info=info)
     lake.write(calendar, tables.CALENDAR, commit_info=info)
 

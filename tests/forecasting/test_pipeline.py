@@ -96,6 +96,16 @@ def test_item_means_add_up_to_category_and_total_means(planted_ctx, planted_run)
     pd.testing.assert_series_equal(by_category.sort_index(), categories.sort_index(), check_names=False)
     total = rows[rows.level == "total"].set_index("week_start")["mean"].sort_index()
     pd.testing.assert_series_equal(items.groupby("week_start")["mean"].sum().sort_index(), total, check_names=False)
+    # the reconciliation applied was chosen on the backtest windows (or configured), and reported
+    reconciliation = planted_run.summary["reconciliation"]
+    assert reconciliation["applied"] in {"bottom_up", "middle_out", "top_down"}
+    assert set(reconciliation["mean_abs_bias"]) == {"bottom_up", "middle_out", "top_down"}
+    if reconciliation["applied"] != "bottom_up":
+        chosen_level = "total" if reconciliation["applied"] == "top_down" else "category"
+        chosen_model = rows[rows.level == chosen_level].model.iloc[0]
+        own = planted_run.candidates.where((F.col("window") == 0) & (F.col("level") == chosen_level)
+                                           & (F.col("model") == chosen_model)).toPandas()
+        assert np.isclose(own["mean"].sum(), rows[rows.level == chosen_level]["mean"].sum())
 
 
 def test_lstm_p10_p90_covers_about_80_percent(scored, capsys):

@@ -24,12 +24,14 @@ the out-of-sample scores under ``selection``. Items with fewer than ``min_histor
 history (or none) get the mean forecast of the established items of their category (else of all
 items), flagged ``cold_start``.
 
-Coherence of ``mean``: category and total ``mean`` are the sums of their items' ``mean`` (bottom-up,
-cold-start items included), so expected units add up across the hierarchy. Their P10/P50/P90 stay
-the chosen model's forecast of the aggregate series (quantiles do not add up); a category that has
-no forecast of its own gets the sums of its items' quantiles, marked ``bottom_up``. The category and
-total series have the classical candidates and a LightGBM model of their own
-(``forecast.gbm_aggregate_levels``); each level chooses its model by the same backtest rule.
+Coherence of ``mean``: the item means (cold-start items included) are reconciled to the chosen
+category or total forecasts (``forecast.reconciliation``, chosen on the backtest windows by the bias
+of the summed mean: see :mod:`seasonrec.forecasting.reconcile`), and category and total ``mean``
+are then the sums of their items' ``mean``, so expected units add up across the hierarchy. Each
+level's P10/P50/P90 is that level's chosen model's forecast of its own series (quantiles do not add
+up); the category and total series have the classical candidates and a LightGBM model of their own
+(``forecast.gbm_aggregate_levels``). A category that has no forecast of its own gets the sums of its
+items' quantiles, marked ``bottom_up``. The run summary reports the choice under ``reconciliation``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from pyspark.sql.window import Window
 
 from seasonrec import tables
 from seasonrec.context import JobContext, JobError
+from seasonrec.forecasting import reconcile as REC
 from seasonrec.forecasting import selection as SEL
 from seasonrec.forecasting import series as S
 from seasonrec.forecasting.baselines import BASELINE_MODELS, FORECAST_SCHEMA, baseline_forecasts
@@ -425,7 +428,8 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
         errors = (backtest_errors(candidates, series, history, origins, config.season_length, list(config.quantiles))
                   .join(segments.withColumnRenamed("series_id", "item_id"), ["level", "item_id", "window"], "left")
                   .fillna(SEL.ALL, subset=["segment"])).cache()
-        weights, info["selection"], _ = SEL.choose_models(errors, candidates, segments, list(config.models))
+        weights, info["selection"], ranking = SEL.choose_models(errors, candidates, segments,
+                                                                list(config.models))
         weights = weights.cache()
         chosen_pairs = weights.select("level", F.col("series_id").alias("item_id"), "model",
                                       F.lit(True).alias("selected"))
@@ -436,12 +440,29 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
                             "forecast", "mean_forecast", "abs_error", "wape", "mase", "bias", "mean_bias", "pinball",
                             "coverage", "selected"))
 
-    with ctx.step("final forecast and cold start"):
+    catalogue = _catalogue(ctx, gold).cache()
+    with ctx.step("reconciliation of the means: choice on the backtest windows"):
+        shares = REC.established_shares(known.select("item_id", "category", "week_start", "quantity"), origins,
+                                        config.min_history_weeks).cache()
+        picked = SEL.chosen_rows(candidates.where(F.col("window") > 0), segments, ranking)
+        actual = series.where(F.col("level") == S.ITEM).select("series_id", "week_start",
+                                                                F.col("quantity").alias("actual"))
+        bias = REC.backtest_bias(_with_category(picked.where(F.col("level") == S.ITEM), catalogue),
+                                 picked.where(F.col("level") != S.ITEM), shares, actual)
+        info["reconciliation"] = REC.choose_method(bias) if len(bias) else {"chosen": "bottom_up"}
+        method = info["reconciliation"]["chosen"] if config.reconciliation == "auto" else config.reconciliation
+        info["reconciliation"]["applied"] = method
+
+    with ctx.step("final forecast, cold start and coherent means"):
         chosen = final_forecast(candidates, weights)
-        catalogue = _catalogue(ctx, gold)
         cold = cold_start(chosen, catalogue, final.output_weeks)
-        every_level = coherent_means(chosen.withColumn("cold_start", F.lit(False))
-                                     .unionByName(cold.withColumn("cold_start", F.lit(True))), catalogue)
+        items = (chosen.where(F.col("level") == S.ITEM).withColumn("cold_start", F.lit(False))
+                 .unionByName(cold.withColumn("cold_start", F.lit(True))))
+        aggregates = chosen.where(F.col("level") != S.ITEM).withColumn("cold_start", F.lit(False))
+        reconciled = REC.reconcile_item_means(
+            _with_category(items.withColumn("window", F.lit(0)), catalogue),
+            aggregates.withColumn("window", F.lit(0)), shares, method).drop("window", "category")
+        every_level = coherent_means(reconciled.unionByName(aggregates), catalogue)
         forecast = every_level.select(
             F.col("series_id").alias("item_id"), "level", "week_start", "p10", "p50", "p90", "mean",
             F.col("chosen").alias("model"), F.lit(as_of).cast("date").alias("as_of"),
@@ -474,6 +495,12 @@ def _catalogue(ctx: JobContext, gold: DataFrame) -> DataFrame:
     listed = (ctx.lake.read(tables.SILVER_ITEMS)
               .select("item_id", F.coalesce(F.col("category"), F.lit(S.UNKNOWN_CATEGORY)).alias("category")))
     return listed.unionByName(sold.join(listed.select("item_id"), "item_id", "left_anti"))
+
+
+def _with_category(rows: DataFrame, catalogue: DataFrame) -> DataFrame:
+    """``rows`` (item level, ``series_id`` = item) with the item's ``category`` (``unknown`` if none)."""
+    return (rows.join(catalogue.select(F.col("item_id").alias("series_id"), "category"), "series_id", "left")
+            .withColumn("category", F.coalesce(F.col("category"), F.lit(S.UNKNOWN_CATEGORY))))
 
 
 def _summary(forecast: DataFrame, backtest: DataFrame, n_series: int, origins: list[S.Origin],
