@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from seasonrec.cli import job_args
 from seasonrec.config import SeasonrecConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
-__all__ = ["REPO", "job_args", "make_config"]
+__all__ = ["REPO", "as_table", "job_args", "make_config"]
+
+
+def as_table(df: Any, name: str) -> Any:
+    """A small fixture frame shaped as the registered table ``name``: declared types, and typed
+    nulls for the columns a test does not need (the lake refuses other shapes)."""
+    from pyspark.sql import functions as F
+
+    from seasonrec import tables
+
+    declared = tables.spec(name).types
+    return df.select(*[(F.col(c) if c in df.columns else F.lit(None)).cast(kind).alias(c)
+                       for c, kind in declared.items()])
 
 
 def make_config(lake_root: Path, *overrides: str) -> SeasonrecConfig:

@@ -149,3 +149,27 @@ def test_empty_table_reads_with_schema(spark, tmp_lake: Lake) -> None:
     df = tmp_lake.read("empty")
     assert df.count() == 0
     assert df.columns == ["id", "name", "day", "amount", "ts"]
+
+
+def test_registered_tables_are_checked_partitioned_and_described(spark, tmp_lake: Lake) -> None:
+    from seasonrec import tables
+
+    items = tables.spec(tables.SILVER_ITEMS)
+    good = spark.createDataFrame([("i1", "RED MUG", "kitchen", 2.5)], items.ddl)
+    assert tmp_lake.write(good, tables.SILVER_ITEMS) == 0
+    metadata = DeltaTable(tmp_lake.path(tables.SILVER_ITEMS)).metadata()
+    assert metadata.description == items.comment and metadata.name == tables.SILVER_ITEMS
+
+    wrong = spark.createDataFrame([("i1", "RED MUG", "kitchen", "2.5", 1)], "item_id string, title string, "
+                                  "category string, price string, extra int")
+    with pytest.raises(LakeError, match=r"silver_items.*unexpected \['extra'\].*price is string, declared double"):
+        tmp_lake.write(wrong, tables.SILVER_ITEMS)
+    with pytest.raises(LakeError, match=r"missing \['price'\]"):
+        tmp_lake.write(good.drop("price"), tables.SILVER_ITEMS, mode="append")
+    assert tmp_lake.version(tables.SILVER_ITEMS) == 0  # nothing was committed
+
+    recs = tables.spec(tables.RECOMMENDATIONS)  # partitioned as declared without the caller saying so
+    row = ("u1", 1, "i1", 0.5, "v1", dt.date(2011, 12, 1), "r1")
+    tmp_lake.write(spark.createDataFrame([row], recs.ddl), tables.RECOMMENDATIONS)
+    assert DeltaTable(tmp_lake.path(tables.RECOMMENDATIONS)).metadata().partition_columns == ["context_date"]
+    assert tmp_lake.write(_rows(spark, [(1, "a", None, 1.0, None)]), "scratch") == 0  # unregistered: free-form

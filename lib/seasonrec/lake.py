@@ -33,6 +33,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
+from seasonrec import tables
+
 log = logging.getLogger(__name__)
 
 WriteMode = Literal["overwrite", "append"]
@@ -41,6 +43,18 @@ _HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
 class LakeError(RuntimeError):
     """A table operation that cannot be done, phrased for the user."""
+
+
+def check_schema(name: str, schema: StructType) -> None:
+    """Raise `LakeError` when ``schema`` does not have the columns and types `seasonrec.tables`
+    declares for table ``name`` (unregistered names pass: scratch and test tables)."""
+    registered = tables.TABLES.get(name)
+    if registered is None:
+        return
+    problems = registered.differences({field.name: field.dataType.simpleString() for field in schema.fields})
+    if problems:
+        raise LakeError(f"table '{name}' would not match its declaration in seasonrec/tables.py: "
+                        + "; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -145,7 +159,9 @@ class Lake:
         """
         if mode not in ("overwrite", "append"):
             raise LakeError(f"write mode '{mode}' is not supported; allowed: overwrite, append")
-        partition_by = list(partition_by or [])
+        check_schema(name, df.schema)
+        registered = tables.TABLES.get(name)
+        partition_by = list(partition_by or (registered.partition_by if registered else []))
         if self.engine == "delta-spark":
             writer = df.write.format("delta").mode(mode).partitionBy(*partition_by)
             if mode == "overwrite" and replace_partitions:
@@ -236,7 +252,9 @@ class Lake:
         adds = self._rs_stage_files(df, table_path, partition_by)
         props = CommitProperties(custom_metadata={"engineInfo.seasonrec": "spark+delta-rs", **(commit_info or {})})
         if not exists:
+            registered = tables.TABLES.get(name)
             create_table_with_add_actions(table_path, schema, adds, mode="error", partition_by=partition_by,
+                                          name=name, description=registered.comment if registered else None,
                                           commit_properties=props)
             return 0
         table = self._rs_table(name)

@@ -1,7 +1,22 @@
-"""Names of the Delta tables seasonrec owns (``<lake_root>/<name>``), grouped by medallion layer.
+"""Every Delta table seasonrec owns (``<lake_root>/<name>``): name, columns and types, keys,
+partitioning and a one-line description, in one place.
 
-The columns of each table are documented in the module that writes it.
+`seasonrec.lake.Lake` checks every write of a registered table against its ``columns`` (names and
+Spark types, in any order; nullability is not checked) and raises one line naming the differences,
+so a job cannot silently change a table's shape; it also uses ``partition_by`` as the default
+partitioning and stores ``comment`` as the table's description when it creates the table.
+
+    >>> from seasonrec import tables
+    >>> tables.spec(tables.SILVER_ITEMS).column_names
+    ('item_id', 'title', 'category', 'price')
+
+Layers: bronze (raw rows as ingested), silver (cleaned, conformed), gold (features and model
+inputs), serving/results (what jobs produce for people and other systems).
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 # bronze: raw rows as ingested
 BRONZE_TRANSACTIONS = "bronze_transactions"
@@ -25,3 +40,107 @@ RECOMMENDATIONS = "recommendations"
 DEMAND_FORECAST = "demand_forecast"
 FORECAST_BACKTEST = "forecast_backtest"
 EVALUATION_RUNS = "evaluation_runs"
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table: ``columns`` as ``"name type"`` Spark DDL pieces, ``keys`` the columns that
+    identify a row (unique in the table), ``partition_by`` its partition columns."""
+
+    name: str
+    layer: str
+    comment: str
+    columns: tuple[str, ...]
+    keys: tuple[str, ...] = ()
+    partition_by: tuple[str, ...] = ()
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(column.split(" ", 1)[0] for column in self.columns)
+
+    @property
+    def types(self) -> dict[str, str]:
+        """{column: Spark simpleString type}, e.g. {"quantity": "double", "history": "array<int>"}."""
+        return dict(column.split(" ", 1) for column in self.columns)  # type: ignore[misc]
+
+    @property
+    def ddl(self) -> str:
+        """The columns as one Spark DDL schema string (``spark.createDataFrame(rows, table.ddl)``)."""
+        return ", ".join(self.columns)
+
+    def differences(self, actual: dict[str, str]) -> list[str]:
+        """What ``actual`` ({column: simpleString type}) lacks, adds or types differently; [] if it matches."""
+        declared = self.types
+        out = [f"missing {sorted(set(declared) - set(actual))}"] if set(declared) - set(actual) else []
+        if set(actual) - set(declared):
+            out.append(f"unexpected {sorted(set(actual) - set(declared))}")
+        out += [f"{name} is {actual[name]}, declared {kind}" for name, kind in declared.items()
+                if name in actual and actual[name] != kind]
+        return out
+
+
+TABLES: dict[str, Table] = {t.name: t for t in (
+    Table(BRONZE_TRANSACTIONS, "bronze", "Sales lines as ingested (one per valid source row; guests have null "
+          "user_raw); row_hash makes re-ingesting a file a no-op",
+          ("row_hash string", "source string", "source_file string", "invoice string", "user_raw string",
+           "item_raw string", "ts timestamp", "quantity double", "price double", "description string",
+           "category string", "country string", "ingested_at timestamp"), keys=("row_hash",)),
+    Table(QUARANTINE, "bronze", "Source rows that could not be used, with the reason and the raw line",
+          ("source string", "source_file string", "reason string", "raw_line string", "ingested_at timestamp",
+           "row_hash string"), keys=("row_hash",)),
+    Table(SYNTHETIC_TRUTH, "bronze", "Seasonality planted by the synthetic generator, one row per item (test "
+          "ground truth)", ("item_raw string", "category string", "is_seasonal boolean", "season_name string",
+                            "peak_week int"), keys=("item_raw",)),
+    Table(SILVER_INTERACTIONS, "silver", "Purchases net of returns: pseudonymous user (null for guest "
+          "checkouts), item, time, quantity > 0, price, ISO-2 country",
+          ("user_id string", "item_id string", "ts timestamp", "date date", "week_start date", "quantity double",
+           "price double", "revenue double", "country string", "invoice string", "event_month string"),
+          partition_by=("event_month",)),
+    Table(SILVER_ITEMS, "silver", "Item catalogue: title, category and latest price per item",
+          ("item_id string", "title string", "category string", "price double"), keys=("item_id",)),
+    Table(CALENDAR, "silver", "One row per day: week of year, hemisphere seasons, holidays and shopping "
+          "festivals, days to/since the nearest event",
+          ("date date", "week_start date", "year int", "week_of_year int", "month int", "day_of_week int",
+           "woy_sin double", "woy_cos double", "season_north string", "season_south string", "is_holiday boolean",
+           "holiday_name string", "is_festival boolean", "festival_name string", "days_to_next_event int",
+           "days_since_last_event int", "event_window string"), keys=("date",)),
+    Table(ITEM_FEATURES, "gold", "Item features as of split.train_end: dense index, category, price bucket, "
+          "description tokens, popularity tier, 52-week seasonality profile",
+          ("item_id string", "item_index int", "category string", "category_index int", "price_mean double",
+           "price_bucket int", "tokens array<string>", "token_ids array<int>", "popularity_tier string",
+           "n_purchases bigint", "seasonality array<double>", "peak_week int", "seasonality_strength double",
+           "as_of date", "title string"), keys=("item_id",)),
+    Table(USER_FEATURES, "gold", "User features as of split.train_end: RFM, country, category and season "
+          "affinity, recent items, purchase summary",
+          ("user_id string", "user_index int", "country string", "recency_days int", "frequency bigint",
+           "monetary double", "category_affinity array<double>", "season_affinity array<double>",
+           "last_items array<int>", "bought_items array<int>", "bought_counts array<int>",
+           "bought_days_ago array<int>", "as_of date"), keys=("user_id",)),
+    Table(TRAINING_EXAMPLES, "gold", "Two-tower training rows: purchases (label 1) and sampled negatives with "
+          "the calendar context and the history before each purchase",
+          ("user_id string", "user_index int", "item_id string", "item_index int", "label int", "ts timestamp",
+           "date date", "split string", "woy_sin double", "woy_cos double", "season_index int",
+           "is_holiday boolean", "is_festival boolean", "days_to_next_event int", "days_since_last_event int",
+           "history array<int>"), partition_by=("split",)),
+    Table(WEEKLY_DEMAND, "gold", "Units sold per item and week (guest sales included) with calendar features",
+          ("item_id string", "week_start date", "quantity double", "category string", "price double",
+           "week_of_year int", "woy_sin double", "woy_cos double", "is_holiday_week int", "is_festival_week int"),
+          keys=("item_id", "week_start")),
+    Table(ITEM_EMBEDDINGS, "serving", "Item vectors of the current two-tower model (for ANN indexes)",
+          ("item_index int", "item_id string", "embedding array<float>", "model_version string"),
+          keys=("item_id",)),
+    Table(RECOMMENDATIONS, "serving", "Top-K items per user for the season of context_date",
+          ("user_id string", "rank int", "item_id string", "score double", "model_version string",
+           "context_date date", "run_id string"), keys=("context_date", "user_id", "rank"),
+          partition_by=("context_date",)),
+    Table(EVALUATION_RUNS, "serving", "Offline evaluation results: one row per run, method, metric, k, segment",
+          ("run_id string", "method string", "metric string", "k int", "segment string", "value double",
+           "table_versions string", "created_at timestamp"), keys=("run_id", "method", "metric", "k", "segment")),
+)}
+
+
+def spec(name: str) -> Table:
+    """The registered table called ``name``; KeyError naming the known tables otherwise."""
+    if name not in TABLES:
+        raise KeyError(f"unknown table '{name}'; known: {', '.join(sorted(TABLES))}")
+    return TABLES[name]

@@ -15,6 +15,7 @@ import os
 import pytest
 
 from seasonrec.evaluation import baselines as B
+from support import as_table
 
 SPLIT = ("split.train_end=2011-08-01", "split.validation_end=2011-09-01", "split.test_end=2011-10-01")
 SCHEMA = "user_id string, item_id string, ts timestamp, date date, week_start date, quantity double, invoice string"
@@ -56,7 +57,7 @@ def lake_ctx(spark, tmp_path_factory):
     config = make_config(root, *SPLIT, "evaluation.k_list=[2,3]", "evaluation.als_ranks=[2,3]",
                          "evaluation.als_max_iter=3", "evaluation.recent_weeks=5")
     ctx = JobContext.create(config, "evaluate", spark)
-    ctx.lake.write(spark.createDataFrame(_rows(), SCHEMA), "silver_interactions")
+    ctx.lake.write(as_table(spark.createDataFrame(_rows(), SCHEMA), "silver_interactions"), "silver_interactions")
     return ctx
 
 

@@ -148,6 +148,12 @@ def test_notebooks_run_locally_top_to_bottom(spark, tmp_path: Path, monkeypatch:
                   "demand_forecast", "evaluation_runs"):
         assert stage_lake.exists(table) and stage_lake.read(table).limit(1).count() == 1, table
     assert Path(namespace["summary"]["report"]).is_file()
+    from seasonrec import tables
+
+    for table in tables.TABLES.values():  # every declared key identifies one row
+        if table.keys and stage_lake.exists(table.name):
+            df = stage_lake.read(table.name)
+            assert df.count() == df.select(*table.keys).distinct().count(), table.name
 
     # The end-to-end notebook on the same lake: re-running ingest adds no rows, score rewrites its partition.
     bronze_rows = stage_lake.read("bronze_transactions").count()

@@ -14,6 +14,7 @@ from seasonrec.core.topk import brute_force_top_k
 from seasonrec.scoring.engine import ScoringOptions, build_recommendations, recommend
 from seasonrec.scoring.jobs import score_and_write
 from seasonrec.scoring.models import ALSFactorsModel, ItemBiasReranker
+from support import as_table
 
 N_USERS, N_ITEMS, DIM = 40, 60, 6
 
@@ -121,21 +122,24 @@ def _tiny_lake(ctx) -> None:
     season = ["winter" if d.month in (12, 1, 2) else "summer" if d.month in (6, 7, 8) else "autumn" for d in days]
     calendar = pd.DataFrame({"date": days.date, "week_of_year": days.isocalendar().week.astype(int).to_numpy(),
                              "season_north": season, "season_south": season, "is_holiday": False})
-    lake.write(spark.createDataFrame(calendar), tables.CALENDAR)
+    lake.write(as_table(spark.createDataFrame(calendar), tables.CALENDAR), tables.CALENDAR)
     items = pd.DataFrame({"item_id": [str(1000 + i) for i in range(N_ITEMS)] + ["9999"],
                           "category": [f"c{i % 3}" for i in range(N_ITEMS + 1)]})
-    lake.write(spark.createDataFrame(items), tables.ITEM_FEATURES)
+    lake.write(as_table(spark.createDataFrame(items), tables.ITEM_FEATURES), tables.ITEM_FEATURES)
     sales = pd.DataFrame({"user_id": [0, 3, 6] * 10, "item_id": [str(1000 + i) for i in range(30)],
                           "date": [dt.date(2011, 6, 10)] * 30})
-    lake.write(spark.createDataFrame(sales).withColumn("event_month", F.lit("2011-06")), tables.SILVER_INTERACTIONS,
-               partition_by=["event_month"])
+    sales_df = spark.createDataFrame(sales).withColumn("event_month", F.lit("2011-06"))
+    lake.write(as_table(sales_df, tables.SILVER_INTERACTIONS), tables.SILVER_INTERACTIONS)
     users = pd.DataFrame({"user_id": np.arange(N_USERS, dtype=np.int64) * 3, "last_items": [[]] * N_USERS})
-    lake.write(spark.createDataFrame(users, "user_id long, last_items array<string>"), tables.USER_FEATURES)
+    lake.write(as_table(spark.createDataFrame(users, "user_id long, last_items array<string>"), tables.USER_FEATURES),
+               tables.USER_FEATURES)
 
 
 def _string_item_model() -> ALSFactorsModel:
     base = _factors_model()
-    return ALSFactorsModel(base._user_ids, base._user_factors, np.array([str(i) for i in base.item_ids], object),
+    # String ids on both sides, as silver_interactions and gold_user_features hold them.
+    return ALSFactorsModel(np.array([str(u) for u in base._user_ids], object), base._user_factors,
+                           np.array([str(i) for i in base.item_ids], object),
                            base.item_matrix, model_version="factors-v1")
 
 

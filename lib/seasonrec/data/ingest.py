@@ -17,14 +17,15 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from seasonrec import tables
+
 # Checked in this order; a row gets the first reason that applies.
 REASONS = ("missing_item", "unparseable_timestamp", "non_numeric_quantity",
            "non_numeric_price", "negative_price")
 DEFAULT_TIMESTAMP_FORMATS = ("yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd HH:mm",
                              "yyyy-MM-dd'T'HH:mm:ssXXX", "M/d/yyyy H:mm", "d/M/yyyy H:mm", "yyyy-MM-dd")
-BRONZE_COLUMNS = ("row_hash", "source", "source_file", "invoice", "user_raw", "item_raw", "ts", "quantity", "price",
-                  "description", "category", "country", "ingested_at")
-QUARANTINE_COLUMNS = ("source", "source_file", "reason", "raw_line", "ingested_at", "row_hash")
+BRONZE_COLUMNS = tables.spec(tables.BRONZE_TRANSACTIONS).column_names
+QUARANTINE_COLUMNS = tables.spec(tables.QUARANTINE).column_names
 
 
 def _number(column: str) -> Column:

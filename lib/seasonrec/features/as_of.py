@@ -18,8 +18,8 @@ from seasonrec.context import JobError
 
 
 def user_features_as_of(lake: Any, config: Any, as_of: dt.date) -> DataFrame:
-    """gold_user_features when it is already cut at `as_of` (or has no `as_of`: a user list made by
-    hand is taken as it is), else the same columns recomputed from silver at `as_of`."""
+    """gold_user_features when it is already cut at `as_of` (or has no `as_of`, or a null one: a user
+    list made by hand is taken as it is), else the same columns recomputed from silver at `as_of`."""
     from seasonrec.features import gold, silver
 
     if not lake.exists(tables.USER_FEATURES):
@@ -29,7 +29,9 @@ def user_features_as_of(lake: Any, config: Any, as_of: dt.date) -> DataFrame:
     if "as_of" not in stored.columns:
         return stored
     cut = stored.select("as_of").limit(1).collect()
-    if cut and cut[0]["as_of"] == as_of and all(c in stored.columns for c in gold.BOUGHT_COLUMNS):
+    if cut and cut[0]["as_of"] is None:
+        return stored
+    if cut[0]["as_of"] == as_of and all(c in stored.columns for c in gold.BOUGHT_COLUMNS):
         return stored
     for name in (tables.SILVER_INTERACTIONS, tables.ITEM_FEATURES, tables.CALENDAR):
         if not lake.exists(name):

@@ -15,6 +15,8 @@ import math
 
 from pyspark.sql import DataFrame, SparkSession
 
+from seasonrec import tables
+
 SEASONS = ("winter", "spring", "summer", "autumn")
 # Festival keys used across features (season_affinity windows use them too).
 FESTIVALS = ("valentines_day", "spring_festival", "easter", "back_to_school", "mid_autumn", "halloween",
@@ -117,15 +119,11 @@ def calendar_frame(start: dt.date, end: dt.date, countries: list[str]):
     return pd.DataFrame(rows)
 
 
-CALENDAR_SCHEMA = ("date date, week_start date, year int, week_of_year int, month int, day_of_week int, "
-                   "woy_sin double, woy_cos double, season_north string, season_south string, is_holiday boolean, "
-                   "holiday_name string, is_festival boolean, festival_name string, days_to_next_event int, "
-                   "days_since_last_event int, event_window string")
 
 
 def calendar(spark: SparkSession, start: dt.date, end: dt.date, countries: list[str]) -> DataFrame:
     frame = calendar_frame(start, end, countries)
-    return spark.createDataFrame(list(frame.itertuples(index=False, name=None)), CALENDAR_SCHEMA)
+    return spark.createDataFrame(list(frame.itertuples(index=False, name=None)), tables.spec(tables.CALENDAR).ddl)
 
 
 def calendar_row(calendar: DataFrame, day: dt.date) -> dict:

@@ -18,6 +18,7 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from seasonrec import tables
 from seasonrec.config import FeaturesConfig, SplitConfig
 from seasonrec.core.randomness import bins_from_weights, uniform
 from seasonrec.features.calendar import SEASONS, SHOPPING_FESTIVALS
@@ -28,9 +29,6 @@ SEASON_AFFINITY_NAMES = ("winter", "spring", "summer", "autumn", "christmas_run_
                          "back_to_school", "shopping_festivals", "chinese_festivals")
 POPULARITY_TIERS = ("head", "torso", "tail")
 STOPWORDS = ("of", "and", "the", "in", "with", "for", "set", "a", "an", "to", "on", "s")
-EXAMPLE_COLUMNS = ("user_id", "user_index", "item_id", "item_index", "label", "ts", "date", "split", "woy_sin",
-                   "woy_cos", "season_index", "is_holiday", "is_festival", "days_to_next_event",
-                   "days_since_last_event", "history")
 
 
 def before(interactions: DataFrame, as_of: dt.date) -> DataFrame:
@@ -284,7 +282,7 @@ def training_examples(interactions: DataFrame, items: DataFrame, users: DataFram
         season_index = F.when(season == name, F.lit(i)).otherwise(season_index)
     examples = positives.unionByName(negatives.select(*positives.columns))
     return (examples.join(cal, "date", "left").withColumn("season_index", season_index)
-            .select(*[F.col(c) for c in EXAMPLE_COLUMNS])
+            .select(*[F.col(c) for c in tables.spec(tables.TRAINING_EXAMPLES).column_names])
             .withColumn("label", F.col("label").cast("int"))
             .withColumn("item_index", F.col("item_index").cast("int"))
             .withColumn("user_index", F.col("user_index").cast("int")))

@@ -18,9 +18,6 @@ from seasonrec.config import FeaturesConfig
 
 log = logging.getLogger("seasonrec")
 
-SILVER_COLUMNS = ("user_id", "item_id", "ts", "date", "week_start", "quantity", "price", "revenue", "country",
-                  "invoice", "event_month")
-
 # Country names seen in retail exports -> ISO 3166 alpha-2 (hemisphere and holiday lookups use codes).
 COUNTRY_CODES = {
     "UNITED KINGDOM": "GB", "UK": "GB", "GERMANY": "DE", "FRANCE": "FR", "EIRE": "IE", "IRELAND": "IE",
