@@ -105,10 +105,13 @@ def test_job_on_real_model_counts_unseen_users_and_replaces_partition(trained, s
 
 def test_evaluate_reaches_planted_seasonal_items_and_needs_the_calendar(trained):
     """`seasonrec evaluate` on the synthetic test window (September) with the real model: the planted
-    seasonal items of the window reach their buyers clearly better than with the calendar context
-    ablated and better than re-buying, while overall recall stays above re-buying; the discovery
-    sweep lands in the report. (Measured: seasonal_recall@20 0.393 with context, 0.333 ablated,
-    0.452 for a seasonal popularity list, which ranks only for the season; recall@20 0.669 vs 0.658.)"""
+    seasonal items of the window reach their buyers as well as a seasonal popularity list does (issue
+    #13's bar) and better than re-buying, while overall recall stays above re-buying; ablating the
+    calendar context never helps; the discovery sweep lands in the report. (Measured with the
+    cross-fitted ranker: seasonal_recall@20 0.452 for the model, the ablation and seasonal
+    popularity, 0.298 for re-buying; recall@20 0.700 vs 0.658. The ranker recovers the season from
+    point-in-time sales signals (trend, last year) even without the calendar; the calendar's own
+    effect is measured on the first stage, `tests/training/test_training.py`.)"""
     import argparse
     import os
 
@@ -130,8 +133,9 @@ def test_evaluate_reaches_planted_seasonal_items_and_needs_the_calendar(trained)
     seasonal = {m: value(m, "seasonal_recall") for m in ("model", "model_no_context", "seasonal_popularity",
                                                          "repeat_buy")}
     print("seasonal_recall@20", seasonal, "recall@20", {m: value(m, "recall") for m in ("model", "repeat_buy")})
-    assert seasonal["model"] >= seasonal["model_no_context"] + 0.03
-    assert seasonal["model"] > seasonal["repeat_buy"]
+    assert seasonal["model"] >= 0.95 * seasonal["seasonal_popularity"]
+    assert seasonal["model"] >= seasonal["model_no_context"] - 0.01
+    assert seasonal["model"] > seasonal["repeat_buy"] + 0.05
     assert value("model", "recall") >= value("repeat_buy", "recall")
     tradeoff = {r["segment"]: r["value"] for r in rows if r["metric"] == "tradeoff_tail_share"}
     # The grid plus the default in use (the model's calibrated value).

@@ -86,6 +86,18 @@ def test_copurchase_neighbours_from_baskets_including_guests(spark):
                         expected[user, j] += w * 0.8 ** slot
     np.testing.assert_allclose(scores, expected, rtol=1e-6)
 
+    # Affinity over the whole purchase summary: user0 bought A 3 times, user1 B once and A twice.
+    bought, counts = np.array([[1, 0], [1, 2], [0, 0]]), np.array([[3, 0], [2, 1], [0, 0]])
+    affinity = copurchase.affinity_scores(bought, counts)
+    expected = np.zeros((3, 4), np.float32)
+    for user in range(3):
+        for item, times in zip(bought[user], counts[user], strict=True):
+            for j, w in zip(copurchase.items[item - 1], copurchase.weights[item - 1], strict=True):
+                if item and j >= 0:
+                    expected[user, j] += w * np.log1p(times)
+    np.testing.assert_allclose(affinity, expected, rtol=1e-6)
+    assert affinity[0, 1] > 0 and not affinity[2].any()
+
 
 def test_sources_propose_rebuys_neighbours_trending_and_popular():
     signals = {"recent": np.array([10.0, 3.0, 0.0, 1.0], np.float32),
@@ -177,3 +189,25 @@ def test_discovery_default_never_spends_more_than_the_recall_budget():
     chosen = next(p for p in curve if p["discovery"] == value)
     assert chosen["recall"] >= (1 - DISCOVERY_RECALL_BUDGET) * curve[0]["recall"]
     assert any(p["tail_share"] >= 2 / k and p["recall"] < chosen["recall"] for p in curve)  # the tail was dearer
+
+
+def test_cross_fitted_scores_never_see_their_own_units():
+    """A fold's scores come from a ranker that neither fitted nor early-stopped on that fold."""
+    from seasonrec.training.pipeline import cross_fit
+
+    rng = np.random.default_rng(3)
+    n_units, width = 240, 20
+    features = rng.normal(size=(n_units, width, len(FEATURE_NAMES))).astype(np.float32)
+    labels = (features[:, :, FEATURE_NAMES.index("copurchase")] + 0.3 * rng.normal(size=(n_units, width)) > 1.5)
+    labels = labels.astype(np.float32)
+    folds = np.arange(n_units) % 4
+    scores, trees = cross_fit(features, labels, folds, seed=1, params={})
+    assert len(trees) == 4 and min(trees) >= 1
+    top = np.argsort(-scores, axis=1)[:, :3]
+    assert np.take_along_axis(labels, top, 1).mean() > 3 * labels.mean()  # out of fold, still learned
+
+    scrambled = labels.copy()
+    scrambled[folds == 0] = rng.permutation(scrambled[folds == 0].reshape(-1)).reshape(-1, width)
+    again, _ = cross_fit(features, scrambled, folds, seed=1, params={})
+    np.testing.assert_array_equal(again[folds == 0], scores[folds == 0])
+    assert not np.array_equal(again[folds == 1], scores[folds == 1])  # fold 0 fits fold 1's scorer

@@ -55,6 +55,7 @@ from seasonrec.core.topk import top_candidates
 from seasonrec.features.item_activity import ACTIVITY_FEATURES
 from seasonrec.training.candidates import CandidateRequest, ItemNeighbours, all_pairs
 from seasonrec.training.encoding import (
+    RECENCY_DECAY,
     FeatureSpec,
     bought_matrices,
     encode_users,
@@ -68,7 +69,6 @@ META_FILE = "meta.json"
 WEIGHTS_FILE = "scoring.npz"
 
 
-RECENCY_DECAY = 0.8
 # Proposals per user from each candidate source (`seasonrec.training.candidates.SOURCES`).
 DEFAULT_SOURCE_LIMITS = {"rebuy": 50, "copurchase": 40, "content": 20, "trending": 30, "last_year": 30,
                          "first_orders": 30, "popular_now": 30}
@@ -207,9 +207,10 @@ class TwoStageModel:
                     context: dict[str, Any] | None) -> PoolInputs:
         history = inputs["history"]
         copurchase, content = self.copurchase, self.content
-        return PoolInputs(history=history, bought=bought_matrices(users, self.spec.bought_items_max),
-                          week_kernel=self.week_kernel(inputs["context"]),
+        bought = bought_matrices(users, self.spec.bought_items_max)
+        return PoolInputs(history=history, bought=bought, week_kernel=self.week_kernel(inputs["context"]),
                           copurchase=None if copurchase is None else copurchase.user_scores(history),
+                          copurchase_affinity=None if copurchase is None else copurchase.affinity_scores(*bought[:2]),
                           content=None if content is None else content.user_scores(history),
                           item_signals=self.item_signals(context))
 

@@ -34,8 +34,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
 from seasonrec.features.item_activity import basket_key
+from seasonrec.training.encoding import RECENCY_DECAY
 
-RECENCY_DECAY = 0.8
 MAX_BASKET_ITEMS = 60  # larger (wholesale) baskets are cut to their first items by hash: pairs grow as n^2
 
 
@@ -172,18 +172,31 @@ class ItemNeighbours:
     def user_scores(self, history: np.ndarray) -> np.ndarray:
         """[n, n_items] float32: sum over the user's recent items (decayed by recency) of their
         neighbours' similarities. ``history``: int [n, L] item position + 1, most recent first."""
-        n_users, length = history.shape
+        decay = np.broadcast_to(RECENCY_DECAY ** np.arange(history.shape[1], dtype=np.float32), history.shape)
+        return self._spread(history, decay)
+
+    def affinity_scores(self, bought_items: np.ndarray, bought_counts: np.ndarray) -> np.ndarray:
+        """[n, n_items] float32: SAR-style affinity, the sum over everything the user bought (each
+        weighted by log1p(times bought)) of its neighbours' similarities; the whole purchase summary,
+        where `user_scores` sees the recent items only. ``bought_items``: int [n, M] item position + 1
+        (0 pads), ``bought_counts``: [n, M] times bought."""
+        return self._spread(bought_items, np.log1p(np.clip(bought_counts.astype(np.float32), 0, None)))
+
+    def _spread(self, items: np.ndarray, item_weights: np.ndarray) -> np.ndarray:
+        """Sum of each listed item's neighbours' similarities x that item's weight, per user row.
+        ``items``: int [n, L] item position + 1 (0 pads); ``item_weights``: [n, L]."""
+        n_users, length = items.shape
         n_items = self.items.shape[0]
         scores = np.zeros((n_users, n_items), np.float32)
         if not n_items or not length:
             return scores
-        positions = history.astype(np.int64) - 1
+        positions = items.astype(np.int64) - 1
         rows, slots = np.nonzero(positions >= 0)
         if not rows.size:
             return scores
         src = positions[rows, slots]
         neighbours = self.items[src]  # [m, N]
-        weights = self.weights[src] * (RECENCY_DECAY ** slots)[:, None].astype(np.float32)
+        weights = self.weights[src] * np.asarray(item_weights, np.float32)[rows, slots][:, None]
         ok = neighbours >= 0
         flat = np.repeat(rows, neighbours.shape[1]).reshape(neighbours.shape)[ok] * n_items + neighbours[ok]
         np.add.at(scores.reshape(-1), flat, weights[ok])

@@ -40,6 +40,13 @@ def tail_share(recommended: np.ndarray, is_tail: np.ndarray, k: int) -> float:
     return float(is_tail[recommended[:, :k]].mean()) if len(recommended) else 0.0
 
 
+def tail_recall(recommended: np.ndarray, targets: Sequence[Sequence[int]], is_tail: np.ndarray, k: int) -> float:
+    """Recall@k over tail purchases only (users without one are skipped)."""
+    values = [len(set(row[:k].tolist()) & set(t)) / len(t) for row, t in
+              ((row, [i for i in t if is_tail[i]]) for row, t in zip(recommended, targets, strict=True)) if t]
+    return float(np.mean(values)) if values else 0.0
+
+
 def repeat_buy_top_k(history: np.ndarray, popularity: np.ndarray, k: int) -> np.ndarray:
     """The user's most-bought items (ties: first listed), then globally popular items.
 

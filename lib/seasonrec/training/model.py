@@ -24,9 +24,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from seasonrec.training.encoding import CONTEXT_DIM, WEEKS
-
-RECENCY_DECAY = 0.8
+from seasonrec.training.encoding import CONTEXT_DIM, RECENCY_DECAY, WEEKS
 
 
 class TwoTowerModel(tf.keras.Model):

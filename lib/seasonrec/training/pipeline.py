@@ -28,8 +28,8 @@ from seasonrec.training.artifacts import (
 from seasonrec.training.candidates import fit_content_neighbours, fit_copurchase, item_repeat_rate
 from seasonrec.training.data import TrainingData, evaluation_units, load_training_data, window_units
 from seasonrec.training.encoding import bought_matrices
-from seasonrec.training.metrics import ndcg_at_k, recall_at_k, repeat_buy_top_k, tail_share, top_k
-from seasonrec.training.rerank import FEATURE_NAMES, Ranker, fit_ranker, with_discovery
+from seasonrec.training.metrics import ndcg_at_k, recall_at_k, repeat_buy_top_k, tail_recall, tail_share, top_k
+from seasonrec.training.rerank import FEATURE_NAMES, RANKER_GRID, Ranker, fit_ranker, with_discovery
 from seasonrec.training.trainer import horovod_train_fn
 
 log = logging.getLogger("seasonrec")
@@ -153,11 +153,17 @@ def evaluate(model: TwoStageModel, units: Units, is_tail: np.ndarray, k: int, ac
     return out
 
 
+RANKER_FOLDS = 4
+
+
 def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, activity: ItemActivity,
                        is_tail: np.ndarray) -> tuple[Ranker | None, dict[str, Any]]:
-    """Fit the LightGBM ranker on validation pools: half of the users fit it (early stopping on a
-    quarter of them), the last quarter decides whether it beats the first stage; if it does, it is
-    refitted on every unit with the early-stopped number of trees. ``reranker_pool_recall`` in the
+    """Fit the LightGBM ranker on validation pools, cross-fitted over users so every decision is
+    made on users the deciding model never saw: the users fall in ``RANKER_FOLDS`` folds; for each
+    fold a ranker is fitted on the others (early-stopped on the next fold) and scores it. Those
+    out-of-fold scores choose the settings (``RANKER_GRID``, by NDCG@10), decide whether the ranker
+    beats the first stage (recall@k), and calibrate the discovery knob; the kept ranker is refitted
+    on every unit with the median early-stopped number of trees. ``reranker_pool_recall`` in the
     returned info is the share of the units' purchases that reached the pool (the ranker's ceiling);
     ``discovery`` the calibrated default of the long-tail knob (`calibrate_discovery`)."""
     if len(units) < 20:
@@ -166,53 +172,63 @@ def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, ac
     labels = np.array([np.isin(row, t) for row, t in zip(pools.candidates, units.targets, strict=True)],
                       dtype=np.float32)
     users = units.frame["user_id"].astype(str).to_numpy()
-    rng = np.random.default_rng(seed)
-    unique = rng.permutation(np.unique(users))
-    fit_users = set(unique[: len(unique) // 2].tolist())
-    stop_users = set(unique[len(unique) // 2: (3 * len(unique)) // 4].tolist())
-    fit_mask = np.array([u in fit_users for u in users])
-    stop_mask = np.array([u in stop_users for u in users])
-    held = ~fit_mask & ~stop_mask
+    unique = np.random.default_rng(seed).permutation(np.unique(users))
+    fold_of = {user: i % RANKER_FOLDS for i, user in enumerate(unique.tolist())}
+    folds = np.array([fold_of[u] for u in users])
 
-    def recall(selector: np.ndarray, ranking_scores: np.ndarray) -> float:
-        order = np.argsort(-ranking_scores[selector], axis=1, kind="stable")
-        ranked = np.take_along_axis(pools.candidates[selector], order, 1)
-        return recall_at_k(ranked, [units.targets[i] for i in np.flatnonzero(selector)], k)
+    def ranked(scores: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(pools.candidates, np.argsort(-scores, axis=1, kind="stable"), 1)
 
-    try:
-        trial = fit_ranker(pools.features[fit_mask], labels[fit_mask], seed,
-                           valid=(pools.features[stop_mask], labels[stop_mask]))
-    except ValueError as exc:
-        return None, {"reranker": f"skipped: {exc}"}
+    trials = []
+    for params in RANKER_GRID:
+        try:
+            scores, trees = cross_fit(pools.features, labels, folds, seed, params)
+        except ValueError as exc:
+            return None, {"reranker": f"skipped: {exc}"}
+        trials.append({"params": params, "scores": scores, "trees": int(np.median(trees)),
+                       "ndcg": ndcg_at_k(ranked(scores), units.targets, 10)})
+    best = max(trials, key=lambda trial: trial["ndcg"])
     pool_recall = float(np.mean([labels[i].sum() / len(set(t)) for i, t in enumerate(units.targets) if len(t)]))
-    first_recall = recall(held, pools.first_scores)
-    second_recall = recall(held, trial.score(pools.features))
+    first_recall = recall_at_k(ranked(pools.first_scores), units.targets, k)
+    second_recall = recall_at_k(ranked(best["scores"]), units.targets, k)
     keep = second_recall >= first_recall
     info = {"reranker_units": len(units), "reranker_pool_width": int(pools.candidates.shape[1]),
             "reranker_pool_recall": round(pool_recall, 4),
             "reranker_heldout_first_stage_recall": first_recall, "reranker_heldout_recall": second_recall,
-            "reranker_trees": trial.best_iteration, "reranker": "kept" if keep else "dropped (no held-out gain)"}
+            "reranker_grid_ndcg": [{"params": t["params"], "ndcg_at_10": round(t["ndcg"], 4), "trees": t["trees"]}
+                                   for t in trials],
+            "reranker_params": best["params"], "reranker_trees": best["trees"],
+            "reranker": "kept" if keep else "dropped (no held-out gain)"}
     if not keep:
         return None, info
-    discovery, curve = calibrate_discovery(trial.score(pools.features[held]), pools.candidates[held],
-                                           [units.targets[i] for i in np.flatnonzero(held)],
-                                           pools.bought_items[held], model.weights["log_q"], model.novelty,
-                                           is_tail, k, known=(pools.history[held] > 0).any(axis=1))
+    discovery, curve = calibrate_discovery(best["scores"], pools.candidates, units.targets, pools.bought_items,
+                                           model.weights["log_q"], model.novelty, is_tail, k,
+                                           known=(pools.history > 0).any(axis=1))
     info.update({"discovery": discovery, "discovery_curve": curve})
-    final = fit_ranker(pools.features, labels, seed, rounds=max(trial.best_iteration, 1))
+    final = fit_ranker(pools.features, labels, seed, rounds=max(best["trees"], 1), params=best["params"])
     info["reranker_feature_gain"] = final.feature_importance()
     return final, info
 
 
+def cross_fit(features: np.ndarray, labels: np.ndarray, folds: np.ndarray, seed: int,
+              params: dict[str, Any]) -> tuple[np.ndarray, list[int]]:
+    """Out-of-fold ranker scores [n, C] for [n, C, F] ``features`` / [n, C] ``labels``: fold f is
+    scored by a ranker fitted on the folds other than f and f+1, early-stopped on fold f+1.
+    ``folds``: int [n] fold of each unit (0..max). Returns (scores, early-stopped trees per fold)."""
+    n_folds = int(folds.max()) + 1
+    scores = np.zeros(labels.shape, np.float32)
+    trees = []
+    for fold in range(n_folds):
+        scored, stop = folds == fold, folds == (fold + 1) % n_folds
+        fit = ~scored & ~stop
+        ranker = fit_ranker(features[fit], labels[fit], seed, valid=(features[stop], labels[stop]), params=params)
+        scores[scored] = ranker.score(features[scored])
+        trees.append(ranker.best_iteration)
+    return scores, trees
+
+
 DISCOVERY_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0)
 DISCOVERY_RECALL_BUDGET = 0.05
-
-
-def _tail_recall(ranked: np.ndarray, targets: list[list[int]], is_tail: np.ndarray, k: int) -> float:
-    """Recall@k over tail purchases only (users without one are skipped)."""
-    values = [len(set(row[:k].tolist()) & set(t)) / len(t) for row, t in
-              ((row, [i for i in t if is_tail[i]]) for row, t in zip(ranked, targets, strict=True)) if t]
-    return float(np.mean(values)) if values else 0.0
 
 
 def calibrate_discovery(scores: np.ndarray, candidates: np.ndarray, targets: list[list[int]],
@@ -229,7 +245,7 @@ def calibrate_discovery(scores: np.ndarray, candidates: np.ndarray, targets: lis
     Returns (value, [{discovery, recall, tail_share, tail_recall}] per grid value).
     """
     heuristic = repeat_buy_top_k(bought_items, log_q, k)
-    wanted_share, wanted_recall = tail_share(heuristic, is_tail, k), _tail_recall(heuristic, targets, is_tail, k)
+    wanted_share, wanted_recall = tail_share(heuristic, is_tail, k), tail_recall(heuristic, targets, is_tail, k)
     novelty = novelty[candidates]
     curve = []
     for value in DISCOVERY_GRID:
@@ -237,7 +253,7 @@ def calibrate_discovery(scores: np.ndarray, candidates: np.ndarray, targets: lis
         ranked = np.take_along_axis(candidates, np.argsort(-boosted, axis=1, kind="stable"), 1)
         curve.append({"discovery": value, "recall": round(recall_at_k(ranked, targets, k), 4),
                       "tail_share": round(tail_share(ranked, is_tail, k), 4),
-                      "tail_recall": round(_tail_recall(ranked, targets, is_tail, k), 4)})
+                      "tail_recall": round(tail_recall(ranked, targets, is_tail, k), 4)})
     # Accuracy budget: never more than DISCOVERY_RECALL_BUDGET below no boost, never below re-buying.
     floor = max((1 - DISCOVERY_RECALL_BUDGET) * curve[0]["recall"], recall_at_k(heuristic, targets, k))
     within = [p for p in curve if p["recall"] >= floor]
@@ -364,8 +380,7 @@ def write_item_embeddings(ctx: JobContext, model: TwoStageModel) -> int:
         "embedding": [row.astype(np.float32).tolist() for row in model.item_matrix],
         "model_version": model.model_version,
     })
-    schema = "item_index int, item_id string, embedding array<float>, model_version string"
-    df = ctx.spark.createDataFrame(frame, schema=schema)
+    df = ctx.spark.createDataFrame(frame, schema=tables.spec(tables.ITEM_EMBEDDINGS).ddl)
     return ctx.lake.write(df, tables.ITEM_EMBEDDINGS, mode="overwrite",
                           commit_info=ctx.commit_info(model_version=model.model_version))
 

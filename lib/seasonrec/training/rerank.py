@@ -12,7 +12,8 @@ source's proposals. Features of (user, candidate item) at the request date, ``FE
   lift) and that fit for re-buys; last year's sales in the weeks ahead and last year's ramp into them;
 - item now: log popularity at training time, log baskets in the last 4 weeks, trend (last 4 weeks vs
   the 4 before), log first baskets of new customers holding it in the last 8 weeks;
-- discovery: co-purchase and content (description/category) similarity to the user's recent items;
+- discovery: co-purchase and content (description/category) similarity to the user's recent items,
+  and co-purchase affinity to everything the user bought (SAR-style, weighted by times bought);
 - user: log purchase occasions, log distinct items bought, log tenure (days since the oldest last
   purchase in the summary), log mean days between purchase occasions, share of the user's purchase
   occasions that were re-buys, no history at all (new user).
@@ -32,11 +33,15 @@ FEATURE_NAMES = ["score", "score_gap", "score_rank", "log_times_bought", "bought
                  "recency_weight", "log_days_since_bought", "rebuy_due", "item_repeat_rate", "seasonal_fit",
                  "seasonal_fit_rebuy",
                  "log_last_year_ahead", "last_year_ratio", "log_popularity", "log_recent", "trend",
-                 "log_first_orders", "copurchase", "content", "user_log_occasions", "user_log_items",
+                 "log_first_orders", "copurchase", "copurchase_affinity", "content", "user_log_occasions",
+                 "user_log_items",
                  "user_log_tenure_days", "user_log_cycle_days", "user_rebuy_share", "user_is_new"]
 LGB_PARAMS = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10, 20], "learning_rate": 0.05,
               "num_leaves": 31, "min_data_in_leaf": 50, "feature_fraction": 0.9, "bagging_fraction": 0.8,
               "bagging_freq": 1, "lambdarank_truncation_level": 30, "verbose": -1, "num_threads": 2}
+# Candidate settings, chosen per training run by cross-fitted NDCG on the validation users: the
+# default and a strongly regularised one (the validation window holds only ~1k users on Online Retail).
+RANKER_GRID = ({}, {"num_leaves": 7, "min_data_in_leaf": 200, "lambda_l2": 10.0})
 MAX_ROUNDS = 300
 EARLY_STOPPING_ROUNDS = 30
 
@@ -49,6 +54,7 @@ class PoolInputs:
     bought: tuple[np.ndarray, np.ndarray, np.ndarray]  # items + 1, times bought, days since, each [n, M]
     week_kernel: np.ndarray  # [n, 52] (zeros when the context is ablated)
     copurchase: np.ndarray | None  # [n, n_items] or None
+    copurchase_affinity: np.ndarray | None  # [n, n_items] over the whole purchase summary, or None
     content: np.ndarray | None  # [n, n_items] or None
     item_signals: dict[str, np.ndarray]  # ItemActivity.at(date)
 
@@ -110,6 +116,7 @@ def candidate_features(inputs: PoolInputs, candidates: np.ndarray, scores: np.nd
         signals["trend"][candidates],
         signals["log_first_orders"][candidates],
         gathered(inputs.copurchase),
+        gathered(inputs.copurchase_affinity),
         gathered(inputs.content),
         user(np.log1p(occasions)),
         user(np.log1p(n_items_bought)),
@@ -152,10 +159,17 @@ class Ranker:
         return self._booster
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        """[n, c] ranking scores (higher is better) for [n, c, F] features."""
+        """[n, c] ranking scores (higher is better) for [n, c, F] features laid out as ``FEATURE_NAMES``
+        (a ranker fitted on an earlier feature list picks its own columns by name)."""
         n, c, width = features.shape
         if n * c == 0:
             return np.zeros((n, c), np.float32)
+        if self.feature_names != FEATURE_NAMES and width == len(FEATURE_NAMES):
+            missing = sorted(set(self.feature_names) - set(FEATURE_NAMES))
+            if missing:
+                raise ValueError(f"ranker features {missing} are no longer computed: retrain the model")
+            features = features[:, :, [FEATURE_NAMES.index(name) for name in self.feature_names]]
+            width = len(self.feature_names)
         # One thread: the Spark UDF already runs one Python worker per core.
         flat = self._model().predict(features.reshape(-1, width), num_threads=1)
         return np.asarray(flat, np.float32).reshape(n, c)
@@ -185,18 +199,20 @@ def _dataset(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def fit_ranker(features: np.ndarray, labels: np.ndarray, seed: int,
-               valid: tuple[np.ndarray, np.ndarray] | None = None, rounds: int | None = None) -> Ranker:
+               valid: tuple[np.ndarray, np.ndarray] | None = None, rounds: int | None = None,
+               params: dict[str, Any] | None = None) -> Ranker:
     """LightGBM lambdarank on [n_units, c, F] features and [n_units, c] 0/1 labels, one group per unit.
 
-    With ``valid`` (features, labels of other units) it stops early on their NDCG@20; ``rounds``
+    With ``valid`` (features, labels of other units) it stops early on their NDCG; ``rounds``
     fixes the number of trees instead (e.g. the early-stopped count, when refitting on everything).
+    ``params`` override ``LGB_PARAMS`` (e.g. one entry of ``RANKER_GRID``).
     """
     import lightgbm
 
     x, y, group = _dataset(features, labels)
     if not group:
         raise ValueError("no unit has a bought item in its candidate pool; nothing to learn a ranking from")
-    params = {**LGB_PARAMS, "seed": seed, "deterministic": True}
+    params = {**LGB_PARAMS, **(params or {}), "seed": seed, "deterministic": True}
     train = lightgbm.Dataset(x, y, group=group, feature_name=FEATURE_NAMES, free_raw_data=True)
     callbacks = []
     valid_sets = []
