@@ -91,6 +91,12 @@ def test_established_share_reads_only_weeks_before_each_origin(spark):
     later = [(item, cat, week, 1e6 if week >= origin.cutoff else q) for item, cat, week, q in rows]
     corrupted = spark.createDataFrame(later, demand.schema)
     assert REC.established_shares(corrupted, [origin], 8).collect()[0]["share"] == pytest.approx(0.75)
+    # an origin less than h + 8 weeks after the data starts: the span starts 8 weeks into the data
+    # (items selling in the first week count as established), not before it (where none could be)
+    early = S.Origin(2, start + dt.timedelta(weeks=12), 13, start + dt.timedelta(weeks=12))
+    shares = {r["window"]: r["share"] for r in REC.established_shares(demand, [origin, early], 8).collect()}
+    assert shares[2] == pytest.approx(1.0) and shares[1] == pytest.approx(0.75)
+    assert REC.established_shares(demand, [S.Origin(3, start + dt.timedelta(weeks=8), 4, start)], 8).count() == 0
 
 
 def test_reconciliation_is_kept_only_where_it_lowers_the_backtest_bias():

@@ -45,13 +45,21 @@ def established_shares(item_demand: DataFrame, origins: list[S.Origin], min_hist
 
     ``item_demand``: item_id, category, week_start, quantity (zero-filled weeks from each item's first
     sale, all before the final cutoff). For an origin with cutoff ``t`` and ``h`` forecast weeks,
-    ``share`` = units sold in ``[t - h, t)`` by items with at least ``min_history_weeks`` weeks before
-    ``t - h``, over all units of the category in those weeks (1.0 when it sold nothing). Reads only
-    weeks before ``t``.
+    ``share`` = units sold in ``[s, t)`` by items with at least ``min_history_weeks`` weeks before
+    ``s``, over all units of the category in those weeks, with ``s = t - h``, or ``min_history_weeks``
+    after the first week of data if that is later (items sold before the data starts count as
+    established). Categories without such a span or without sales get no row (share 1.0). Reads
+    only weeks before ``t``.
     """
     spark = item_demand.sparkSession
+    data_start = item_demand.agg(F.min("week_start")).first()[0]
+    if data_start is None:
+        return spark.createDataFrame([], "window int, category string, share double")
+    # Where the data begins less than ``min_history_weeks`` before ``t - h``, no item can be
+    # established there yet: the span starts ``min_history_weeks`` after the data does (no span: no share).
+    earliest = data_start + dt.timedelta(weeks=min_history_weeks)
     spans = spark.createDataFrame(
-        [(o.window, o.cutoff - dt.timedelta(weeks=len(o.output_weeks)), o.cutoff) for o in origins],
+        [(o.window, max(o.cutoff - dt.timedelta(weeks=len(o.output_weeks)), earliest), o.cutoff) for o in origins],
         "window int, start date, cutoff date")
     first_week = item_demand.groupBy("item_id").agg(F.min("week_start").alias("first_week"))
     recent = (item_demand.join(first_week, "item_id")
