@@ -186,6 +186,9 @@ class ScoringConfig(Section):
     max_per_category: int | None = Field(default=None, ge=1, description="category diversity cap per user list")
     partitions: int | None = Field(default=None, ge=1, description="None: 2x default parallelism")
     rerank: bool = Field(default=True, description="apply the model's second stage when it has one")
+    fresh_copurchase: bool = Field(default=True, description="refit the ranker's co-purchase neighbours on "
+                                   "every basket before the scored date (a Spark job per date); false: the "
+                                   "model's own, fitted before split.train_end")
     rerank_candidates: int | None = Field(default=None, ge=1,
                                           description="first-stage candidates per user; None: training's")
     discovery: float | None = Field(

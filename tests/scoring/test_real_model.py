@@ -142,3 +142,33 @@ def test_evaluate_reaches_planted_seasonal_items_and_needs_the_calendar(trained)
     assert set(tradeoff) == {"discovery=0", "discovery=1", f"discovery={summary['discovery_default']:g}"}
     assert tradeoff["discovery=1"] > tradeoff["discovery=0"]  # the knob moves the lists toward the tail
     assert os.path.getsize(os.path.join(os.path.dirname(summary["report"]), "discovery_tradeoff.png")) > 1000
+
+
+def test_scoring_refits_copurchase_on_the_baskets_before_the_scored_date(trained):
+    """`scoring.fresh_copurchase`: the ranker's co-purchase neighbours come from every basket before the
+    scored day (not the model's, cut at split.train_end), are computed once per day, and feed the pool."""
+    import datetime as dt
+
+    from seasonrec.core.contract import COPURCHASE, ITEM_SIGNALS
+    from seasonrec.features.item_neighbours import fit_copurchase
+    from seasonrec.scoring.engine import item_side_at
+    from seasonrec.training.artifacts import load_scoring_model
+
+    ctx = trained
+    model = load_scoring_model(ctx.config.paths.model_dir)
+    day = dt.date(2011, 12, 15)
+    assert day > ctx.config.split.train_end
+    side = item_side_at(ctx, model, day, fresh_copurchase=True)
+    assert set(side) == {ITEM_SIGNALS, COPURCHASE}
+    silver = ctx.lake.read(tables.SILVER_INTERACTIONS)
+    expected = fit_copurchase(silver, model.item_ids, day, model.copurchase.items.shape[1])
+    np.testing.assert_array_equal(side[COPURCHASE].items, expected.items)
+    assert not np.array_equal(side[COPURCHASE].weights, model.copurchase.weights)  # later baskets count
+    assert item_side_at(ctx, model, day, fresh_copurchase=True)[COPURCHASE] is side[COPURCHASE]  # cached
+    assert set(item_side_at(ctx, model, day, fresh_copurchase=False)) == {ITEM_SIGNALS}
+
+    users = ctx.lake.read(tables.USER_FEATURES).orderBy("user_id").limit(20).toPandas()
+    context = {**context_for_date(ctx, DECEMBER), **side}
+    inputs = model.encode(users, context)
+    pool = model.pool_inputs(inputs, users, context)
+    np.testing.assert_allclose(pool.copurchase, side[COPURCHASE].user_scores(inputs["history"]))

@@ -8,16 +8,14 @@ import numpy as np
 import pandas as pd
 
 from seasonrec.features.item_activity import ItemActivity, item_activity
+from seasonrec.features.item_neighbours import ItemNeighbours, fit_content_neighbours, fit_copurchase
 from seasonrec.training.candidates import (
     CandidateRequest,
     CoPurchaseSource,
-    ItemNeighbours,
     PopularNowSource,
     RebuySource,
     TrendingSource,
     all_pairs,
-    fit_content_neighbours,
-    fit_copurchase,
 )
 from seasonrec.training.rerank import FEATURE_NAMES, fit_ranker
 
@@ -164,7 +162,7 @@ def test_discovery_default_is_the_smallest_boost_matching_repeat_buys_tail():
 
 
 def test_item_repeat_rate_counts_occasions_per_known_buyer(spark):
-    from seasonrec.training.candidates import item_repeat_rate
+    from seasonrec.features.item_neighbours import item_repeat_rate
 
     rows = [("u1", "A", MONDAY + dt.timedelta(days=d), f"a{d}") for d in range(3)]  # u1 buys A on 3 days
     rows += [("u2", "A", MONDAY, "b0"), ("u2", "B", MONDAY, "b0"), (None, "B", MONDAY, "g0")]

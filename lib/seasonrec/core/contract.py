@@ -16,6 +16,10 @@ import pandas as pd
 # Key of the context dict carrying the item signals of the request date
 # (`seasonrec.features.item_activity.ItemActivity.at`); a model may ignore it.
 ITEM_SIGNALS = "item_signals"
+# Key of the context dict carrying co-purchase neighbours refitted on the baskets before the request
+# date (`seasonrec.features.item_neighbours.ItemNeighbours`); without it a model uses its own,
+# fitted before its training cut.
+COPURCHASE = "copurchase_neighbours"
 
 
 @runtime_checkable

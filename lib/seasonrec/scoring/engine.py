@@ -37,11 +37,12 @@ from pyspark.sql import types as T
 
 from seasonrec import tables
 from seasonrec.context import JobContext, JobError
-from seasonrec.core.contract import ITEM_SIGNALS, has_reranker
+from seasonrec.core.contract import COPURCHASE, ITEM_SIGNALS, has_reranker
 from seasonrec.core.topk import score_block
 from seasonrec.features.as_of import user_features_as_of
 from seasonrec.features.calendar import calendar_row
 from seasonrec.features.item_activity import item_activity
+from seasonrec.features.item_neighbours import fit_copurchase
 from seasonrec.scoring.models import load_model
 
 log = logging.getLogger("seasonrec")
@@ -61,6 +62,7 @@ class ScoringOptions:
     exclude_bought: bool = False
     sellable_weeks: int = 26
     discovery: float | None = None  # None: the model's calibrated default
+    fresh_copurchase: bool = True  # refit co-purchase neighbours before the scored date
     record_worker_stats: bool = True
 
     @classmethod
@@ -70,7 +72,7 @@ class ScoringOptions:
                    rerank_candidates=scoring.rerank_candidates,
                    max_per_category=scoring.max_per_category, partitions=scoring.partitions,
                    exclude_bought=scoring.exclude_bought, sellable_weeks=scoring.sellable_weeks,
-                   discovery=scoring.discovery)
+                   discovery=scoring.discovery, fresh_copurchase=scoring.fresh_copurchase)
 
 
 @dataclass(frozen=True)
@@ -395,10 +397,27 @@ def context_for_date(ctx: JobContext, context_date: str | dt.date) -> dict[str, 
     return calendar_row(calendar, as_date(context_date))
 
 
-def item_signals_at(ctx: JobContext, item_ids: np.ndarray, day: dt.date) -> dict[str, np.ndarray]:
-    """The ranker's item signals at `day` (sales of whole weeks before it, guests included)."""
+_ITEM_SIDE_CACHE: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def item_side_at(ctx: JobContext, model: Any, day: dt.date, fresh_copurchase: bool) -> dict[str, Any]:
+    """The ranker's request context about items at `day`: {ITEM_SIGNALS: sales signals of whole weeks
+    before it (guests included)} plus, with ``fresh_copurchase`` and a model that has co-purchase
+    neighbours, {COPURCHASE: neighbours refitted on every basket before it}. Cached per lake,
+    silver_interactions version, day and model, so an evaluation that scores one date several
+    times (the discovery sweep) computes it once."""
     interactions = _require(ctx, tables.SILVER_INTERACTIONS, "the ranker's item signals come from sales")
-    return item_activity(interactions, item_ids, day).at(day)
+    item_ids = np.asarray(model.item_ids)
+    neighbours = getattr(model, "copurchase", None) if fresh_copurchase else None
+    key = (ctx.lake.root, ctx.lake.version(tables.SILVER_INTERACTIONS), day, getattr(model, "model_version", None),
+           len(item_ids), neighbours is not None)
+    if key not in _ITEM_SIDE_CACHE:
+        side: dict[str, Any] = {ITEM_SIGNALS: item_activity(interactions, item_ids, day).at(day)}
+        if neighbours is not None:
+            side[COPURCHASE] = fit_copurchase(interactions, item_ids, day, neighbours.items.shape[1])
+        _ITEM_SIDE_CACHE.clear()  # one date at a time is what jobs do; keep memory flat
+        _ITEM_SIDE_CACHE[key] = side
+    return dict(_ITEM_SIDE_CACHE[key])
 
 
 def sellable_items(ctx: JobContext, context_date: dt.date, weeks: int) -> set[Any]:
@@ -428,7 +447,7 @@ def scoring_run(ctx: JobContext, model_dir_or_model: Any, users_df: DataFrame | 
     context = context_for_date(ctx, day)
     model, model_dir = resolve_model(model_dir_or_model)
     if has_reranker(model):
-        context[ITEM_SIGNALS] = item_signals_at(ctx, np.asarray(model.item_ids), day)
+        context.update(item_side_at(ctx, model, day, options.fresh_copurchase))
     model_dir_or_model = model_dir if model_dir is not None else model
     if users_df is None:
         users_df = user_features_as_of(ctx.lake, ctx.config, day)

@@ -27,6 +27,8 @@ Contract (what `seasonrec.scoring` codes against)::
   trending, last year's weeks ahead, popular now: `seasonrec.training.candidates`).
 - ``context[ITEM_SIGNALS]`` (optional): the item signals at the request date
   (`seasonrec.features.item_activity`); the scoring job and evaluation always set it.
+- ``context[COPURCHASE]`` (optional): co-purchase neighbours refitted on the baskets before the
+  request date (``scoring.fresh_copurchase``); else the model's own, fitted before its training cut.
 - ``model.known_user_mask(users)``: bool [n_users], False = unseen at training time.
 - ``model.ablate_context`` may be set after loading (or use ``with_ablated_context()``).
 - Loading reads one ``.npz`` and one JSON file and imports neither TensorFlow nor Spark: load it
@@ -50,12 +52,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seasonrec.core.contract import ITEM_SIGNALS
+from seasonrec.core.contract import COPURCHASE, ITEM_SIGNALS
 from seasonrec.core.topk import top_candidates
 from seasonrec.features.item_activity import ACTIVITY_FEATURES
-from seasonrec.training.candidates import CandidateRequest, ItemNeighbours, all_pairs
+from seasonrec.features.item_neighbours import RECENCY_DECAY, ItemNeighbours
+from seasonrec.training.candidates import CandidateRequest, all_pairs
 from seasonrec.training.encoding import (
-    RECENCY_DECAY,
     FeatureSpec,
     bought_matrices,
     encode_users,
@@ -206,7 +208,7 @@ class TwoStageModel:
     def pool_inputs(self, inputs: dict[str, np.ndarray], users: pd.DataFrame,
                     context: dict[str, Any] | None) -> PoolInputs:
         history = inputs["history"]
-        copurchase, content = self.copurchase, self.content
+        copurchase, content = (context or {}).get(COPURCHASE) or self.copurchase, self.content
         bought = bought_matrices(users, self.spec.bought_items_max)
         return PoolInputs(history=history, bought=bought, week_kernel=self.week_kernel(inputs["context"]),
                           copurchase=None if copurchase is None else copurchase.user_scores(history),

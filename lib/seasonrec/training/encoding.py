@@ -24,7 +24,6 @@ _SEASON_ALIASES = {"fall": 3, "autumn": 3, "winter": 0, "spring": 1, "summer": 2
 CONTEXT_DIM = 9  # woy_sin, woy_cos, season one-hot (4), is_holiday, next-event proximity, last-event proximity
 EVENT_DECAY_DAYS = 14.0
 WEEKS = 52
-RECENCY_DECAY = 0.8  # weight of the i-th most recent history item: RECENCY_DECAY ** i (both towers' pools, neighbours)
 
 
 @dataclass

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from seasonrec.training.encoding import CONTEXT_DIM, RECENCY_DECAY, WEEKS
+from seasonrec.features.item_neighbours import RECENCY_DECAY
+from seasonrec.training.encoding import CONTEXT_DIM, WEEKS
 
 
 class TwoTowerModel(tf.keras.Model):

@@ -18,6 +18,7 @@ from seasonrec.context import JobContext, JobError
 from seasonrec.core import horovod_runner as dist
 from seasonrec.core.contract import ITEM_SIGNALS
 from seasonrec.features.item_activity import ItemActivity, item_activity
+from seasonrec.features.item_neighbours import fit_content_neighbours, fit_copurchase, item_repeat_rate
 from seasonrec.training.artifacts import (
     DEFAULT_SOURCE_LIMITS,
     TwoStageModel,
@@ -25,7 +26,6 @@ from seasonrec.training.artifacts import (
     mark_latest,
     save_scoring_model,
 )
-from seasonrec.training.candidates import fit_content_neighbours, fit_copurchase, item_repeat_rate
 from seasonrec.training.data import TrainingData, evaluation_units, load_training_data, window_units
 from seasonrec.training.encoding import bought_matrices
 from seasonrec.training.metrics import ndcg_at_k, recall_at_k, repeat_buy_top_k, tail_recall, tail_share, top_k
