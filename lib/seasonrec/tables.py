@@ -133,6 +133,18 @@ TABLES: dict[str, Table] = {t.name: t for t in (
           ("user_id string", "rank int", "item_id string", "score double", "model_version string",
            "context_date date", "run_id string"), keys=("context_date", "user_id", "rank"),
           partition_by=("context_date",)),
+    Table(DEMAND_FORECAST, "serving", "Weekly demand forecast per item, category and total: p10/p50/p90 and "
+          "the expected units (mean; item means sum to category and total), the model chosen per level",
+          ("item_id string", "level string", "week_start date", "p10 double", "p50 double", "p90 double",
+           "mean double", "model string", "as_of date", "run_id string", "cold_start boolean"),
+          keys=("as_of", "level", "item_id", "week_start"), partition_by=("as_of",)),
+    Table(FORECAST_BACKTEST, "serving", "Backtest of every forecast model per series and rolling origin: errors, "
+          "bias, pinball, coverage, and whether the model was selected",
+          ("as_of date", "run_id string", "level string", "item_id string", "segment string", "model string",
+           "window int", "origin date", "n_weeks bigint", "actual double", "forecast double",
+           "mean_forecast double", "abs_error double", "wape double", "mase double", "bias double",
+           "mean_bias double", "pinball double", "coverage double", "selected boolean"),
+          keys=("as_of", "level", "item_id", "model", "window"), partition_by=("as_of",)),
     Table(EVALUATION_RUNS, "serving", "Offline evaluation results: one row per run, method, metric, k, segment",
           ("run_id string", "method string", "metric string", "k int", "segment string", "value double",
            "table_versions string", "created_at timestamp"), keys=("run_id", "method", "metric", "k", "segment")),

@@ -32,8 +32,14 @@ def trained(feature_lake, tmp_path_factory):
 
 
 def _lists(df):
+    return _lists_of(row.asDict() for row in df.collect())
+
+
+def _lists_of(rows):
+    """{user_id: [(item_id, score), ...] by rank} from rows with user_id, rank, item_id, score."""
     lists: dict = {}
-    for row in sorted(df.collect(), key=lambda r: (r["user_id"], r["rank"])):
+    for row in sorted((r if isinstance(r, dict) else r._asdict() for r in rows),
+                      key=lambda r: (r["user_id"], r["rank"])):
         lists.setdefault(row["user_id"], []).append((row["item_id"], row["score"]))
     return lists
 
@@ -68,6 +74,16 @@ def test_udf_equals_numpy_with_the_real_model_and_its_second_stage(trained):
         assert [i for i, _ in got[user]] == [str(i) for i in model.item_ids[order[:10]]]
         np.testing.assert_allclose([s for _, s in got[user]], expected_scores, rtol=1e-4, atol=1e-4)
     assert run.worker_stats()["users"] == 60
+
+    # The in-memory path (no Spark: notebooks, a server) gives the UDF's lists exactly.
+    from seasonrec.scoring.engine import build_item_side, recommend_users
+
+    frame = recommend_users(model, users_pdf, context, build_item_side(model)[0], options)
+    in_memory = _lists_of(frame.itertuples(index=False))
+    assert in_memory.keys() == got.keys()
+    for user, rows in got.items():
+        assert [i for i, _ in in_memory[user]] == [i for i, _ in rows]
+        np.testing.assert_allclose([s for _, s in in_memory[user]], [s for _, s in rows], rtol=1e-5, atol=1e-6)
 
 
 def test_july_and_december_lists_differ_and_seasonal_items_move(trained):

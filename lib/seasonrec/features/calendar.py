@@ -17,12 +17,18 @@ from pyspark.sql import DataFrame, SparkSession
 
 from seasonrec import tables
 
-SEASONS = ("winter", "spring", "summer", "autumn")
+SEASONS = ("winter", "spring", "summer", "autumn")  # season_index order
+WEEKS = 52  # week-of-year buckets everywhere (ISO week 53 folds into 52)
 # Festival keys used across features (season_affinity windows use them too).
 FESTIVALS = ("valentines_day", "spring_festival", "easter", "back_to_school", "mid_autumn", "halloween",
              "singles_day", "black_friday", "cyber_monday", "double_12", "christmas", "new_year")
 SHOPPING_FESTIVALS = ("singles_day", "black_friday", "cyber_monday", "double_12")
 EVENT_WINDOW_DAYS = 3
+
+
+def monday(day: dt.date) -> dt.date:
+    """The Monday starting ``day``'s week (weeks run Monday to Sunday, like ``week_start``)."""
+    return day - dt.timedelta(days=day.weekday())
 
 
 def season_index(month: int, southern: bool = False) -> int:

@@ -21,11 +21,10 @@ from pyspark.sql import functions as F
 from seasonrec import tables
 from seasonrec.config import FeaturesConfig, SplitConfig
 from seasonrec.core.randomness import bins_from_weights, uniform
-from seasonrec.features.calendar import SEASONS, SHOPPING_FESTIVALS
+from seasonrec.features.calendar import SEASONS, SHOPPING_FESTIVALS, WEEKS
 
-WEEKS = 52
 NEGATIVE_BINS = 10_000
-SEASON_AFFINITY_NAMES = ("winter", "spring", "summer", "autumn", "christmas_run_up", "valentines",
+SEASON_AFFINITY_NAMES = (*SEASONS, "christmas_run_up", "valentines",
                          "back_to_school", "shopping_festivals", "chinese_festivals")
 POPULARITY_TIERS = ("head", "torso", "tail")
 STOPWORDS = ("of", "and", "the", "in", "with", "for", "set", "a", "an", "to", "on", "s")

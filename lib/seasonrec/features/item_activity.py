@@ -28,15 +28,12 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from seasonrec.features.calendar import WEEKS, monday
+
 RECENT_WEEKS = 4
 FIRST_ORDER_WEEKS = 8
-YEAR_WEEKS = 52
 ACTIVITY_FEATURES = ("log_recent", "trend", "log_last_year_ahead", "last_year_ratio", "has_last_year",
                      "log_first_orders")
-
-
-def monday(day: dt.date) -> dt.date:
-    return day - dt.timedelta(days=day.weekday())
 
 
 def basket_key() -> F.Column:
@@ -69,7 +66,7 @@ class ItemActivity:
         weeks_before = (day - self.first_week).days // 7  # whole weeks fully before `day`
         recent = self._window(weeks_before, RECENT_WEEKS)
         previous = self._window(weeks_before - RECENT_WEEKS, RECENT_WEEKS)
-        year_start = weeks_before - YEAR_WEEKS
+        year_start = weeks_before - WEEKS
         has_last_year = float(year_start >= 0 and year_start + RECENT_WEEKS <= weeks_before)
         ahead = self._window(year_start + RECENT_WEEKS, RECENT_WEEKS) if has_last_year else np.zeros_like(recent)
         before = self._window(year_start, RECENT_WEEKS) if has_last_year else np.zeros_like(recent)

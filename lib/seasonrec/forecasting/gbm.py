@@ -58,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from seasonrec.features.calendar import WEEKS
 from seasonrec.forecasting import series as S
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,6 @@ log = logging.getLogger(__name__)
 SCALE_WEEKS = 13
 LAGS = (1, 2, 3, 4)
 ROLLING = (4, 8, 13)
-SEASON = 52
 ITEM_FEATURES = [f"lag_{k}" for k in LAGS] + [f"mean_{m}" for m in ROLLING] + [
     "lag_season", "last_year_mean", "last_year_ramp", "nonzero_share", "weeks_since_first", "log_scale"]
 POOLED_FEATURES = [f"{pool}_{name}" for pool in ("category", "total")
@@ -113,11 +113,11 @@ def pooled_features(pooled: np.ndarray, origin: np.ndarray, target: np.ndarray) 
                                           - cumcount[np.clip(end - length, 0, len(pooled))] == length)
         return np.where(complete, mean, np.nan)
 
-    last_year = _at(pooled, target - SEASON)
+    last_year = _at(pooled, target - WEEKS)
     with np.errstate(invalid="ignore", divide="ignore"):
         recent = full_mean(origin, 4) / full_mean(origin, 13)
-        ramp = last_year / full_mean(origin - SEASON, 13)
-        index = last_year / full_mean(origin, SEASON)
+        ramp = last_year / full_mean(origin - WEEKS, 13)
+        index = last_year / full_mean(origin, WEEKS)
     clean = {"recent": recent, "last_year_ramp": ramp, "last_year_index": index}
     return {k: np.where(np.isfinite(v), v, np.nan) for k, v in clean.items()}
 
@@ -156,17 +156,17 @@ def item_rows(first: int, quantity: np.ndarray, origins: np.ndarray, steps: int,
         rows[f"lag_{k}"] = _at(demand, t - k) / scale
     for m in ROLLING:
         rows[f"mean_{m}"] = _window_mean(cumsum, cumcount, t, m) / scale
-    season_week = week - SEASON
+    season_week = week - WEEKS
     # steps < 52, so week - 52 < t; the guard states the no-leakage rule rather than relying on it
     rows["lag_season"] = np.where(season_week < t, _at(demand, season_week), np.nan) / scale
     # Last year's target week smoothed over weeks w-53..w-51 (one item-week is mostly noise), over the
     # scale and over last year's level before the origin (the item's own seasonal ramp).
-    last_year = _window_mean(cumsum, cumcount, np.clip(week - SEASON + 2, 0, t), 3)
-    last_year_level = _window_mean(cumsum, cumcount, np.clip(t - SEASON, 0, None), SCALE_WEEKS)
-    rows["last_year_mean"] = np.where(week - SEASON + 2 <= t, last_year, np.nan) / scale
+    last_year = _window_mean(cumsum, cumcount, np.clip(week - WEEKS + 2, 0, t), 3)
+    last_year_level = _window_mean(cumsum, cumcount, np.clip(t - WEEKS, 0, None), SCALE_WEEKS)
+    rows["last_year_mean"] = np.where(week - WEEKS + 2 <= t, last_year, np.nan) / scale
     with np.errstate(invalid="ignore", divide="ignore"):
         ramp = last_year / last_year_level
-    rows["last_year_ramp"] = np.where(np.isfinite(ramp) & (week - SEASON + 2 <= t), ramp, np.nan)
+    rows["last_year_ramp"] = np.where(np.isfinite(ramp) & (week - WEEKS + 2 <= t), ramp, np.nan)
     rows["nonzero_share"] = np.where(history > 0, (cumnonzero[t] - cumnonzero[first]) / np.maximum(history, 1),
                                      np.nan)
     rows["weeks_since_first"] = history.astype(np.float64)

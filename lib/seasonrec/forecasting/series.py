@@ -21,6 +21,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from seasonrec.features.calendar import monday
+
 ITEM, CATEGORY, TOTAL = "item", "category", "total"
 TOTAL_KEY = "total"
 UNKNOWN_CATEGORY = "unknown"
@@ -52,10 +54,6 @@ class Origin:
     @property
     def output_weeks(self) -> list[dt.date]:
         return [w for w in self.weeks if w >= self.first_output]
-
-
-def monday(day: dt.date) -> dt.date:
-    return day - dt.timedelta(days=day.weekday())
 
 
 def plan_origins(as_of: dt.date, horizon: int, backtest_windows: int) -> list[Origin]:

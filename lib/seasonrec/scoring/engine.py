@@ -167,6 +167,70 @@ def _eligible_pairs(pairs: tuple[np.ndarray, np.ndarray], items: ItemSide) -> tu
     return rows[keep], columns[keep]
 
 
+def use_options(model: Any, options: ScoringOptions) -> None:
+    """Apply the request options the model itself reads (the discovery knob)."""
+    if hasattr(model, "discovery"):  # None: the value the model calibrated on validation users
+        model.discovery = (options.discovery if options.discovery is not None
+                           else getattr(model, "calibrated_discovery", 0.0))
+
+
+def recommend_block(model: Any, block: pd.DataFrame, context: dict[str, Any], items: ItemSide,
+                    options: ScoringOptions, user_key: str = "user_id",
+                    counters: dict[str, float] | None = None) -> pd.DataFrame:
+    """Top-K of one block of users, in memory: the whole scoring path the Spark UDF runs per block
+    (user tower, GEMM over the eligible items, every candidate source's proposals, the ranker,
+    exclusions and the category cap), so a caller without Spark (a notebook, a server) gets exactly
+    the lists `seasonrec score` writes.
+
+    ``block``: user rows (gold_user_features columns; an optional ``EXCLUDE_COLUMN`` of scored
+    columns to leave out); ``context``: calendar row + item side (`item_side_at`); ``items``:
+    `build_item_side(model, ...)[0]`. Returns DataFrame[<user_key>, rank, item_id, score];
+    ``counters`` (optional) get users / unseen_users / users_without_vector / rows added.
+    """
+    counters = counters if counters is not None else {}
+    block = block.reset_index(drop=True)
+    exclude_column = block.pop(EXCLUDE_COLUMN) if EXCLUDE_COLUMN in block.columns else None
+    rerank_on = options.rerank and has_reranker(model)
+    vectors = np.asarray(model.user_matrix(block, context), dtype=np.float32)
+    counters["users_without_vector"] = counters.get("users_without_vector", 0) + int(
+        (~np.isfinite(vectors).all(axis=1)).sum())
+    known_mask = getattr(model, "known_user_mask", None)
+    if known_mask is not None:
+        counters["unseen_users"] = counters.get("unseen_users", 0) + int((~np.asarray(known_mask(block), bool)).sum())
+
+    def rerank(cols: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return model.rerank(block, items.positions[cols], values, context)
+
+    # Every candidate source's proposals reach the ranker next to the GEMM's best (a strong re-buy or
+    # a trending tail item may score low in the first stage).
+    source_pairs = getattr(model, "candidate_pairs", None) if rerank_on else None
+    include = _eligible_pairs(source_pairs(block, context), items) if source_pairs else None
+    top = score_block(vectors, items.item_matrix_t, options.top_k,
+                      candidates=rerank_candidates(options, model) if rerank_on else options.top_k,
+                      exclude=_exclusions(exclude_column), rerank=rerank if rerank_on else None, include=include,
+                      categories=items.categories, max_per_category=options.max_per_category)
+    counters["users"] = counters.get("users", 0) + len(block)
+    counters["rows"] = counters.get("rows", 0) + len(top.ranks)
+    return pd.DataFrame({
+        user_key: block[user_key].to_numpy()[top.user_rows],
+        "rank": top.ranks,
+        "item_id": items.item_ids[top.columns],
+        "score": top.scores.astype(np.float64),
+    })
+
+
+def recommend_users(model: Any, users: pd.DataFrame, context: dict[str, Any], items: ItemSide,
+                    options: ScoringOptions, user_key: str = "user_id") -> pd.DataFrame:
+    """`recommend_block` over ``users`` in blocks of ``options.user_block_size``, as the Spark UDF
+    cuts its batches (a block's candidate pool is as wide as its widest user's proposals, so block
+    boundaries are part of the result). Applies ``options`` to the model first (`use_options`)."""
+    use_options(model, options)
+    blocks = [recommend_block(model, users.iloc[start:start + options.user_block_size], context, items, options,
+                              user_key) for start in range(0, len(users), options.user_block_size)]
+    return pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame(
+        columns=[user_key, "rank", "item_id", "score"])
+
+
 def _score_partitions(handle: ModelHandle, items_bc: Any, context: dict[str, Any], options: ScoringOptions,
                       ablate_context: bool, stats: Any, user_key: str):
     """The function given to `mapInPandas` (closes over small, picklable values only)."""
@@ -176,49 +240,14 @@ def _score_partitions(handle: ModelHandle, items_bc: Any, context: dict[str, Any
                                       "rows": 0, "tasks": 1}
         loads_before = _WORKER_LOADS["count"]
         model = None
-        items: ItemSide | None = None
         for pdf in batches:
             if model is None:
                 model = worker_model(handle, ablate_context)
-                items = items_bc.value
-                rerank_on = options.rerank and has_reranker(model)
-                candidates = rerank_candidates(options, model) if rerank_on else options.top_k
-                known_mask = getattr(model, "known_user_mask", None)
-                source_pairs = getattr(model, "candidate_pairs", None) if rerank_on else None
-                if hasattr(model, "discovery"):  # None: the value the model calibrated on validation users
-                    model.discovery = (options.discovery if options.discovery is not None
-                                       else getattr(model, "calibrated_discovery", 0.0))
-            assert items is not None
+                use_options(model, options)
             for start in range(0, len(pdf), options.user_block_size):
-                block = pdf.iloc[start:start + options.user_block_size].reset_index(drop=True)
-                exclude_column = block.pop(EXCLUDE_COLUMN) if EXCLUDE_COLUMN in block.columns else None
-                vectors = np.asarray(model.user_matrix(block, context), dtype=np.float32)
-                finite = np.isfinite(vectors).all(axis=1)
-                counters["users_without_vector"] += int((~finite).sum())
-                if known_mask is not None:
-                    counters["unseen_users"] += int((~np.asarray(known_mask(block), bool)).sum())
-
-                def rerank(cols: np.ndarray, values: np.ndarray, block: pd.DataFrame = block,
-                           model: Any = model, items: ItemSide = items) -> np.ndarray:
-                    return model.rerank(block, items.positions[cols], values, context)
-
-                # Every candidate source's proposals reach the ranker next to the GEMM's best (a strong re-buy or
-                # a trending tail item may score low in the first stage).
-                include = _eligible_pairs(source_pairs(block, context), items) if source_pairs else None
-                top = score_block(vectors, items.item_matrix_t, options.top_k,
-                                  candidates=candidates,
-                                  exclude=_exclusions(exclude_column), rerank=rerank if rerank_on else None,
-                                  include=include,
-                                  categories=items.categories, max_per_category=options.max_per_category)
-                counters["users"] += len(block)
+                block = pdf.iloc[start:start + options.user_block_size]
                 counters["blocks"] += 1
-                counters["rows"] += len(top.ranks)
-                yield pd.DataFrame({
-                    "user_id": block[user_key].to_numpy()[top.user_rows],
-                    "rank": top.ranks,
-                    "item_id": items.item_ids[top.columns],
-                    "score": top.scores.astype(np.float64),
-                })
+                yield recommend_block(model, block, context, items_bc.value, options, user_key, counters)
         if options.record_worker_stats:
             counters["model_loads"] = _WORKER_LOADS["count"] - loads_before
             counters["max_worker_rss_mb"] = _peak_rss_mb()

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-SEASONS = ["winter", "spring", "summer", "autumn"]
+from seasonrec.features.calendar import WEEKS
+
 _SEASON_ALIASES = {"fall": 3, "autumn": 3, "winter": 0, "spring": 1, "summer": 2}
 CONTEXT_DIM = 9  # woy_sin, woy_cos, season one-hot (4), is_holiday, next-event proximity, last-event proximity
 EVENT_DECAY_DAYS = 14.0
-WEEKS = 52
 
 
 @dataclass
