@@ -209,3 +209,27 @@ def test_cross_fitted_scores_never_see_their_own_units():
     again, _ = cross_fit(features, scrambled, folds, seed=1, params={})
     np.testing.assert_array_equal(again[folds == 0], scores[folds == 0])
     assert not np.array_equal(again[folds == 1], scores[folds == 1])  # fold 0 fits fold 1's scorer
+
+
+def test_discovery_budget_must_hold_in_every_fold_not_only_on_average():
+    from seasonrec.training.pipeline import calibrate_discovery
+
+    n_items, k = 40, 5
+    is_tail = np.arange(n_items) >= 30
+    log_q = np.log(np.linspace(1.0, 0.01, n_items)).astype(np.float32)
+    novelty = ((-log_q - (-log_q).mean()) / (-log_q).std()).astype(np.float32)
+    n_users = 8
+    candidates = np.tile(np.arange(n_items), (n_users, 1))
+    scores = np.tile(np.linspace(1.0, 0.0, n_items), (n_users, 1)).astype(np.float32)
+    bought = np.zeros((n_users, 5), np.int64)
+    bought[:, :2] = [40, 39]  # repeat-buy shows two tail items
+    # Fold 0 buys the tail (a boost helps it), fold 1 buys the head (a boost hurts it).
+    targets = [[39, 38, 0], [37, 36, 1], [35, 39, 2], [38, 34, 3]] + [[0, 1], [1, 2], [2, 3], [3, 4]]
+    folds = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    pooled, pooled_curve = calibrate_discovery(scores, candidates, targets, bought, log_q, novelty, is_tail, k)
+    robust, curve = calibrate_discovery(scores, candidates, targets, bought, log_q, novelty, is_tail, k,
+                                        folds=folds)
+    assert pooled > 0  # on average the tail pays for itself...
+    assert robust < pooled  # ...but not in fold 1, so the robust default boosts less
+    chosen = next(p for p in curve if p["discovery"] == robust)
+    assert chosen["within_budget"] and chosen["ndcg"] >= 0.95 * curve[0]["ndcg"]

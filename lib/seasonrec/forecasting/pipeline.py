@@ -467,7 +467,10 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
             F.col("series_id").alias("item_id"), "level", "week_start", "p10", "p50", "p90", "mean",
             F.col("chosen").alias("model"), F.lit(as_of).cast("date").alias("as_of"),
             F.lit(ctx.run_id).alias("run_id"), "cold_start")
-        forecast = forecast.cache()
+        # Materialise and cut the lineage: the plan of every level, reconciliation and cold start is
+        # so deep that printing it for the adaptive planner alone exhausted a 3 GB driver heap.
+        forecast = forecast.localCheckpoint(eager=True)
+        backtest = backtest.localCheckpoint(eager=True)
 
     summary = _summary(forecast, backtest, n_series, origins, info)
     if write:
