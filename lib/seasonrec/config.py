@@ -196,7 +196,8 @@ class ScoringConfig(Section):
                                         "the item's standardised self-information to the ranker score (users "
                                         "with a history only); None: the value training chose on validation "
                                         "users (the smallest that matches repeat-buy's tail share and tail "
-                                        "recall while keeping recall within 5% of no boost)")
+                                        "recall while keeping recall@20 and NDCG@10 within 5% of no boost "
+                                        "in every cross-fitting fold)")
 
 
 ForecastModel = Literal["gbm", "lstm", "seasonal_naive", "naive", "window_average", "ets", "croston", "tsb"]
