@@ -31,7 +31,7 @@ def user_features_as_of(lake: Any, config: Any, as_of: dt.date) -> DataFrame:
     cut = stored.select("as_of").limit(1).collect()
     if cut and cut[0]["as_of"] is None:
         return stored
-    if cut[0]["as_of"] == as_of and all(c in stored.columns for c in gold.BOUGHT_COLUMNS):
+    if cut and cut[0]["as_of"] == as_of and all(c in stored.columns for c in gold.BOUGHT_COLUMNS):
         return stored
     for name in (tables.SILVER_INTERACTIONS, tables.ITEM_FEATURES, tables.CALENDAR):
         if not lake.exists(name):

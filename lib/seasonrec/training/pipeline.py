@@ -119,8 +119,11 @@ def unit_pools(model: TwoStageModel, units: Units, activity: ItemActivity, k: in
 
 def new_to_user(targets: list[list[int]], bought_items: np.ndarray) -> list[list[int]]:
     """The targets each user had not bought before (``bought_items`` holds item position + 1, 0 pads)."""
-    return [[t for t in row if t + 1 not in set(bought.tolist())] for row, bought in zip(targets, bought_items,
-                                                                                       strict=True)]
+    out = []
+    for row, bought in zip(targets, bought_items, strict=True):
+        before = set(bought.tolist())
+        out.append([t for t in row if t + 1 not in before])
+    return out
 
 
 def _ranked(pools: UnitPools, scores: np.ndarray) -> np.ndarray:
@@ -176,9 +179,6 @@ def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, ac
     fold_of = {user: i % RANKER_FOLDS for i, user in enumerate(unique.tolist())}
     folds = np.array([fold_of[u] for u in users])
 
-    def ranked(scores: np.ndarray) -> np.ndarray:
-        return np.take_along_axis(pools.candidates, np.argsort(-scores, axis=1, kind="stable"), 1)
-
     trials = []
     for params in RANKER_GRID:
         try:
@@ -186,11 +186,11 @@ def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, ac
         except ValueError as exc:
             return None, {"reranker": f"skipped: {exc}"}
         trials.append({"params": params, "scores": scores, "trees": int(np.median(trees)),
-                       "ndcg": ndcg_at_k(ranked(scores), units.targets, 10)})
+                       "ndcg": ndcg_at_k(_ranked(pools, scores), units.targets, 10)})
     best = max(trials, key=lambda trial: trial["ndcg"])
     pool_recall = float(np.mean([labels[i].sum() / len(set(t)) for i, t in enumerate(units.targets) if len(t)]))
-    first_recall = recall_at_k(ranked(pools.first_scores), units.targets, k)
-    second_recall = recall_at_k(ranked(best["scores"]), units.targets, k)
+    first_recall = recall_at_k(_ranked(pools, pools.first_scores), units.targets, k)
+    second_recall = recall_at_k(_ranked(pools, best["scores"]), units.targets, k)
     keep = second_recall >= first_recall
     info = {"reranker_units": len(units), "reranker_pool_width": int(pools.candidates.shape[1]),
             "reranker_pool_recall": round(pool_recall, 4),
