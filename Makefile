@@ -22,7 +22,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo pipeline ingest features train score forecast evaluate test test-fast bench lint package submit clean
+.PHONY: help setup demo pipeline ingest features train register score forecast evaluate stream serve test test-fast bench lint package submit clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ help: ## list targets
 setup: ## create/update the repo-local virtualenv (.venv) with the pinned stack
 	@./scripts/bootstrap.sh
 
-demo: setup ## run ingest -> features -> train -> score -> forecast -> evaluate on the embedded synthetic data
+demo: setup ## run ingest -> features -> train -> register -> score -> forecast -> evaluate on the embedded synthetic data
 	$(SEASONREC) pipeline --conf $(CONF) $(SET_ARGS) $(ARGS)
 
 pipeline: demo ## same as demo
@@ -45,6 +45,9 @@ features: setup ## silver + gold: interactions, calendar, user/item features, tr
 train: setup ## Horovod + Petastorm training of the season-aware recommender
 	$(SEASONREC) train --conf $(CONF) $(SET_ARGS) $(ARGS)
 
+register: setup ## log the trained model as an MLflow pyfunc, register it, alias champion if it passes the gate
+	$(SEASONREC) register --conf $(CONF) $(SET_ARGS) $(ARGS)
+
 score: setup ## full-catalog scoring with a Spark UDF, top-K to Delta (ARGS="--date YYYY-MM-DD")
 	$(SEASONREC) score --conf $(CONF) $(SET_ARGS) $(ARGS)
 
@@ -53,6 +56,12 @@ forecast: setup ## weekly demand forecast per item (ARGS="--as-of YYYY-MM-DD --h
 
 evaluate: setup ## offline evaluation against baselines, report with plots (ARGS="--split test")
 	$(SEASONREC) evaluate --conf $(CONF) $(SET_ARGS) $(ARGS)
+
+stream: setup ## streaming: new event files/Kafka -> bronze + user_recent_activity, exactly-once (ARGS="--once")
+	$(SEASONREC) stream --conf $(CONF) $(SET_ARGS) $(ARGS)
+
+serve: setup ## serve the champion on loopback with `mlflow models serve` (after make demo; ARGS="--port 5001")
+	$(SEASONREC) serve --conf $(CONF) $(SET_ARGS) $(ARGS)
 
 test: setup ## the whole test suite (real Spark, Delta, Horovod, TensorFlow)
 	$(PY) -m pytest tests -q -ra $(ARGS)

@@ -36,6 +36,8 @@ setup(
         "cpu": ["tensorflow-cpu==2.15.1"],
         "gpu": ["tensorflow==2.15.1"],
         "dev": ["pytest", "ruff"],
+        # `mlflow models serve` and the model registry (SQLite store) need the full package.
+        "serving": ["mlflow==3.17.2"],
     },
     entry_points={"console_scripts": ["seasonrec=seasonrec.cli:main"]},
 )

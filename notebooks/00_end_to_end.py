@@ -2,9 +2,9 @@
 # MAGIC %md
 # MAGIC # seasonrec · end to end
 # MAGIC
-# MAGIC Runs ingest → features → train → score → forecast → evaluate in order, each through `seasonrec.cli.run_job`
-# MAGIC (the code path of `seasonrec pipeline`, `make demo` and the Databricks workflow in `databricks.yml`), then
-# MAGIC lists every Delta table with its version.
+# MAGIC Runs ingest → features → train → register → score → forecast → evaluate in order, each through
+# MAGIC `seasonrec.cli.run_job` (the code path of `seasonrec pipeline`, `make demo` and the Databricks workflow
+# MAGIC in `databricks.yml`), then lists every Delta table with its version.
 # MAGIC
 # MAGIC **Parameters** — widgets on Databricks, `SEASONREC_<NAME>` environment variables elsewhere:
 # MAGIC
@@ -41,10 +41,11 @@ ON_DATABRICKS = nb.on_databricks
 
 # DBTITLE 1,Parameters
 conf, overrides = nb.config_params()
-jobs = [name.strip() for name in nb.param("jobs", "ingest,features,train,score,forecast,evaluate", "jobs").split(",")
-        if name.strip()]
+PIPELINE = "ingest,features,train,register,score,forecast,evaluate"
+jobs = [name.strip() for name in nb.param("jobs", PIPELINE, "jobs").split(",") if name.strip()]
 stage_options = {
     "score": nb.option("--date", "date", "", "score date"),
+    "register": nb.option("--date", "date", "", "score date"),
     "forecast": [*nb.option("--as-of", "as_of", "", "forecast as-of"),
                  *nb.option("--horizon", "horizon", "", "weeks ahead")],
     "evaluate": nb.option("--split", "split", "test", "evaluation split"),

@@ -30,3 +30,18 @@ def make_config(lake_root: Path, *overrides: str) -> SeasonrecConfig:
     paths = [f"paths.{key}={lake_root}/{key}" for key in
              ("checkpoint_dir", "model_dir", "mlflow_dir", "report_dir", "petastorm_cache_dir")]
     return load_config(REPO / "conf" / "test.yaml", [f"paths.lake_root={lake_root}/lake", *paths, *overrides])
+
+
+def train_on_feature_lake(feature_lake: Any, work: Path) -> Any:
+    """A `train` JobContext on the shared feature lake (read-only) with its own model/checkpoint/MLflow
+    dirs under ``work``, after training a tiny model there with the real Horovod pipeline."""
+    from seasonrec.context import JobContext
+    from seasonrec.training.pipeline import train
+
+    base = feature_lake.config
+    config = base.model_copy(update={"paths": base.paths.model_copy(update={
+        key: str(work / key) for key in ("checkpoint_dir", "model_dir", "mlflow_dir", "report_dir",
+                                         "petastorm_cache_dir")})})
+    ctx = JobContext(config=config, spark=feature_lake.spark, lake=feature_lake.lake, job="train")
+    train(ctx)
+    return ctx

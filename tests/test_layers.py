@@ -6,8 +6,11 @@ import ast
 from pathlib import Path
 
 LIB = Path(__file__).resolve().parents[1] / "lib" / "seasonrec"
-# Lower number = lower floor; forecasting and evaluation share the top floor and never import each other.
-FLOOR = {"core": 0, "data": 1, "features": 2, "training": 3, "scoring": 4, "forecasting": 5, "evaluation": 5}
+# Lower number = lower floor; stages on one floor never import each other (forecasting and evaluation on
+# one floor; streaming, which needs only data and features, beside training; serving, the registered
+# model and its server, on top).
+FLOOR = {"core": 0, "data": 1, "features": 2, "training": 3, "streaming": 3, "scoring": 4, "forecasting": 5,
+         "evaluation": 5, "serving": 6}
 
 
 def _imported_stages(path: Path) -> set[str]:

@@ -23,11 +23,16 @@ JOBS: dict[str, str] = {
     "ingest": "seasonrec.data.jobs",
     "features": "seasonrec.features.jobs",
     "train": "seasonrec.training.jobs",
+    "register": "seasonrec.serving.jobs",
     "score": "seasonrec.scoring.jobs",
     "forecast": "seasonrec.forecasting.jobs",
     "evaluate": "seasonrec.evaluation.jobs",
+    "stream": "seasonrec.streaming.jobs",
+    "serve": "seasonrec.serving.serve",
 }
-PIPELINE = list(JOBS)
+# Jobs that run until stopped are not steps of `seasonrec pipeline` / `make demo`.
+LONG_RUNNING = {"stream", "serve"}
+PIPELINE = [name for name in JOBS if name not in LONG_RUNNING]
 DEFAULT_CONF = "conf/local.yaml"
 
 log = logging.getLogger("seasonrec")
@@ -82,10 +87,15 @@ def run_job(name: str, args: argparse.Namespace) -> dict[str, Any]:
     from seasonrec.context import JobContext
 
     config = load_config(args.conf, args.overrides)
-    ctx = JobContext.create(config, name)
+    module = _job_module(name)
     started = time.perf_counter()
+    if not getattr(module, "NEEDS_SPARK", True):  # e.g. serve: no Spark session, no lake
+        summary = {"job": name, **module.run(config, args)}
+        print(json.dumps(summary, default=str, indent=2))
+        return summary
+    ctx = JobContext.create(config, name)
     log.info("[%s] run %s, lake %s (%s engine)", name, ctx.run_id, ctx.lake.root, ctx.lake.engine)
-    summary = _job_module(name).run(ctx, args)
+    summary = module.run(ctx, args)
     summary = {"job": name, "run_id": ctx.run_id, "seconds": round(time.perf_counter() - started, 1), **summary}
     print(json.dumps(summary, default=str, indent=2))
     return summary

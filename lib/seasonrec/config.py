@@ -312,6 +312,51 @@ class EvaluationConfig(Section):
         return self
 
 
+class ServingConfig(Section):
+    """`seasonrec register` (MLflow pyfunc model + registry) and `seasonrec serve` (`mlflow models serve`)."""
+
+    model_name: str = Field(default="seasonrec-recommender", min_length=1,
+                            description="registered model name (Unity Catalog: catalog.schema.name)")
+    champion_alias: str = Field(default="champion", min_length=1, description="alias set on a version that "
+                                "passes the quality gate; `seasonrec serve` serves it")
+    gate_min_ratio: float = Field(default=1.0, ge=0, description="quality gate: the model's recall@k on the "
+                                  "training run's test window must be >= this x repeat-buy's")
+    host: str = Field(default="127.0.0.1", description="serve on loopback unless you mean it")
+    port: int = Field(default=5001, ge=1, le=65535)
+    activity_refresh_seconds: float = Field(default=10.0, gt=0, description="how often the served model reloads "
+                                            "user_recent_activity (only when its Delta version changed)")
+    workers: int = Field(default=1, ge=1, description="server worker processes (each loads the model)")
+
+
+class StreamingConfig(Section):
+    """`seasonrec stream`: purchase events as they land -> bronze_transactions / quarantine and
+    user_recent_activity. Events are parsed like `ingest --source file`: the columns, timestamp_format
+    and timezone of data.file apply."""
+
+    source: Literal["files", "kafka"] = Field(default="files", description="files: new files in input_dir; "
+                                              "kafka: kafka_topic, message value = one JSON event")
+    input_dir: str | None = Field(default=None, description="folder watched for new files (names starting with "
+                                                            "'.' or '_' are skipped); None: "
+                                                            "<paths.lake_root>/_incoming")
+    format: Literal["csv", "json"] = Field(default="csv", description="files: csv (a header line per file) or "
+                                                                      "json (JSON lines, one event per line)")
+    checkpoint_dir: str | None = Field(default=None, description="Spark checkpoint (exactly-once progress); "
+                                                                 "None: <paths.checkpoint_dir>/stream")
+    trigger_seconds: float = Field(default=10.0, gt=0, description="micro-batch interval of the continuous mode")
+    recent_items_max: int = Field(default=50, ge=1, description="items kept per user in user_recent_activity")
+    kafka_bootstrap_servers: str | None = Field(default=None, description="host:port[,host:port] (source kafka)")
+    kafka_topic: str | None = Field(default=None, description="topic to subscribe to (source kafka)")
+    max_files_per_trigger: int | None = Field(default=None, ge=1, description="files (source files) or messages "
+                                                                              "(source kafka) per micro-batch; "
+                                                                              "None: all that are new")
+
+    @model_validator(mode="after")
+    def _kafka_settings(self) -> StreamingConfig:
+        if self.source == "kafka" and not (self.kafka_bootstrap_servers and self.kafka_topic):
+            raise ValueError("source kafka needs kafka_bootstrap_servers and kafka_topic")
+        return self
+
+
 class SeasonrecConfig(Section):
     env: str = "local"
     paths: PathsConfig = Field(default_factory=PathsConfig)
@@ -323,6 +368,8 @@ class SeasonrecConfig(Section):
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
+    streaming: StreamingConfig = Field(default_factory=StreamingConfig)
 
     def resolve_paths(self, base: Path) -> SeasonrecConfig:
         """Make relative local paths absolute against `base` (URIs like dbfs:/ or s3:// are kept)."""

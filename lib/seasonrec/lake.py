@@ -320,3 +320,22 @@ def _partition_values(rel_dir: str) -> dict[str, str | None]:
         value = unquote(raw)
         values[unquote(key)] = None if value == _HIVE_NULL else value
     return values
+
+
+def read_without_spark(path: str, columns: list[str], since_version: int | None = None
+                       ) -> tuple[int, dict[str, list[Any]]] | None:
+    """A Delta table's ``columns`` as Python lists, read with delta-rs (a server has no Spark; pyarrow
+    14 cannot read files written by deltalake 1.x, so the query runs in delta-rs' DataFusion and the
+    values come back as Python objects). Returns (version, {column: values}); None when the table does
+    not exist or is still at ``since_version`` (nothing to reload)."""
+    from deltalake import DeltaTable, QueryBuilder
+
+    if not DeltaTable.is_deltatable(path):
+        return None
+    table = DeltaTable(path)
+    version = int(table.version())
+    if since_version is not None and version == since_version:
+        return None
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    result = QueryBuilder().register("t", table).execute(f"select {quoted} from t").read_all()
+    return version, {c: [value.as_py() for value in result[c]] for c in columns}

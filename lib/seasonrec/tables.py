@@ -40,6 +40,7 @@ RECOMMENDATIONS = "recommendations"
 DEMAND_FORECAST = "demand_forecast"
 FORECAST_BACKTEST = "forecast_backtest"
 EVALUATION_RUNS = "evaluation_runs"
+USER_RECENT_ACTIVITY = "user_recent_activity"  # kept up to date by `seasonrec stream`
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,11 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     Table(EVALUATION_RUNS, "serving", "Offline evaluation results: one row per run, method, metric, k, segment",
           ("run_id string", "method string", "metric string", "k int", "segment string", "value double",
            "table_versions string", "created_at timestamp"), keys=("run_id", "method", "metric", "k", "segment")),
+    Table(USER_RECENT_ACTIVITY, "serving", "Per known user, from the purchases seen by `seasonrec stream`: the "
+          "latest distinct items (most recent first, at most streaming.recent_items_max) with their last purchase "
+          "times, the latest purchase time and the number of purchase lines",
+          ("user_id string", "item_ids array<string>", "ts array<timestamp>", "last_ts timestamp",
+           "n_events bigint", "updated_at timestamp"), keys=("user_id",)),
 )}
 
 

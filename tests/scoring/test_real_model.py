@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 from seasonrec import tables
 from seasonrec.scoring.engine import ScoringOptions, build_recommendations, context_for_date, scoring_run
 from seasonrec.scoring.jobs import score_and_write
+from support import train_on_feature_lake
 
 JULY, DECEMBER = "2011-07-15", "2011-12-15"
 
@@ -18,17 +19,7 @@ JULY, DECEMBER = "2011-07-15", "2011-12-15"
 @pytest.fixture(scope="module")
 def trained(feature_lake, tmp_path_factory):
     """A tiny model trained by the real Horovod pipeline on the shared feature lake (read-only)."""
-    from seasonrec.context import JobContext
-    from seasonrec.training.pipeline import train
-
-    work = tmp_path_factory.mktemp("scoring_model")
-    base = feature_lake.config
-    config = base.model_copy(update={"paths": base.paths.model_copy(update={
-        key: str(work / key) for key in ("checkpoint_dir", "model_dir", "mlflow_dir", "report_dir",
-                                         "petastorm_cache_dir")})})
-    ctx = JobContext(config=config, spark=feature_lake.spark, lake=feature_lake.lake, job="train")
-    train(ctx)
-    return ctx
+    return train_on_feature_lake(feature_lake, tmp_path_factory.mktemp("scoring_model"))
 
 
 def _lists(df):

@@ -14,7 +14,7 @@ import os
 import numpy as np
 import pytest
 
-from seasonrec import tables
+from seasonrec import tables, tracking
 from seasonrec.training import pipeline
 from seasonrec.training.artifacts import load_scoring_model
 
@@ -123,10 +123,8 @@ def test_final_ranking_does_not_lose_to_repeat_buy(main_run):
 
 
 def test_mlflow_has_params_epoch_metrics_model_and_data_version(main_run):
-    import mlflow
-
     ctx, summary = main_run
-    client = mlflow.MlflowClient(tracking_uri="file://" + ctx.config.paths.mlflow_dir)
+    client = tracking.client(ctx.config)
     run = client.get_run(summary["mlflow_run_id"])
     assert run.data.params["training.logq_strength"] == str(ctx.config.training.logq_strength)
     assert run.data.tags["training_data_delta_version"] == str(ctx.lake.version(tables.TRAINING_EXAMPLES))

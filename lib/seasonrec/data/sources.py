@@ -52,14 +52,7 @@ def read_file_source(spark: SparkSession, config: FileSourceConfig, path: str | 
         missing = sorted(set(mapping.values()) - set(header))
         if missing:
             raise JobError(f"{location}: columns {missing} from data.file.columns are not in the header {header}")
-        ddl = ", ".join(f"`c{i}` STRING" for i in range(len(header)))
-        parsed = (lines.where((F.col("value") != header_line) & (F.trim("value") != ""))
-                  .withColumn("_row", F.from_csv("value", ddl, {"mode": "PERMISSIVE"})))
-        position = {name: i for i, name in enumerate(header)}
-        staged = parsed.select(
-            "source_file", F.col("value").alias("raw_line"),
-            *[(F.col(f"_row.c{position[mapping[f]]}") if f in mapping else F.lit(None).cast("string")).alias(f)
-              for f in FIELDS])
+        staged = stage_csv_lines(lines.where(F.col("value") != header_line), header, mapping)
     else:
         raw = spark.read.format(config.format).load(location)
         missing = sorted(set(mapping.values()) - set(raw.columns))
@@ -70,6 +63,28 @@ def read_file_source(spark: SparkSession, config: FileSourceConfig, path: str | 
             F.to_json(F.struct(*[F.col(f"`{c}`") for c in raw.columns])).alias("raw_line"),
             *[(F.col(f"`{mapping[f]}`").cast("string") if f in mapping else F.lit(None).cast("string")).alias(f)
               for f in FIELDS])
+    return finish_staging(staged)
+
+
+def stage_csv_lines(lines: DataFrame, header: list[str], mapping: dict[str, str]) -> DataFrame:
+    """CSV data lines (columns ``source_file``, ``value``; header lines already removed) -> the staged
+    fields as raw strings, by the position of each mapped column in ``header``. Blank lines are dropped.
+
+    Shared by `read_file_source` and the streaming job, so both read a CSV line the same way.
+    """
+    ddl = ", ".join(f"`c{i}` STRING" for i in range(len(header)))
+    parsed = (lines.where(F.trim("value") != "")
+              .withColumn("_row", F.from_csv("value", ddl, {"mode": "PERMISSIVE"})))
+    position = {name: i for i, name in enumerate(header)}
+    return parsed.select(
+        "source_file", F.col("value").alias("raw_line"),
+        *[(F.col(f"_row.c{position[mapping[f]]}") if f in mapping else F.lit(None).cast("string")).alias(f)
+          for f in FIELDS])
+
+
+def finish_staging(staged: DataFrame) -> DataFrame:
+    """Trim the staged fields (blank -> null) and number identical lines per file (``occurrence``):
+    the last step of every file reader, batch or streaming."""
     staged = staged.select("source_file", "raw_line",
                            *[F.when(F.trim(F.col(f)) != "", F.trim(F.col(f))).alias(f) for f in FIELDS])
     return _with_occurrence(staged)

@@ -44,6 +44,7 @@ def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
     from seasonrec.evaluation.metrics import evaluate_method
     from seasonrec.features.silver import personal
     from seasonrec.scoring import recommend
+    from seasonrec.tracking import registered_version_of
 
     config = ctx.config
     ecfg = config.evaluation
@@ -73,6 +74,12 @@ def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
     tuning = None
     model_dir = args.model_dir or ecfg.model_dir or config.paths.model_dir
     model_reason = _model_missing_reason(model_dir)
+    if not model_reason:  # which model (and registry version) this evaluation scored
+        from seasonrec.training.artifacts import META_FILE, resolve_version_dir
+
+        with open(os.path.join(resolve_version_dir(model_dir), META_FILE), encoding="utf-8") as handle:
+            summary["model_version"] = str(json.load(handle)["model_version"])
+        summary["registered_version"] = registered_version_of(config, summary["model_version"])
     model_users = None  # user features cut at the window start, built once for model and model_no_context
     for method in methods:
         with ctx.step(f"recommend + metrics: {method}"):
@@ -255,21 +262,20 @@ def _context_lift(rows: list[dict[str, Any]], k_list: list[int]) -> list[dict[st
 
 def _log_mlflow(ctx: Any, rows: list[dict[str, Any]], summary: dict[str, Any], report_dir: str) -> str | None:
     try:
+        import mlflow
         from mlflow.entities import Metric
         from mlflow.tracking import MlflowClient
     except ImportError:
         log.warning("[evaluate] mlflow is not installed; skipping MLflow logging")
         return None
-    uri = ctx.config.training.mlflow_tracking_uri
-    if not uri:  # a local file store under paths.mlflow_dir (MLflow 3 keeps it behind an opt-in flag)
-        uri = _file_uri(ctx.config.paths.mlflow_dir)
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    client = MlflowClient(tracking_uri=uri)
-    name = f"{ctx.config.training.mlflow_experiment}-evaluation"
-    experiment = client.get_experiment_by_name(name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
+    from seasonrec.tracking import use_experiment
+
+    experiment_id = use_experiment(ctx.config, "-evaluation")
+    client = MlflowClient(tracking_uri=mlflow.get_tracking_uri())
     run = client.create_run(experiment_id, run_name=f"evaluate-{summary['split']}-{ctx.run_id}",
-                            tags={"seasonrec.run_id": ctx.run_id, "seasonrec.split": summary["split"]})
+                            tags={"seasonrec.run_id": ctx.run_id, "seasonrec.split": summary["split"],
+                                  "seasonrec.model_version": str(summary.get("model_version")),
+                                  "seasonrec.registered_version": str(summary.get("registered_version"))})
     params = {"split": summary["split"], "window": ",".join(summary["window"]),
               "training_cutoff": summary["training_cutoff"], "skipped": json.dumps(summary["skipped"])[:500]}
     if "als_tuning" in summary:
@@ -294,7 +300,3 @@ def _log_mlflow(ctx: Any, rows: list[dict[str, Any]], summary: dict[str, Any], r
 
 def _mlflow_key(key: str) -> str:
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in key)
-
-
-def _file_uri(path: str) -> str:
-    return path if "://" in path or path.startswith("databricks") else "file://" + os.path.abspath(path)

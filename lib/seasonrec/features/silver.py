@@ -8,8 +8,10 @@ silver_items: item_id, title, category, price.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -46,6 +48,22 @@ def salt(config: FeaturesConfig) -> str:
 
 def pseudonymize(user: Column, salt_value: str) -> Column:
     return F.substring(F.sha2(F.concat(F.lit(salt_value), F.lit("\u0001"), user), 256), 1, 24)
+
+
+def pseudonym(raw_user: str, salt_value: str) -> str:
+    """The silver ``user_id`` of one raw customer id, computed in Python (a server request):
+    the same normalisation as ingest (``'17850.0'`` -> ``'17850'``) and the same salted hash as
+    `pseudonymize`."""
+    user = re.sub(r"^(\d+)\.0+$", r"\1", str(raw_user).strip())
+    return hashlib.sha256(f"{salt_value}\u0001{user}".encode()).hexdigest()[:24]
+
+
+def country_code_of(country: str | None) -> str | None:
+    """`country_code` for one value in Python: ISO-2 code of a country name or code, None stays None."""
+    if country is None:
+        return None
+    upper = str(country).strip().upper()
+    return COUNTRY_CODES.get(upper, upper)
 
 
 def personal(interactions: DataFrame) -> DataFrame:

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 
 from seasonrec import tables
 from seasonrec.context import JobContext, JobError
+from seasonrec.tracking import registered_version_of
 
 DESCRIPTION = "score every user x every item for the season of a date; top-K to the Delta recommendations table"
 
@@ -75,6 +76,7 @@ def score_and_write(ctx: JobContext, model_dir_or_model: Any, context_date: str 
         "users_with_fewer_than_k": int(counts["short"] or 0),
         "users_unseen_at_training": int(worker.get("unseen_users", 0)),
         **{k: v for k, v in run.facts.items() if k != "context_date"},
+        "registered_version": registered_version_of(ctx.config, run.model_version),
         "workers": worker,
     }
 

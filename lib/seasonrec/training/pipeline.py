@@ -406,14 +406,9 @@ def log_to_mlflow(ctx: JobContext, params: dict[str, Any], spec: dict[str, Any],
     """Params, per-epoch metrics, final metrics, the model directory and the data's Delta versions."""
     import mlflow
 
-    cfg = ctx.config.training
-    uri = cfg.mlflow_tracking_uri
-    if not uri:
-        # Default: a local file store under the lake (MLflow 3 keeps it behind an opt-in flag).
-        uri = "file://" + os.path.abspath(ctx.config.paths.mlflow_dir)
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(cfg.mlflow_experiment)
+    from seasonrec.tracking import use_experiment
+
+    use_experiment(ctx.config)
     with mlflow.start_run(run_name=f"train-{ctx.run_id}") as run:
         mlflow.log_params({f"training.{key}": value for key, value in params.items()})
         mlflow.log_params({"history_length": spec["history_length"], "model_version": summary["model_version"],

@@ -1,0 +1,1 @@
+"""Serving: the recommender as a registered MLflow pyfunc model, its snapshot, and `seasonrec serve`."""

@@ -1,0 +1,262 @@
+"""`SeasonalRecommender`: top-K for single requests, in memory, on the batch scoring path.
+
+A request is one row: ``user_id`` (the raw customer id, pseudonymised here with the salt; None for
+an anonymous visitor), ``date`` (YYYY-MM-DD, the season of the request), optional ``country``,
+optional ``recent_items`` (the session's basket: item ids) and optional ``k``. The answer has one row
+per recommended item: ``request`` (the row's position in the input), rank, item_id, score, title,
+category, price, ``reason`` (re-buy / similar to <title> / in season / popular now) and
+``cold_start`` (the user has no purchase history). The raw user id is never part of the answer.
+
+How a request is scored (the same functions as `seasonrec score`, `seasonrec.scoring.engine`):
+- the user's row is the snapshot's gold_user_features row (an unknown user gets an empty history
+  with the request's country: the cold-start path of the same model);
+- purchases made after the snapshot (from the streaming job's ``user_recent_activity`` table) are
+  folded into the row by `fold_purchases`; the basket enters the recent-items sequence only, and its
+  items are not recommended back;
+- the calendar row of ``date`` + the snapshot's item signals form the context, and
+  `recommend_users` runs the two-tower retrieval, every candidate source and the ranker.
+
+Example::
+
+    rec = SeasonalRecommender(load_scoring_model(model_dir), load_snapshot(snapshot_dir), salt)
+    rec.recommend(pd.DataFrame([{"user_id": "17850", "date": "2011-12-01", "k": 5}]))
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seasonrec.core.contract import COPURCHASE
+from seasonrec.features.calendar import WEEKS
+from seasonrec.features.silver import country_code_of, pseudonym
+from seasonrec.scoring.engine import EXCLUDE_COLUMN, build_item_side, recommend_users, rerank_candidates
+from seasonrec.serving.snapshot import ServingSnapshot
+
+REQUEST_COLUMNS = ("user_id", "date", "country", "recent_items", "k")
+ANSWER_COLUMNS = ("request", "rank", "item_id", "score", "title", "category", "price", "reason", "cold_start")
+DEFAULT_K = 10
+MAX_K = 100
+SEASON_LIFT_IN_SEASON = 0.5  # the item sells >= 1.5x its average week in the request's week of year
+REQUEST_KEY = "_request"
+
+# A purchase after the snapshot: (item_id, timestamp).
+Purchase = tuple[Any, dt.datetime]
+
+
+class RequestError(ValueError):
+    """A malformed request; the message is one sentence for the caller (never the raw user id)."""
+
+
+class SeasonalRecommender:
+    """One trained model + its serving snapshot, answering requests without Spark or I/O."""
+
+    def __init__(self, model: Any, snapshot: ServingSnapshot, salt: str):
+        self.model = model
+        self.snapshot = snapshot
+        self._salt = salt
+        sellable = set(snapshot.sellable) if snapshot.sellable is not None else None
+        categories = (dict(zip(snapshot.catalogue["item_id"], snapshot.catalogue["category"], strict=True))
+                      if snapshot.options.get("max_per_category") else None)
+        self.items, _ = build_item_side(model, sellable, categories)
+        self._position = {item: i for i, item in enumerate(np.asarray(model.item_ids).tolist())}
+        self._users = snapshot.users.set_index("user_id", drop=False)
+        self._calendar = snapshot.calendar.assign(date=pd.to_datetime(snapshot.calendar["date"]).dt.date
+                                                  ).set_index("date", drop=False)
+        catalogue = snapshot.catalogue.drop_duplicates("item_id").set_index("item_id")
+        self._catalogue = catalogue.reindex(np.asarray(model.item_ids))
+        self._history_length = int(model.spec.history_length)
+
+    # ------------------------------------------------------------------ public
+    def pseudonym(self, raw_user_id: Any) -> str | None:
+        """The silver user_id of a raw customer id (None for an anonymous request)."""
+        return None if _missing(raw_user_id) else pseudonym(str(raw_user_id), self._salt)
+
+    def recommend(self, requests: pd.DataFrame,
+                  activity: Mapping[str, Sequence[Purchase]] | None = None) -> pd.DataFrame:
+        """Answer ``requests`` (columns `REQUEST_COLUMNS`; only ``date`` is required).
+
+        ``activity``: purchases after the snapshot per pseudonymous user_id (most recent first),
+        e.g. from ``user_recent_activity``; a request without ``recent_items`` uses them.
+        Returns DataFrame[`ANSWER_COLUMNS`], ranks 1..k per request. Raises `RequestError`.
+        """
+        parsed = self._parse(requests)
+        activity = activity or {}
+        answers = []
+        for day, group in parsed.groupby("date", sort=True):
+            users = pd.DataFrame([self._user_row(row, activity, day) for row in group.itertuples()])
+            users[REQUEST_KEY] = group.index.to_numpy()
+            context = {**self._context(day), **self.snapshot.item_context}
+            options = self.snapshot.scoring_options(int(group["k"].max()))
+            ranked = recommend_users(self.model, users, context, self.items, options, user_key=REQUEST_KEY)
+            answers.append(self._explain(ranked, users.set_index(REQUEST_KEY), group, context))
+        if not answers:
+            return pd.DataFrame(columns=list(ANSWER_COLUMNS))
+        return pd.concat(answers).sort_values(["request", "rank"]).reset_index(drop=True)
+
+    # ------------------------------------------------------------------ parsing
+    def _parse(self, requests: pd.DataFrame) -> pd.DataFrame:
+        if not isinstance(requests, pd.DataFrame) or requests.empty:
+            raise RequestError("send at least one request with a date, e.g. "
+                               '{"dataframe_records": [{"user_id": "17850", "date": "2011-12-01"}]}')
+        unknown = sorted(set(requests.columns) - set(REQUEST_COLUMNS))
+        if unknown:
+            raise RequestError(f"unknown request field(s) {unknown}; allowed: {', '.join(REQUEST_COLUMNS)}")
+        if "date" not in requests.columns:
+            raise RequestError("every request needs a date (YYYY-MM-DD): the season to recommend for")
+        frame = pd.DataFrame(index=pd.RangeIndex(len(requests)))
+        frame["user_id"] = [self.pseudonym(v) for v in requests.get("user_id", pd.Series([None] * len(requests)))]
+        frame["date"] = [self._date(v) for v in requests["date"]]
+        frame["country"] = [None if _missing(v) else country_code_of(v) for v in
+                            requests.get("country", pd.Series([None] * len(requests)))]
+        frame["recent_items"] = [_item_list(v) for v in requests.get("recent_items", pd.Series([None] * len(requests)))]
+        frame["k"] = [_k(v, rerank_candidates(self.snapshot.scoring_options(1), self.model))
+                      for v in requests.get("k", pd.Series([None] * len(requests)))]
+        return frame
+
+    def _date(self, value: Any) -> dt.date:
+        if _missing(value):
+            raise RequestError("every request needs a date (YYYY-MM-DD): the season to recommend for")
+        try:
+            day = dt.date.fromisoformat(str(value)[:10])
+        except ValueError:
+            raise RequestError(f"date '{value}' is not a date; use YYYY-MM-DD") from None
+        first, last = self.snapshot.day, max(self._calendar.index)
+        if not first <= day <= last:
+            raise RequestError(f"date {day} is outside what this model serves ({first} .. {last}: from its "
+                               "snapshot date to the end of the calendar)")
+        return day
+
+    # ------------------------------------------------------------------ user rows
+    def _user_row(self, request: Any, activity: Mapping[str, Sequence[Purchase]], day: dt.date) -> dict[str, Any]:
+        known = request.user_id is not None and request.user_id in self._users.index
+        row = dict(self._users.loc[request.user_id]) if known else self._cold_row(request.user_id)
+        if request.country is not None:
+            row["country"] = request.country
+        purchases = [] if request.user_id is None else list(activity.get(request.user_id, ()))
+        row = fold_purchases(row, self._positions_of(purchases), self.snapshot.day, day, self._history_length,
+                             self.snapshot.bought_items_max)
+        basket = [p for p in (self._position.get(i) for i in request.recent_items) if p is not None]
+        if basket:  # the session's items lead the recent-items sequence; they are not purchases yet
+            row["last_items"] = _dedupe(basket + list(row["last_items"]))[: self._history_length]
+        columns = self.items.column_of[np.asarray(basket, np.int64)] if basket else np.zeros(0, np.int64)
+        row[EXCLUDE_COLUMN] = [int(c) for c in columns if c >= 0]
+        row["cold_start"] = not len(row["bought_items"])
+        return row
+
+    def _cold_row(self, user_id: str | None) -> dict[str, Any]:
+        spec = self.model.spec
+        return {"user_id": user_id or "", "user_index": -1, "country": None, "recency_days": -1, "frequency": 0,
+                "monetary": 0.0, "category_affinity": [0.0] * spec.n_category_affinity,
+                "season_affinity": [0.0] * spec.n_season_affinity, "last_items": [], "bought_items": [],
+                "bought_counts": [], "bought_days_ago": [], "as_of": self.snapshot.day}
+
+    def _positions_of(self, purchases: Sequence[Purchase]) -> list[tuple[int, dt.datetime]]:
+        return [(self._position[item], ts) for item, ts in purchases if item in self._position]
+
+    # ------------------------------------------------------------------ answers
+    def _context(self, day: dt.date) -> dict[str, Any]:
+        row = self._calendar.loc[day]
+        return {key: (value.item() if isinstance(value, np.generic) else value) for key, value in row.items()}
+
+    def _explain(self, ranked: pd.DataFrame, users: pd.DataFrame, group: pd.DataFrame,
+                 context: dict[str, Any]) -> pd.DataFrame:
+        ranked = ranked[ranked["rank"] <= group.loc[ranked[REQUEST_KEY], "k"].to_numpy()]
+        positions = np.asarray([self._position[i] for i in ranked["item_id"]], np.int64)
+        week = min(max(int(context.get("week_of_year") or 1), 1), WEEKS) - 1
+        lift = np.asarray(self.model.weights["season_lift"])[:, week] if "season_lift" in self.model.weights else None
+        neighbours = context.get(COPURCHASE) or getattr(self.model, "copurchase", None)
+        reasons = []
+        for request, position in zip(ranked[REQUEST_KEY], positions, strict=True):
+            user = users.loc[request]
+            reasons.append(self._reason(position, user, lift, neighbours))
+        info = self._catalogue.iloc[positions]
+        return pd.DataFrame({
+            "request": ranked[REQUEST_KEY].to_numpy().astype(np.int64), "rank": ranked["rank"].to_numpy(),
+            "item_id": ranked["item_id"].to_numpy(), "score": ranked["score"].to_numpy(),
+            "title": info["title"].to_numpy(), "category": info["category"].to_numpy(),
+            "price": info["price"].to_numpy(), "reason": reasons,
+            "cold_start": users.loc[ranked[REQUEST_KEY], "cold_start"].to_numpy().astype(bool)})
+
+    def _reason(self, position: int, user: pd.Series, lift: np.ndarray | None, neighbours: Any) -> str:
+        if position in set(user["bought_items"]):
+            return "re-buy"
+        if neighbours is not None:
+            for recent in user["last_items"]:
+                if 0 <= recent < neighbours.items.shape[0] and position in set(neighbours.items[recent].tolist()):
+                    return f"similar to {self._catalogue['title'].iloc[recent]}"
+        if lift is not None and lift[position] >= SEASON_LIFT_IN_SEASON:
+            return "in season"
+        return "popular now"
+
+
+def fold_purchases(row: dict[str, Any], purchases: Sequence[tuple[int, dt.datetime]], as_of: dt.date,
+                   day: dt.date, history_length: int, bought_items_max: int) -> dict[str, Any]:
+    """A gold_user_features row cut at ``as_of``, moved to ``day``: ``purchases`` (model item position,
+    timestamp) made in [as_of, day) join the recent items, the purchase summary (times bought =
+    distinct timestamps, days ago) and recency/frequency; days-ago counts age by ``day - as_of``.
+    Category and season affinities keep their ``as_of`` values. Returns a new row; with no purchases
+    and ``day == as_of`` it equals ``row``."""
+    row = dict(row)
+    shift = (day - as_of).days
+    new = [(p, ts) for p, ts in purchases if as_of <= pd.Timestamp(ts).date() < day]
+    if not shift and not new:
+        return row
+    counts: dict[int, set[Any]] = {}
+    last_day: dict[int, dt.date] = {}
+    for item, count, days_ago in zip(row["bought_items"], row["bought_counts"], row["bought_days_ago"], strict=True):
+        counts[int(item)] = set(range(int(count)))  # placeholders: only the number of occasions matters
+        last_day[int(item)] = day - dt.timedelta(days=int(days_ago) + shift)
+    for item, ts in new:
+        counts.setdefault(item, set()).add(pd.Timestamp(ts))
+        last_day[item] = max(last_day.get(item, dt.date.min), pd.Timestamp(ts).date())
+    ranked = sorted(counts, key=lambda i: (-len(counts[i]), (day - last_day[i]).days, i))[:bought_items_max]
+    row["bought_items"] = ranked
+    row["bought_counts"] = [len(counts[i]) for i in ranked]
+    row["bought_days_ago"] = [(day - last_day[i]).days for i in ranked]
+    recent_first = [p for p, _ in sorted(new, key=lambda x: pd.Timestamp(x[1]), reverse=True)]
+    row["last_items"] = _dedupe(recent_first + list(row["last_items"]))[:history_length]
+    if new:
+        row["recency_days"] = (day - max(pd.Timestamp(ts).date() for _, ts in new)).days
+        row["frequency"] = int(row["frequency"]) + len({pd.Timestamp(ts) for _, ts in new})
+    elif int(row["recency_days"]) >= 0:
+        row["recency_days"] = int(row["recency_days"]) + shift
+    return row
+
+
+def _dedupe(items: list[int]) -> list[int]:
+    return list(dict.fromkeys(int(i) for i in items))
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value)) if np.ndim(value) == 0 else False
+    except (TypeError, ValueError):
+        return False
+
+
+def _item_list(value: Any) -> list[str]:
+    if _missing(value):
+        return []
+    if isinstance(value, str) or not hasattr(value, "__iter__"):
+        raise RequestError("recent_items must be a list of item ids, e.g. [\"85123A\", \"22423\"]")
+    return [str(v) for v in value]
+
+
+def _k(value: Any, limit: int) -> int:
+    if _missing(value):
+        return DEFAULT_K
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        k = -1
+    upper = min(MAX_K, limit)
+    if k < 1 or k > upper or k != float(value):
+        raise RequestError(f"k must be a whole number from 1 to {upper}; got {value!r}")
+    return k

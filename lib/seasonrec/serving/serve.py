@@ -1,0 +1,46 @@
+"""`seasonrec serve`: `mlflow models serve` of the registered champion on loopback (no Spark).
+
+    seasonrec serve                        # models:/seasonrec-recommender@champion on 127.0.0.1:5001
+    curl -s 127.0.0.1:5001/invocations -H 'Content-Type: application/json' \\
+      -d '{"dataframe_records": [{"user_id": "17850", "date": "2011-12-01", "k": 5}]}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from typing import Any
+
+DESCRIPTION = "serve the registered champion recommender with `mlflow models serve` (POST /invocations)"
+NEEDS_SPARK = False  # run(config, args): the CLI starts no Spark session for this job
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-uri", default=None,
+                        help="what to serve (default: models:/<serving.model_name>@<serving.champion_alias>)")
+    parser.add_argument("--host", default=None, help="bind address (default: serving.host, loopback)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: serving.port)")
+
+
+def serve_command(config: Any, args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """The `mlflow models serve` command line and environment for ``config`` and the CLI options."""
+    from seasonrec.serving.registry import model_uri
+    from seasonrec.tracking import tracking_uri
+
+    cfg = config.serving
+    uri = tracking_uri(config)
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", args.model_uri or model_uri(config),
+               "-h", args.host or cfg.host, "-p", str(args.port or cfg.port), "-w", str(cfg.workers),
+               "--env-manager", "local"]
+    # mlflow starts uvicorn by name: the interpreter's bin directory (the venv's) must be on PATH.
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    return command, {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
+
+
+def run(config: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Run the server in the foreground until it is stopped; returns its exit code."""
+    command, env = serve_command(config, args)
+    print("serving:", " ".join(command[1:]), flush=True)
+    return {"exit_code": subprocess.call(command, env=env)}
