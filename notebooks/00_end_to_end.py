@@ -43,9 +43,10 @@ ON_DATABRICKS = nb.on_databricks
 conf, overrides = nb.config_params()
 PIPELINE = "ingest,features,train,register,score,forecast,evaluate"
 jobs = [name.strip() for name in nb.param("jobs", PIPELINE, "jobs").split(",") if name.strip()]
+score_date = nb.option("--date", "date", "", "score date (also the serving snapshot date)")
 stage_options = {
-    "score": nb.option("--date", "date", "", "score date"),
-    "register": nb.option("--date", "date", "", "score date"),
+    "score": score_date,
+    "register": score_date,
     "forecast": [*nb.option("--as-of", "as_of", "", "forecast as-of"),
                  *nb.option("--horizon", "horizon", "", "weeks ahead")],
     "evaluate": nb.option("--split", "split", "test", "evaluation split"),

@@ -4,7 +4,8 @@
   tracking server, ``sqlite:///...``).
 - Unset (local mode): a SQLite store at ``<paths.mlflow_dir>/mlflow.db`` with artifacts under
   ``<paths.mlflow_dir>/artifacts``. SQLite rather than MLflow's file store because the model registry
-  (``models:/seasonrec-recommender@champion``) needs a database-backed store.
+  (``models:/seasonrec-recommender@champion``) needs a database-backed store. On Databricks models are
+  registered in Unity Catalog (`registry_uri`).
 - Experiment names: on Databricks (``databricks`` URIs) they must be absolute workspace paths such
   as ``/Shared/seasonrec``; `experiment_name` refuses a relative one with the key to set.
 """
@@ -30,6 +31,13 @@ def tracking_uri(config: Any) -> str:
     return f"sqlite:///{os.path.join(root, DB_FILE)}"
 
 
+def registry_uri(config: Any) -> str:
+    """Where models are registered: Unity Catalog (``databricks-uc``, model names catalog.schema.name)
+    when tracking on Databricks, else the tracking store itself."""
+    uri = tracking_uri(config)
+    return "databricks-uc" if uri == "databricks" else uri
+
+
 def experiment_name(config: Any, suffix: str = "") -> str:
     """``training.mlflow_experiment`` (+ ``suffix``), checked for Databricks' absolute-path rule."""
     name = config.training.mlflow_experiment + suffix
@@ -46,7 +54,7 @@ def use_experiment(config: Any, suffix: str = "") -> str:
 
     uri = tracking_uri(config)
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    mlflow.set_registry_uri(registry_uri(config))
     name = experiment_name(config, suffix)
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
@@ -64,8 +72,7 @@ def client(config: Any) -> Any:
     """An `mlflow.MlflowClient` on the configured tracking and registry store."""
     import mlflow
 
-    uri = tracking_uri(config)
-    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return mlflow.MlflowClient(tracking_uri=tracking_uri(config), registry_uri=registry_uri(config))
 
 
 def registered_version_of(config: Any, model_version: str) -> str | None:

@@ -14,7 +14,7 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.py"))
 STAGE_NOTEBOOKS = [p for p in NOTEBOOKS if not p.name.startswith("00_")]
 HEADER = "# Databricks notebook source"
 SEPARATOR = "\n# COMMAND ----------\n"
-PIPELINE = ["ingest", "features", "train", "score", "forecast", "evaluate"]
+PIPELINE = ["ingest", "features", "train", "register", "score", "forecast", "evaluate"]
 SMALL = [
     "data.synthetic.n_users=120", "data.synthetic.n_items=60", "data.synthetic.n_events=3000",
     "data.synthetic.start=2010-06-01", "features.negatives_per_positive=2",

@@ -139,27 +139,35 @@ def test_fold_purchases_moves_a_row_to_a_later_day():
     assert later["recency_days"] == 1 and later["frequency"] == 4  # the purchase on the 9th is after the day
 
 
-def test_a_purchase_in_recent_activity_changes_the_served_list(registered, tmp_path):
-    """The served model reads user_recent_activity (Delta) when a request has no basket."""
-    from seasonrec.features.silver import pseudonym, salt
+def test_a_purchase_landing_through_the_stream_changes_the_served_list(registered, tmp_path):
+    """A purchase file picked up by the real `seasonrec stream` job reaches the served model through
+    user_recent_activity (Delta) when the request has no basket."""
+    from seasonrec.cli import job_args
+    from seasonrec.context import JobContext
+    from seasonrec.lake import Lake
     from seasonrec.serving.pyfunc import ACTIVITY_ENV
+    from seasonrec.streaming import jobs as stream_jobs
 
     ctx, summary, raw = registered
     day = ctx.config.split.validation_end
-    path = str(tmp_path / "activity")
-    os.environ[ACTIVITY_ENV] = path
+    lake_root, incoming = tmp_path / "stream_lake", tmp_path / "incoming"
+    config = ctx.config.model_copy(update={
+        "paths": ctx.config.paths.model_copy(update={"lake_root": str(lake_root),
+                                                     "checkpoint_dir": str(tmp_path / "checkpoints")}),
+        "streaming": ctx.config.streaming.model_copy(update={"input_dir": str(incoming)})})
+    os.environ[ACTIVITY_ENV] = str(lake_root / tables.USER_RECENT_ACTIVITY)
     try:
         model = _pyfunc(ctx, summary)
         request = pd.DataFrame([{"user_id": raw[1], "date": (day + dt.timedelta(days=2)).isoformat(), "k": K}])
         before = model.predict(request)
         bought = str(before["item_id"].iloc[-1])
-        frame = ctx.spark.createDataFrame(
-            [(pseudonym(raw[1], salt(ctx.config.features)), [bought], [dt.datetime.combine(day, dt.time(12))],
-              dt.datetime.combine(day, dt.time(12)), 1, dt.datetime.now())],
-            tables.spec(tables.USER_RECENT_ACTIVITY).ddl)
-        from seasonrec.lake import Lake
-
-        Lake(ctx.spark, str(tmp_path)).write(frame, "activity")
+        incoming.mkdir()
+        (incoming / "events-1.csv").write_text(
+            "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+            f"900001,{bought},SOMETHING,2,{day.isoformat()} 12:00:00,1.5,{raw[1]},United Kingdom\n")
+        result = stream_jobs.run(JobContext(config=config, spark=ctx.spark, lake=Lake(ctx.spark, str(lake_root)),
+                                            job="stream"), job_args(stream_jobs, "--once"))
+        assert (result["bronze_rows_added"], result["users_updated"]) == (1, 1), result
         model.unwrap_python_model().activity.refresh_seconds = 0
         after = model.predict(request)
     finally:

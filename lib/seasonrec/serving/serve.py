@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def serve_command(config: Any, args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     """The `mlflow models serve` command line and environment for ``config`` and the CLI options."""
     from seasonrec.serving.registry import model_uri
-    from seasonrec.tracking import tracking_uri
+    from seasonrec.tracking import registry_uri, tracking_uri
 
     cfg = config.serving
     uri = tracking_uri(config)
@@ -36,7 +36,8 @@ def serve_command(config: Any, args: argparse.Namespace) -> tuple[list[str], dic
                "--env-manager", "local"]
     # mlflow starts uvicorn by name: the interpreter's bin directory (the venv's) must be on PATH.
     path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-    return command, {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
+    return command, {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": uri,
+                     "MLFLOW_REGISTRY_URI": registry_uri(config)}
 
 
 def run(config: Any, args: argparse.Namespace) -> dict[str, Any]:

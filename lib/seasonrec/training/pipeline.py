@@ -310,6 +310,7 @@ def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = N
                            {"seen_user_buckets": data.seen_user_buckets}, ablate_context=not use_context)
     val_inputs = partial.encode(validation.frame, None)
     steps = dist.steps_per_epoch(data.n_train_rows, cfg.batch_size, cfg.num_proc)
+    mlflow_run = start_mlflow_run(ctx, params, data.spec.to_dict(), model_version, data.table_versions)
     with ctx.step(f"horovod training on {cfg.num_proc} processes, {steps} steps/epoch"):
         train_started = time.perf_counter()
         with dist.petastorm_converter(ctx, data.train_rows, min_files=max(4, 2 * cfg.num_proc)) as converter:
@@ -317,7 +318,7 @@ def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = N
                 ctx.spark, horovod_train_fn, cfg.num_proc, converter=converter, params=params, spec=spec_dict,
                 item_tables=data.item_tables, val_inputs=val_inputs, val_targets=validation.targets,
                 steps_per_epoch=steps, checkpoint_dir=ckpt_dir, export_dir=version_dir, resume=resume,
-                fail_after_epoch=fail_after_epoch)
+                fail_after_epoch=fail_after_epoch, mlflow_run=mlflow_run)
         train_seconds = time.perf_counter() - train_started
     chief = results[0]
     state = chief["state"]
@@ -383,8 +384,7 @@ def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = N
     mark_latest(config.paths.model_dir, model_version)
     with ctx.step("item_embeddings -> Delta"):
         summary["item_embeddings_version"] = write_item_embeddings(ctx, model)
-    summary["mlflow_run_id"] = log_to_mlflow(ctx, params, data.spec.to_dict(), summary, version_dir,
-                                             data.table_versions)
+    summary["mlflow_run_id"] = finish_mlflow_run(mlflow_run, summary, version_dir)
     summary["seconds_total"] = round(time.perf_counter() - started, 1)
     return summary
 
@@ -401,22 +401,33 @@ def write_item_embeddings(ctx: JobContext, model: TwoStageModel) -> int:
                           commit_info=ctx.commit_info(model_version=model.model_version))
 
 
-def log_to_mlflow(ctx: JobContext, params: dict[str, Any], spec: dict[str, Any], summary: dict[str, Any],
-                  version_dir: str, table_versions: dict[str, int | None]) -> str | None:
-    """Params, per-epoch metrics, final metrics, the model directory and the data's Delta versions."""
+def start_mlflow_run(ctx: JobContext, params: dict[str, Any], spec: dict[str, Any], model_version: str,
+                     table_versions: dict[str, int | None]) -> dict[str, str]:
+    """Open the training's MLflow run before training (params, data versions, tags) so rank 0 can log
+    each epoch's metrics while training runs; returns {tracking_uri, run_id} for the workers."""
     import mlflow
 
-    from seasonrec.tracking import use_experiment
+    from seasonrec.tracking import tracking_uri, use_experiment
 
     use_experiment(ctx.config)
     with mlflow.start_run(run_name=f"train-{ctx.run_id}") as run:
         mlflow.log_params({f"training.{key}": value for key, value in params.items()})
-        mlflow.log_params({"history_length": spec["history_length"], "model_version": summary["model_version"],
+        mlflow.log_params({"history_length": spec["history_length"], "model_version": model_version,
                            **{f"delta_version.{name}": version for name, version in table_versions.items()}})
-        mlflow.set_tags({"seasonrec.run_id": ctx.run_id,
+        mlflow.set_tags({"seasonrec.run_id": ctx.run_id, "seasonrec.model_version": model_version,
                          "training_data_delta_version": str(table_versions.get(tables.TRAINING_EXAMPLES))})
+        return {"tracking_uri": tracking_uri(ctx.config), "run_id": run.info.run_id}
+
+
+def finish_mlflow_run(mlflow_run: dict[str, str], summary: dict[str, Any], version_dir: str) -> str:
+    """Final metrics (test/holdout windows, time) and the model directory into the training's run; a
+    resumed training also gets the epochs before the resume (logged live into the interrupted run)."""
+    import mlflow
+
+    with mlflow.start_run(run_id=mlflow_run["run_id"]) as run:
         for row in summary["history"]:
-            mlflow.log_metrics({key: value for key, value in row.items() if key != "epoch"}, step=int(row["epoch"]))
+            if row["epoch"] <= summary["resumed_from_epoch"]:
+                mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
         for split in ("test", "holdout"):
             for key, value in summary.get(split, {}).items():
                 mlflow.log_metric(f"{split}.{key}", float(value))

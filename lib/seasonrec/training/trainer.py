@@ -51,10 +51,31 @@ def full_catalog_recall(model: Any, inputs: dict[str, np.ndarray], targets: list
     return recall_at_k(top_k(np.concatenate(scores), k), targets, k)
 
 
+def report_epoch(row: dict[str, float], epochs: int, mlflow_run: dict[str, str] | None) -> None:
+    """Rank 0, at each epoch's end: one progress line, and the epoch's metrics into the training's
+    MLflow run while training goes on (``mlflow_run``: tracking_uri and run_id). A failing tracking
+    store costs a warning, never the training."""
+    values = {key: value for key, value in row.items() if key != "epoch"}
+    print(f"[train] epoch {int(row['epoch'])}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items()),
+          flush=True)
+    if not mlflow_run:
+        return
+    try:
+        from mlflow import MlflowClient
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        MlflowClient(tracking_uri=mlflow_run["tracking_uri"]).log_batch(
+            mlflow_run["run_id"], metrics=[Metric(key, float(value), stamp, int(row["epoch"]))
+                                           for key, value in values.items()])
+    except Exception as exc:  # noqa: BLE001 - metrics are for people watching; training must go on
+        print(f"[train] epoch metrics not logged to MLflow: {type(exc).__name__}: {exc}", flush=True)
+
+
 def horovod_train_fn(converter: Any, params: dict[str, Any], spec: dict[str, Any], item_tables: dict[str, np.ndarray],
                      val_inputs: dict[str, np.ndarray], val_targets: list[list[int]], steps_per_epoch: int,
-                     checkpoint_dir: str, export_dir: str, resume: bool, fail_after_epoch: int | None = None
-                     ) -> dict[str, Any]:
+                     checkpoint_dir: str, export_dir: str, resume: bool, fail_after_epoch: int | None = None,
+                     mlflow_run: dict[str, str] | None = None) -> dict[str, Any]:
     import tensorflow as tf
 
     from seasonrec.core import horovod_runner as dist
@@ -99,6 +120,7 @@ def horovod_train_fn(converter: Any, params: dict[str, Any], spec: dict[str, Any
                     model.save_weights(best_prefix)
                 checkpoint.write(last_prefix)
                 _write_state(checkpoint_dir, state)
+                report_epoch(state["history"][-1], epochs, mlflow_run)
             dist.broadcast_object(True, name=f"checkpoint_written_{epoch}")  # barrier: checkpoint is complete
             if fail_after_epoch is not None and epoch + 1 >= fail_after_epoch:
                 os._exit(3)  # simulate a killed run (tests of --resume)
