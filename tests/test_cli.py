@@ -127,3 +127,11 @@ def test_one_line_reason_for_jvm_failures() -> None:
     stopped = RuntimeError("java.lang.IllegalStateException: Cannot call methods on a stopped SparkContext.\n...")
     assert cli._one_line_reason(stopped).startswith("the Spark application was stopped")
     assert cli._one_line_reason(ValueError("first\nsecond")) == "ValueError: first"
+
+
+def test_serve_without_a_champion_says_what_to_run(tmp_path: Path) -> None:
+    result = run_cli("serve", "--conf", "conf/test.yaml", "--set", f"paths.mlflow_dir={tmp_path}/mlflow")
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("seasonrec serve: error: no 'champion' version of seasonrec-recommender")
+    assert "make demo" in line

@@ -40,8 +40,24 @@ def serve_command(config: Any, args: argparse.Namespace) -> tuple[list[str], dic
                      "MLFLOW_REGISTRY_URI": registry_uri(config)}
 
 
+def check_servable(config: Any) -> str:
+    """The registry version the champion alias names; JobError in one line when there is none."""
+    from seasonrec.context import JobError
+    from seasonrec.tracking import client, tracking_uri
+
+    cfg = config.serving
+    try:
+        return str(client(config).get_model_version_by_alias(cfg.model_name, cfg.champion_alias).version)
+    except Exception:  # noqa: BLE001 - any lookup failure means the same thing to the user
+        raise JobError(f"no '{cfg.champion_alias}' version of {cfg.model_name} in {tracking_uri(config)}: run "
+                       "`make demo` (or `seasonrec train` + `seasonrec register`) first, or pass --model-uri "
+                       f"models:/{cfg.model_name}/<version>") from None
+
+
 def run(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Run the server in the foreground until it is stopped; returns its exit code."""
+    if args.model_uri is None:
+        check_servable(config)
     command, env = serve_command(config, args)
     print("serving:", " ".join(command[1:]), flush=True)
     return {"exit_code": subprocess.call(command, env=env)}
