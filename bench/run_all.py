@@ -14,13 +14,19 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
+TAKES_DATA = {"forecast", "serving"}  # benches given --data (the Online Retail CSV) when run_all has it
 
 
 def _last_json_line(text: str) -> dict:
-    for line in reversed(text.strip().splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            return json.loads(line)
+    """The last JSON object on stdout: one line, or an indented document starting at a line "{"."""
+    lines = text.strip().splitlines()
+    for start in range(len(lines) - 1, -1, -1):
+        if lines[start].strip().startswith("{"):
+            for candidate in (lines[start], "\n".join(lines[start:])):
+                try:
+                    return json.loads(candidate)
+                except ValueError:
+                    continue
     raise ValueError("no JSON object on stdout")
 
 
@@ -29,6 +35,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--only", default="", help="comma-separated subset, e.g. scoring,forecast")
     parser.add_argument("--out", default="reports/bench.json")
+    parser.add_argument("--data", default=None, help="Online Retail CSV(.gz) for the benches that use it "
+                        "(serving: without it, its 4k catalogue is skipped)")
     args = parser.parse_args()
     wanted = {name.strip() for name in args.only.split(",") if name.strip()}
     results: dict[str, object] = {}
@@ -39,8 +47,9 @@ def main() -> int:
             continue
         started = time.perf_counter()
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
-        proc = subprocess.run([sys.executable, str(script), *(["--quick"] if args.quick else [])],
-                              capture_output=True, text=True)
+        options = [*(["--quick"] if args.quick else []),
+                   *(["--data", args.data] if args.data and name in TAKES_DATA else [])]
+        proc = subprocess.run([sys.executable, str(script), *options], capture_output=True, text=True)
         try:
             results[name] = _last_json_line(proc.stdout) if proc.returncode == 0 else {"error": proc.stderr[-2000:]}
         except ValueError:

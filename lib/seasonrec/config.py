@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -252,12 +252,24 @@ class ForecastConfig(Section):
                                     "middle_out (items scaled to the category forecast), top_down (categories and "
                                     "items scaled to the total forecast); auto: the least biased on the backtest "
                                     "windows, bottom_up unless another is strictly less biased")
+    drift_correction: Literal["auto", "on", "off"] = Field(
+        default="auto", description="per-level multiplicative level correction learned on the backtest windows "
+                                    "(median actual/mean ratio, shrunk towards 1, clipped to [0.67, 1.5]; see "
+                                    "forecasting.drift): auto (default) applies it to a level's mean, and its "
+                                    "quantiles, only where the factor estimated on windows 2.. lowers window 1's "
+                                    "bias, and pinball (so nothing with one backtest window); on: always; off: never")
     ets_season_length: int = Field(default=1, ge=1, description="AutoETS season; 1 = non-seasonal (m=52 is slow "
                                                                  "and over-parameterised on 2 years of weeks)")
     tsb_alpha_d: float = Field(default=0.1, gt=0, le=1)
     tsb_alpha_p: float = Field(default=0.1, gt=0, le=1)
     baseline_groups: int | None = Field(default=None, ge=1, description="applyInPandas groups per origin; "
                                                                          "None: 2x default parallelism")
+
+    @field_validator("drift_correction", mode="before")
+    @classmethod
+    def _on_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare on/off as a boolean (in config files and in `key=value` overrides).
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _consistent(self) -> ForecastConfig:

@@ -233,3 +233,14 @@ def test_discovery_budget_must_hold_in_every_fold_not_only_on_average():
     assert robust < pooled  # ...but not in fold 1, so the robust default boosts less
     chosen = next(p for p in curve if p["discovery"] == robust)
     assert chosen["within_budget"] and chosen["ndcg"] >= 0.95 * curve[0]["ndcg"]
+
+
+def test_top_positions_equals_a_stable_full_sort() -> None:
+    from seasonrec.training.candidates import top_positions
+
+    rng = np.random.default_rng(3)
+    for size, limit in ((50, 10), (1000, 30), (7, 7), (7, 20), (500, 1), (40, 0)):
+        values = rng.integers(0, 6, size).astype(np.float32)  # many ties
+        values[rng.random(size) < 0.1] = np.nan
+        expected = np.argsort(-values, kind="stable")[:limit]
+        np.testing.assert_array_equal(top_positions(values, limit), expected)

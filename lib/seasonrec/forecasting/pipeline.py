@@ -32,6 +32,13 @@ level's P10/P50/P90 is that level's chosen model's forecast of its own series (q
 up); the category and total series have the classical candidates and a LightGBM model of their own
 (``forecast.gbm_aggregate_levels``). A category that has no forecast of its own gets the sums of its
 items' quantiles, marked ``bottom_up``. The run summary reports the choice under ``reconciliation``.
+
+Drift correction (``forecast.drift_correction``, see :mod:`seasonrec.forecasting.drift`): before
+cold start and reconciliation, each level's chosen forecast may be scaled by a level factor learned
+on the backtest windows (``auto``: only where the factor estimated on windows 2..K lowered window
+1's bias, and for the quantiles its pinball loss). Which level's factor reaches the written means
+follows from the reconciliation: the items' under ``bottom_up``, the category's or the total's under
+``middle_out`` / ``top_down``. The run summary reports it under ``drift_correction``.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from pyspark.sql.window import Window
 
 from seasonrec import tables
 from seasonrec.context import JobContext, JobError
+from seasonrec.forecasting import drift as DRIFT
 from seasonrec.forecasting import reconcile as REC
 from seasonrec.forecasting import selection as SEL
 from seasonrec.forecasting import series as S
@@ -444,7 +452,7 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
     with ctx.step("reconciliation of the means: choice on the backtest windows"):
         shares = REC.established_shares(known.select("item_id", "category", "week_start", "quantity"), origins,
                                         config.min_history_weeks).cache()
-        picked = SEL.chosen_rows(candidates.where(F.col("window") > 0), segments, ranking)
+        picked = SEL.chosen_rows(candidates.where(F.col("window") > 0), segments, ranking).cache()
         actual = series.where(F.col("level") == S.ITEM).select("series_id", "week_start",
                                                                 F.col("quantity").alias("actual"))
         bias = REC.backtest_bias(_with_category(picked.where(F.col("level") == S.ITEM), catalogue),
@@ -453,8 +461,19 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
         method = info["reconciliation"]["chosen"] if config.reconciliation == "auto" else config.reconciliation
         info["reconciliation"]["applied"] = method
 
+    with ctx.step(f"drift correction ({config.drift_correction}): learned and checked on the backtest windows"):
+        # Every level's chosen backtest rows against that level's own series (item rows: the items'
+        # sales; zero where a forecast week had no row, as in ``backtest_errors``).
+        level_actual = series.select("level", "series_id", "week_start", F.col("quantity").alias("actual"))
+        picked_actual = (picked.join(level_actual, ["level", "series_id", "week_start"], "left")
+                         .fillna(0.0, subset=["actual"]))
+        drift = DRIFT.choose(picked_actual, list(config.quantiles), config.drift_correction)
+        info["drift_correction"] = drift
+
     with ctx.step("final forecast, cold start and coherent means"):
-        chosen = final_forecast(candidates, weights)
+        # The drift factors scale each level's chosen forecast before cold start and reconciliation,
+        # so cold-start items inherit their category's corrected level and the means still add up.
+        chosen = DRIFT.apply(final_forecast(candidates, weights), drift)
         cold = cold_start(chosen, catalogue, final.output_weeks)
         items = (chosen.where(F.col("level") == S.ITEM).withColumn("cold_start", F.lit(False))
                  .unionByName(cold.withColumn("cold_start", F.lit(True))))

@@ -70,6 +70,8 @@ class SeasonalRecommender:
         catalogue = snapshot.catalogue.drop_duplicates("item_id").set_index("item_id")
         self._catalogue = catalogue.reindex(np.asarray(model.item_ids))
         self._history_length = int(model.spec.history_length)
+        self._last_day = max(self._calendar.index)
+        self._k_limit = min(MAX_K, rerank_candidates(snapshot.scoring_options(1), model))
 
     # ------------------------------------------------------------------ public
     def pseudonym(self, raw_user_id: Any) -> str | None:
@@ -114,8 +116,7 @@ class SeasonalRecommender:
         frame["country"] = [None if _missing(v) else country_code_of(v) for v in
                             requests.get("country", pd.Series([None] * len(requests)))]
         frame["recent_items"] = [_item_list(v) for v in requests.get("recent_items", pd.Series([None] * len(requests)))]
-        frame["k"] = [_k(v, rerank_candidates(self.snapshot.scoring_options(1), self.model))
-                      for v in requests.get("k", pd.Series([None] * len(requests)))]
+        frame["k"] = [_k(v, self._k_limit) for v in requests.get("k", pd.Series([None] * len(requests)))]
         return frame
 
     def _date(self, value: Any) -> dt.date:
@@ -125,7 +126,7 @@ class SeasonalRecommender:
             day = dt.date.fromisoformat(str(value)[:10])
         except ValueError:
             raise RequestError(f"date '{value}' is not a date; use YYYY-MM-DD") from None
-        first, last = self.snapshot.day, max(self._calendar.index)
+        first, last = self.snapshot.day, self._last_day
         if not first <= day <= last:
             raise RequestError(f"date {day} is outside what this model serves ({first} .. {last}: from its "
                                "snapshot date to the end of the calendar)")
@@ -249,14 +250,13 @@ def _item_list(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
-def _k(value: Any, limit: int) -> int:
+def _k(value: Any, upper: int) -> int:
     if _missing(value):
-        return DEFAULT_K
+        return min(DEFAULT_K, upper)
     try:
         k = int(value)
     except (TypeError, ValueError):
         k = -1
-    upper = min(MAX_K, limit)
     if k < 1 or k > upper or k != float(value):
         raise RequestError(f"k must be a whole number from 1 to {upper}; got {value!r}")
     return k

@@ -54,9 +54,26 @@ class CandidateSource(Protocol):
         ...
 
 
+def top_positions(values: np.ndarray, limit: int) -> np.ndarray:
+    """The positions of the ``limit`` largest values, best first, ties by position: exactly
+    ``np.argsort(-values, kind="stable")[:limit]`` (NaNs last) in O(n) instead of a full sort, which
+    matters when a server answers one user at a time over a large catalogue."""
+    negated = -np.asarray(values)
+    if limit <= 0:
+        return np.empty(0, np.int64)
+    if limit >= negated.size:
+        return np.argsort(negated, kind="stable")
+    cut = np.partition(negated, limit - 1)[limit - 1]
+    if np.isnan(cut):  # fewer than `limit` real values: the full sort is as cheap and keeps NaN order
+        return np.argsort(negated, kind="stable")[:limit]
+    better = np.flatnonzero(negated < cut)
+    chosen = np.concatenate([better, np.flatnonzero(negated == cut)[: limit - better.size]])
+    return chosen[np.lexsort((chosen, negated[chosen]))]
+
+
 def _global_top(values: np.ndarray, n_users: int, limit: int, minimum: float) -> tuple[np.ndarray, np.ndarray]:
     """The same `limit` best items (value > minimum) proposed to every user."""
-    order = np.argsort(-values, kind="stable")[:limit]
+    order = top_positions(values, limit)
     order = order[values[order] > minimum]
     return np.repeat(np.arange(n_users), order.size), np.tile(order, n_users)
 
