@@ -40,9 +40,12 @@ def parse_timestamp(column: str, fmt: str | None, timezone: str | None) -> Colum
     return F.to_utc_timestamp(parsed, timezone) if timezone else parsed
 
 
+# Numeric ids exported through a float column arrive as '17850.0': group 1 is the id.
+FLOAT_EXPORTED_ID = r"^(\d+)\.0+$"
+
+
 def normalize_user(column: str) -> Column:
-    # Numeric ids exported through a float column arrive as '17850.0'.
-    return F.regexp_replace(F.col(column), r"^(\d+)\.0+$", "$1")
+    return F.regexp_replace(F.col(column), FLOAT_EXPORTED_ID, "$1")
 
 
 def classify(staged: DataFrame, source: str, ingested_at: dt.datetime, timestamp_format: str | None = None,

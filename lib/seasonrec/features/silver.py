@@ -17,6 +17,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from seasonrec.config import FeaturesConfig
+from seasonrec.data.ingest import FLOAT_EXPORTED_ID
 
 log = logging.getLogger("seasonrec")
 
@@ -54,7 +55,7 @@ def pseudonym(raw_user: str, salt_value: str) -> str:
     """The silver ``user_id`` of one raw customer id, computed in Python (a server request):
     the same normalisation as ingest (``'17850.0'`` -> ``'17850'``) and the same salted hash as
     `pseudonymize`."""
-    user = re.sub(r"^(\d+)\.0+$", r"\1", str(raw_user).strip())
+    user = re.sub(FLOAT_EXPORTED_ID, r"\1", str(raw_user).strip())
     return hashlib.sha256(f"{salt_value}\u0001{user}".encode()).hexdigest()[:24]
 
 

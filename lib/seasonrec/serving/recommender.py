@@ -110,13 +110,17 @@ class SeasonalRecommender:
             raise RequestError(f"unknown request field(s) {unknown}; allowed: {', '.join(REQUEST_COLUMNS)}")
         if "date" not in requests.columns:
             raise RequestError("every request needs a date (YYYY-MM-DD): the season to recommend for")
+        absent = [None] * len(requests)
+
+        def values(name: str) -> list[Any]:  # an optional field the whole batch left out reads as None
+            return requests[name].tolist() if name in requests.columns else absent
+
         frame = pd.DataFrame(index=pd.RangeIndex(len(requests)))
-        frame["user_id"] = [self.pseudonym(v) for v in requests.get("user_id", pd.Series([None] * len(requests)))]
-        frame["date"] = [self._date(v) for v in requests["date"]]
-        frame["country"] = [None if _missing(v) else country_code_of(v) for v in
-                            requests.get("country", pd.Series([None] * len(requests)))]
-        frame["recent_items"] = [_item_list(v) for v in requests.get("recent_items", pd.Series([None] * len(requests)))]
-        frame["k"] = [_k(v, self._k_limit) for v in requests.get("k", pd.Series([None] * len(requests)))]
+        frame["user_id"] = [self.pseudonym(v) for v in values("user_id")]
+        frame["date"] = [self._date(v) for v in values("date")]
+        frame["country"] = [None if _missing(v) else country_code_of(v) for v in values("country")]
+        frame["recent_items"] = [_item_list(v) for v in values("recent_items")]
+        frame["k"] = [_k(v, self._k_limit) for v in values("k")]
         return frame
 
     def _date(self, value: Any) -> dt.date:
