@@ -24,9 +24,10 @@ Per catalogue:
    Every second, the cores used by the server, by this client and by the whole machine are sampled
    (``cpu_timeline``: the rest is other load on a shared machine). Then a closed loop:
    ``--clients`` clients sending back to back for ``--closed-duration`` s (maximum throughput);
-4. the same loads against a second server started with ``--compare-env`` (default
-   ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``: one BLAS/OpenMP thread per process) and
-   ``--compare-set`` config overrides (``with_env`` in the JSON);
+4. the same loads against a second server started with ``--compare-env`` variables and
+   ``--compare-set`` config overrides (default ``serving.workers=2``: two uvicorn worker processes,
+   each with its own model; ``with_env`` in the JSON). `seasonrec serve` already runs one
+   BLAS/OpenMP thread per process (`seasonrec.serving.serve.SINGLE_THREADED_ENV`);
 5. JSON (stdout, one line; also ``<out-dir>/serving.json``): throughput, p50/p95/p99/max and errors
    of both loads side by side for the catalogues (``side_by_side``), p99 / the 50 ms target, server
    CPU ms per request; every request's latency and status (``<out-dir>/requests_<catalogue>.csv``);
@@ -523,13 +524,13 @@ STAGES = (  # (label, owner, attribute): inclusive wall ms per request, timed by
     ("parse request", "recommender", "_parse"),
     ("user rows (snapshot lookup + fold)", "recommender", "_user_row"),
     ("recommend_users (engine)", "recommender_module", "recommend_users"),
-    ("  encode user block (each call)", "model", "encode"),
-    ("  user tower (user_matrix, incl. 1 encode)", "model", "user_matrix"),
-    ("  candidate sources (candidate_pairs, incl. encode + pool_inputs)", "model", "candidate_pairs"),
-    ("    pool_inputs (neighbour scores over all items; each call)", "model", "pool_inputs"),
-    ("    all_pairs (7 sources' proposals)", "artifacts_module", "all_pairs"),
+    ("  encode user block (TwoStageModel.prepare, once per block)", "model", "encode"),
+    ("  user tower (user_matrix)", "model", "user_matrix"),
+    ("  candidate sources (candidate_pairs, incl. pool_inputs)", "model", "candidate_pairs"),
+    ("    pool_inputs (neighbour scores over all items; once per block)", "model", "pool_inputs"),
+    ("    all_pairs (7 sources' proposals; global top lists cached per date)", "artifacts_module", "all_pairs"),
     ("  score_block (GEMM + top-K, incl. the ranker callback)", "engine_module", "score_block"),
-    ("    ranker (TwoStageModel.rerank, incl. encode + pool_inputs + features)", "model", "rerank"),
+    ("    ranker (TwoStageModel.rerank: features + LightGBM)", "model", "rerank"),
     ("      LightGBM score", "reranker", "score"),
     ("explain (reasons + catalogue)", "recommender", "_explain"),
 )
@@ -870,10 +871,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="cProfile model.predict in process (auto: when a catalogue misses the target)")
     parser.add_argument("--profile-requests", type=int, default=300)
     parser.add_argument("--prime", type=int, default=50, help="sequential requests before the open loop")
-    parser.add_argument("--compare-env", default="OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1",
-                        help="also load a server started with these variables (\"\": skip)")
-    parser.add_argument("--compare-set", default="", help="config overrides of that second server, e.g. "
-                        "\"serving.workers=2\"")
+    parser.add_argument("--compare-env", default="",
+                        help="also load a server started with these variables, e.g. \"OMP_NUM_THREADS=2\"")
+    parser.add_argument("--compare-set", default="serving.workers=2",
+                        help="config overrides of that second server (\"\" and no --compare-env: skip)")
     parser.add_argument("--profile-job", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.profile_job:  # internal: profile_in_subprocess

@@ -179,3 +179,42 @@ def test_scoring_refits_copurchase_on_the_baskets_before_the_scored_date(trained
     inputs = model.encode(users, context)
     pool = model.pool_inputs(inputs, users, context)
     np.testing.assert_allclose(pool.copurchase, side[COPURCHASE].user_scores(inputs["history"]))
+
+
+def test_a_block_is_encoded_once_and_the_global_top_lists_are_kept_per_date(trained, monkeypatch):
+    """The request path's caches change nothing: `recommend_block` encodes a block once for the user
+    tower, the candidate sources and the ranker; the global sources' top lists are computed once per
+    item signals and equal the uncached ones; a pickled model (a Spark broadcast) carries no cache."""
+    import datetime as dt
+    import pickle
+
+    from seasonrec.core.contract import ITEM_SIGNALS
+    from seasonrec.scoring.engine import build_item_side, item_side_at, recommend_users
+    from seasonrec.training.artifacts import load_scoring_model
+    from seasonrec.training.candidates import CandidateRequest, all_pairs
+
+    ctx = trained
+    model = load_scoring_model(ctx.config.paths.model_dir)
+    users = ctx.lake.read(tables.USER_FEATURES).orderBy("user_id").limit(20).toPandas()
+    context = {**context_for_date(ctx, DECEMBER), **item_side_at(ctx, model, dt.date(2011, 12, 15), True)}
+    options = ScoringOptions(top_k=10, user_block_size=8)
+    plain = load_scoring_model(ctx.config.paths.model_dir)
+    fresh = recommend_users(plain, users, context, build_item_side(plain)[0], options)
+    assert "_top_lists" in plain.__dict__ and "_top_lists" not in pickle.loads(pickle.dumps(plain)).__dict__
+    encoded = []
+    encode = model.encode
+    monkeypatch.setattr(model, "encode", lambda frame, at: encoded.append(len(frame)) or encode(frame, at))
+    first = recommend_users(model, users, context, build_item_side(model)[0], options)
+    again = recommend_users(model, users, context, build_item_side(model)[0], options)
+    assert encoded == [8, 8, 4] * 2  # once per block
+    for frame in (first, again):
+        assert frame.equals(fresh)
+
+    kept = model.top_lists(context[ITEM_SIGNALS])
+    assert kept and model.top_lists(context[ITEM_SIGNALS]) is kept
+    pool = model.block_pool(model.prepare(users, context))
+    request = CandidateRequest(history=pool.history, bought_items=pool.bought[0], item_signals=pool.item_signals,
+                               copurchase=pool.copurchase, content=pool.content)
+    for cached, uncached in zip(all_pairs(dataclasses.replace(request, top_lists=kept), model.source_limits),
+                                all_pairs(request, model.source_limits), strict=True):
+        np.testing.assert_array_equal(cached, uncached)

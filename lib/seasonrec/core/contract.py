@@ -37,7 +37,9 @@ class Recommender(Protocol):
     Optional: `has_reranker` (bool, default True when `rerank` exists),
     `known_user_mask(users_pdf) -> bool [n_users]` (False = unseen at training time, for reporting),
     `candidate_pairs(users_pdf, context) -> (rows, positions)` (other candidate sources' proposals,
-    always in the pool), `discovery` / `calibrated_discovery` (the long-tail knob).
+    always in the pool), `discovery` / `calibrated_discovery` (the long-tail knob),
+    `prepare(users_pdf, context) -> prepared` (the block encoded once; the engine then passes
+    `prepared` instead of `users_pdf` to every method above for that block).
     """
 
     model_version: str

@@ -174,6 +174,14 @@ def use_options(model: Any, options: ScoringOptions) -> None:
                            else getattr(model, "calibrated_discovery", 0.0))
 
 
+def prepared_users(model: Any, block: pd.DataFrame, context: dict[str, Any]) -> Any:
+    """The block as the model's methods take it: encoded once for ``context`` when the model can
+    (``model.prepare``, e.g. `TwoStageModel`), so the user tower, the candidate sources and the
+    ranker do not each encode it again; else the frame itself."""
+    prepare = getattr(model, "prepare", None)
+    return prepare(block, context) if callable(prepare) else block
+
+
 def recommend_block(model: Any, block: pd.DataFrame, context: dict[str, Any], items: ItemSide,
                     options: ScoringOptions, user_key: str = "user_id",
                     counters: dict[str, float] | None = None) -> pd.DataFrame:
@@ -191,20 +199,21 @@ def recommend_block(model: Any, block: pd.DataFrame, context: dict[str, Any], it
     block = block.reset_index(drop=True)
     exclude_column = block.pop(EXCLUDE_COLUMN) if EXCLUDE_COLUMN in block.columns else None
     rerank_on = options.rerank and has_reranker(model)
-    vectors = np.asarray(model.user_matrix(block, context), dtype=np.float32)
+    users = prepared_users(model, block, context)
+    vectors = np.asarray(model.user_matrix(users, context), dtype=np.float32)
     counters["users_without_vector"] = counters.get("users_without_vector", 0) + int(
         (~np.isfinite(vectors).all(axis=1)).sum())
     known_mask = getattr(model, "known_user_mask", None)
     if known_mask is not None:
-        counters["unseen_users"] = counters.get("unseen_users", 0) + int((~np.asarray(known_mask(block), bool)).sum())
+        counters["unseen_users"] = counters.get("unseen_users", 0) + int((~np.asarray(known_mask(users), bool)).sum())
 
     def rerank(cols: np.ndarray, values: np.ndarray) -> np.ndarray:
-        return model.rerank(block, items.positions[cols], values, context)
+        return model.rerank(users, items.positions[cols], values, context)
 
     # Every candidate source's proposals reach the ranker next to the GEMM's best (a strong re-buy or
     # a trending tail item may score low in the first stage).
     source_pairs = getattr(model, "candidate_pairs", None) if rerank_on else None
-    include = _eligible_pairs(source_pairs(block, context), items) if source_pairs else None
+    include = _eligible_pairs(source_pairs(users, context), items) if source_pairs else None
     top = score_block(vectors, items.item_matrix_t, options.top_k,
                       candidates=rerank_candidates(options, model) if rerank_on else options.top_k,
                       exclude=_exclusions(exclude_column), rerank=rerank if rerank_on else None, include=include,

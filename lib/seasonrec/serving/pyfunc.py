@@ -33,6 +33,7 @@ from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from seasonrec.lake import read_without_spark
 from seasonrec.serving.recommender import Purchase, SeasonalRecommender
@@ -92,6 +93,11 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
             log.warning("%s is not set; pseudonymizing with the dev default salt (pseudonyms match a lake built "
                         "the same way only)", settings["salt_env"])
             salt = settings["default_salt"]
+        # One BLAS/OpenMP thread (numpy's OpenBLAS; LightGBM predicts with num_threads=1 already):
+        # predict runs one request at a time under the lock below, and idle pool threads spinning on
+        # the other core doubled the CPU per request on 2 cores. `seasonrec serve` also sets the
+        # variables before the process starts; this covers servers it does not start (Model Serving).
+        threadpool_limits(limits=1)
         model = load_scoring_model(context.artifacts["model"])
         self.recommender = SeasonalRecommender(model, load_snapshot(context.artifacts["snapshot"]), salt)
         self.activity = RecentActivity(os.environ.get(ACTIVITY_ENV) or settings.get("activity_table"),

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,19 @@ class RequestError(ValueError):
     """A malformed request; the message is one sentence for the caller (never the raw user id)."""
 
 
+@dataclass(frozen=True)
+class ParsedRequest:
+    """One validated request: its row in the input, pseudonymous user_id (None: anonymous), day,
+    country code (None: not given), basket item ids and list length."""
+
+    position: int
+    user_id: str | None
+    day: dt.date
+    country: str | None
+    recent_items: list[str]
+    k: int
+
+
 class SeasonalRecommender:
     """One trained model + its serving snapshot, answering requests without Spark or I/O."""
 
@@ -68,10 +82,14 @@ class SeasonalRecommender:
         self._calendar = snapshot.calendar.assign(date=pd.to_datetime(snapshot.calendar["date"]).dt.date
                                                   ).set_index("date", drop=False)
         catalogue = snapshot.catalogue.drop_duplicates("item_id").set_index("item_id")
-        self._catalogue = catalogue.reindex(np.asarray(model.item_ids))
+        # Per model item position, as arrays: an answer reads a few rows, and pandas row lookups cost
+        # more than the rest of its explanation.
+        self._item_info = {column: catalogue[column].reindex(np.asarray(model.item_ids)).to_numpy()
+                           for column in ("title", "category", "price")}
         self._history_length = int(model.spec.history_length)
         self._last_day = max(self._calendar.index)
         self._k_limit = min(MAX_K, rerank_candidates(snapshot.scoring_options(1), model))
+        self._contexts: dict[dt.date, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ public
     def pseudonym(self, raw_user_id: Any) -> str | None:
@@ -88,20 +106,27 @@ class SeasonalRecommender:
         """
         parsed = self._parse(requests)
         activity = activity or {}
+        by_day: dict[dt.date, list[ParsedRequest]] = {}
+        for request in parsed:
+            by_day.setdefault(request.day, []).append(request)
         answers = []
-        for day, group in parsed.groupby("date", sort=True):
-            users = pd.DataFrame([self._user_row(row, activity, day) for row in group.itertuples()])
-            users[REQUEST_KEY] = group.index.to_numpy()
-            context = {**self._context(day), **self.snapshot.item_context}
-            options = self.snapshot.scoring_options(int(group["k"].max()))
-            ranked = recommend_users(self.model, users, context, self.items, options, user_key=REQUEST_KEY)
-            answers.append(self._explain(ranked, users.set_index(REQUEST_KEY), group, context))
+        for day in sorted(by_day):
+            group = by_day[day]
+            rows = [{**self._user_row(request, activity, day), REQUEST_KEY: request.position} for request in group]
+            context = self._context(day)
+            options = self.snapshot.scoring_options(max(request.k for request in group))
+            ranked = recommend_users(self.model, pd.DataFrame(rows), context, self.items, options,
+                                     user_key=REQUEST_KEY)
+            answers.append(self._explain(ranked, group, rows, context))
         if not answers:
             return pd.DataFrame(columns=list(ANSWER_COLUMNS))
-        return pd.concat(answers).sort_values(["request", "rank"]).reset_index(drop=True)
+        if len(answers) == 1:  # one day: already ordered by request, then rank
+            return answers[0]
+        return pd.concat(answers).sort_values(["request", "rank"], kind="stable").reset_index(drop=True)
 
     # ------------------------------------------------------------------ parsing
-    def _parse(self, requests: pd.DataFrame) -> pd.DataFrame:
+    def _parse(self, requests: pd.DataFrame) -> list[ParsedRequest]:
+        """The validated requests, in input order; raises `RequestError` at the first bad one."""
         if not isinstance(requests, pd.DataFrame) or requests.empty:
             raise RequestError("send at least one request with a date, e.g. "
                                '{"dataframe_records": [{"user_id": "17850", "date": "2011-12-01"}]}')
@@ -115,13 +140,13 @@ class SeasonalRecommender:
         def values(name: str) -> list[Any]:  # an optional field the whole batch left out reads as None
             return requests[name].tolist() if name in requests.columns else absent
 
-        frame = pd.DataFrame(index=pd.RangeIndex(len(requests)))
-        frame["user_id"] = [self.pseudonym(v) for v in values("user_id")]
-        frame["date"] = [self._date(v) for v in values("date")]
-        frame["country"] = [None if _missing(v) else country_code_of(v) for v in values("country")]
-        frame["recent_items"] = [_item_list(v) for v in values("recent_items")]
-        frame["k"] = [_k(v, self._k_limit) for v in values("k")]
-        return frame
+        users = [self.pseudonym(v) for v in values("user_id")]
+        days = [self._date(v) for v in values("date")]
+        countries = [None if _missing(v) else country_code_of(v) for v in values("country")]
+        baskets = [_item_list(v) for v in values("recent_items")]
+        ks = [_k(v, self._k_limit) for v in values("k")]
+        return [ParsedRequest(*fields) for fields in zip(range(len(requests)), users, days, countries, baskets, ks,
+                                                         strict=True)]
 
     def _date(self, value: Any) -> dt.date:
         if _missing(value):
@@ -137,7 +162,8 @@ class SeasonalRecommender:
         return day
 
     # ------------------------------------------------------------------ user rows
-    def _user_row(self, request: Any, activity: Mapping[str, Sequence[Purchase]], day: dt.date) -> dict[str, Any]:
+    def _user_row(self, request: ParsedRequest, activity: Mapping[str, Sequence[Purchase]],
+                  day: dt.date) -> dict[str, Any]:
         known = request.user_id is not None and request.user_id in self._users.index
         row = dict(self._users.loc[request.user_id]) if known else self._cold_row(request.user_id)
         if request.country is not None:
@@ -165,38 +191,65 @@ class SeasonalRecommender:
 
     # ------------------------------------------------------------------ answers
     def _context(self, day: dt.date) -> dict[str, Any]:
-        row = self._calendar.loc[day]
-        return {key: (value.item() if isinstance(value, np.generic) else value) for key, value in row.items()}
+        """The request context of ``day``: its calendar row + the snapshot's item side. Built once per
+        day and shared by its requests (nothing downstream writes to it), so per-date caches keyed
+        by its item signals (`TwoStageModel.top_lists`) hit."""
+        context = self._contexts.get(day)
+        if context is None:
+            row = self._calendar.loc[day]
+            context = {key: (value.item() if isinstance(value, np.generic) else value) for key, value in row.items()}
+            context = self._contexts[day] = {**context, **self.snapshot.item_context}
+        return context
 
-    def _explain(self, ranked: pd.DataFrame, users: pd.DataFrame, group: pd.DataFrame,
+    def _explain(self, ranked: pd.DataFrame, group: Sequence[ParsedRequest], rows: Sequence[dict[str, Any]],
                  context: dict[str, Any]) -> pd.DataFrame:
-        ranked = ranked[ranked["rank"] <= group.loc[ranked[REQUEST_KEY], "k"].to_numpy()]
-        positions = np.asarray([self._position[i] for i in ranked["item_id"]], np.int64)
+        """The answer rows of one day's ``group``: ``ranked`` (`recommend_users`' lists, keyed by
+        request position) cut to each request's k, with catalogue fields and a reason per item."""
+        k_of = {request.position: request.k for request in group}
+        row_of = {row[REQUEST_KEY]: row for row in rows}
+        requests = ranked[REQUEST_KEY].to_numpy()
+        keep = ranked["rank"].to_numpy() <= np.asarray([k_of[r] for r in requests.tolist()], np.int64)
+        requests = requests[keep].astype(np.int64)
+        positions = np.asarray([self._position[i] for i in ranked["item_id"].to_numpy()[keep].tolist()], np.int64)
         week = min(max(int(context.get("week_of_year") or 1), 1), WEEKS) - 1
         lift = np.asarray(self.model.weights["season_lift"])[:, week] if "season_lift" in self.model.weights else None
         neighbours = context.get(COPURCHASE) or getattr(self.model, "copurchase", None)
-        reasons = []
-        for request, position in zip(ranked[REQUEST_KEY], positions, strict=True):
-            user = users.loc[request]
-            reasons.append(self._reason(position, user, lift, neighbours))
-        info = self._catalogue.iloc[positions]
+        explainers = {request: _Reasons(row_of[request], neighbours) for request in k_of}
+        reasons = [self._reason(explainers[request], position, lift)
+                   for request, position in zip(requests.tolist(), positions.tolist(), strict=True)]
         return pd.DataFrame({
-            "request": ranked[REQUEST_KEY].to_numpy().astype(np.int64), "rank": ranked["rank"].to_numpy(),
-            "item_id": ranked["item_id"].to_numpy(), "score": ranked["score"].to_numpy(),
-            "title": info["title"].to_numpy(), "category": info["category"].to_numpy(),
-            "price": info["price"].to_numpy(), "reason": reasons,
-            "cold_start": users.loc[ranked[REQUEST_KEY], "cold_start"].to_numpy().astype(bool)})
+            "request": requests, "rank": ranked["rank"].to_numpy()[keep], "item_id": ranked["item_id"].to_numpy()[keep],
+            "score": ranked["score"].to_numpy()[keep], "title": self._item_info["title"][positions],
+            "category": self._item_info["category"][positions], "price": self._item_info["price"][positions],
+            "reason": reasons,
+            "cold_start": np.asarray([bool(row_of[r]["cold_start"]) for r in requests.tolist()], bool)})
 
-    def _reason(self, position: int, user: pd.Series, lift: np.ndarray | None, neighbours: Any) -> str:
-        if position in set(user["bought_items"]):
+    def _reason(self, explainer: _Reasons, position: int, lift: np.ndarray | None) -> str:
+        """Why the item at model ``position`` is on the list (re-buy / similar to / in season / popular now)."""
+        if position in explainer.bought:
             return "re-buy"
-        if neighbours is not None:
-            for recent in user["last_items"]:
-                if 0 <= recent < neighbours.items.shape[0] and position in set(neighbours.items[recent].tolist()):
-                    return f"similar to {self._catalogue['title'].iloc[recent]}"
+        recent = explainer.similar_to.get(position)
+        if recent is not None:
+            return f"similar to {self._item_info['title'][recent]}"
         if lift is not None and lift[position] >= SEASON_LIFT_IN_SEASON:
             return "in season"
         return "popular now"
+
+
+class _Reasons:
+    """What one user's reasons are looked up in: the items they bought, and for every co-purchase
+    neighbour of their recent items the first (most recent) of those items it neighbours. Built once
+    per request instead of once per recommended item."""
+
+    def __init__(self, row: Mapping[str, Any], neighbours: Any):
+        self.bought = {int(i) for i in row["bought_items"]}
+        self.similar_to: dict[int, int] = {}
+        if neighbours is None:
+            return
+        for recent in row["last_items"]:
+            if 0 <= recent < neighbours.items.shape[0]:
+                for item in neighbours.items[recent].tolist():
+                    self.similar_to.setdefault(item, int(recent))
 
 
 def fold_purchases(row: dict[str, Any], purchases: Sequence[tuple[int, dt.datetime]], as_of: dt.date,

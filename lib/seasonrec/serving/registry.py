@@ -37,7 +37,8 @@ log = logging.getLogger("seasonrec")
 
 # What a served model needs installed (Model Serving builds its environment from this list).
 PIP_REQUIREMENTS = ["mlflow==3.17.2", "numpy==1.26.4", "pandas==2.2.3", "lightgbm==4.7.0", "deltalake==1.6.6",
-                    "pyspark==3.5.7", "pyarrow==14.0.2", "pydantic>=2,<3", "holidays", "pyyaml"]
+                    "pyspark==3.5.7", "pyarrow==14.0.2", "pydantic>=2,<3", "holidays", "pyyaml",
+                    "threadpoolctl==3.8.0"]
 
 
 def model_uri(config: Any, version: str | int | None = None) -> str:

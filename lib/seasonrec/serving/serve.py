@@ -13,6 +13,11 @@ import subprocess
 import sys
 from typing import Any
 
+# One BLAS/OpenMP thread per server process (set before it starts, so every pool reads it): the model
+# answers one request at a time under a lock, and with default pools idle threads spin on the other
+# core, doubling the CPU per request on 2 cores (issue #15). A value already in the environment wins.
+SINGLE_THREADED_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
 DESCRIPTION = "serve the registered champion recommender with `mlflow models serve` (POST /invocations)"
 NEEDS_SPARK = False  # run(config, args): the CLI starts no Spark session for this job
 
@@ -25,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def serve_command(config: Any, args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
-    """The `mlflow models serve` command line and environment for ``config`` and the CLI options."""
+    """The `mlflow models serve` command line and environment (`SINGLE_THREADED_ENV` unless already set)
+    for ``config`` and the CLI options."""
     from seasonrec.serving.registry import model_uri
     from seasonrec.tracking import registry_uri, tracking_uri
 
@@ -36,7 +42,7 @@ def serve_command(config: Any, args: argparse.Namespace) -> tuple[list[str], dic
                "--env-manager", "local"]
     # mlflow starts uvicorn by name: the interpreter's bin directory (the venv's) must be on PATH.
     path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-    return command, {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": uri,
+    return command, {**SINGLE_THREADED_ENV, **os.environ, "PATH": path, "MLFLOW_TRACKING_URI": uri,
                      "MLFLOW_REGISTRY_URI": registry_uri(config)}
 
 

@@ -46,7 +46,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -56,13 +58,13 @@ from seasonrec.core.contract import COPURCHASE, ITEM_SIGNALS
 from seasonrec.core.topk import top_candidates
 from seasonrec.features.item_activity import ACTIVITY_FEATURES
 from seasonrec.features.item_neighbours import RECENCY_DECAY, ItemNeighbours
-from seasonrec.training.candidates import CandidateRequest, all_pairs
+from seasonrec.training.candidates import CandidateRequest, TopLists, all_pairs
 from seasonrec.training.encoding import (
     FeatureSpec,
     bought_matrices,
+    calendar_columns,
     encode_users,
     user_bucket,
-    with_calendar_context,
 )
 from seasonrec.training.rerank import FEATURE_NAMES, PoolInputs, Ranker, candidate_features, with_discovery
 
@@ -74,6 +76,25 @@ WEIGHTS_FILE = "scoring.npz"
 # Proposals per user from each candidate source (`seasonrec.training.candidates.SOURCES`).
 DEFAULT_SOURCE_LIMITS = {"rebuy": 50, "copurchase": 40, "content": 20, "trending": 30, "last_year": 30,
                          "first_orders": 30, "popular_now": 30}
+
+
+# Item signals whose global top lists a model keeps (one per scored date is what jobs and servers use).
+_TOP_LISTS_KEPT = 4
+
+
+@dataclass
+class EncodedUsers:
+    """A block of user rows encoded once for one request context (`TwoStageModel.prepare`): the user
+    tower, the candidate sources and the ranker all read these instead of encoding the frame again.
+
+    ``frame``: the gold_user_features rows; ``context``: the calendar row + item side it was encoded
+    for; ``inputs``: `encode`'s arrays; ``pool``: `pool_inputs`, filled on first use.
+    """
+
+    frame: pd.DataFrame
+    context: dict[str, Any] | None
+    inputs: dict[str, np.ndarray]
+    pool: PoolInputs | None = None
 
 
 def _l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -107,9 +128,10 @@ class TwoStageModel:
     def has_reranker(self) -> bool:
         return self.reranker is not None
 
-    def known_user_mask(self, users: pd.DataFrame) -> np.ndarray:
+    def known_user_mask(self, users: pd.DataFrame | EncodedUsers) -> np.ndarray:
         """False for users unseen at training time (scored from the OOV bucket + features + history)."""
-        buckets = user_bucket(users["user_id"].tolist(), self.spec.user_buckets)
+        frame = users.frame if isinstance(users, EncodedUsers) else users
+        buckets = user_bucket(frame["user_id"].tolist(), self.spec.user_buckets)
         return self.weights["seen_user_buckets"][buckets].astype(bool)
 
     @property
@@ -122,18 +144,34 @@ class TwoStageModel:
 
     def encode(self, users: pd.DataFrame, context: dict[str, Any] | None) -> dict[str, np.ndarray]:
         """gold_user_features rows + a calendar row -> model inputs (context=None: rows carry context columns)."""
-        frame = users if context is None else with_calendar_context(users, context, self.spec)
-        return encode_users(frame, self.spec, self.weights["seen_user_buckets"], ablate_context=self.ablate_context)
+        calendar = None if context is None else calendar_columns(users, context, self.spec)
+        return encode_users(users, self.spec, self.weights["seen_user_buckets"], ablate_context=self.ablate_context,
+                            calendar=calendar)
 
-    def user_matrix(self, users: pd.DataFrame, context: dict[str, Any] | None) -> np.ndarray:
-        return self.user_matrix_from_inputs(self.encode(users, context))
+    def prepare(self, users: pd.DataFrame | EncodedUsers, context: dict[str, Any] | None) -> EncodedUsers:
+        """``users`` encoded for ``context`` (returned as is when it already is, for that same context).
+        Every method that takes user rows also takes what this returns, so scoring a block encodes
+        it once (`seasonrec.scoring.engine.recommend_block`)."""
+        if isinstance(users, EncodedUsers):
+            if users.context is context:
+                return users
+            users = users.frame
+        return EncodedUsers(users, context, self.encode(users, context))
+
+    def user_matrix(self, users: pd.DataFrame | EncodedUsers, context: dict[str, Any] | None) -> np.ndarray:
+        return self.user_matrix_from_inputs(self.prepare(users, context).inputs)
+
+    @cached_property
+    def _padded_item_core(self) -> np.ndarray:
+        """item_core with a zero row 0 for history padding: built once, not per block (at 50k items a
+        copy of the whole matrix per request)."""
+        core = self.weights["item_core"]
+        return np.vstack([np.zeros((1, core.shape[1]), np.float32), core])
 
     def user_matrix_from_inputs(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         w = self.weights
-        core = w["item_core"]
-        padded = np.vstack([np.zeros((1, core.shape[1]), np.float32), core])
         history = inputs["history"]
-        vectors = padded[history]  # [n, L, d]
+        vectors = self._padded_item_core[history]  # [n, L, d]
         mask = (history > 0).astype(np.float32)
         mean_pool = (vectors * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
         decay = (RECENCY_DECAY ** np.arange(history.shape[1], dtype=np.float32))[None, :] * mask
@@ -154,21 +192,24 @@ class TwoStageModel:
     def scores(self, users: pd.DataFrame, context: dict[str, Any] | None) -> np.ndarray:
         return self.user_matrix(users, context) @ self.item_matrix.T
 
-    def rerank(self, users: pd.DataFrame, candidate_positions: np.ndarray, candidate_scores: np.ndarray,
-               context: dict[str, Any] | None) -> np.ndarray:
+    def rerank(self, users: pd.DataFrame | EncodedUsers, candidate_positions: np.ndarray,
+               candidate_scores: np.ndarray, context: dict[str, Any] | None) -> np.ndarray:
         """Second-stage scores [n_users, c] for the candidates (input scores when disabled)."""
         if self.reranker is None:
             return np.asarray(candidate_scores)
-        inputs = self.encode(users, context)
-        return self.rerank_from_inputs(inputs, users, candidate_positions, candidate_scores, context)
+        block = self.prepare(users, context)
+        return self.rerank_from_inputs(block.inputs, block.frame, candidate_positions, candidate_scores, context,
+                                       pool=self.block_pool(block))
 
     def rerank_from_inputs(self, inputs: dict[str, np.ndarray], users: pd.DataFrame, candidate_positions: np.ndarray,
                            candidate_scores: np.ndarray, context: dict[str, Any] | None,
-                           reranker: Ranker | None = None) -> np.ndarray:
+                           reranker: Ranker | None = None, pool: PoolInputs | None = None) -> np.ndarray:
+        """Final scores [n, c] of the candidates from encoded users (``pool``: their `pool_inputs`,
+        computed here when not given)."""
         reranker = reranker or self.reranker
         if reranker is None:
             return np.asarray(candidate_scores)
-        features = self.rerank_features(inputs, users, candidate_positions, candidate_scores, context)
+        features = self.rerank_features(inputs, users, candidate_positions, candidate_scores, context, pool)
         final = reranker.score(features)
         if self.discovery:
             final = with_discovery(final, self.novelty[np.asarray(candidate_positions)], self.discovery,
@@ -180,17 +221,17 @@ class TwoStageModel:
         """The long-tail knob's default chosen on validation users at training time (0 without one)."""
         return float(self.meta.get("discovery", 0.0))
 
-    @property
+    @cached_property
     def novelty(self) -> np.ndarray:
         """Standardised self-information (-log popularity) per item: what `discovery` adds."""
         info = -np.asarray(self.weights["log_q"], np.float64)
         return ((info - info.mean()) / max(info.std(), 1e-9)).astype(np.float32)
 
-    @property
+    @cached_property
     def copurchase(self) -> ItemNeighbours | None:
         return ItemNeighbours.from_arrays(self.weights, "copurchase")
 
-    @property
+    @cached_property
     def content(self) -> ItemNeighbours | None:
         return ItemNeighbours.from_arrays(self.weights, "content")
 
@@ -199,11 +240,14 @@ class TwoStageModel:
         return dict(self.meta.get("source_limits", DEFAULT_SOURCE_LIMITS))
 
     def item_signals(self, context: dict[str, Any] | None) -> dict[str, np.ndarray]:
+        """The context's item signals; all zeros (one shared object) when it has none."""
         signals = (context or {}).get(ITEM_SIGNALS)
-        if signals is None:
-            zeros = np.zeros(len(self.item_ids), np.float32)
-            return {name: zeros for name in ("recent", *ACTIVITY_FEATURES)}
-        return signals
+        return self._no_item_signals if signals is None else signals
+
+    @cached_property
+    def _no_item_signals(self) -> dict[str, np.ndarray]:
+        zeros = np.zeros(len(self.item_ids), np.float32)
+        return {name: zeros for name in ("recent", *ACTIVITY_FEATURES)}
 
     def pool_inputs(self, inputs: dict[str, np.ndarray], users: pd.DataFrame,
                     context: dict[str, Any] | None) -> PoolInputs:
@@ -216,21 +260,51 @@ class TwoStageModel:
                           content=None if content is None else content.user_scores(history),
                           item_signals=self.item_signals(context))
 
+    def block_pool(self, block: EncodedUsers) -> PoolInputs:
+        """`pool_inputs` of an encoded block, computed on first use and kept with it (the candidate
+        sources and the ranker both read it)."""
+        if block.pool is None:
+            block.pool = self.pool_inputs(block.inputs, block.frame, block.context)
+        return block.pool
+
     def rerank_features(self, inputs: dict[str, np.ndarray], users: pd.DataFrame, candidate_positions: np.ndarray,
-                        candidate_scores: np.ndarray, context: dict[str, Any] | None) -> np.ndarray:
-        return candidate_features(self.pool_inputs(inputs, users, context), np.asarray(candidate_positions),
+                        candidate_scores: np.ndarray, context: dict[str, Any] | None,
+                        pool: PoolInputs | None = None) -> np.ndarray:
+        """[n, c, F] ranker features (``pool``: the users' `pool_inputs`, computed here when not given)."""
+        pool = self.pool_inputs(inputs, users, context) if pool is None else pool
+        return candidate_features(pool, np.asarray(candidate_positions),
                                   np.asarray(candidate_scores), self.weights["season_lift"], self.weights["log_q"],
                                   self.weights.get("item_repeat_rate"))
 
-    def candidate_pairs(self, users: pd.DataFrame, context: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
+    def candidate_pairs(self, users: pd.DataFrame | EncodedUsers,
+                        context: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
         """(user row, item position) proposed by every candidate source besides the two-tower GEMM."""
-        inputs = self.encode(users, context)
-        pool = self.pool_inputs(inputs, users, context)
+        pool = self.block_pool(self.prepare(users, context))
         request = CandidateRequest(history=pool.history, bought_items=pool.bought[0], item_signals=pool.item_signals,
-                                   copurchase=pool.copurchase, content=pool.content)
+                                   copurchase=pool.copurchase, content=pool.content,
+                                   top_lists=self.top_lists(pool.item_signals))
         rows, positions = all_pairs(request, self.source_limits)
         known = positions < len(self.item_ids)
         return rows[known], positions[known]
+
+    @cached_property
+    def _top_lists(self) -> OrderedDict[int, tuple[dict[str, np.ndarray], TopLists]]:
+        return OrderedDict()
+
+    def top_lists(self, item_signals: dict[str, np.ndarray]) -> TopLists:
+        """The global candidate sources' top lists for ``item_signals`` (the same for every user at a
+        date: computed once, not per request). Keyed by the signals object (one per scored date in jobs
+        and servers); the entry keeps that object, so an id reused after it is freed never matches.
+        Holds the last `_TOP_LISTS_KEPT` signals."""
+        kept = self._top_lists
+        entry = kept.get(id(item_signals))
+        if entry is None or entry[0] is not item_signals:
+            entry = (item_signals, {})
+            kept[id(item_signals)] = entry
+            while len(kept) > _TOP_LISTS_KEPT:
+                kept.popitem(last=False)
+        kept.move_to_end(id(item_signals))
+        return entry[1]
 
     def rerank_pool(self, users: pd.DataFrame, scores: np.ndarray, context: dict[str, Any] | None,
                     width: int | None = None,
@@ -240,6 +314,11 @@ class TwoStageModel:
         `rerank_candidates`), or more when a user has more distinct proposals (see `top_candidates`)."""
         pairs = self.candidate_pairs(users, context) if pairs is None else pairs
         return top_candidates(np.array(scores, dtype=np.float32), width or self.rerank_candidates, pairs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (e.g. a Spark broadcast) without what `cached_property` derived from the weights."""
+        derived = {name for name, value in vars(type(self)).items() if isinstance(value, cached_property)}
+        return {key: value for key, value in self.__dict__.items() if key not in derived}
 
     def with_ablated_context(self, ablate: bool = True) -> TwoStageModel:
         return TwoStageModel(self.model_version, self.item_ids, self.item_matrix, self.spec, self.weights,

@@ -25,10 +25,15 @@ request date (`seasonrec.features.item_activity.ItemActivity.at`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+# The global sources' best items per (source name, limit) for one set of item signals: the same for
+# every user at a date, so a caller answering many requests keeps them (`TwoStageModel.top_lists`).
+TopLists = dict[tuple[str, int], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class CandidateRequest:
     item_signals: dict[str, np.ndarray]  # ItemActivity.at(date): float32 [n_items] each
     copurchase: np.ndarray | None  # float32 [n, n_items] co-purchase score of every item (ItemNeighbours)
     content: np.ndarray | None = None  # float32 [n, n_items] content similarity to the user's recent items
+    top_lists: TopLists | None = None  # memo of the global sources' lists for these item_signals (None: per call)
 
     @property
     def n_users(self) -> int:
@@ -71,11 +77,18 @@ def top_positions(values: np.ndarray, limit: int) -> np.ndarray:
     return chosen[np.lexsort((chosen, negated[chosen]))]
 
 
-def _global_top(values: np.ndarray, n_users: int, limit: int, minimum: float) -> tuple[np.ndarray, np.ndarray]:
-    """The same `limit` best items (value > minimum) proposed to every user."""
-    order = top_positions(values, limit)
-    order = order[values[order] > minimum]
-    return np.repeat(np.arange(n_users), order.size), np.tile(order, n_users)
+def _global_top(request: CandidateRequest, name: str, limit: int,
+                values: Callable[[], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The same `limit` best items (value > 0) proposed to every user; ``values()`` gives each item's
+    value and is only called when ``request.top_lists`` does not hold the list yet."""
+    order = None if request.top_lists is None else request.top_lists.get((name, limit))
+    if order is None:
+        scores = values()
+        order = top_positions(scores, limit)
+        order = order[scores[order] > 0.0]
+        if request.top_lists is not None:
+            request.top_lists[(name, limit)] = order
+    return np.repeat(np.arange(request.n_users), order.size), np.tile(order, request.n_users)
 
 
 @dataclass(frozen=True)
@@ -123,8 +136,7 @@ class TrendingSource:
     def pairs(self, request: CandidateRequest, limit: int) -> tuple[np.ndarray, np.ndarray]:
         signals = request.item_signals
         # Ramp-up weighted by volume, so a jump from 0 to 1 basket does not outrank a season's start.
-        momentum = signals["trend"] * np.log1p(signals["recent"])
-        return _global_top(momentum, request.n_users, limit, 0.0)
+        return _global_top(request, self.name, limit, lambda: signals["trend"] * np.log1p(signals["recent"]))
 
 
 @dataclass(frozen=True)
@@ -135,7 +147,7 @@ class LastYearSource:
         signals = request.item_signals
         if not signals["has_last_year"].any():
             return np.empty(0, np.int64), np.empty(0, np.int64)
-        return _global_top(signals["log_last_year_ahead"], request.n_users, limit, 0.0)
+        return _global_top(request, self.name, limit, lambda: signals["log_last_year_ahead"])
 
 
 @dataclass(frozen=True)
@@ -143,7 +155,7 @@ class NewCustomerFavouritesSource:
     name: str = "first_orders"
 
     def pairs(self, request: CandidateRequest, limit: int) -> tuple[np.ndarray, np.ndarray]:
-        return _global_top(request.item_signals["log_first_orders"], request.n_users, limit, 0.0)
+        return _global_top(request, self.name, limit, lambda: request.item_signals["log_first_orders"])
 
 
 @dataclass(frozen=True)
@@ -151,7 +163,7 @@ class PopularNowSource:
     name: str = "popular_now"
 
     def pairs(self, request: CandidateRequest, limit: int) -> tuple[np.ndarray, np.ndarray]:
-        return _global_top(request.item_signals["recent"], request.n_users, limit, 0.0)
+        return _global_top(request, self.name, limit, lambda: request.item_signals["recent"])
 
 
 SOURCES: tuple[CandidateSource, ...] = (RebuySource(), CoPurchaseSource(), ContentSource(), TrendingSource(),

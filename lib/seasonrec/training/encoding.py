@@ -112,29 +112,46 @@ def bought_matrices(frame: pd.DataFrame, width: int) -> tuple[np.ndarray, np.nda
     return items, counts, days
 
 
-def context_matrix(frame: pd.DataFrame, ablate: bool = False) -> np.ndarray:
-    """Calendar context -> float32 [n, CONTEXT_DIM]; all zeros when ``ablate``."""
-    n = len(frame)
+def _float_column(values: Any, n: int) -> np.ndarray:
+    """A column (Series, array, or one scalar for every row) as float64 [n]; missing values are NaN.
+    NumPy instead of pandas Series arithmetic: a server encodes one row at a time."""
+    if isinstance(values, pd.Series):
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.broadcast_to(np.asarray(np.nan if values is None else values, dtype=np.float64), (n,))
+
+
+def _zero_filled(values: Any, n: int) -> np.ndarray:
+    column = _float_column(values, n)
+    return np.where(np.isnan(column), 0.0, column)
+
+
+def context_matrix(columns: Any, n: int, ablate: bool = False) -> np.ndarray:
+    """Calendar context -> float32 [n, CONTEXT_DIM]; all zeros when ``ablate``. ``columns``: a frame
+    with the context columns, or a mapping of them (`calendar_columns`: scalars for every row)."""
     out = np.zeros((n, CONTEXT_DIM), dtype=np.float32)
     if ablate or n == 0:
         return out
-    out[:, 0] = frame["woy_sin"].astype(float).fillna(0).to_numpy()
-    out[:, 1] = frame["woy_cos"].astype(float).fillna(0).to_numpy()
-    season = season_index(frame["season"].tolist())
+    out[:, 0] = _zero_filled(columns["woy_sin"], n)
+    out[:, 1] = _zero_filled(columns["woy_cos"], n)
+    season = season_index(columns["season"].tolist())
     has = season >= 0
     out[np.flatnonzero(has), 2 + season[has]] = 1.0
-    out[:, 6] = frame["is_holiday"].astype(float).fillna(0).to_numpy()
+    out[:, 6] = _zero_filled(columns["is_holiday"], n)
     for col, target in (("days_to_next_event", 7), ("days_since_last_event", 8)):
-        days = frame[col].astype(float).to_numpy()
+        days = _float_column(columns[col], n)
         proximity = np.exp(-np.abs(days) / EVENT_DECAY_DAYS)
         out[:, target] = np.where(np.isnan(days), 0.0, proximity)
     return out
 
 
+def _log_rfm(frame: pd.DataFrame) -> np.ndarray:
+    """[n, 3] log1p of recency_days, frequency, monetary (missing -> 0, negative -> 0)."""
+    return np.stack([np.log1p(np.clip(_zero_filled(frame[c], len(frame)), 0.0, None))
+                     for c in ("recency_days", "frequency", "monetary")], axis=1)
+
+
 def user_dense_matrix(frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
-    rfm = np.stack([np.log1p(frame[c].astype(float).fillna(0).clip(lower=0).to_numpy())
-                    for c in ("recency_days", "frequency", "monetary")], axis=1)
-    rfm = (rfm - np.asarray(spec.rfm_mean)) / np.asarray(spec.rfm_std)
+    rfm = (_log_rfm(frame) - np.asarray(spec.rfm_mean)) / np.asarray(spec.rfm_std)
     country = np.zeros((len(frame), len(spec.countries) + 1), dtype=np.float32)
     lookup = {c: i for i, c in enumerate(spec.countries)}
     for i, value in enumerate(frame["country"].tolist()):
@@ -145,24 +162,40 @@ def user_dense_matrix(frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
 
 
 def fit_rfm_normalizer(users: pd.DataFrame) -> tuple[list[float], list[float]]:
-    rfm = np.stack([np.log1p(users[c].astype(float).fillna(0).clip(lower=0).to_numpy())
-                    for c in ("recency_days", "frequency", "monetary")], axis=1)
+    rfm = _log_rfm(users)
     std = rfm.std(axis=0)
     return rfm.mean(axis=0).tolist(), np.where(std > 1e-6, std, 1.0).tolist()
 
 
 def encode_users(frame: pd.DataFrame, spec: FeatureSpec, seen_buckets: np.ndarray | None = None,
-                 ablate_context: bool = False) -> dict[str, np.ndarray]:
-    """User-side frame -> model inputs. Buckets of users not in ``seen_buckets`` become 0 (OOV)."""
+                 ablate_context: bool = False, calendar: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """User-side frame -> model inputs. Buckets of users not in ``seen_buckets`` become 0 (OOV).
+
+    ``calendar`` (`calendar_columns`): the context of every row, read instead of the frame's context
+    columns; ``history`` then falls back to ``last_items`` as in `with_calendar_context`."""
     buckets = user_bucket(frame["user_id"].tolist(), spec.user_buckets)
     if seen_buckets is not None:
         buckets = np.where(seen_buckets[buckets], buckets, 0).astype(np.int32)
+    history = frame["history"] if calendar is None or "history" in frame.columns else frame.get("last_items")
     return {
         "user_bucket": buckets,
         "user_dense": user_dense_matrix(frame, spec),
-        "history": history_matrix(frame["history"], spec.history_length),
-        "context": context_matrix(frame, ablate=ablate_context),
+        "history": history_matrix([None] * len(frame) if history is None else history, spec.history_length),
+        "context": context_matrix(frame if calendar is None else calendar, len(frame), ablate=ablate_context),
     }
+
+
+def calendar_columns(users: pd.DataFrame, context: dict[str, Any], spec: FeatureSpec) -> dict[str, Any]:
+    """The context columns ``users`` get from one calendar row: season per row (the hemisphere of the
+    user's country), the other columns one value for every row (NaN when the row lacks it)."""
+    southern = users["country"].isin(spec.southern_hemisphere).to_numpy()
+    north = context.get("season_north", context.get("season"))
+    south = context.get("season_south", north)
+    columns: dict[str, Any] = {"season": np.where(southern, south, north) if len(users) else []}
+    for key in ("woy_sin", "woy_cos", "is_holiday", "days_to_next_event", "days_since_last_event"):
+        value = context.get(key)
+        columns[key] = float(value) if value is not None else np.nan
+    return columns
 
 
 def with_calendar_context(users: pd.DataFrame, context: dict[str, Any], spec: FeatureSpec) -> pd.DataFrame:
@@ -170,13 +203,8 @@ def with_calendar_context(users: pd.DataFrame, context: dict[str, Any], spec: Fe
     frame = users.copy()
     if "history" not in frame.columns:
         frame["history"] = frame["last_items"] if "last_items" in frame.columns else [[]] * len(frame)
-    southern = frame["country"].isin(spec.southern_hemisphere).to_numpy()
-    north = context.get("season_north", context.get("season"))
-    south = context.get("season_south", north)
-    frame["season"] = np.where(southern, south, north) if len(frame) else []
-    for key in ("woy_sin", "woy_cos", "is_holiday", "days_to_next_event", "days_since_last_event"):
-        value = context.get(key)
-        frame[key] = float(value) if value is not None else np.nan
+    for key, value in calendar_columns(users, context, spec).items():
+        frame[key] = value
     return frame
 
 
