@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from seasonrec.features.item_activity import ItemActivity, item_activity
+from seasonrec.features.item_activity import RECENT_WEEKS, SEASON_AHEAD_WEEKS, ItemActivity, item_activity
 from seasonrec.features.item_neighbours import ItemNeighbours, fit_content_neighbours, fit_copurchase
 from seasonrec.training.candidates import (
     CandidateRequest,
@@ -55,10 +55,35 @@ def test_item_activity_reads_only_whole_weeks_before_the_date(spark):
 def test_last_year_signal_when_the_data_reaches_back():
     counts = np.zeros((2, 60), np.float32)
     counts[0, 2:6] = 10  # item 0 sold in weeks 2..5 of last year
+    counts[1, 50:54] = 3  # item 1 sells now
     activity = ItemActivity(MONDAY, counts, np.zeros_like(counts))
-    signals = activity.at(MONDAY + dt.timedelta(weeks=54))  # weeks ahead of last year = 2..5
+    signals = activity.at(MONDAY + dt.timedelta(weeks=54))  # weeks ahead of last year = 2..9
     assert signals["has_last_year"][0] == 1.0
-    assert signals["log_last_year_ahead"][0] == np.float32(np.log1p(40)) and signals["log_last_year_ahead"][1] == 0
+    np.testing.assert_allclose(signals["log_last_year_ahead"], [np.log1p(40 / SEASON_AHEAD_WEEKS), 0], rtol=1e-6)
+    # Where last year is covered, "the weeks ahead" is last year's season, not what sells now.
+    np.testing.assert_array_equal(signals["log_season_ahead"], signals["log_last_year_ahead"])
+
+
+def test_first_season_reads_the_covered_part_of_last_year_and_falls_back_to_recent():
+    counts = np.zeros((2, 50), np.float32)
+    counts[0, 0:3] = 12  # item 0: the data's first weeks (a December)
+    counts[1, 44:48] = 2  # item 1 sells in the 4 weeks before the date (and in weeks 16..19)
+    counts[1, 16:20] = 1
+    activity = ItemActivity(MONDAY, counts, np.zeros_like(counts))
+    # 48 weeks in: last year's 8 weeks ahead start 4 weeks before the data, so 4 of them are covered.
+    signals = activity.at(MONDAY + dt.timedelta(weeks=48))
+    assert signals["has_last_year"][0] == 4 / SEASON_AHEAD_WEEKS
+    np.testing.assert_allclose(signals["log_last_year_ahead"], [np.log1p(36 / 4), 0], rtol=1e-6)
+    assert signals["last_year_ratio"].tolist() == [0.0, 0.0]  # the weeks before it are not covered
+    assert signals["log_season_ahead"][0] > signals["log_season_ahead"][1] == 0.0
+    # Relative to its usual level (36 baskets over 48 weeks) last December's item is in season ahead.
+    np.testing.assert_allclose(signals["log_lift_ahead"][0], np.log((9 + 0.5) / (36 / 48 + 0.5)), rtol=1e-6)
+    assert signals["log_lift_ahead"][1] < 0
+    # 20 weeks in, nothing a year back: the weeks ahead are expected to sell like the recent ones.
+    early = ItemActivity(MONDAY, counts[:, :21], np.zeros_like(counts[:, :21])).at(MONDAY + dt.timedelta(weeks=20))
+    assert early["has_last_year"].max() == 0.0 and early["recent"][1] == 4.0
+    np.testing.assert_allclose(early["log_season_ahead"], np.log1p(early["recent"] / RECENT_WEEKS), rtol=1e-6)
+    assert early["log_lift_ahead"][1] > 0 > early["log_lift_ahead"][0]  # selling above its usual level now
 
 
 def test_copurchase_neighbours_from_baskets_including_guests(spark):

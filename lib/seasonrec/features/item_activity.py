@@ -11,10 +11,20 @@ Signals per item at date ``d`` (``RECENT_WEEKS`` = 4):
 
 - ``recent``: baskets in the 4 whole weeks before ``d``; ``previous``: the 4 weeks before those;
 - ``trend``: log((recent + 1) / (previous + 1)), the ramp of a season that is starting;
-- ``last_year_ahead``: baskets in the 4 weeks starting 52 weeks before ``d`` (what this time of year
-  sold last year; 0 when the data does not reach back a year) and ``has_last_year``;
-- ``last_year_ratio``: log((last_year_ahead + 1) / (last_year_before + 1)), last year's ramp into
-  the weeks ahead;
+- ``log_last_year_ahead``: log1p of the mean weekly baskets over the ``SEASON_AHEAD_WEEKS`` weeks
+  starting 52 weeks before ``d`` (what this time of year sold last year), counting only the weeks the
+  data covers; ``has_last_year``: the covered share of those weeks (0 when the data does not reach
+  back a year). Partial coverage counts: the first holiday season of a shop whose data starts in
+  December reads last December for a window that starts in November, as seasonal popularity does;
+- ``last_year_ratio``: log((ahead mean + 1) / (mean of the 4 weeks before them + 1)), last year's ramp
+  into the weeks ahead (0 when the weeks before are not covered);
+- ``log_season_ahead``: the popularity expected in the weeks ahead: ``log_last_year_ahead`` where last
+  year is covered, else log1p of the recent mean weekly baskets. One meaning in both regimes, so a
+  ranker fitted on a window without a year of history (every first year) still learns how much
+  "popular in the weeks ahead" is worth, and reads last year's season when the data has one;
+- ``log_lift_ahead``: the same idea relative to the item's usual level: log((weekly baskets expected
+  ahead + 0.5) / (mean weekly baskets over all weeks before ``d`` + 0.5)), i.e. last year's seasonal
+  index of the weeks ahead where covered, else how far above its usual level the item sells now;
 - ``log_first_orders``: log1p(first baskets of new customers holding the item in the last
   ``FIRST_ORDER_WEEKS`` weeks): what people buy when they arrive, the cold-start signal.
 """
@@ -32,8 +42,12 @@ from seasonrec.features.calendar import WEEKS, monday
 
 RECENT_WEEKS = 4
 FIRST_ORDER_WEEKS = 8
+# "This time of year": a shopping window of 4-6 weeks plus the run-up into it. Long enough that a
+# window starting in November reaches last December when the data starts on December 1st.
+SEASON_AHEAD_WEEKS = 8
 ACTIVITY_FEATURES = ("log_recent", "trend", "log_last_year_ahead", "last_year_ratio", "has_last_year",
-                     "log_first_orders")
+                     "log_season_ahead", "log_lift_ahead", "log_first_orders")
+LIFT_SMOOTHING = 0.5  # baskets per week: keeps an item with 0 or 1 sales from having an extreme lift
 
 
 def basket_key() -> F.Column:
@@ -60,23 +74,36 @@ class ItemActivity:
             return np.zeros(counts.shape[0], np.float32)
         return counts[:, start:end].sum(axis=1)
 
+    def _covered_mean(self, start: int, weeks: int) -> tuple[np.ndarray, int]:
+        """Mean weekly count over the weeks [start, start + weeks) the data covers, and how many it covers."""
+        first, end = max(start, 0), min(start + weeks, self.counts.shape[1])
+        if end <= first:
+            return np.zeros(self.counts.shape[0], np.float32), 0
+        return self.counts[:, first:end].mean(axis=1), end - first
+
     def at(self, day: dt.date) -> dict[str, np.ndarray]:
         """Item signals at ``day`` from whole weeks ending on or before it: {name: float32 [n_items]}
         for every name in ``ACTIVITY_FEATURES`` plus ``recent`` (raw counts)."""
         weeks_before = (day - self.first_week).days // 7  # whole weeks fully before `day`
         recent = self._window(weeks_before, RECENT_WEEKS)
         previous = self._window(weeks_before - RECENT_WEEKS, RECENT_WEEKS)
-        year_start = weeks_before - WEEKS
-        has_last_year = float(year_start >= 0 and year_start + RECENT_WEEKS <= weeks_before)
-        ahead = self._window(year_start + RECENT_WEEKS, RECENT_WEEKS) if has_last_year else np.zeros_like(recent)
-        before = self._window(year_start, RECENT_WEEKS) if has_last_year else np.zeros_like(recent)
+        year_start = weeks_before - WEEKS  # always <= weeks_before - SEASON_AHEAD_WEEKS: all in the past
+        ahead, covered = self._covered_mean(year_start, SEASON_AHEAD_WEEKS)
+        before, covered_before = self._covered_mean(year_start - RECENT_WEEKS, RECENT_WEEKS)
+        log_ahead = np.log1p(ahead)
+        ratio = np.log((ahead + 1.0) / (before + 1.0)) if covered and covered_before else np.zeros_like(ahead)
+        expected = ahead if covered else recent / RECENT_WEEKS
+        usual = self._window(weeks_before, max(weeks_before, 1)) / max(min(weeks_before, self.counts.shape[1]), 1)
+        lift_ahead = np.log((expected + LIFT_SMOOTHING) / (usual + LIFT_SMOOTHING))
         return {
             "recent": recent.astype(np.float32),
             "log_recent": np.log1p(recent).astype(np.float32),
             "trend": np.log((recent + 1.0) / (previous + 1.0)).astype(np.float32),
-            "log_last_year_ahead": np.log1p(ahead).astype(np.float32),
-            "last_year_ratio": np.log((ahead + 1.0) / (before + 1.0)).astype(np.float32),
-            "has_last_year": np.full(len(recent), has_last_year, np.float32),
+            "log_last_year_ahead": log_ahead.astype(np.float32),
+            "last_year_ratio": ratio.astype(np.float32),
+            "has_last_year": np.full(len(recent), covered / SEASON_AHEAD_WEEKS, np.float32),
+            "log_season_ahead": np.log1p(expected).astype(np.float32),
+            "log_lift_ahead": lift_ahead.astype(np.float32),
             "log_first_orders": np.log1p(self._window(weeks_before, FIRST_ORDER_WEEKS,
                                                       self.first_orders)).astype(np.float32),
         }

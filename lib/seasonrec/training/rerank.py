@@ -10,6 +10,12 @@ source's proposals. Features of (user, candidate item) at the request date, ``FE
   habitually the item is bought again by anyone (log occasions per buyer);
 - season: the item's seasonal fit for the target week (the model's week kernel . the item's 52-week
   lift) and that fit for re-buys; last year's sales in the weeks ahead and last year's ramp into them;
+  the popularity expected in the weeks ahead, in units and relative to the item's usual level (last
+  year's weeks ahead where the data covers them, else the recent weeks: see
+  `seasonrec.features.item_activity`). ``log_season_ahead`` sits before ``log_recent`` on purpose: in
+  a first year the two rank items alike, and LightGBM breaks equal split gains by the lower feature
+  index, so the ranker's popularity splits read "the weeks ahead" and carry over to a season it has
+  not seen in training (every first holiday season);
 - item now: log popularity at training time, log baskets in the last 4 weeks, trend (last 4 weeks vs
   the 4 before), log first baskets of new customers holding it in the last 8 weeks;
 - discovery: co-purchase and content (description/category) similarity to the user's recent items,
@@ -32,7 +38,8 @@ import numpy as np
 FEATURE_NAMES = ["score", "score_gap", "score_rank", "log_times_bought", "bought_before", "bought_share",
                  "recency_weight", "log_days_since_bought", "rebuy_due", "item_repeat_rate", "seasonal_fit",
                  "seasonal_fit_rebuy",
-                 "log_last_year_ahead", "last_year_ratio", "log_popularity", "log_recent", "trend",
+                 "log_last_year_ahead", "last_year_ratio", "log_season_ahead", "log_lift_ahead", "log_popularity",
+                 "log_recent", "trend",
                  "log_first_orders", "copurchase", "copurchase_affinity", "content", "user_log_occasions",
                  "user_log_items",
                  "user_log_tenure_days", "user_log_cycle_days", "user_rebuy_share", "user_is_new"]
@@ -111,6 +118,8 @@ def candidate_features(inputs: PoolInputs, candidates: np.ndarray, scores: np.nd
         fit * was_bought,
         signals["log_last_year_ahead"][candidates],
         signals["last_year_ratio"][candidates],
+        signals["log_season_ahead"][candidates],
+        signals["log_lift_ahead"][candidates],
         log_q[candidates].astype(np.float32),
         signals["log_recent"][candidates],
         signals["trend"][candidates],
