@@ -226,6 +226,11 @@ class ForecastConfig(Section):
     models: list[ForecastModel] = Field(
         default_factory=lambda: ["gbm", "lstm", "seasonal_naive", "naive", "window_average", "ets", "croston", "tsb"],
         min_length=1)
+    combination: list[ForecastModel] = Field(
+        default_factory=lambda: ["gbm", "ets", "tsb", "window_average"],
+        description="models combined into the `combination` candidate (week by week: their median P10/P50/P90 and "
+                    "average mean), which the backtest keeps only where it wins; members not in `models` are "
+                    "skipped; [] or fewer than 2: none")
     selection: Literal["global", "volume_class"] = Field(
         default="global", description="one model per level (global), or per level and volume class (item series: "
                                       "smooth / intermittent), chosen on the backtest pinball loss")

@@ -12,6 +12,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from seasonrec import tables
+from seasonrec.forecasting.combination import COMBINATION, combination_members
 
 from .conftest import AS_OF, HORIZON, PEAK_RADIUS, PlantedItem
 
@@ -155,11 +156,21 @@ def test_every_catalogue_item_gets_a_forecast_and_cold_starts_are_flagged(plante
 def test_forecast_backtest_scores_each_model_on_each_window(planted_ctx, planted_run):
     rows = planted_ctx.lake.read(tables.FORECAST_BACKTEST).toPandas()
     assert set(rows.window) == set(range(1, planted_ctx.config.forecast.backtest_windows + 1))
-    models = set(planted_ctx.config.forecast.models)
-    assert set(rows.model) == models
+    config = planted_ctx.config.forecast
+    members = combination_members(list(config.combination), list(config.models))
+    models = {*config.models, COMBINATION}
+    assert len(members) >= 2 and set(rows.model) == models
     assert {str(o) for o in rows.origin.unique()} == {str(o.cutoff) for o in planted_run.origins[1:]}
     items = rows[rows.level == "item"]
     assert items.groupby(["item_id", "window"]).model.nunique().min() == len(models)
+    # the combination's mean is the members' average, week by week (so its window sums average theirs)
+    sums = items.pivot_table(index=["item_id", "window"], columns="model", values=["forecast", "mean_forecast"])
+    np.testing.assert_allclose(sums["mean_forecast"][COMBINATION], sums["mean_forecast"][members].mean(axis=1),
+                               rtol=1e-6, atol=1e-6)
+    # and its p50 the members' median, so its window sums lie between their smallest and largest
+    p50 = sums["forecast"]
+    assert (p50[COMBINATION] >= p50[members].min(axis=1) - 1e-6).all()
+    assert (p50[COMBINATION] <= p50[members].max(axis=1) + 1e-6).all()
     with_sales = items[items.actual > 0]
     assert with_sales[["wape", "bias", "mase", "mean_bias"]].notna().all().all()
     # one global choice per level (selection "global"): every item's selected model is the same one

@@ -1,7 +1,8 @@
 """One forecast run: series -> candidate models at every origin -> backtest -> selection -> cold start.
 
 Candidates: the global LightGBM model (``gbm``, :mod:`seasonrec.forecasting.gbm`), the global
-LSTM (Horovod) and the statsforecast baselines, each forecasting every origin from the weeks before it.
+LSTM (Horovod) and the statsforecast baselines, each forecasting every origin from the weeks before it,
+plus their equal-weight average (``combination``, :mod:`seasonrec.forecasting.combination`).
 
 Tables written (all through ``ctx.lake`` with the run's commit info):
 
@@ -55,6 +56,7 @@ from pyspark.sql.window import Window
 
 from seasonrec import tables
 from seasonrec.context import JobContext, JobError
+from seasonrec.forecasting import combination as COMB
 from seasonrec.forecasting import drift as DRIFT
 from seasonrec.forecasting import reconcile as REC
 from seasonrec.forecasting import selection as SEL
@@ -63,7 +65,7 @@ from seasonrec.forecasting.baselines import BASELINE_MODELS, FORECAST_SCHEMA, ba
 
 log = logging.getLogger(__name__)
 
-QUANTITY_COLUMNS = ("p10", "p50", "p90", "mean")
+QUANTITY_COLUMNS = COMB.QUANTITY_COLUMNS
 
 
 @dataclass
@@ -429,15 +431,19 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
     candidates = frames[0]
     for frame in frames[1:]:
         candidates = candidates.unionByName(frame)
-    candidates = whole_unit_intervals(candidates).cache()
+    candidates = whole_unit_intervals(candidates)
+    members = COMB.combination_members(list(config.combination), list(config.models))
+    if members:  # after the P10 flooring, so the combination averages what each member is scored on
+        candidates = candidates.unionByName(COMB.combine(candidates, members))
+    candidates = candidates.cache()
+    preference = [*config.models, COMB.COMBINATION] if members else list(config.models)
 
     with ctx.step("backtest and model choice"):
         segments = SEL.series_segments(history, config.selection).cache()
         errors = (backtest_errors(candidates, series, history, origins, config.season_length, list(config.quantiles))
                   .join(segments.withColumnRenamed("series_id", "item_id"), ["level", "item_id", "window"], "left")
                   .fillna(SEL.ALL, subset=["segment"])).cache()
-        weights, info["selection"], ranking = SEL.choose_models(errors, candidates, segments,
-                                                                list(config.models))
+        weights, info["selection"], ranking = SEL.choose_models(errors, candidates, segments, preference)
         weights = weights.cache()
         chosen_pairs = weights.select("level", F.col("series_id").alias("item_id"), "model",
                                       F.lit(True).alias("selected"))
