@@ -65,13 +65,32 @@ class SyntheticConfig(Section):
         return self
 
 
+RequiredField = Literal["invoice", "user", "description", "country", "category"]
+
+
 class FileSourceConfig(Section):
+    """A file source (CSV/Parquet/JSON): where it is, how its fields map and parse, and what its rows
+    promise (the per-source rules of `seasonrec.data.validation`)."""
+
     path: str = "../shared/data/online_retail/online_retail_2010-12_2011-09.csv.gz"
     format: Literal["csv", "parquet", "json"] = "csv"
-    timestamp_format: str | None = None
+    timestamp_format: str | None = Field(
+        default=None, description="Spark datetime pattern of the timestamp column; None: try the ISO formats and "
+                                  "M/d/yyyy and d/M/yyyy H:mm, refusing a date that both read differently")
     timezone: str | None = Field(default=None, description="zone of naive timestamps (None: UTC), e.g. Europe/London")
     quarantine_max_share: float | None = Field(default=None, ge=0, le=1,
                                                description="overrides data.quarantine_max_share for this source")
+    multiline: bool = Field(default=True, description="csv: quoted fields may hold line breaks (RFC 4180; one "
+                                                      "task per file); false splits big files, and a record "
+                                                      "broken by a line break is quarantined (field count)")
+    required_fields: list[RequiredField] = Field(
+        default_factory=lambda: ["invoice"], description="fields a row must have (item always); checked only "
+                                                         "when the source maps the field")
+    cancellation_prefix: str | None = Field(
+        default="C", min_length=1, description="a negative quantity is valid only on an invoice starting with "
+                                               "this; None: any negative quantity is a return")
+    numeric_user_ids: bool = Field(default=False, description="customer ids are numbers ('17850' or '17850.0')")
+    integer_quantities: bool = Field(default=True, description="quantities are units (whole numbers)")
     # Column mapping: seasonrec field -> source column name.
     columns: dict[str, str] = Field(
         default_factory=lambda: {
@@ -86,6 +105,15 @@ class FileSourceConfig(Section):
         }
     )
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str | None) -> str | None:
+        # Checked here: Spark would fail on every row with a long JVM trace.
+        if zone is not None and not _is_zone(zone):
+            raise ValueError(f"unknown time zone {zone!r}; allowed: an IANA zone name such as Europe/London, "
+                             "UTC, America/New_York")
+        return zone
+
     @model_validator(mode="after")
     def _required_columns(self) -> FileSourceConfig:
         missing = {"user", "item", "timestamp", "quantity", "price"} - set(self.columns)
@@ -95,14 +123,50 @@ class FileSourceConfig(Section):
         return self
 
 
+def _is_zone(name: str) -> bool:
+    """True when ``name`` is an IANA time zone (the names Spark's timestamp functions take)."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+class ValidationConfig(Section):
+    """Plausibility limits every ingested row must meet (the reasons are in `seasonrec.data.validation`)."""
+
+    max_abs_quantity: float = Field(default=1e6, gt=0, description="largest |quantity| of one line")
+    max_price: float = Field(default=1e6, gt=0, description="largest unit price")
+    earliest_timestamp: dt.date = Field(default=dt.date(2000, 1, 1), description="older rows are refused")
+    max_days_ahead: int = Field(default=1, ge=0, description="rows after the end of today + this many days "
+                                                             "(UTC) are refused")
+
+
+# Preset of --source online_retail (UCI file: ISO timestamps in UK local time, see its README; the ~25%
+# rows without CustomerID are guest checkouts, kept as sales with no user; numeric customer ids; the rows
+# without a description are stock notes with price 0, not sales).
+ONLINE_RETAIL_PRESET: dict[str, Any] = {
+    "timezone": "Europe/London", "timestamp_format": "yyyy-MM-dd HH:mm:ss", "numeric_user_ids": True,
+    "required_fields": ["invoice", "description"]}
+
+
 class DataConfig(Section):
     source: Literal["synthetic", "online_retail", "file"] = "synthetic"
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     file: FileSourceConfig = Field(default_factory=FileSourceConfig)
     quarantine_max_share: float = Field(default=0.05, ge=0, le=1)
-    # Preset for --source online_retail (UCI file: UK local time; the ~25% rows without CustomerID are
-    # guest checkouts, kept as sales with no user).
-    online_retail: FileSourceConfig = Field(default_factory=lambda: FileSourceConfig(timezone="Europe/London"))
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    online_retail: FileSourceConfig = Field(default_factory=lambda: FileSourceConfig(**ONLINE_RETAIL_PRESET))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _online_retail_keeps_preset(cls, data: Any) -> Any:
+        # `--set data.online_retail.path=...` must change the path only, not drop the preset's other keys.
+        if isinstance(data, dict) and isinstance(data.get("online_retail"), dict):
+            data = {**data, "online_retail": {**ONLINE_RETAIL_PRESET, **data["online_retail"]}}
+        return data
 
 
 class SplitConfig(Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 from pathlib import Path
 
@@ -23,21 +24,33 @@ def test_online_retail_head_ingests_and_cleans(job_context, tmp_path: Path) -> N
         lines = [next(handle) for _ in range(4001)]
     sample = tmp_path / "head.csv"
     sample.write_text("".join(lines), encoding="utf-8")
-    data_lines = lines[1:]
-    no_customer = sum(1 for line in data_lines if line.rstrip("\n").rsplit(",", 2)[1] == "")
+    rows = list(csv.reader(lines[1:]))
+    no_customer = sum(1 for row in rows if row[6] == "")
+    # Not sales: stock notes without a description, and negative quantities outside a C-invoice; all
+    # have price 0 and no customer in this file.
+    no_description = [row for row in rows if row[2] == ""]
+    not_cancellation = [row for row in rows if row[2] and float(row[3]) < 0 and not row[0].startswith("C")]
+    assert all(float(row[5]) == 0 and row[6] == "" for row in no_description + not_cancellation)
 
     ctx = job_context("ingest")
     summary = ingest_jobs.run(ctx, job_args(ingest_jobs, "--source", "online_retail", "--path", str(sample)))
     assert summary["rows_in"] == 4000
     assert no_customer > 0
-    assert summary["quarantine_by_reason"] == {}  # guest checkouts are sales, not bad rows
-    assert summary["bronze_rows_added"] == 4000
+    # Guest checkouts are sales, not bad rows.
+    assert summary["quarantine_by_reason"] == {
+        reason: n for reason, n in (("missing_description", len(no_description)),
+                                    ("negative_quantity_not_cancellation", len(not_cancellation))) if n}
+    assert summary["bronze_rows_added"] == 4000 - len(no_description) - len(not_cancellation)
+    assert (summary["records_read"], summary["header_lines"]) == (4001, 1)
 
     bronze = ctx.lake.read(tables.BRONZE_TRANSACTIONS)
     assert bronze.where(F.col("user_raw").contains(".")).count() == 0  # 17850.0 -> 17850
     first = bronze.where("invoice = '536365' AND item_raw = '85123A'").first()
     assert str(first["ts"]) == "2010-12-01 08:26:00"  # GMT in December: UK local == UTC
     assert bronze.where(F.col("description").contains(",")).count() > 0  # quoted commas parsed
+    quoted = [row[2].strip() for row in rows if '"' in row[2]]  # RFC 4180: "" inside quotes is one quote
+    stored = {r["description"] for r in bronze.where(F.col("description").contains('"')).collect()}
+    assert quoted and set(quoted) == stored
 
     interactions = silver.interactions(bronze, ctx.config.features, "s")
     codes = {r[0] for r in interactions.select("item_id").distinct().collect()}

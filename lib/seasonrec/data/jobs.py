@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from seasonrec.context import iso_date
+from seasonrec import tables
+from seasonrec.config import DataConfig, FileSourceConfig
+from seasonrec.context import JobError, iso_date
+from seasonrec.data import ingest, sources
+from seasonrec.data.validation import HEADER_LINE, SourceRules
 
 DESCRIPTION = "bronze: load the configured source (synthetic, online_retail or a mapped file) with quarantine"
 
@@ -23,65 +29,156 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
-    from seasonrec import tables
-    from seasonrec.context import JobError
-    from seasonrec.data import ingest, sources
-
-    config = ctx.config.data
-    source = args.source or config.source
+    """Read the source, classify every record (`seasonrec.data.validation`), insert the new valid rows into
+    bronze_transactions and the refused ones into quarantine; returns the summary, whose records balance
+    (read = header lines + before --since + added + quarantined + duplicates skipped) is checked."""
     spark = ctx.spark
     # Unparseable timestamps must become null (-> quarantine), not a SparkUpgradeException.
     spark.conf.set("spark.sql.legacy.timeParserPolicy", "CORRECTED")
+    source = args.source or ctx.config.data.source
     ingested_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-    truth = None
-    fmt = tz = None
-    max_share = config.quarantine_max_share
     with ctx.step(f"read {source}"):
-        if source == "synthetic":
-            staged, truth = sources.read_synthetic(spark, config.synthetic)
-        else:
-            file_config = config.online_retail if source == "online_retail" else config.file
-            staged = sources.read_file_source(spark, file_config, args.path)
-            fmt, tz = file_config.timestamp_format, file_config.timezone
-            if file_config.quarantine_max_share is not None:
-                max_share = file_config.quarantine_max_share
-    classified = ingest.classify(staged, source, ingested_at, fmt, tz)
-    if args.since is not None:
-        classified = classified.where(F.col("ts").isNull() | (F.col("ts") >= F.lit(args.since).cast("timestamp")))
-    classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
+        read = _read_source(spark, ctx.config.data, source, args.path)
+    classified = ingest.classify(read.staged, source, ingested_at, read.timestamp_format, read.timezone, read.rules)
+    in_window = F.lit(True) if args.since is None else (
+        F.col("ts").isNull() | (F.col("ts") >= F.lit(args.since).cast("timestamp")))
+    classified = classified.withColumn("in_window", in_window).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        counts = {row["reason"]: row["count"] for row in classified.groupBy("reason").count().collect()}
-        rows_in = sum(counts.values())
-        good = counts.pop(None, 0)
-        quarantined = sum(counts.values())
-        share = quarantined / rows_in if rows_in else 0.0
-        if rows_in == 0:
-            raise JobError(f"source {source} produced no rows")
-        if share > max_share:
-            example = classified.where(F.col("reason").isNotNull()).select("reason", "raw_line").first()
-            raise JobError(f"{quarantined} of {rows_in} rows ({share:.1%}) are unusable, above "
-                           f"data.quarantine_max_share={max_share}: {dict(sorted(counts.items()))}; "
-                           f"e.g. {example['reason']}: {example['raw_line'][:200]!r}. Nothing was written.")
-        before = ctx.lake.read(tables.BRONZE_TRANSACTIONS).count() if ctx.lake.exists(tables.BRONZE_TRANSACTIONS) else 0
-        with ctx.step("merge bronze"):
-            bronze_version = ctx.lake.merge(ingest.bronze_rows(classified), tables.BRONZE_TRANSACTIONS, ["row_hash"],
-                                            when_matched="ignore", commit_info=ctx.commit_info())
-            after = ctx.lake.read(tables.BRONZE_TRANSACTIONS).count()
-        with ctx.step("merge quarantine"):
-            ctx.lake.merge(ingest.quarantine_rows(classified), tables.QUARANTINE, ["row_hash"],
-                           when_matched="ignore", commit_info=ctx.commit_info())
-        if truth is not None:
-            ctx.lake.write(truth, tables.SYNTHETIC_TRUTH, commit_info=ctx.commit_info())
+        counts = _count(classified, source, read.max_share)
+        kept = classified.where("in_window")
+        summary = _write(ctx, kept, counts)
+        if read.truth is not None:
+            ctx.lake.write(read.truth, tables.SYNTHETIC_TRUTH, commit_info=ctx.commit_info())
     finally:
         classified.unpersist()
+    return {"source": source, **summary}
+
+
+@dataclass(frozen=True)
+class SourceRead:
+    """A source as the job reads it: the staged frame, how its timestamps parse, its rules."""
+
+    staged: DataFrame
+    timestamp_format: str | None
+    timezone: str | None
+    rules: SourceRules
+    max_share: float
+    truth: DataFrame | None = None
+
+
+def _read_source(spark: SparkSession, config: DataConfig, source: str, path: str | None) -> SourceRead:
+    """The staged frame and settings of ``source`` under the data config section ``config``."""
+    if source == "synthetic":
+        staged, truth = sources.read_synthetic(spark, config.synthetic)
+        # The generator writes every field, ISO timestamps in UTC, C-invoices for cancellations.
+        described = FileSourceConfig(columns={f: f for f in sources.FIELDS}, required_fields=["invoice", "description"])
+        return SourceRead(staged, None, None, SourceRules.of(described, config.validation),
+                          config.quarantine_max_share, truth)
+    file_config = config.online_retail if source == "online_retail" else config.file
+    max_share = config.quarantine_max_share if file_config.quarantine_max_share is None \
+        else file_config.quarantine_max_share
+    return SourceRead(sources.read_file_source(spark, file_config, path), file_config.timestamp_format,
+                      file_config.timezone, SourceRules.of(file_config, config.validation), max_share)
+
+
+@dataclass
+class Counts:
+    """What one pass over the classified records found."""
+
+    records_read: int
+    header_lines: int
+    before_since: int
+    good: int
+    quarantined: dict[str, int]
+    repeated_header_lines: int = 0
+
+    @property
+    def rows_in(self) -> int:
+        """Data records after --since: valid + quarantined."""
+        return self.good + sum(self.quarantined.values())
+
+
+def _count(classified: DataFrame, source: str, max_share: float) -> Counts:
+    """One Spark job counting the records by outcome; `JobError` when there are none or when the
+    quarantined share is above ``max_share`` (nothing is written then)."""
+    rows = classified.groupBy("reason", "in_window").count().collect()
+    header_lines = sum(r["count"] for r in rows if r["reason"] == HEADER_LINE)
+    kept = [r for r in rows if r["in_window"] and r["reason"] != HEADER_LINE]
+    quarantined: dict[str, int] = {}
+    for r in kept:
+        if r["reason"] is not None:
+            quarantined[r["reason"]] = quarantined.get(r["reason"], 0) + r["count"]
+    counts = Counts(records_read=sum(r["count"] for r in rows), header_lines=header_lines,
+                    before_since=sum(r["count"] for r in rows if not r["in_window"] and r["reason"] != HEADER_LINE),
+                    good=sum(r["count"] for r in kept if r["reason"] is None),
+                    quarantined=dict(sorted(quarantined.items())))
+    if header_lines:
+        # Every file's first line is its header; any other header line is a concatenation left-over.
+        files = classified.where(F.col("reason") == HEADER_LINE).select("source_file").distinct().count()
+        counts.repeated_header_lines = header_lines - files
+    if counts.rows_in == 0:
+        raise JobError(f"source {source} produced no rows")
+    bad = sum(counts.quarantined.values())
+    if bad / counts.rows_in > max_share:
+        raise JobError(_too_many_bad_rows(classified, counts, max_share))
+    return counts
+
+
+def _too_many_bad_rows(classified: DataFrame, counts: Counts, max_share: float) -> str:
+    """The one-line refusal: counts per reason and one example by reason and row hash (raw rows may hold
+    customer ids: they stay in the data, never in messages)."""
+    bad = sum(counts.quarantined.values())
+    example = (classified.where(F.col("reason").isNotNull() & (F.col("reason") != HEADER_LINE) & F.col("in_window"))
+               .select("reason", "row_hash").first())
+    hint = (" Dates like 1/12/2010 read as two days: set data.<source>.timestamp_format (e.g. d/M/yyyy H:mm)."
+            if "ambiguous_timestamp" in counts.quarantined else "")
+    return (f"{bad} of {counts.rows_in} rows ({bad / counts.rows_in:.1%}) are unusable, above "
+            f"data.quarantine_max_share={max_share}: {counts.quarantined}; e.g. {example['reason']} "
+            f"(row_hash {example['row_hash'][:16]}). Nothing was written.{hint}")
+
+
+def _row_count(ctx, name: str) -> int:
+    return ctx.lake.read(name).count() if ctx.lake.exists(name) else 0
+
+
+def _write(ctx, kept: DataFrame, counts: Counts) -> dict[str, Any]:
+    """Insert-if-absent of the valid rows into bronze and the refused rows into quarantine; returns the
+    summary after checking that every record read is accounted for."""
+    good = ingest.bronze_rows(kept)
+    bronze_before = _row_count(ctx, tables.BRONZE_TRANSACTIONS)
+    known = (ctx.lake.read(tables.BRONZE_TRANSACTIONS).select("row_hash") if bronze_before
+             else good.limit(0).select("row_hash"))
+    # Valid rows not added: already in bronze (a re-run, another source, an overlapping file).
+    new_rows = good.select("row_hash").distinct().join(known, "row_hash", "left_anti").count()
+    duplicates = counts.good - new_rows
+    quarantine_before = _row_count(ctx, tables.QUARANTINE)
+    with ctx.step("merge bronze"):
+        bronze_version = ctx.lake.merge(good, tables.BRONZE_TRANSACTIONS, ["row_hash"], when_matched="ignore",
+                                        commit_info=ctx.commit_info())
+        bronze_after = ctx.lake.read(tables.BRONZE_TRANSACTIONS).count()
+    with ctx.step("merge quarantine"):
+        ctx.lake.merge(ingest.quarantine_rows(kept), tables.QUARANTINE, ["row_hash"], when_matched="ignore",
+                       commit_info=ctx.commit_info())
+    added = bronze_after - bronze_before
+    quarantined = sum(counts.quarantined.values())
+    balance = (f"{counts.records_read} records read = {counts.header_lines} header lines + {counts.before_since} "
+               f"before --since + {added} added + {quarantined} quarantined + {duplicates} duplicates skipped")
+    if counts.records_read != counts.header_lines + counts.before_since + added + quarantined + duplicates:
+        raise JobError(f"records do not balance: {balance} (bronze_transactions changed by another writer?)")
     return {
-        "source": source,
-        "rows_in": rows_in,
-        "rows_good": good,
+        "records_read": counts.records_read,
+        "header_lines": counts.header_lines,
+        "repeated_header_lines": counts.repeated_header_lines,
+        "rows_before_since": counts.before_since,
+        "rows_in": counts.rows_in,
+        "rows_good": counts.good,
         "rows_quarantined": quarantined,
-        "quarantined_share": round(share, 4),
-        "quarantine_by_reason": dict(sorted(counts.items())),
-        "bronze_rows_added": after - before,
-        "bronze_rows_total": after,
+        "quarantined_share": round(quarantined / counts.rows_in, 4),
+        "quarantine_by_reason": counts.quarantined,
+        "duplicates_skipped": duplicates,
+        "bronze_rows_added": added,
+        "quarantine_rows_added": _row_count(ctx, tables.QUARANTINE) - quarantine_before,
+        "bronze_rows_total": bronze_after,
         "bronze_version": bronze_version,
+        "records_balance": balance,
     }

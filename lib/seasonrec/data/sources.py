@@ -1,23 +1,36 @@
 """Source readers: every source becomes the same "staged" frame of raw strings.
 
-Staged columns: source_file, raw_line, occurrence, and the seasonrec fields as strings
-(invoice, user, item, timestamp, quantity, price, description, category, country). Nothing is
-parsed here, so a bad value reaches `ingest` intact and can be quarantined with its raw line.
+Staged columns: source_file, raw_line, the seasonrec fields as strings (invoice, user, item, timestamp,
+quantity, price, description, category, country) and, from CSV readers, the flags ``malformed`` (more
+or fewer fields than the header) and ``is_header`` (a line equal to the header). Nothing is parsed
+here, so a bad value reaches `ingest` intact and can be quarantined with its raw line.
+
+CSV is read as RFC 4180: fields in double quotes may hold commas, line breaks and doubled quotes
+(``"HEART ""BIG"", WHITE"`` is ``HEART "BIG", WHITE``).
 """
 
 from __future__ import annotations
 
+import csv
 import os
+from functools import reduce
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
 
 from seasonrec.config import FileSourceConfig
 from seasonrec.context import JobError
 
 FIELDS = ("invoice", "user", "item", "timestamp", "quantity", "price", "description", "category", "country")
 REPO_ROOT = Path(__file__).resolve().parents[3]
+CORRUPT = "_corrupt_record"
+RFC4180 = {"quote": '"', "escape": '"'}
+# PERMISSIVE + a corrupt-record column: a record whose field count differs from the header keeps its
+# text there (Spark then also parses every column, so the count is always checked).
+CSV_READ_OPTIONS = {**RFC4180, "mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
+CSV_WRITE_OPTIONS = {**RFC4180, "ignoreLeadingWhiteSpace": "false", "ignoreTrailingWhiteSpace": "false"}
 
 
 def resolve_path(path: str) -> str:
@@ -32,27 +45,22 @@ def resolve_path(path: str) -> str:
                    "set --path or data.file.path")
 
 
-def _with_occurrence(df: DataFrame) -> DataFrame:
-    # Identical lines in one file are distinct transactions (e.g. the same item scanned twice);
-    # numbering them keeps the row hash unique yet stable across re-runs.
-    window = Window.partitionBy("source_file", "raw_line").orderBy("raw_line")
-    return df.withColumn("occurrence", F.row_number().over(window))
+def header_fields(line: str) -> list[str]:
+    """A CSV header line -> its column names (quotes and surrounding blanks removed)."""
+    return [name.strip().strip('"') for name in next(csv.reader([line]))]
+
+
+def _cells_schema(n_fields: int) -> StructType:
+    return StructType([StructField(f"c{i}", StringType()) for i in range(n_fields)]
+                      + [StructField(CORRUPT, StringType())])
 
 
 def read_file_source(spark: SparkSession, config: FileSourceConfig, path: str | None = None) -> DataFrame:
+    """The staged frame of a file source (``path`` or ``config.path``: file, folder or glob)."""
     location = resolve_path(path or config.path)
     mapping = config.columns
     if config.format == "csv":
-        lines = spark.read.text(location).withColumn("source_file", F.input_file_name())
-        first = spark.read.text(location).limit(1).collect()
-        if not first:
-            raise JobError(f"{location} is empty")
-        header_line = first[0]["value"]
-        header = [h.strip().strip('"') for h in spark.read.option("header", True).csv(location).columns]
-        missing = sorted(set(mapping.values()) - set(header))
-        if missing:
-            raise JobError(f"{location}: columns {missing} from data.file.columns are not in the header {header}")
-        staged = stage_csv_lines(lines.where(F.col("value") != header_line), header, mapping)
+        staged = read_csv_source(spark, location, mapping, config.multiline)
     else:
         raw = spark.read.format(config.format).load(location)
         missing = sorted(set(mapping.values()) - set(raw.columns))
@@ -66,28 +74,58 @@ def read_file_source(spark: SparkSession, config: FileSourceConfig, path: str | 
     return finish_staging(staged)
 
 
-def stage_csv_lines(lines: DataFrame, header: list[str], mapping: dict[str, str]) -> DataFrame:
-    """CSV data lines (columns ``source_file``, ``value``; header lines already removed) -> the staged
-    fields as raw strings, by the position of each mapped column in ``header``. Blank lines are dropped.
+def read_csv_source(spark: SparkSession, location: str, mapping: dict[str, str], multiline: bool) -> DataFrame:
+    """CSV files with a header line (the first line of the first file names the columns) -> staged
+    rows, one per CSV record, header lines included and flagged (``is_header``). ``raw_line`` is the
+    record re-written as RFC 4180 CSV, or its text as read when its field count is wrong."""
+    first = spark.read.text(location).limit(1).collect()
+    if not first:
+        raise JobError(f"{location} is empty")
+    header = header_fields(first[0]["value"])
+    missing = sorted(set(mapping.values()) - set(header))
+    if missing:
+        raise JobError(f"{location}: columns {missing} from data.file.columns are not in the header {header}")
+    records = (spark.read.schema(_cells_schema(len(header)))
+               .options(**CSV_READ_OPTIONS, header="false", multiLine=str(multiline).lower())
+               .csv(location).withColumn("source_file", F.input_file_name()))
+    cells = [F.col(f"c{i}") for i in range(len(header))]
+    is_header = reduce(Column.__and__, [F.coalesce(F.trim(cell) == name, F.lit(False))
+                                        for cell, name in zip(cells, header, strict=True)])
+    raw_line = F.coalesce(F.col(CORRUPT), F.to_csv(F.struct(*cells), CSV_WRITE_OPTIONS))
+    return _stage_cells(records, header, mapping, raw_line, is_header & F.col(CORRUPT).isNull())
 
-    Shared by `read_file_source` and the streaming job, so both read a CSV line the same way.
+
+def stage_csv_lines(lines: DataFrame, header: list[str], mapping: dict[str, str]) -> DataFrame:
+    """CSV data lines (columns ``source_file``, ``value``: one record per line; header lines already
+    removed) -> the staged fields as raw strings, by the position of each mapped column in ``header``.
+    Blank lines are dropped; ``raw_line`` is the line itself.
+
+    Used by the streaming job, so a streamed line is read like a line of a batch file.
     """
-    ddl = ", ".join(f"`c{i}` STRING" for i in range(len(header)))
+    ddl = ", ".join(f"`{field.name}` STRING" for field in _cells_schema(len(header)).fields)
     parsed = (lines.where(F.trim("value") != "")
-              .withColumn("_row", F.from_csv("value", ddl, {"mode": "PERMISSIVE"})))
+              .select("source_file", "value", F.from_csv("value", ddl, CSV_READ_OPTIONS).alias("_row"))
+              .select("source_file", "value", "_row.*"))
+    return _stage_cells(parsed, header, mapping, F.col("value"), F.lit(False))
+
+
+def _stage_cells(records: DataFrame, header: list[str], mapping: dict[str, str], raw_line: Column,
+                 is_header: Column) -> DataFrame:
+    """Parsed CSV cells (``c0``.., ``_corrupt_record``, ``source_file``) -> staged columns."""
     position = {name: i for i, name in enumerate(header)}
-    return parsed.select(
-        "source_file", F.col("value").alias("raw_line"),
-        *[(F.col(f"_row.c{position[mapping[f]]}") if f in mapping else F.lit(None).cast("string")).alias(f)
+    return records.select(
+        "source_file", raw_line.alias("raw_line"), F.col(CORRUPT).isNotNull().alias("malformed"),
+        is_header.alias("is_header"),
+        *[(F.col(f"c{position[mapping[f]]}") if f in mapping else F.lit(None).cast("string")).alias(f)
           for f in FIELDS])
 
 
 def finish_staging(staged: DataFrame) -> DataFrame:
-    """Trim the staged fields (blank -> null) and number identical lines per file (``occurrence``):
-    the last step of every file reader, batch or streaming."""
-    staged = staged.select("source_file", "raw_line",
-                           *[F.when(F.trim(F.col(f)) != "", F.trim(F.col(f))).alias(f) for f in FIELDS])
-    return _with_occurrence(staged)
+    """Trim the staged fields (blank -> null), keeping the other staged columns: the last step of every
+    file reader, batch or streaming."""
+    flags = [c for c in ("malformed", "is_header") if c in staged.columns]
+    return staged.select("source_file", "raw_line", *flags,
+                         *[F.when(F.trim(F.col(f)) != "", F.trim(F.col(f))).alias(f) for f in FIELDS])
 
 
 def read_synthetic(spark: SparkSession, config) -> tuple[DataFrame, DataFrame]:
@@ -100,6 +138,6 @@ def read_synthetic(spark: SparkSession, config) -> tuple[DataFrame, DataFrame]:
         F.lit(source_file).alias("source_file"),
         F.concat_ws(",", *[F.coalesce(F.col(f), F.lit("")) for f in FIELDS]).alias("raw_line"),
         *FIELDS,
-        F.lit(1).alias("occurrence"),  # invoices are unique per line
+        F.lit(1).alias("occurrence"),  # invoices are unique per line: no need to number repeats
     )
     return staged, truth

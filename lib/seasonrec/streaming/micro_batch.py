@@ -17,7 +17,6 @@ means a crash between two commits leaves nothing that the replay would not compl
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import time
 from dataclasses import dataclass, field
@@ -31,11 +30,13 @@ from pyspark.sql.types import StringType, StructField, StructType
 from seasonrec import tables
 from seasonrec.context import JobError
 from seasonrec.data import ingest, sources
+from seasonrec.data.validation import SourceRules
 from seasonrec.features import silver
 from seasonrec.lake import Lake
 
-# `source` of every bronze/quarantine row written by the stream: it keeps stream rows apart from batch
-# ingests in the row hash, and it is how user_recent_activity finds "the purchases the stream has seen".
+# `source` of every bronze/quarantine row written by the stream: it is how user_recent_activity finds "the
+# purchases the stream has seen". The row hash does not include it (a business key): a line the stream
+# stored is not added again by a later batch ingest of the same transactions, and vice versa.
 SOURCE = "stream"
 ACTIVITY_COLUMNS = tables.spec(tables.USER_RECENT_ACTIVITY).column_names
 
@@ -51,6 +52,7 @@ class BatchSettings:
     timezone: str | None
     recent_items_max: int
     salt: str
+    rules: SourceRules | None = None  # data.file's validation rules; None: the defaults
 
 
 @dataclass
@@ -96,17 +98,12 @@ def stage_lines(lines: DataFrame, fmt: str, mapping: dict[str, str]) -> DataFram
     headers = csv_headers(lines, mapping)
     parts = []
     for header_line, files in _files_by_header(headers).items():
-        fields = _csv_fields(header_line)
+        fields = sources.header_fields(header_line)
         rows = lines.where(F.col("source_file").isin(files) & (F.col("value") != header_line))
         parts.append(sources.stage_csv_lines(rows, fields, mapping))
     if not parts:  # an empty batch still needs the staged shape
         parts.append(sources.stage_csv_lines(lines.limit(0), list(mapping.values()), mapping))
     return sources.finish_staging(reduce(DataFrame.unionByName, parts))
-
-
-def _csv_fields(line: str) -> list[str]:
-    # The header cleaning of `sources.read_file_source` (strip blanks and quotes).
-    return [h.strip().strip('"') for h in next(csv.reader([line]))]
 
 
 def csv_headers(lines: DataFrame, mapping: dict[str, str]) -> dict[str, str]:
@@ -120,7 +117,7 @@ def csv_headers(lines: DataFrame, mapping: dict[str, str]) -> dict[str, str]:
                 .collect())
     headers: dict[str, str] = {}
     for row in per_file:
-        found = [line for line in row["candidates"] if set(names) <= set(_csv_fields(line))]
+        found = [line for line in row["candidates"] if set(names) <= set(sources.header_fields(line))]
         if not found:
             raise JobError(f"{row['source_file']}: no CSV header line with the columns {names} of "
                            "data.file.columns; fix the file in place (or set streaming.format) and restart")
@@ -220,7 +217,7 @@ def process_batch(lake: Lake, staged: DataFrame, batch_id: int, settings: BatchS
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     info = {**(commit_info or {}), "seasonrec.stream_batch": str(batch_id)}
     result = BatchResult(batch_id)
-    classified = ingest.classify(staged, SOURCE, now, settings.timestamp_format, settings.timezone)
+    classified = ingest.classify(staged, SOURCE, now, settings.timestamp_format, settings.timezone, settings.rules)
     classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts = {row["reason"]: row["count"] for row in classified.groupBy("reason").count().collect()}
