@@ -93,7 +93,7 @@ class ItemActivity:
         log_ahead = np.log1p(ahead)
         ratio = np.log((ahead + 1.0) / (before + 1.0)) if covered and covered_before else np.zeros_like(ahead)
         expected = ahead if covered else recent / RECENT_WEEKS
-        usual = self._window(weeks_before, max(weeks_before, 1)) / max(min(weeks_before, self.counts.shape[1]), 1)
+        usual, _ = self._covered_mean(0, weeks_before)  # mean weekly baskets over every week before `day`
         lift_ahead = np.log((expected + LIFT_SMOOTHING) / (usual + LIFT_SMOOTHING))
         return {
             "recent": recent.astype(np.float32),

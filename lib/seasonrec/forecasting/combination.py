@@ -1,8 +1,8 @@
-"""Forecast combination: the equal-weight average of several candidates, itself a candidate.
+"""Forecast combination: several candidates pooled week by week, itself a candidate.
 
-Averaging forecasts of different families (a global GBM, exponential smoothing, an intermittent-
+Pooling forecasts of different families (a global GBM, exponential smoothing, an intermittent-
 demand model, a moving average) cancels part of their independent errors; on lumpy weekly demand
-the average is often better than each member and rarely much worse than the best (the M4/M5
+the combination is often better than each member and rarely much worse than the best (the M4/M5
 lesson). It is not assumed to win: ``combination`` enters the backtest like any model, and the
 selection (`seasonrec.forecasting.selection`) keeps it only where its out-of-sample loss is lowest.
 

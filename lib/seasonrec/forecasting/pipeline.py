@@ -2,7 +2,8 @@
 
 Candidates: the global LightGBM model (``gbm``, :mod:`seasonrec.forecasting.gbm`), the global
 LSTM (Horovod) and the statsforecast baselines, each forecasting every origin from the weeks before it,
-plus their equal-weight average (``combination``, :mod:`seasonrec.forecasting.combination`).
+plus their combination (``combination``: median quantiles, average mean; see
+:mod:`seasonrec.forecasting.combination`).
 
 Tables written (all through ``ctx.lake`` with the run's commit info):
 

@@ -172,17 +172,25 @@ def encode_users(frame: pd.DataFrame, spec: FeatureSpec, seen_buckets: np.ndarra
     """User-side frame -> model inputs. Buckets of users not in ``seen_buckets`` become 0 (OOV).
 
     ``calendar`` (`calendar_columns`): the context of every row, read instead of the frame's context
-    columns; ``history`` then falls back to ``last_items`` as in `with_calendar_context`."""
+    columns; ``history`` then falls back to ``last_items`` (`history_column`)."""
     buckets = user_bucket(frame["user_id"].tolist(), spec.user_buckets)
     if seen_buckets is not None:
         buckets = np.where(seen_buckets[buckets], buckets, 0).astype(np.int32)
-    history = frame["history"] if calendar is None or "history" in frame.columns else frame.get("last_items")
+    history = frame["history"] if calendar is None else history_column(frame)
     return {
         "user_bucket": buckets,
         "user_dense": user_dense_matrix(frame, spec),
-        "history": history_matrix([None] * len(frame) if history is None else history, spec.history_length),
+        "history": history_matrix(history, spec.history_length),
         "context": context_matrix(frame if calendar is None else calendar, len(frame), ablate=ablate_context),
     }
+
+
+def history_column(frame: pd.DataFrame) -> Any:
+    """The user rows' recent items, most recent first: ``history`` when the rows carry it, else the
+    gold_user_features ``last_items``, else empty for every row."""
+    if "history" in frame.columns:
+        return frame["history"]
+    return frame["last_items"] if "last_items" in frame.columns else [[]] * len(frame)
 
 
 def calendar_columns(users: pd.DataFrame, context: dict[str, Any], spec: FeatureSpec) -> dict[str, Any]:
@@ -201,8 +209,7 @@ def calendar_columns(users: pd.DataFrame, context: dict[str, Any], spec: Feature
 def with_calendar_context(users: pd.DataFrame, context: dict[str, Any], spec: FeatureSpec) -> pd.DataFrame:
     """gold_user_features rows + one calendar row -> the user-side frame (hemisphere-aware season)."""
     frame = users.copy()
-    if "history" not in frame.columns:
-        frame["history"] = frame["last_items"] if "last_items" in frame.columns else [[]] * len(frame)
+    frame["history"] = history_column(frame)
     for key, value in calendar_columns(users, context, spec).items():
         frame[key] = value
     return frame
