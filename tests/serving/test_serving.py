@@ -227,9 +227,16 @@ def test_seasonrec_serve_answers_on_loopback(registered, tmp_path):
             # 400; the reason is the last line of the stack trace MLflow's server returns
             assert 400 <= status < 500 and reason in body.get("stack_trace", "").strip().splitlines()[-1], body
             assert raw[2] not in json.dumps(body), body  # not even in an error
+        # recent_items in some records of a batch only (the others read as NaN by MLflow's parser)
         status, body = _post(port, {"dataframe_records": [{"user_id": raw[2], "date": day,
-                                                           "recent_items": [batch[raw[2]][0][0]], "k": 5}]})
-        assert status == 200 and batch[raw[2]][0][0] not in {r["item_id"] for r in body["predictions"]}
+                                                           "recent_items": [batch[raw[2]][0][0]], "k": 5},
+                                                          {"user_id": "brand-new", "date": day, "k": 2}]})
+        assert status == 200, body
+        answers = pd.DataFrame(body["predictions"])
+        assert batch[raw[2]][0][0] not in set(answers[answers["request"] == 0]["item_id"])
+        assert (answers["request"] == 1).sum() == 2
+        status, body = _post(port, {"dataframe_records": [{"user_id": raw[2], "date": day, "recent_items": "22423"}]})
+        assert 400 <= status < 500 and "recent_items must be a list" in body.get("stack_trace", ""), body
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -215,7 +215,7 @@ def horovod_train_fn(converter: Any, windows: list[tuple[int, int, int]], model_
         model.compile(optimizer=dist.distributed_optimizer(learning_rate), loss=pinball_loss(quantiles))
         callbacks = dist.standard_callbacks(learning_rate, steps_per_epoch)
         cutoff = tf.constant(float(cutoff_index))
-        with dist.sharded_tf_dataset(converter, batch_size=batch_size) as dataset:
+        with dist.sharded_tf_dataset(converter, batch_size=batch_size, seed=seed + window) as dataset:
             examples = (dataset.unbatch()
                         .filter(lambda row, cutoff=cutoff: tf.cast(row.target_end, tf.float32) < cutoff)
                         .batch(batch_size)

@@ -58,13 +58,15 @@ def quality_gate(meta: dict[str, Any], k: int, min_ratio: float) -> dict[str, An
 
 def _signature() -> Any:
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import Array, ColSpec, Schema
+    from mlflow.types.schema import AnyType, ColSpec, Schema
 
     # Every input optional: a missing date must reach the model's own check, because MLflow's schema
-    # errors quote the request (and so the raw user id) back to the caller.
+    # errors quote the request (and so the raw user id) back to the caller. ``recent_items`` is typed
+    # "any" because MLflow reads a batch whose records omit it in some rows as NaN there, which an
+    # Array(string) column rejects; the model checks it is a list of item ids (`recommender._item_list`).
     inputs = Schema([ColSpec("string", "user_id", required=False), ColSpec("string", "date", required=False),
                      ColSpec("string", "country", required=False),
-                     ColSpec(Array("string"), "recent_items", required=False),
+                     ColSpec(AnyType(), "recent_items", required=False),
                      ColSpec("long", "k", required=False)])
     kinds = {"request": "long", "rank": "long", "item_id": "string", "score": "double", "title": "string",
              "category": "string", "price": "double", "reason": "string", "cold_start": "boolean"}

@@ -134,7 +134,8 @@ def horovod_train_fn(converter: Any, params: dict[str, Any], spec: dict[str, Any
     started = time.perf_counter()
     steps_run = 0
     if initial_epoch < epochs and not state["stopped"]:
-        with dist.sharded_tf_dataset(converter, batch_size=int(params["batch_size"])) as dataset:
+        with dist.sharded_tf_dataset(converter, batch_size=int(params["batch_size"]),
+                                     seed=int(params["seed"])) as dataset:
             dataset = dataset.map(lambda b: {"user_bucket": b.user_bucket, "user_dense": b.user_dense,
                                              "history": b.history, "context": b.context, "item_index": b.item_index})
             model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs, initial_epoch=initial_epoch,
