@@ -40,8 +40,11 @@ import logging
 import math
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
+
+from seasonrec import logs
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -104,14 +107,17 @@ def steps_per_epoch(n_rows: int, batch_size: int, num_proc: int) -> int:
 
 
 def run_horovod(spark: SparkSession, train_fn: Callable[..., Any], num_proc: int, *,
-                start_timeout: int = 300, verbose: int = 1, env: dict[str, str] | None = None,
+                start_timeout: int = 300, verbose: int | None = None, env: dict[str, str] | None = None,
                 **kwargs: Any) -> list[Any]:
     """Run ``train_fn(**kwargs)`` on ``num_proc`` Horovod processes (Spark tasks); results by rank.
 
     Gloo on CPU (local mode); on a GPU cluster set ``num_proc`` to the number of GPUs. Thread
     pools are limited to one thread per process on CPU so ``num_proc`` processes do not fight
-    over the cores.
+    over the cores. Unless the run is verbose (``--verbose``), each rank filters third-party
+    warnings before it even unpickles ``kwargs`` (petastorm/pyarrow warn at import) and Horovod's
+    own launcher stays silent (``verbose`` defaults to 1 when verbose, else 0).
     """
+    import cloudpickle
     import horovod.spark
 
     slots = spark.sparkContext.defaultParallelism
@@ -125,8 +131,21 @@ def run_horovod(spark: SparkSession, train_fn: Callable[..., Any], num_proc: int
     run_env.setdefault("TF_NUM_INTEROP_THREADS", "1")
     run_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     run_env.setdefault("HOROVOD_GLOO_TIMEOUT_SECONDS", "120")
-    return horovod.spark.run(train_fn, kwargs=kwargs, num_proc=num_proc, start_timeout=start_timeout,
-                             use_gloo=True, use_mpi=False, env=run_env, verbose=verbose)
+    loud = logs.is_verbose()
+    run_env.setdefault(logs.VERBOSE_ENV, "1" if loud else "0")
+    payload = cloudpickle.dumps((train_fn, kwargs))
+    return horovod.spark.run(_run_task, kwargs={"payload": payload, "verbose": loud}, num_proc=num_proc,
+                             start_timeout=start_timeout, use_gloo=True, use_mpi=False, env=run_env,
+                             verbose=(1 if loud else 0) if verbose is None else verbose)
+
+
+def _run_task(payload: bytes, verbose: bool) -> Any:
+    """One rank: warning filters first, then the caller's function and arguments."""
+    import cloudpickle
+
+    logs.quiet_task(verbose)
+    train_fn, kwargs = cloudpickle.loads(payload)
+    return train_fn(**kwargs)
 
 
 def clean_dir(path: str) -> None:
@@ -139,6 +158,7 @@ def init_worker(seed: int | None = None) -> Any:
 
     Returns the ``horovod.tensorflow.keras`` module.
     """
+    logs.quiet_task()
     import horovod.tensorflow.keras as hvd
     import tensorflow as tf
 
@@ -175,8 +195,9 @@ def distributed_optimizer(base_learning_rate: float, optimizer: Any = None, **kw
 
 
 def standard_callbacks(base_learning_rate: float, steps_per_epoch: int, warmup_epochs: int = 1,
-                       initial_epoch: int = 0) -> list[Any]:
-    """Broadcast initial variables from rank 0, average epoch metrics over ranks, LR warm-up.
+                       initial_epoch: int = 0, progress: bool = True) -> list[Any]:
+    """Broadcast initial variables from rank 0, average epoch metrics over ranks, LR warm-up and
+    (``progress``) one line per epoch on rank 0 (:func:`epoch_progress`).
 
     The warm-up ramps from ``base_learning_rate`` to ``base_learning_rate * hvd.size()`` over
     ``warmup_epochs`` (skipped when resuming past it).
@@ -191,7 +212,57 @@ def standard_callbacks(base_learning_rate: float, steps_per_epoch: int, warmup_e
         callbacks.append(hvd.callbacks.LearningRateWarmupCallback(
             initial_lr=base_learning_rate * hvd.size(), warmup_epochs=warmup_epochs,
             steps_per_epoch=steps_per_epoch, verbose=0))
+    if progress:
+        callbacks.append(epoch_progress())
     return callbacks
+
+
+_models_in_process = 0
+
+
+class EpochClock:
+    """Seconds per epoch so far and the time left, for progress lines."""
+
+    def __init__(self, initial_epoch: int = 0) -> None:
+        self.started = time.perf_counter()
+        self.initial_epoch = initial_epoch
+
+    def eta(self, epochs_done: int, epochs: int) -> str:
+        run = max(1, epochs_done - self.initial_epoch)
+        per_epoch = (time.perf_counter() - self.started) / run
+        return f"{per_epoch:.1f}s/epoch, ETA {per_epoch * max(0, epochs - epochs_done):.0f}s"
+
+
+def epoch_progress(label: str | None = None) -> Any:
+    """A Keras callback printing one line per epoch on rank 0 (placed after MetricAverageCallback, its
+    metrics are the average over ranks): ``[job] model N epoch e/E: loss ... (s/epoch, ETA)``."""
+    import horovod.tensorflow.keras as hvd
+    import tensorflow as tf
+
+    global _models_in_process
+    _models_in_process += 1
+    name = label or f"[{os.environ.get(logs.JOB_ENV, 'train')}] model {_models_in_process}"
+
+    class EpochProgress(tf.keras.callbacks.Callback):
+        clock: EpochClock
+
+        def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+            self.clock = EpochClock()
+            self.first_epoch: int | None = None
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            if self.first_epoch is None:
+                self.first_epoch = epoch
+                self.clock = EpochClock(epoch)
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            if hvd.rank() != 0:
+                return
+            epochs = int(self.params.get("epochs") or epoch + 1)
+            metrics = ", ".join(f"{key} {float(value):.4f}" for key, value in (logs or {}).items() if key != "lr")
+            print(f"{name} epoch {epoch + 1}/{epochs}: {metrics} ({self.clock.eta(epoch + 1, epochs)})", flush=True)
+
+    return EpochProgress()
 
 
 @contextlib.contextmanager

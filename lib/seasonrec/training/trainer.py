@@ -51,13 +51,13 @@ def full_catalog_recall(model: Any, inputs: dict[str, np.ndarray], targets: list
     return recall_at_k(top_k(np.concatenate(scores), k), targets, k)
 
 
-def report_epoch(row: dict[str, float], epochs: int, mlflow_run: dict[str, str] | None) -> None:
-    """Rank 0, at each epoch's end: one progress line, and the epoch's metrics into the training's
-    MLflow run while training goes on (``mlflow_run``: tracking_uri and run_id). A failing tracking
-    store costs a warning, never the training."""
+def report_epoch(row: dict[str, float], epochs: int, mlflow_run: dict[str, str] | None, eta: str = "") -> None:
+    """Rank 0, at each epoch's end: one progress line (``eta``: seconds per epoch and time left), and the
+    epoch's metrics into the training's MLflow run while training goes on (``mlflow_run``: tracking_uri
+    and run_id). A failing tracking store costs a warning, never the training."""
     values = {key: value for key, value in row.items() if key != "epoch"}
-    print(f"[train] epoch {int(row['epoch'])}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items()),
-          flush=True)
+    print(f"[train] epoch {int(row['epoch'])}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items())
+          + (f" ({eta})" if eta else ""), flush=True)
     if not mlflow_run:
         return
     try:
@@ -120,18 +120,20 @@ def horovod_train_fn(converter: Any, params: dict[str, Any], spec: dict[str, Any
                     model.save_weights(best_prefix)
                 checkpoint.write(last_prefix)
                 _write_state(checkpoint_dir, state)
-                report_epoch(state["history"][-1], epochs, mlflow_run)
+                report_epoch(state["history"][-1], epochs, mlflow_run, clock.eta(epoch + 1, epochs))
             dist.broadcast_object(True, name=f"checkpoint_written_{epoch}")  # barrier: checkpoint is complete
             if fail_after_epoch is not None and epoch + 1 >= fail_after_epoch:
                 os._exit(3)  # simulate a killed run (tests of --resume)
 
+    # Progress: EpochEnd's line (loss, validation recall, ETA) replaces the generic one.
     callbacks: list[Any] = dist.standard_callbacks(float(params["learning_rate"]), steps_per_epoch,
-                                                   int(params["warmup_epochs"]), initial_epoch)
+                                                   int(params["warmup_epochs"]), initial_epoch, progress=False)
     callbacks.append(EpochEnd())
     if rank == 0:
         callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(checkpoint_dir, "tensorboard"),
                                                         write_graph=False, profile_batch=0))
     started = time.perf_counter()
+    clock = dist.EpochClock(initial_epoch)
     steps_run = 0
     if initial_epoch < epochs and not state["stopped"]:
         with dist.sharded_tf_dataset(converter, batch_size=int(params["batch_size"])) as dataset:

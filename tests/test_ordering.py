@@ -1,0 +1,58 @@
+"""global_order / ntile give exactly the values of the unpartitioned windows they replace."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from pyspark.sql import Window
+from pyspark.sql import functions as F
+
+from seasonrec.core.ordering import POSITION, SUM_BEFORE, global_order, ntile
+
+
+@pytest.fixture(scope="module")
+def frame(spark):
+    rng = random.Random(3)
+    rows = []
+    for i in range(997):
+        count = rng.choice([None, *range(6)])  # many ties and some nulls on the first key
+        price = rng.choice([None, 0.0, -1.5, 2.25, float(rng.randint(0, 9))])
+        rows.append((f"id{i:04d}" if i % 50 else None if i == 0 else f"é{i}", count, price, rng.randint(0, 40)))
+    return spark.createDataFrame(rows, "item_id string, n long, price double, volume long").repartition(7)
+
+
+@pytest.mark.parametrize("rows_per_bucket", [9, 100, 500_000])
+@pytest.mark.parametrize("order", [
+    [("n", True), ("item_id", False)],
+    [("n", False), ("price", True), ("item_id", True)],
+    [("price", False), ("item_id", False)],
+    [("item_id", False)],
+])
+def test_positions_and_running_sums_equal_the_unpartitioned_window(frame, order, rows_per_bucket) -> None:
+    window = Window.orderBy(*[F.col(name).desc() if desc else F.col(name).asc() for name, desc in order])
+    expected = frame.select(
+        "item_id", (F.row_number().over(window) - 1).alias("pos"),
+        F.coalesce(F.sum("volume").over(window.rowsBetween(Window.unboundedPreceding, -1)), F.lit(0)).alias("before"),
+        *[F.ntile(k).over(window).alias(f"tile{k}") for k in (5, 10, 996, 1500)])
+    ordered = global_order(frame, order, sum_col="volume", rows_per_bucket=rows_per_bucket)
+    actual = ordered.frame.select(
+        "item_id", F.col(POSITION).alias("pos"), F.col(SUM_BEFORE).alias("before"),
+        *[ntile(F.col(POSITION), ordered.rows, k).alias(f"tile{k}") for k in (5, 10, 996, 1500)])
+    assert ordered.rows == 997
+    assert ordered.total == frame.agg(F.sum("volume")).first()[0]
+    assert actual.schema["pos"].dataType.simpleString() == "bigint"
+    assert sorted(actual.collect(), key=lambda r: r.pos) == sorted(expected.collect(), key=lambda r: r.pos)
+
+
+def test_no_single_partition_window_in_the_plan(frame) -> None:
+    plan = global_order(frame, [("item_id", False)], rows_per_bucket=100).frame._jdf.queryExecution()
+    physical = plan.executedPlan().toString()
+    assert "Window [" in physical and "_order_bucket" in physical.split("Window [", 1)[1].split("\n", 1)[0]
+
+
+def test_tiny_frames(spark) -> None:
+    empty = spark.createDataFrame([], "k string")
+    assert global_order(empty, [("k", False)]).frame.count() == 0
+    one = global_order(spark.createDataFrame([("a",)], "k string"), [("k", False)], sum_col=None)
+    assert [tuple(r) for r in one.frame.collect()] == [("a", 0)]
