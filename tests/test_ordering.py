@@ -22,20 +22,22 @@ def frame(spark):
     return spark.createDataFrame(rows, "item_id string, n long, price double, volume long").repartition(7)
 
 
-@pytest.mark.parametrize("rows_per_bucket", [9, 100, 500_000])
+@pytest.mark.parametrize(("rows_per_bucket", "local_rows"), [(9, 0), (100, 0), (500_000, 0), (500_000, 20_000)])
 @pytest.mark.parametrize("order", [
     [("n", True), ("item_id", False)],
     [("n", False), ("price", True), ("item_id", True)],
     [("price", False), ("item_id", False)],
     [("item_id", False)],
 ])
-def test_positions_and_running_sums_equal_the_unpartitioned_window(frame, order, rows_per_bucket) -> None:
+def test_positions_and_running_sums_equal_the_unpartitioned_window(frame, order, rows_per_bucket,
+                                                                  local_rows) -> None:
+    """Sampled cuts (local_rows=0) into 2..111 buckets, and the one-collect path of small frames."""
     window = Window.orderBy(*[F.col(name).desc() if desc else F.col(name).asc() for name, desc in order])
     expected = frame.select(
         "item_id", (F.row_number().over(window) - 1).alias("pos"),
         F.coalesce(F.sum("volume").over(window.rowsBetween(Window.unboundedPreceding, -1)), F.lit(0)).alias("before"),
         *[F.ntile(k).over(window).alias(f"tile{k}") for k in (5, 10, 996, 1500)])
-    ordered = global_order(frame, order, sum_col="volume", rows_per_bucket=rows_per_bucket)
+    ordered = global_order(frame, order, sum_col="volume", rows_per_bucket=rows_per_bucket, local_rows=local_rows)
     actual = ordered.frame.select(
         "item_id", F.col(POSITION).alias("pos"), F.col(SUM_BEFORE).alias("before"),
         *[ntile(F.col(POSITION), ordered.rows, k).alias(f"tile{k}") for k in (5, 10, 996, 1500)])
@@ -46,13 +48,19 @@ def test_positions_and_running_sums_equal_the_unpartitioned_window(frame, order,
 
 
 def test_no_single_partition_window_in_the_plan(frame) -> None:
-    plan = global_order(frame, [("item_id", False)], rows_per_bucket=100).frame._jdf.queryExecution()
+    plan = global_order(frame, [("item_id", False)], rows_per_bucket=100, local_rows=0).frame._jdf.queryExecution()
     physical = plan.executedPlan().toString()
     assert "Window [" in physical and "_order_bucket" in physical.split("Window [", 1)[1].split("\n", 1)[0]
 
 
-def test_tiny_frames(spark) -> None:
+def test_tiny_frames_and_ties(spark) -> None:
     empty = spark.createDataFrame([], "k string")
     assert global_order(empty, [("k", False)]).frame.count() == 0
+    assert global_order(empty, [("k", False)], local_rows=0).frame.count() == 0
+    ties = spark.createDataFrame([("a", 1), ("b", 2), ("b", 3), ("b", 4), ("c", 5)], "k string, v long")
+    ordered = global_order(ties, [("k", False)], sum_col="v")  # not a total order: ties share a bucket
+    rows = sorted((r.k, r[POSITION], r[SUM_BEFORE]) for r in ordered.frame.collect())
+    assert [(k, p) for k, p, _ in rows][0] == ("a", 0) and rows[-1][:2] == ("c", 4) and rows[-1][2] == 10
+    assert sorted(p for _, p, _ in rows) == [0, 1, 2, 3, 4]
     one = global_order(spark.createDataFrame([("a",)], "k string"), [("k", False)], sum_col=None)
     assert [tuple(r) for r in one.frame.collect()] == [("a", 0)]

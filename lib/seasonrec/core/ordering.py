@@ -4,13 +4,15 @@
 moves every row into one partition and one task (Spark warns "No Partition Defined for Window
 operation"). :func:`global_order` gives the same values with partitioned windows:
 
-1. a few sampled rows, sorted by Spark, cut the order into contiguous ranges (buckets);
+1. the order columns, sorted by Spark (all of them for a small frame, else a sample), cut the order
+   into contiguous ranges (buckets);
 2. each row's bucket is the number of boundaries at or before it (a binary search of comparisons in
    Spark's own order: ascending puts nulls first, descending puts them last);
-3. one small aggregation counts (and sums) the rows per bucket, which gives each bucket's offset;
+3. the rows (and sums) before each bucket give its offset (counted on the driver for a small frame,
+   else by one small aggregation);
 4. ``row_number()`` / running sum over ``Window.partitionBy(bucket).orderBy(...)`` plus the offset.
 
-The sample only decides where buckets are cut, never the values: positions are exactly those of the
+Where the buckets are cut never changes the values: positions are exactly those of the
 unpartitioned window whenever the order is total (its columns identify a row, e.g. ties broken by id).
 """
 
@@ -28,6 +30,7 @@ POSITION = "_position"  # 0-based, long: row_number() - 1 of the unpartitioned w
 SUM_BEFORE = "_sum_before"  # sum of `sum_col` over the rows strictly before (0 for the first row)
 _BUCKET = "_order_bucket"
 SAMPLE_ROWS_PER_BUCKET = 64
+LOCAL_ROWS = 20_000  # up to this many rows, one sorted collect of the order columns replaces the sample
 
 
 @dataclass(frozen=True)
@@ -70,48 +73,31 @@ def _bucket(order: Sequence[tuple[str, bool]], bounds: list[Any], low: int, high
 
 
 def global_order(df: DataFrame, order: Sequence[tuple[str, bool]], *, sum_col: str | None = None,
-                 rows_per_bucket: int = 500_000) -> Ordered:
+                 rows_per_bucket: int = 500_000, local_rows: int = LOCAL_ROWS) -> Ordered:
     """``df`` + its 0-based position in ``order`` (pairs of column name and descending) and, with
     ``sum_col`` (an integral column), the running sum before each row; equal to the unpartitioned
     window's values.
 
-    Runs three small Spark jobs (count, boundary sample, per-bucket counts and sums) over ``df``, cached
-    for their duration unless it already is; the returned frame is lazy. ``order`` must be total for
-    the result to be deterministic (as for the window).
+    Up to ``local_rows`` rows, one small Spark job (a sorted collect of the order columns) places the
+    cut; above, three (count, boundary sample, per-bucket counts and sums) over ``df``, cached for their
+    duration unless it already is. The returned frame is lazy. ``order`` must be total for the result
+    to be deterministic (as for the window).
     """
     if not order:
         raise ValueError("global_order needs at least one order column")
     names = [name for name, _ in order]
     sort_columns = [_sort_column(name, descending) for name, descending in order]
-    owned = not df.is_cached
-    cached = df.persist() if owned else df  # the three jobs below compute `df` once
-    try:
-        rows = cached.count()
-        buckets = max(2, math.ceil(rows / rows_per_bucket))  # >= 2: a bucket expression that reads the columns
-        bounds: list[Any] = []
-        if rows >= 2:
-            fraction = min(1.0, SAMPLE_ROWS_PER_BUCKET * buckets / rows)
-            sample = (cached if fraction >= 1.0 else cached.sample(fraction=fraction, seed=17)).select(*names)
-            keys = sample.sort(*sort_columns).collect()
-            cuts = sorted({len(keys) * i // buckets for i in range(1, buckets)} - {0})
-            bounds = [keys[cut] for cut in cuts if cut < len(keys)]
-        bucket = _bucket(order, bounds, 0, len(bounds))
-        aggregates = [F.count(F.lit(1)).alias("n")]
-        if sum_col is not None:
-            aggregates.append(F.sum(sum_col).alias("s"))
-        stats = {row[_BUCKET]: row for row in cached.withColumn(_BUCKET, bucket).groupBy(_BUCKET).agg(*aggregates)
-                 .collect()}
-    finally:
-        if owned:
-            cached.unpersist()
+    carried = names + ([sum_col] if sum_col is not None and sum_col not in names else [])
+    head = df.select(*carried).sort(*sort_columns).limit(local_rows + 1).collect()
+    if len(head) <= local_rows:  # small (catalog-sized) frames: one sorted collect gives cuts and offsets
+        bounds, row_offsets, sum_offsets = _cuts_of_sorted(head, names, sum_col)
+        rows = len(head)
+        total = sum((row[sum_col] or 0) for row in head) if sum_col is not None else 0
+    else:
+        bounds, row_offsets, sum_offsets, rows, total = _cuts_by_sampling(df, order, sort_columns, sum_col,
+                                                                          rows_per_bucket)
+    bucket = _bucket(order, bounds, 0, len(bounds))
     framed = df.withColumn(_BUCKET, bucket)
-    row_offsets, sum_offsets, seen, running = [], [], 0, 0
-    for index in range(len(bounds) + 1):
-        row_offsets.append(seen)
-        sum_offsets.append(running)
-        if index in stats:
-            seen += stats[index]["n"]
-            running += (stats[index]["s"] or 0) if sum_col is not None else 0
     within = Window.partitionBy(_BUCKET).orderBy(*sort_columns)
     offset = F.array(*[F.lit(value).cast("long") for value in row_offsets])[F.col(_BUCKET)]
     framed = framed.withColumn(POSITION, (F.row_number().over(within) - 1).cast("long") + offset)
@@ -119,7 +105,53 @@ def global_order(df: DataFrame, order: Sequence[tuple[str, bool]], *, sum_col: s
         before = F.sum(sum_col).over(within.rowsBetween(Window.unboundedPreceding, -1))
         first = F.array(*[F.lit(value) for value in sum_offsets])[F.col(_BUCKET)]
         framed = framed.withColumn(SUM_BEFORE, F.coalesce(before, F.lit(0)) + first)
-    return Ordered(frame=framed.drop(_BUCKET), rows=rows, total=running)
+    return Ordered(frame=framed.drop(_BUCKET), rows=rows, total=total)
+
+
+def _cuts_of_sorted(keys: list[Any], names: list[str], sum_col: str | None) -> tuple[list[Any], list[int], list[Any]]:
+    """Two buckets cut at the middle of the fully collected, sorted ``keys``: the boundary and each
+    bucket's row and sum offsets (rows equal to the boundary belong to the upper bucket)."""
+    if len(keys) < 2:
+        return [], [0], [0]
+    cut = len(keys) // 2
+    boundary = tuple(keys[cut][name] for name in names)
+    while cut > 0 and tuple(keys[cut - 1][name] for name in names) == boundary:
+        cut -= 1
+    before = sum((row[sum_col] or 0) for row in keys[:cut]) if sum_col is not None else 0
+    return [keys[cut]], [0, cut], [0, before]
+
+
+def _cuts_by_sampling(df: DataFrame, order: Sequence[tuple[str, bool]], sort_columns: list[Column],
+                      sum_col: str | None, rows_per_bucket: int) -> tuple[list[Any], list[int], list[Any], int, Any]:
+    """Boundaries from a sorted sample, then per-bucket counts and sums from one aggregation (``df``
+    cached for these jobs unless it already is)."""
+    names = [name for name, _ in order]
+    owned = not df.is_cached
+    cached = df.persist() if owned else df
+    try:
+        rows = cached.count()
+        buckets = max(2, math.ceil(rows / rows_per_bucket))
+        fraction = min(1.0, SAMPLE_ROWS_PER_BUCKET * buckets / max(rows, 1))
+        sample = (cached if fraction >= 1.0 else cached.sample(fraction=fraction, seed=17)).select(*names)
+        keys = sample.sort(*sort_columns).collect()
+        cuts = sorted({len(keys) * i // buckets for i in range(1, buckets)} - {0})
+        bounds = [keys[cut] for cut in cuts if cut < len(keys)]
+        aggregates = [F.count(F.lit(1)).alias("n")]
+        if sum_col is not None:
+            aggregates.append(F.sum(sum_col).alias("s"))
+        stats = {row[_BUCKET]: row for row in cached.withColumn(_BUCKET, _bucket(order, bounds, 0, len(bounds)))
+                 .groupBy(_BUCKET).agg(*aggregates).collect()}
+    finally:
+        if owned:
+            cached.unpersist()
+    row_offsets, sum_offsets, seen, running = [], [], 0, 0
+    for index in range(len(bounds) + 1):
+        row_offsets.append(seen)
+        sum_offsets.append(running)
+        if index in stats:
+            seen += stats[index]["n"]
+            running += (stats[index]["s"] or 0) if sum_col is not None else 0
+    return bounds, row_offsets, sum_offsets, rows, running
 
 
 def ntile(position: Column, rows: int, buckets: int) -> Column:
