@@ -183,13 +183,15 @@ def test_closing_block_names_report_tables_and_mlflow(tmp_path: Path) -> None:
     from seasonrec.config import load_config
 
     config = load_config(REPO / "conf" / "test.yaml", [f"paths.lake_root={tmp_path}/lake",
-                                                       f"paths.mlflow_dir={tmp_path}/mlflow"])
+                                                       f"paths.mlflow_dir={tmp_path}/mlflow",
+                                                       f"paths.report_dir={tmp_path}/r"])
     (tmp_path / "lake" / "recommendations" / "_delta_log").mkdir(parents=True)
     lines = logs.closing_block(config, [{"job": "score", "seconds": 3.0},
-                                        {"job": "evaluate", "seconds": 4.0, "report": f"{tmp_path}/r/report.md"}],
-                               [f"{tmp_path}/r/runs/score-1.json"])
+                                        {"job": "evaluate", "seconds": 4.0, "report": f"{tmp_path}/r/report.md"}])
     text = "\n".join(lines)
+    assert "2 job(s) done in 7s" in text
     assert f"report:    {tmp_path}/r/report.md" in text
+    assert f"summaries: {tmp_path}/r/runs/<job>-<run_id>.json" in text
     assert f"tables:    {tmp_path}/lake/<table> (recommendations)" in text
     assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path}/mlflow/mlflow.db" in text
 
@@ -225,3 +227,31 @@ def test_step_lines_carry_duration_counts_and_failures(caplog: pytest.LogCapture
                for line in lines), lines
     assert any(line.startswith("[features] gold user features failed after ") for line in lines), lines
     assert not any(line.endswith(" ...") for line in lines)  # start lines only on a terminal or --verbose
+
+
+def test_mlflow_registry_notices_are_dropped_unless_verbose(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from seasonrec import logs
+
+    def register() -> None:  # what mlflow's eprint writes around an error it reports
+        print("Successfully registered model 'seasonrec-recommender'.", file=sys.stderr)
+        print("Created version '3' of model 'seasonrec-recommender'.", file=sys.stderr)
+        print("ERROR mlflow: registry unavailable", file=sys.stderr)
+
+    monkeypatch.setenv(logs.VERBOSE_ENV, "0")
+    with logs.without_lines(logs.MLFLOW_REGISTRY_NOTICES):
+        register()
+    assert capsys.readouterr().err == "ERROR mlflow: registry unavailable\n"
+    monkeypatch.setenv(logs.VERBOSE_ENV, "1")
+    with logs.without_lines(logs.MLFLOW_REGISTRY_NOTICES):
+        register()
+    assert "Created version '3'" in capsys.readouterr().err
+
+
+def test_epoch_line_has_metrics_and_eta() -> None:
+    from seasonrec.core.horovod_runner import EpochClock, epoch_line
+
+    clock = EpochClock(initial_epoch=2)
+    clock.started -= 30.0  # two epochs (3 and 4) in 30 s
+    line = epoch_line("[train]", 4, 10, {"loss": 0.43214, "val_recall_at_20": 0.5}, clock)
+    assert line.startswith("[train] epoch 4/10: loss 0.4321, val_recall_at_20 0.5000 (15.0s/epoch, ETA 90s)")

@@ -64,3 +64,32 @@ def test_tiny_frames_and_ties(spark) -> None:
     assert sorted(p for _, p, _ in rows) == [0, 1, 2, 3, 4]
     one = global_order(spark.createDataFrame([("a",)], "k string"), [("k", False)], sum_col=None)
     assert [tuple(r) for r in one.frame.collect()] == [("a", 0)]
+
+
+def test_dense_index_equals_the_old_row_number_window(spark) -> None:
+    """features.gold.dense_index (user and item indexes) numbers ids exactly as
+    ``row_number().over(Window.orderBy(id)) - 1`` did, duplicates and a null id included."""
+    from seasonrec.features.gold import dense_index
+
+    rng = random.Random(5)
+    ids = [f"U{rng.randint(0, 30_000):06d}" for _ in range(25_000)] + ["é", "", None, None]
+    events = spark.createDataFrame([(i,) for i in ids], "user_id string").repartition(5)
+    old = (events.select("user_id").distinct()
+           .withColumn("user_index", F.row_number().over(Window.orderBy("user_id")) - 1))
+    new = dense_index(events, "user_id", "user_index")
+    assert new.schema["user_index"].dataType.simpleString() == "int"
+    expected = sorted((r.user_id or "\0null", r.user_index) for r in old.collect())
+    assert sorted((r.user_id or "\0null", r.user_index) for r in new.collect()) == expected
+    assert [index for _, index in sorted(expected, key=lambda pair: pair[1])] == list(range(len(expected)))
+
+
+def test_nan_ties_and_non_integral_sums(spark) -> None:
+    rows = [(float("nan"), i) for i in range(3)] + [(1.0, 3), (None, 4), (float("nan"), 5)]
+    frame = spark.createDataFrame(rows, "x double, v long")
+    window = Window.orderBy(F.col("x").asc())
+    expected = sorted(r[0] for r in frame.select((F.row_number().over(window) - 1).alias("p")).collect())
+    ordered = global_order(frame, [("x", False)], sum_col="v")  # not total: NaN ties share a bucket
+    assert sorted(r[POSITION] for r in ordered.frame.collect()) == expected
+    assert {r.v: r[POSITION] for r in ordered.frame.collect()}[4] == 0 and ordered.total == 15
+    with pytest.raises(ValueError, match="integral"):
+        global_order(frame, [("v", False)], sum_col="x")

@@ -38,6 +38,8 @@ JOBS: dict[str, str] = {
 LONG_RUNNING = {"stream", "serve"}
 PIPELINE = [name for name in JOBS if name not in LONG_RUNNING]
 DEFAULT_CONF = "conf/local.yaml"
+# Added to an exception raised by a pipeline step, so its one-line error names the step.
+_PIPELINE_STEP_NOTE = "pipeline job: "
 
 log = logging.getLogger("seasonrec")
 
@@ -96,7 +98,6 @@ def run_job(name: str, args: argparse.Namespace, *, print_json: bool | None = No
 
     config = load_config(args.conf, args.overrides)
     module = _job_module(name)
-    os.environ[logs.JOB_ENV] = name  # progress lines of Horovod ranks name their job
     if print_json is None:
         print_json = not sys.stdout.isatty()
     started = time.perf_counter()
@@ -122,11 +123,9 @@ def run_pipeline(names: list[str], args: argparse.Namespace) -> list[dict[str, A
         try:
             summaries.append(run_job(name, _default_args(name, args), print_json=False))
         except Exception as exc:
-            exc.add_note(f"pipeline job: {name}")
+            exc.add_note(_PIPELINE_STEP_NOTE + name)
             raise
-    config = load_config(args.conf, args.overrides)
-    files = [logs.summary_path(config.paths.report_dir, s) for s in summaries]
-    print("\n".join(logs.closing_block(config, summaries, files)), flush=True)
+    print("\n".join(logs.closing_block(load_config(args.conf, args.overrides), summaries)), flush=True)
     return summaries
 
 
@@ -194,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI's job is to turn any failure into one line
         if getattr(args, "debug", False):
             raise
-        failed = next((note.split(": ", 1)[1] for note in getattr(exc, "__notes__", [])
-                       if note.startswith("pipeline job: ")), None)
+        failed = next((note.removeprefix(_PIPELINE_STEP_NOTE) for note in getattr(exc, "__notes__", [])
+                       if note.startswith(_PIPELINE_STEP_NOTE)), None)
         where = f"{args.job} ({failed})" if failed else args.job
         print(f"seasonrec {where}: error: {_one_line_reason(exc)}", file=sys.stderr)
         return 1

@@ -11,26 +11,34 @@ Quiet (the default):
 ``--verbose`` (``SEASONREC_VERBOSE=1``, also seen by Spark workers and Horovod ranks) keeps all of it.
 Errors are never filtered: every logger still passes ERROR, and a failing job ends with its one line.
 
+MLflow prints some notices with ``print`` rather than logging ("Successfully registered model ...",
+"Created version ..."): :func:`without_lines` drops those lines around the call that prints them.
+
 Also here: the one-line job summary (:func:`summary_line`; the full JSON goes to a file, see
 :func:`write_summary`) and the closing block of a pipeline run (:func:`closing_block`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import re
 import sys
 import warnings
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 VERBOSE_ENV = "SEASONREC_VERBOSE"
-JOB_ENV = "SEASONREC_JOB"
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
 DATEFMT = "%H:%M:%S"
 # Third-party loggers that log progress at INFO/WARNING (rendezvous keys, converter cache, store setup).
 NOISY_LOGGERS = ("py4j", "petastorm", "horovod", "mlflow", "alembic", "tensorflow", "absl", "urllib3",
                  "numexpr", "matplotlib", "fsspec", "statsforecast")
+# MLflow's model-registry notices, printed (not logged) by `log_model(registered_model_name=...)`.
+MLFLOW_REGISTRY_NOTICES = re.compile(r"^(Successfully registered model |Registered model .* already exists|"
+                                     r"Created version ')")
 # Packages whose deprecation notices are not actionable here (pinned stack, see DEVELOPERS.md).
 THIRD_PARTY_MODULES = (r"(petastorm|pyarrow|keras|tensorflow|tf_keras|horovod|mlflow|pyspark|statsforecast|"
                        r"lightgbm|sklearn|pandas|numpy|google|absl|h5py|matplotlib|setuptools|pkg_resources|"
@@ -38,6 +46,7 @@ THIRD_PARTY_MODULES = (r"(petastorm|pyarrow|keras|tensorflow|tf_keras|horovod|ml
 
 
 def is_verbose() -> bool:
+    """``--verbose`` in this process or in the CLI process that started it (through the environment)."""
     return os.environ.get(VERBOSE_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
@@ -52,9 +61,9 @@ def configure(verbose: bool = False) -> None:
     logging.getLogger("seasonrec").setLevel(logging.INFO)
     if verbose:
         root.setLevel(logging.INFO)
-        logging.getLogger("py4j").setLevel(logging.WARNING)
-        for name in NOISY_LOGGERS[1:]:
+        for name in NOISY_LOGGERS:
             logging.getLogger(name).setLevel(logging.NOTSET)
+        logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO is every gateway command
         return
     root.setLevel(logging.WARNING)  # e.g. py4j's `logging.info("Exception while sending command.")` retries
     for name in NOISY_LOGGERS:
@@ -66,6 +75,7 @@ def configure(verbose: bool = False) -> None:
 
 
 def ignore_third_party_warnings() -> None:
+    """Ignore deprecation/future warnings raised inside the pinned third-party packages."""
     for category in (FutureWarning, DeprecationWarning, PendingDeprecationWarning):
         warnings.filterwarnings("ignore", category=category, module=THIRD_PARTY_MODULES)
     # Keras 2 warns about every reuse of an initializer object; the model seeds TF globally instead.
@@ -87,6 +97,49 @@ def stderr_is_terminal() -> bool:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+class _LineFilter:
+    """A text stream that forwards whole lines to ``target`` except those matching ``pattern``."""
+
+    def __init__(self, target: TextIO, pattern: re.Pattern[str]) -> None:
+        self.target = target
+        self.pattern = pattern
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if not self.pattern.search(line):
+                self.target.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def close_pending(self) -> None:
+        if self.pending and not self.pattern.search(self.pending):
+            self.target.write(self.pending)
+        self.pending = ""
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ... of the real stream
+        return getattr(self.target, name)
+
+
+@contextlib.contextmanager
+def without_lines(pattern: re.Pattern[str]) -> Iterator[None]:
+    """Drop the lines matching ``pattern`` that the block writes to ``sys.stderr`` (every other line
+    passes, errors included); nothing is dropped when the run is verbose."""
+    if is_verbose():
+        yield
+        return
+    filtered = _LineFilter(sys.stderr, pattern)
+    try:
+        with contextlib.redirect_stderr(filtered):  # type: ignore[type-var]
+            yield
+    finally:
+        filtered.close_pending()
 
 
 # ---------------------------------------------------------------- job summaries
@@ -130,7 +183,12 @@ def summary_line(summary: dict[str, Any], path: str | None = None, width: int = 
 
 
 def summary_path(report_dir: str, summary: dict[str, Any]) -> str:
+    """``<report_dir>/runs/<job>-<run_id>.json``."""
     return os.path.join(report_dir, SUMMARY_DIR, f"{summary.get('job', 'job')}-{summary.get('run_id', 'run')}.json")
+
+
+def _absolute(path: str) -> str:
+    return path if "://" in path else os.path.abspath(path)
 
 
 def write_summary(summary: dict[str, Any], report_dir: str) -> str | None:
@@ -143,24 +201,22 @@ def write_summary(summary: dict[str, Any], report_dir: str) -> str | None:
     except OSError as exc:
         logging.getLogger("seasonrec").warning("job summary not written to %s: %s", path, exc)
         return None
-    return os.path.abspath(path) if "://" not in path else path
+    return _absolute(path)
 
 
-def closing_block(config: Any, summaries: list[dict[str, Any]], summary_files: list[str]) -> list[str]:
+def closing_block(config: Any, summaries: list[dict[str, Any]]) -> list[str]:
     """What a finished pipeline leaves behind and how to look at it."""
     from seasonrec import tables
     from seasonrec.tracking import tracking_uri
 
-    lake_root = config.paths.lake_root
-    lake_root = lake_root if "://" in lake_root else os.path.abspath(lake_root)
+    lake_root = _absolute(config.paths.lake_root)
     lines = ["", f"seasonrec: {len(summaries)} job(s) done in {sum(s.get('seconds', 0) or 0 for s in summaries):.0f}s"]
     report = next((s["report"] for s in reversed(summaries) if s.get("report")), None)
     if report:
-        lines.append(f"  report:    {os.path.abspath(report) if '://' not in report else report}")
+        lines.append(f"  report:    {_absolute(report)}")
     names = [name for name in tables.TABLES if _exists(lake_root, name)]
     lines.append(f"  tables:    {lake_root}/<table>" + (f" ({', '.join(names)})" if names else ""))
-    if summary_files:
-        lines.append(f"  summaries: {os.path.dirname(summary_files[0])}/<job>-<run_id>.json")
+    lines.append(f"  summaries: {_absolute(os.path.join(config.paths.report_dir, SUMMARY_DIR))}/<job>-<run_id>.json")
     uri = tracking_uri(config)
     if uri.startswith("databricks"):
         lines.append(f"  MLflow:    experiment {config.training.mlflow_experiment} in the Databricks workspace")

@@ -25,6 +25,7 @@ from typing import Any
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import IntegralType
 
 POSITION = "_position"  # 0-based, long: row_number() - 1 of the unpartitioned window
 SUM_BEFORE = "_sum_before"  # sum of `sum_col` over the rows strictly before (0 for the first row)
@@ -35,9 +36,11 @@ LOCAL_ROWS = 20_000  # up to this many rows, one sorted collect of the order col
 
 @dataclass(frozen=True)
 class Ordered:
+    """What :func:`global_order` returns."""
+
     frame: DataFrame  # the input columns + POSITION (+ SUM_BEFORE with `sum_col`)
     rows: int  # row count
-    total: Any  # sum of `sum_col` over every row (0 without one)
+    total: int  # sum of `sum_col` over every row (0 without one)
 
 
 def _sort_column(name: str, descending: bool) -> Column:
@@ -72,6 +75,18 @@ def _bucket(order: Sequence[tuple[str, bool]], bounds: list[Any], low: int, high
             .otherwise(_bucket(order, bounds, low, middle)))
 
 
+@dataclass(frozen=True)
+class _Cuts:
+    """Where the buckets start (``bounds``, ``len(offsets) - 1`` rows of the order columns) and, per bucket,
+    the rows and the sum of ``sum_col`` before it; ``rows`` and ``total`` over the whole frame."""
+
+    bounds: list[Any]
+    row_offsets: list[int]
+    sum_offsets: list[int]
+    rows: int
+    total: int
+
+
 def global_order(df: DataFrame, order: Sequence[tuple[str, bool]], *, sum_col: str | None = None,
                  rows_per_bucket: int = 500_000, local_rows: int = LOCAL_ROWS) -> Ordered:
     """``df`` + its 0-based position in ``order`` (pairs of column name and descending) and, with
@@ -80,51 +95,58 @@ def global_order(df: DataFrame, order: Sequence[tuple[str, bool]], *, sum_col: s
 
     Up to ``local_rows`` rows, one small Spark job (a sorted collect of the order columns) places the
     cut; above, three (count, boundary sample, per-bucket counts and sums) over ``df``, cached for their
-    duration unless it already is. The returned frame is lazy. ``order`` must be total for the result
-    to be deterministic (as for the window).
+    duration unless it already is. The returned frame is lazy and computes ``df`` again, so ``df`` must
+    be deterministic (no ``rand()``/``sample``). ``order`` must be total for the result to be
+    deterministic (as for the window). Order columns are compared with literals: strings, numbers,
+    booleans (not timestamps, whose literals depend on the session time zone).
     """
     if not order:
         raise ValueError("global_order needs at least one order column")
+    if sum_col is not None and not isinstance(df.schema[sum_col].dataType, IntegralType):
+        raise ValueError(f"global_order sums an integral column; {sum_col} is {df.schema[sum_col].dataType}")
     names = [name for name, _ in order]
     sort_columns = [_sort_column(name, descending) for name, descending in order]
     carried = names + ([sum_col] if sum_col is not None and sum_col not in names else [])
     head = df.select(*carried).sort(*sort_columns).limit(local_rows + 1).collect()
     if len(head) <= local_rows:  # small (catalog-sized) frames: one sorted collect gives cuts and offsets
-        bounds, row_offsets, sum_offsets = _cuts_of_sorted(head, names, sum_col)
-        rows = len(head)
-        total = sum((row[sum_col] or 0) for row in head) if sum_col is not None else 0
+        cuts = _cuts_of_sorted(head, names, sum_col)
     else:
-        bounds, row_offsets, sum_offsets, rows, total = _cuts_by_sampling(df, order, sort_columns, sum_col,
-                                                                          rows_per_bucket)
-    bucket = _bucket(order, bounds, 0, len(bounds))
+        cuts = _cuts_by_sampling(df, order, sort_columns, sum_col, rows_per_bucket)
+    bucket = _bucket(order, cuts.bounds, 0, len(cuts.bounds))
     framed = df.withColumn(_BUCKET, bucket)
     within = Window.partitionBy(_BUCKET).orderBy(*sort_columns)
-    offset = F.array(*[F.lit(value).cast("long") for value in row_offsets])[F.col(_BUCKET)]
+    offset = F.array(*[F.lit(value).cast("long") for value in cuts.row_offsets])[F.col(_BUCKET)]
     framed = framed.withColumn(POSITION, (F.row_number().over(within) - 1).cast("long") + offset)
     if sum_col is not None:
         before = F.sum(sum_col).over(within.rowsBetween(Window.unboundedPreceding, -1))
-        first = F.array(*[F.lit(value) for value in sum_offsets])[F.col(_BUCKET)]
+        first = F.array(*[F.lit(value).cast("long") for value in cuts.sum_offsets])[F.col(_BUCKET)]
         framed = framed.withColumn(SUM_BEFORE, F.coalesce(before, F.lit(0)) + first)
-    return Ordered(frame=framed.drop(_BUCKET), rows=rows, total=total)
+    return Ordered(frame=framed.drop(_BUCKET), rows=cuts.rows, total=cuts.total)
 
 
-def _cuts_of_sorted(keys: list[Any], names: list[str], sum_col: str | None) -> tuple[list[Any], list[int], list[Any]]:
-    """Two buckets cut at the middle of the fully collected, sorted ``keys``: the boundary and each
-    bucket's row and sum offsets (rows equal to the boundary belong to the upper bucket)."""
+def _same(left: Any, right: Any) -> bool:
+    """Equal as Spark's sort sees it (NaN equals NaN)."""
+    return left == right or (isinstance(left, float) and isinstance(right, float) and left != left and right != right)
+
+
+def _cuts_of_sorted(keys: list[Any], names: list[str], sum_col: str | None) -> _Cuts:
+    """Two buckets cut at the middle of the fully collected, sorted ``keys`` (rows equal to the boundary
+    belong to the upper bucket)."""
+    total = sum((row[sum_col] or 0) for row in keys) if sum_col is not None else 0
     if len(keys) < 2:
-        return [], [0], [0]
+        return _Cuts(bounds=[], row_offsets=[0], sum_offsets=[0], rows=len(keys), total=total)
     cut = len(keys) // 2
-    boundary = tuple(keys[cut][name] for name in names)
-    while cut > 0 and tuple(keys[cut - 1][name] for name in names) == boundary:
+    while cut > 0 and all(_same(keys[cut - 1][name], keys[cut][name]) for name in names):
         cut -= 1
     before = sum((row[sum_col] or 0) for row in keys[:cut]) if sum_col is not None else 0
-    return [keys[cut]], [0, cut], [0, before]
+    return _Cuts(bounds=[keys[cut]], row_offsets=[0, cut], sum_offsets=[0, before], rows=len(keys), total=total)
 
 
 def _cuts_by_sampling(df: DataFrame, order: Sequence[tuple[str, bool]], sort_columns: list[Column],
-                      sum_col: str | None, rows_per_bucket: int) -> tuple[list[Any], list[int], list[Any], int, Any]:
+                      sum_col: str | None, rows_per_bucket: int) -> _Cuts:
     """Boundaries from a sorted sample, then per-bucket counts and sums from one aggregation (``df``
-    cached for these jobs unless it already is)."""
+    cached for these jobs unless it already is). The sample only decides where buckets are cut; the
+    offsets are exact counts."""
     names = [name for name, _ in order]
     owned = not df.is_cached
     cached = df.persist() if owned else df
@@ -151,7 +173,7 @@ def _cuts_by_sampling(df: DataFrame, order: Sequence[tuple[str, bool]], sort_col
         if index in stats:
             seen += stats[index]["n"]
             running += (stats[index]["s"] or 0) if sum_col is not None else 0
-    return bounds, row_offsets, sum_offsets, rows, running
+    return _Cuts(bounds=bounds, row_offsets=row_offsets, sum_offsets=sum_offsets, rows=rows, total=running)
 
 
 def ntile(position: Column, rows: int, buckets: int) -> Column:
