@@ -26,7 +26,6 @@ setup(
         "statsforecast>=2",
         "lightgbm>=4.7,<5",
         "mlflow-skinny",
-        "tqdm",
         "matplotlib",
         "psutil",
         "cloudpickle",

@@ -1,8 +1,11 @@
 """`seasonrec <job> [options]`: the one entry point behind Makefile targets, jobs/*.py and notebooks.
 
 Each job lives in ``seasonrec.<stage>.jobs`` and exposes ``DESCRIPTION``, ``add_arguments(parser)``
-and ``run(ctx, args) -> dict``; the dict is printed as the job summary. Job modules import only
-light dependencies at module level so ``--help`` stays fast.
+and ``run(ctx, args) -> dict``; the dict is the job summary: one line in the log, the full JSON in
+``<paths.report_dir>/runs/<job>-<run_id>.json`` and, for a single job whose stdout is not a terminal
+(scripts, tests, spark-submit logs), on stdout. Job modules import only light dependencies at module
+level so ``--help`` stays fast. Output is quiet by default (``seasonrec.logs``); ``--verbose`` shows
+Spark's, Horovod's and the libraries' own messages, ``--debug`` full tracebacks.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 from types import ModuleType
 from typing import Any
 
+from seasonrec import logs
 from seasonrec.config import ConfigError, load_config
 
 JOBS: dict[str, str] = {
@@ -34,6 +38,8 @@ JOBS: dict[str, str] = {
 LONG_RUNNING = {"stream", "serve"}
 PIPELINE = [name for name in JOBS if name not in LONG_RUNNING]
 DEFAULT_CONF = "conf/local.yaml"
+# Added to an exception raised by a pipeline step, so its one-line error names the step.
+_PIPELINE_STEP_NOTE = "pipeline job: "
 
 log = logging.getLogger("seasonrec")
 
@@ -48,6 +54,8 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key, e.g. --set training.epochs=3 (repeatable)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show Spark, Horovod/Gloo, TensorFlow and library messages and warnings")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -83,11 +91,15 @@ def _default_args(name: str, base: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-def run_job(name: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_job(name: str, args: argparse.Namespace, *, print_json: bool | None = None) -> dict[str, Any]:
+    """Run one job; log its one-line summary, write the full JSON (``<report_dir>/runs/``) and print it
+    on stdout when ``print_json`` (default: stdout is not a terminal, i.e. a caller may parse it)."""
     from seasonrec.context import JobContext
 
     config = load_config(args.conf, args.overrides)
     module = _job_module(name)
+    if print_json is None:
+        print_json = not sys.stdout.isatty()
     started = time.perf_counter()
     if not getattr(module, "NEEDS_SPARK", True):  # e.g. serve: no Spark session, no lake
         summary = {"job": name, **module.run(config, args)}
@@ -97,8 +109,24 @@ def run_job(name: str, args: argparse.Namespace) -> dict[str, Any]:
     log.info("[%s] run %s, lake %s (%s engine)", name, ctx.run_id, ctx.lake.root, ctx.lake.engine)
     summary = module.run(ctx, args)
     summary = {"job": name, "run_id": ctx.run_id, "seconds": round(time.perf_counter() - started, 1), **summary}
-    print(json.dumps(summary, default=str, indent=2))
+    path = logs.write_summary(summary, config.paths.report_dir)
+    log.info("%s", logs.summary_line(summary, path))
+    if print_json or path is None:
+        print(json.dumps(summary, default=str, indent=2), flush=True)
     return summary
+
+
+def run_pipeline(names: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The jobs in order, one summary line each, then where the results are."""
+    summaries: list[dict[str, Any]] = []
+    for name in names:
+        try:
+            summaries.append(run_job(name, _default_args(name, args), print_json=False))
+        except Exception as exc:
+            exc.add_note(_PIPELINE_STEP_NOTE + name)
+            raise
+    print("\n".join(logs.closing_block(load_config(args.conf, args.overrides), summaries)), flush=True)
+    return summaries
 
 
 def _one_line_reason(exc: BaseException) -> str:
@@ -133,8 +161,7 @@ def _one_line_reason(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("py4j").setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.INFO, format=logs.FORMAT, datefmt=logs.DATEFMT)
     argv = sys.argv[1:] if argv is None else argv
     requested = argv[0] if argv and not argv[0].startswith("-") else None
     if requested is not None and requested not in JOBS and requested != "pipeline":
@@ -150,14 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.job is None:
         parser.print_help()
         return 2
+    logs.configure(verbose=args.verbose)
     try:
         if args.job == "pipeline":
             names = [n.strip() for n in args.jobs.split(",") if n.strip()]
             unknown = [n for n in names if n not in JOBS]
             if unknown:
                 raise ConfigError(f"unknown job(s) {unknown} in --jobs; allowed: {', '.join(JOBS)}")
-            for name in names:
-                run_job(name, _default_args(name, args))
+            run_pipeline(names, args)
         else:
             run_job(args.job, args)
     except KeyboardInterrupt:
@@ -166,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI's job is to turn any failure into one line
         if getattr(args, "debug", False):
             raise
-        print(f"seasonrec {args.job}: error: {_one_line_reason(exc)}", file=sys.stderr)
+        failed = next((note.removeprefix(_PIPELINE_STEP_NOTE) for note in getattr(exc, "__notes__", [])
+                       if note.startswith(_PIPELINE_STEP_NOTE)), None)
+        where = f"{args.job} ({failed})" if failed else args.job
+        print(f"seasonrec {where}: error: {_one_line_reason(exc)}", file=sys.stderr)
         return 1
     return 0
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import SparkSession
 
+from seasonrec import logs
 from seasonrec.config import SeasonrecConfig
 from seasonrec.lake import Lake
 
@@ -39,12 +40,33 @@ class JobContext:
         return {"seasonrec.job": self.job, "seasonrec.run_id": self.run_id, **extra}
 
     @contextmanager
-    def step(self, what: str) -> Iterator[None]:
-        """One log line when a step starts and one with its duration when it ends."""
+    def step(self, what: str) -> Iterator[Step]:
+        """One log line with the step's duration (and any counts given to ``Step.note``) when it ends, and
+        one when it starts if someone watches a terminal (or --verbose); a failing step says how long it ran
+        before the error."""
         started = time.perf_counter()
-        log.info("[%s] %s ...", self.job, what)
-        yield
-        log.info("[%s] %s done in %.1fs", self.job, what, time.perf_counter() - started)
+        if logs.is_verbose() or logs.stderr_is_terminal():
+            log.info("[%s] %s ...", self.job, what)
+        step = Step()
+        try:
+            yield step
+        except BaseException:
+            log.error("[%s] %s failed after %.1fs", self.job, what, time.perf_counter() - started)
+            raise
+        log.info("[%s] %s done in %.1fs%s", self.job, what, time.perf_counter() - started, step.suffix())
+
+
+@dataclass
+class Step:
+    """Counts a step reports on its closing line: ``with ctx.step("x") as step: step.note(rows=n)``."""
+
+    counts: dict[str, object] = field(default_factory=dict)
+
+    def note(self, **counts: object) -> None:
+        self.counts.update(counts)
+
+    def suffix(self) -> str:
+        return (" (" + ", ".join(f"{key} {value}" for key, value in self.counts.items()) + ")") if self.counts else ""
 
 
 class JobError(RuntimeError):

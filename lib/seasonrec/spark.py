@@ -7,9 +7,11 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 
 from pyspark.sql import SparkSession
 
+from seasonrec import logs
 from seasonrec.config import SeasonrecConfig
 
 # Settings every seasonrec session needs, wherever it runs.
@@ -20,8 +22,24 @@ _COMMON_CONF = {
     # Delta readers (delta-rs included) expect INT64 micros, not Spark's legacy INT96.
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.adaptive.enabled": "true",
-    "spark.ui.showConsoleProgress": "true",
 }
+# Local JVMs start with this log4j2 configuration unless the run is verbose: nothing below ERROR, so no
+# startup notices (loopback hostname, native-hadoop library, "Setting default log level").
+_QUIET_LOG4J2 = """\
+rootLogger.level = error
+rootLogger.appenderRef.stdout.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+# PySpark's gateway initialises logging as a shell: with its own level equal to the root's, Spark skips the
+# "Setting default log level" notice.
+logger.gateway.name = org.apache.spark.api.python.PythonGatewayServer
+logger.gateway.level = error
+logger.repl.name = org.apache.spark.repl.Main
+logger.repl.level = error
+"""
 
 
 class SparkStartError(RuntimeError):
@@ -54,13 +72,38 @@ def get_spark(config: SeasonrecConfig) -> SparkSession:
         # Only meaningful before the JVM starts.
         builder = builder.config("spark.driver.memory", config.spark.driver_memory)
         builder = builder.config("spark.executorEnv.PYSPARK_PYTHON", os.environ["PYSPARK_PYTHON"])
-        builder = builder.config("spark.driver.extraJavaOptions", "-Dlog4j.rootLogger=WARN,console")
-    for key, value in {**_COMMON_CONF, **config.spark.conf}.items():
+        builder = builder.config("spark.driver.extraJavaOptions", _driver_log_options())
+    # Console progress bars are `\r`-redrawn lines: only for a person watching a terminal (or --verbose).
+    progress = {"spark.ui.showConsoleProgress": str(logs.is_verbose() or logs.stderr_is_terminal()).lower()}
+    for key, value in {**_COMMON_CONF, **progress, **config.spark.conf}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     _apply_runtime_conf(spark, config)
-    spark.sparkContext.setLogLevel(config.spark.log_level)
+    spark.sparkContext.setLogLevel(log_level(config))
     return spark
+
+
+def log_level(config: SeasonrecConfig) -> str:
+    """`spark.log_level` when the config sets it or the run is verbose; ERROR otherwise (Spark's WARN lines,
+    e.g. task sizes or truncated plans, are for whoever tunes Spark, who runs with --verbose)."""
+    if logs.is_verbose() or "log_level" in config.spark.model_fields_set:
+        return config.spark.log_level
+    return "ERROR"
+
+
+def _driver_log_options() -> str:
+    if logs.is_verbose():
+        return "-Dlog4j.rootLogger=WARN,console"
+    path = os.path.join(tempfile.gettempdir(), f"seasonrec-log4j2-quiet-{os.getuid() if hasattr(os, 'getuid') else 0}"
+                                               ".properties")
+    try:
+        partial = f"{path}.{os.getpid()}.tmp"
+        with open(partial, "w", encoding="utf-8") as handle:
+            handle.write(_QUIET_LOG4J2)
+        os.replace(partial, path)
+    except OSError:  # no writable temp dir: Spark's defaults, filtered by setLogLevel once started
+        return "-Dlog4j.rootLogger=WARN,console"
+    return f"-Dlog4j.configurationFile=file:{path}"
 
 
 def check_java() -> None:

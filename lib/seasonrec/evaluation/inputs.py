@@ -27,9 +27,9 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.window import Window
 
 from seasonrec import tables
+from seasonrec.core.ordering import POSITION, SUM_BEFORE, global_order, ntile
 from seasonrec.evaluation.baselines import EvalWindow, TrainingView
 from seasonrec.evaluation.metrics import EvaluationInputs
 
@@ -69,14 +69,15 @@ def build_inputs(ctx: Any, interactions: DataFrame, view: TrainingView, window: 
                                             F.count("*").alias("volume"))
     items = catalog.join(buyers, "item_id", "left").fillna(0, ["buyers", "volume"])
     total_volume = float(buyers.agg(F.sum("volume")).first()[0] or 0.0)
-    by_pop = Window.orderBy(F.col("buyers").desc(), F.col("item_id"))
-    by_volume = Window.orderBy(F.col("volume").desc(), F.col("item_id")).rowsBetween(Window.unboundedPreceding, -1)
+    by_pop = global_order(items, [("buyers", True), ("item_id", False)])
+    items = by_pop.frame.withColumn("popularity_decile", ntile(F.col(POSITION), by_pop.rows, 10)).drop(POSITION)
+    items = global_order(items, [("volume", True), ("item_id", False)], sum_col="volume").frame
     head_share, tail_share = config.features.head_share, config.features.tail_share
-    before = F.coalesce(F.sum("volume").over(by_volume), F.lit(0)) / F.lit(max(total_volume, 1.0))
+    before = F.col(SUM_BEFORE) / F.lit(max(total_volume, 1.0))
     items = items.select(
         "item_id",
         (-F.log2(F.greatest(F.col("buyers"), F.lit(1)) / F.lit(float(n_users_before)))).alias("self_information"),
-        F.ntile(10).over(by_pop).alias("popularity_decile"),
+        "popularity_decile",
         F.when(F.col("volume") == 0, "tail").when(before < head_share, "head")
         .when(before >= 1 - tail_share, "tail").otherwise("torso").alias("popularity_tier"),
     )

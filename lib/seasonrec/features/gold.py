@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 
 from seasonrec import tables
 from seasonrec.config import FeaturesConfig, SplitConfig
+from seasonrec.core.ordering import POSITION, SUM_BEFORE, global_order, ntile
 from seasonrec.core.randomness import bins_from_weights, uniform
 from seasonrec.features.calendar import SEASONS, SHOPPING_FESTIVALS, WEEKS
 
@@ -35,8 +36,9 @@ def before(interactions: DataFrame, as_of: dt.date) -> DataFrame:
 
 
 def dense_index(ids: DataFrame, id_col: str, index_col: str) -> DataFrame:
-    # A global ordering is one partition, but it is over distinct ids (catalog/user count), not events.
-    return ids.select(id_col).distinct().withColumn(index_col, F.row_number().over(Window.orderBy(id_col)) - 1)
+    """Distinct ids numbered 0..n-1 in id order (= row_number() - 1 over the ids, without one partition)."""
+    ordered = global_order(ids.select(id_col).distinct(), [(id_col, False)]).frame
+    return ordered.select(id_col, F.col(POSITION).cast("int").alias(index_col))
 
 
 def week_of_year(date: Column) -> Column:
@@ -63,7 +65,8 @@ def seasonality(history: DataFrame, item_ids: DataFrame, config: FeaturesConfig)
     counts = (history.withColumn("w", week_of_year(F.col("date"))).groupBy("item_id", "w")
               .agg(F.count("*").cast("double").alias("c")))
     overall = counts.groupBy("w").agg(F.sum("c").alias("g"))
-    overall = overall.withColumn("g", F.col("g") / F.sum("g").over(Window.partitionBy(F.lit(1))))
+    overall = (overall.crossJoin(F.broadcast(overall.agg(F.sum("g").alias("_all"))))
+               .withColumn("g", F.col("g") / F.col("_all")).drop("_all"))
     weeks = spark.range(1, WEEKS + 1).select(F.col("id").cast("int").alias("w"))
     prior = float(config.seasonality_prior)
     grid = (item_ids.select("item_id").crossJoin(weeks)
@@ -100,19 +103,20 @@ def item_features(silver_items: DataFrame, interactions: DataFrame, as_of: dt.da
           .fillna(0, ["n_purchases"])
           .withColumn("price_mean", F.coalesce("hist_price", "price", F.lit(0.0)).cast("double")))
     # Popularity tier by cumulative share of purchases, most popular first.
-    by_popularity = Window.orderBy(F.col("n_purchases").desc(), "item_id")
-    total = F.sum("n_purchases").over(Window.partitionBy(F.lit(1)))
-    share_before = (F.coalesce(F.sum("n_purchases").over(by_popularity.rowsBetween(Window.unboundedPreceding, -1)),
-                               F.lit(0)) / F.greatest(total, F.lit(1)))
-    df = (df.withColumn("share_before", share_before)
+    popularity = global_order(df, [("n_purchases", True), ("item_id", False)], sum_col="n_purchases")
+    share_before = F.col(SUM_BEFORE) / F.lit(max(popularity.total, 1))
+    df = (popularity.frame.withColumn("share_before", share_before)
           .withColumn("popularity_tier",
                       F.when(F.col("n_purchases") == 0, "tail")
                       .when(F.col("share_before") < config.head_share, "head")
                       .when(F.col("share_before") >= 1 - config.tail_share, "tail").otherwise("torso"))
-          .withColumn("price_bucket", (F.ntile(5).over(Window.orderBy("price_mean", "item_id")) - 1).cast("int"))
-          .withColumn("tokens", _tokens(F.col("title"))))
-    vocab = (df.select(F.explode("tokens").alias("token")).groupBy("token").count()
-             .withColumn("token_id", F.row_number().over(Window.orderBy(F.col("count").desc(), "token")).cast("int"))
+          .drop(POSITION, SUM_BEFORE))
+    by_price = global_order(df, [("price_mean", False), ("item_id", False)])
+    df = (by_price.frame.withColumn("price_bucket", (ntile(F.col(POSITION), by_price.rows, 5) - 1).cast("int"))
+          .drop(POSITION).withColumn("tokens", _tokens(F.col("title"))))
+    token_counts = df.select(F.explode("tokens").alias("token")).groupBy("token").count()
+    vocab = (global_order(token_counts, [("count", True), ("token", False)]).frame
+             .withColumn("token_id", (F.col(POSITION) + 1).cast("int"))
              .where(F.col("token_id") <= config.text_vocab_size).select("token", "token_id"))
     token_ids = (df.select("item_id", F.posexplode("tokens").alias("pos", "token"))
                  .join(F.broadcast(vocab), "token")

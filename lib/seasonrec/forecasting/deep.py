@@ -209,11 +209,12 @@ def horovod_train_fn(converter: Any, windows: list[tuple[int, int, int]], model_
 
     hvd = dist.init_worker(seed)
     trained: dict[int, dict[str, Any]] = {}
-    for window, cutoff_index, steps_per_epoch in windows:
+    for number, (window, cutoff_index, steps_per_epoch) in enumerate(windows, 1):
         tf.keras.utils.set_random_seed(seed + window)
         model = build_model(**model_kwargs)
         model.compile(optimizer=dist.distributed_optimizer(learning_rate), loss=pinball_loss(quantiles))
-        callbacks = dist.standard_callbacks(learning_rate, steps_per_epoch)
+        callbacks = dist.standard_callbacks(learning_rate, steps_per_epoch,
+                                            progress=f"[forecast] LSTM {number}/{len(windows)}")
         cutoff = tf.constant(float(cutoff_index))
         with dist.sharded_tf_dataset(converter, batch_size=batch_size, seed=seed + window) as dataset:
             examples = (dataset.unbatch()

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 import seasonrec
-from seasonrec import tables
+from seasonrec import logs, tables
 from seasonrec.context import JobContext, JobError
 from seasonrec.scoring.engine import ScoringOptions, resolve_model
 from seasonrec.serving.pyfunc import SERVING_FILE, RecommenderModel
@@ -109,11 +109,12 @@ def register_recommender(ctx: JobContext, model_dir: str, day: dt.date) -> dict[
         with mlflow.start_run(run_name=f"register-{ctx.run_id}", tags=tags) as run:
             mlflow.log_metrics({f"gate.{key}": float(value) for key, value in gate.items()
                                 if isinstance(value, int | float) and not isinstance(value, bool)})
-            info = mlflow.pyfunc.log_model(
-                name="recommender", python_model=RecommenderModel(),
-                artifacts={"model": version_dir, "snapshot": snapshot_dir, "serving": serving_dir},
-                code_paths=[os.path.dirname(seasonrec.__file__)], signature=_signature(), input_example=example,
-                pip_requirements=PIP_REQUIREMENTS, registered_model_name=cfg.model_name)
+            with logs.without_lines(logs.MLFLOW_REGISTRY_NOTICES):  # the job summary names the version
+                info = mlflow.pyfunc.log_model(
+                    name="recommender", python_model=RecommenderModel(),
+                    artifacts={"model": version_dir, "snapshot": snapshot_dir, "serving": serving_dir},
+                    code_paths=[os.path.dirname(seasonrec.__file__)], signature=_signature(),
+                    input_example=example, pip_requirements=PIP_REQUIREMENTS, registered_model_name=cfg.model_name)
     version = str(info.registered_model_version)
     registry = client(ctx.config)
     for key, value in {**tags, "gate.passed": str(gate["passed"]), "gate.recall": str(gate["recall"]),

@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from seasonrec.core.horovod_runner import EpochClock
 
 STATE_FILE = "state.json"
 
@@ -51,13 +54,15 @@ def full_catalog_recall(model: Any, inputs: dict[str, np.ndarray], targets: list
     return recall_at_k(top_k(np.concatenate(scores), k), targets, k)
 
 
-def report_epoch(row: dict[str, float], epochs: int, mlflow_run: dict[str, str] | None) -> None:
-    """Rank 0, at each epoch's end: one progress line, and the epoch's metrics into the training's
-    MLflow run while training goes on (``mlflow_run``: tracking_uri and run_id). A failing tracking
-    store costs a warning, never the training."""
+def report_epoch(row: dict[str, float], epochs: int, mlflow_run: dict[str, str] | None,
+                 clock: EpochClock) -> None:
+    """Rank 0, at each epoch's end: one progress line (loss, validation recall, seconds per epoch and time
+    left from ``clock``), and the epoch's metrics into the training's MLflow run while training goes on
+    (``mlflow_run``: tracking_uri and run_id). A failing tracking store costs a warning, never the training."""
+    from seasonrec.core.horovod_runner import epoch_line
+
     values = {key: value for key, value in row.items() if key != "epoch"}
-    print(f"[train] epoch {int(row['epoch'])}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items()),
-          flush=True)
+    print(epoch_line("[train]", int(row["epoch"]), epochs, values, clock), flush=True)
     if not mlflow_run:
         return
     try:
@@ -120,11 +125,12 @@ def horovod_train_fn(converter: Any, params: dict[str, Any], spec: dict[str, Any
                     model.save_weights(best_prefix)
                 checkpoint.write(last_prefix)
                 _write_state(checkpoint_dir, state)
-                report_epoch(state["history"][-1], epochs, mlflow_run)
+                report_epoch(state["history"][-1], epochs, mlflow_run, clock)
             dist.broadcast_object(True, name=f"checkpoint_written_{epoch}")  # barrier: checkpoint is complete
             if fail_after_epoch is not None and epoch + 1 >= fail_after_epoch:
                 os._exit(3)  # simulate a killed run (tests of --resume)
 
+    # No generic progress line: EpochEnd prints one with the validation recall (report_epoch).
     callbacks: list[Any] = dist.standard_callbacks(float(params["learning_rate"]), steps_per_epoch,
                                                    int(params["warmup_epochs"]), initial_epoch)
     callbacks.append(EpochEnd())
@@ -132,6 +138,7 @@ def horovod_train_fn(converter: Any, params: dict[str, Any], spec: dict[str, Any
         callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(checkpoint_dir, "tensorboard"),
                                                         write_graph=False, profile_batch=0))
     started = time.perf_counter()
+    clock = dist.EpochClock(initial_epoch)
     steps_run = 0
     if initial_epoch < epochs and not state["stopped"]:
         with dist.sharded_tf_dataset(converter, batch_size=int(params["batch_size"]),
