@@ -128,6 +128,82 @@ def test_concurrent_appends_keep_every_row(spark, tmp_lake: Lake) -> None:
     assert tmp_lake.version("t") == 6
 
 
+def _while_staging(lake: Lake, monkeypatch: pytest.MonkeyPatch, other_write) -> None:
+    """Run ``other_write`` (a real commit through the lake) while the next write stages its files, i.e.
+    after it read the table and before it commits: the race two jobs hit, made deterministic."""
+    stage = lake._rs_stage_files
+    fired: list[bool] = []
+
+    def staging_then_other(*args, **kwargs):
+        files = stage(*args, **kwargs)
+        if not fired:
+            fired.append(True)
+            other_write()
+        return files
+
+    monkeypatch.setattr(lake, "_rs_stage_files", staging_then_other)
+
+
+def _parquet_files(path: str) -> set[str]:
+    return {os.path.relpath(os.path.join(folder, f), path) for folder, _, files in os.walk(path)
+            for f in files if f.endswith(".parquet")}
+
+
+@pytest.mark.parametrize("when_matched", ["ignore", "update"])
+def test_merge_racing_another_merge_of_the_same_rows_stores_them_once(spark, tmp_lake: Lake, monkeypatch,
+                                                                     when_matched) -> None:
+    """Issue #20: two ingests of one new file at once used to leave every row twice (anti-join + blind
+    append). The loser of the race now merges again against the winner's version."""
+    d = dt.date(2011, 1, 1)
+    tmp_lake.write(_rows(spark, [(1, "a", d, 1.0, None)]), "t")
+    batch = _rows(spark, [(2, "b", d, 2.0, None), (3, "c", d, 3.0, None)])
+    _while_staging(tmp_lake, monkeypatch, lambda: Lake(spark, tmp_lake.root).merge(batch, "t", ["id"], when_matched))
+    tmp_lake.merge(batch, "t", ["id"], when_matched)
+    assert _ids(tmp_lake.read("t")) == [1, 2, 3]
+    assert _delta_rs_count(tmp_lake.path("t")) == 3
+    assert tmp_lake.version("t") == 2  # the other merge, then this one's retry (no lost or doubled commit)
+    path = tmp_lake.path("t")
+    referenced = {os.path.relpath(uri.removeprefix("file://"), path)
+                  for v in range(3) for uri in DeltaTable(path, version=v).file_uris()}
+    assert _parquet_files(path) == referenced  # the losing attempt's files were deleted
+
+
+def test_two_jobs_creating_one_table_both_commit(spark, tmp_lake: Lake, monkeypatch) -> None:
+    """Issue #20: the second creator failed with "A Delta Lake table already exists" and lost its
+    results; it now commits on top (an overwrite wins as the later version, a merge merges)."""
+    d = dt.date(2011, 1, 1)
+    first, second = _rows(spark, [(1, "a", d, 1.0, None)]), _rows(spark, [(2, "b", d, 2.0, None)])
+    _while_staging(tmp_lake, monkeypatch, lambda: Lake(spark, tmp_lake.root).write(first, "t"))
+    assert tmp_lake.write(second, "t") == 1
+    assert _ids(tmp_lake.read("t")) == [2] and _ids(tmp_lake.read("t", version=0)) == [1]
+
+    _while_staging(tmp_lake, monkeypatch, lambda: Lake(spark, tmp_lake.root).merge(first, "m", ["id"]))
+    tmp_lake.merge(_rows(spark, [(1, "a", d, 1.0, None), (2, "b", d, 2.0, None)]), "m", ["id"])
+    assert _ids(tmp_lake.read("m")) == [1, 2]
+
+
+def test_threads_merging_the_same_rows_store_them_once(spark, tmp_lake: Lake) -> None:
+    d = dt.date(2011, 1, 1)
+    tmp_lake.write(_rows(spark, [(0, "seed", d, 0.0, None)]), "t")
+    batch = _rows(spark, [(i, "x", d, 1.0, None) for i in range(1, 6)])
+    errors: list[BaseException] = []
+
+    def ingest() -> None:
+        try:
+            for _ in range(3):
+                tmp_lake.merge(batch, "t", keys=["id"], when_matched="ignore")
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ingest) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert _ids(tmp_lake.read("t")) == [0, 1, 2, 3, 4, 5]
+
+
 def test_vacuum_removes_unreferenced_files(spark, tmp_lake: Lake) -> None:
     d = dt.date(2011, 1, 1)
     tmp_lake.write(_rows(spark, [(1, "a", d, 1.0, None)]), "t")

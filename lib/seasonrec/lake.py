@@ -8,6 +8,11 @@
   leaves the table at its previous version (at worst with unreferenced files that ``vacuum``
   removes), and concurrent blind appends are reconciled by the Delta commit protocol.
 
+Concurrency: ``append`` and ``overwrite`` commit on top of whatever is latest (two creators of one
+table both succeed). ``merge`` is optimistic: it reads the table at a version and commits only as
+the next version; when another writer got there first it recomputes against the new version (up to
+``MERGE_ATTEMPTS`` times), so two jobs inserting the same new keys store them once.
+
 Either way the result is a standard Delta table that any Delta reader opens.
 
     lake = Lake(spark, "/data/lake")
@@ -18,6 +23,7 @@ Either way the result is a standard Delta table that any Delta reader opens.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -43,6 +49,13 @@ _HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
 class LakeError(RuntimeError):
     """A table operation that cannot be done, phrased for the user."""
+
+
+class ConcurrentWriteError(LakeError):
+    """Another writer committed to the table after this operation read it; nothing was committed."""
+
+
+MERGE_ATTEMPTS = 5  # a MERGE recomputed against the newer version this many times before giving up
 
 
 def check_schema(name: str, schema: StructType) -> None:
@@ -152,10 +165,13 @@ class Lake:
 
     # ---------------------------------------------------------------- writes
     def write(self, df: DataFrame, name: str, mode: WriteMode = "overwrite", partition_by: list[str] | None = None,
-              replace_partitions: bool = False, commit_info: dict[str, str] | None = None) -> int:
+              replace_partitions: bool = False, commit_info: dict[str, str] | None = None,
+              create_only: bool = False) -> int:
         """Create/overwrite or append; ``replace_partitions`` overwrites only the partitions present in ``df``.
 
-        Returns the committed version.
+        Two jobs creating the same table at once both succeed: the second commits its overwrite or
+        append on top of the first's table. ``create_only``: create the table or raise
+        `ConcurrentWriteError` when it exists (nothing committed). Returns the committed version.
         """
         if mode not in ("overwrite", "append"):
             raise LakeError(f"write mode '{mode}' is not supported; allowed: overwrite, append")
@@ -163,16 +179,21 @@ class Lake:
         registered = tables.TABLES.get(name)
         partition_by = list(partition_by or (registered.partition_by if registered else []))
         if self.engine == "delta-spark":
-            writer = df.write.format("delta").mode(mode).partitionBy(*partition_by)
+            writer = df.write.format("delta").mode("error" if create_only else mode).partitionBy(*partition_by)
             if mode == "overwrite" and replace_partitions:
                 writer = writer.option("partitionOverwriteMode", "dynamic")
             elif mode == "overwrite":
                 writer = writer.option("overwriteSchema", "true")
             if commit_info:
                 writer = writer.option("userMetadata", json.dumps(commit_info))
-            writer.save(self.path(name))
+            if create_only:
+                with _concurrent_errors(name, also=("already exists",)):
+                    writer.save(self.path(name))
+            else:
+                writer.save(self.path(name))
             return self.version(name)  # type: ignore[return-value]
-        return self._rs_commit(df, name, mode, partition_by, replace_partitions, commit_info)
+        return self._rs_commit(df, name, mode, partition_by, replace_partitions, commit_info,
+                               read_version=-1 if create_only else None)
 
     def merge(self, df: DataFrame, name: str, keys: list[str], when_matched: Literal["update", "ignore"] = "update",
               partition_by: list[str] | None = None, commit_info: dict[str, str] | None = None) -> int:
@@ -184,28 +205,48 @@ class Lake:
         if when_matched not in ("update", "ignore"):
             raise LakeError(f"when_matched '{when_matched}' is not supported; allowed: update, ignore")
         source = df.dropDuplicates(keys)
-        if not self.exists(name):
-            return self.write(source, name, "overwrite", partition_by, commit_info=commit_info)
-        if self.engine == "delta-spark":
+        for attempt in range(1, MERGE_ATTEMPTS + 1):
+            try:
+                return self._merge_once(source, name, keys, when_matched, partition_by, commit_info)
+            except ConcurrentWriteError:
+                if attempt == MERGE_ATTEMPTS:
+                    raise LakeError(f"table '{name}': MERGE lost the commit race {MERGE_ATTEMPTS} times to "
+                                    "concurrent writers; nothing was committed, rerun the job") from None
+                log.info("table '%s' changed while merging (attempt %d); merging again", name, attempt)
+                time.sleep(0.2 * attempt)
+        raise AssertionError("unreachable")
+
+    def _merge_once(self, source: DataFrame, name: str, keys: list[str], when_matched: str,
+                    partition_by: list[str] | None, commit_info: dict[str, str] | None) -> int:
+        """One optimistic MERGE: read the table at a version, commit only on top of that version
+        (else `ConcurrentWriteError`: the caller recomputes against the newer one). Without the check,
+        two jobs inserting the same new keys would both see them absent and both append them."""
+        read_version = self.version(name)
+        if read_version is None:  # create it; a concurrent creator wins and this attempt merges again
+            return self.write(source, name, "overwrite", partition_by, commit_info=commit_info, create_only=True)
+        if self.engine == "delta-spark":  # Delta's own optimistic concurrency: conflicts raise, then retry
             condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
             builder = self._delta_spark_table(name).alias("t").merge(source.alias("s"), condition)
             if when_matched == "update":
                 builder = builder.whenMatchedUpdateAll()
-            builder.whenNotMatchedInsertAll().execute()
+            with _concurrent_errors(name):
+                builder.whenNotMatchedInsertAll().execute()
             return self.version(name)  # type: ignore[return-value]
-        target = self.read(name)
+        target = self.read(name, version=read_version)
         source = source.select(*target.columns)
+        partitions = self._rs_partition_by(name)
         if when_matched == "ignore":
             new_rows = source.join(target.select(*keys), on=keys, how="left_anti")
-            return self._rs_commit(new_rows, name, "append", self._rs_partition_by(name), False, commit_info)
+            return self._rs_commit(new_rows, name, "append", partitions, False, commit_info,
+                                   read_version=read_version)
         # Copy-on-write MERGE computed by Spark: rewrite only the files holding matched keys.
         with_file = target.withColumn("_file", F.input_file_name())
         matched = with_file.join(source.select(*keys), on=keys).select("_file").distinct()
         touched = [row["_file"] for row in matched.collect()]
         kept = with_file.where(F.col("_file").isin(touched)).drop("_file").join(source.select(*keys), keys, "left_anti")
         rewritten = kept.select(*target.columns).unionByName(source)
-        return self._rs_commit(rewritten, name, "append", self._rs_partition_by(name), False, commit_info,
-                               remove_files=touched)
+        return self._rs_commit(rewritten, name, "append", partitions, False, commit_info,
+                               remove_files=touched, read_version=read_version)
 
     def vacuum(self, name: str, retention_hours: int = 168) -> list[str]:
         """Delete files no longer referenced by versions newer than the retention window."""
@@ -236,28 +277,63 @@ class Lake:
 
     def _rs_commit(self, df: DataFrame, name: str, mode: WriteMode, partition_by: list[str],
                    replace_partitions: bool, commit_info: dict[str, str] | None,
-                   remove_files: list[str] | None = None) -> int:
+                   remove_files: list[str] | None = None, read_version: int | None = None) -> int:
+        """Stage ``df``'s files and commit them. ``read_version``: the version the files were computed
+        from; the commit must be the next one (else `ConcurrentWriteError`, the staged files deleted);
+        -1 means "the table must not exist yet". None: commit on top of whatever is latest."""
         from deltalake import CommitProperties, Schema
-        from deltalake.transaction import RemoveAction, create_table_with_add_actions
+        from deltalake.exceptions import CommitFailedError, DeltaError
         from pyspark.sql.pandas.types import to_arrow_schema
 
         table_path = self.path(name)
         schema = Schema.from_arrow(to_arrow_schema(df.schema))
         exists = self.exists(name)
+        if exists and read_version == -1:
+            raise ConcurrentWriteError(f"table '{name}' was created by another writer")
         if exists and (mode == "append" or replace_partitions):
             existing = self._rs_partition_by(name)
             if partition_by and partition_by != existing:
                 raise LakeError(f"table '{name}' is partitioned by {existing}, not {partition_by}")
             partition_by = existing
         adds = self._rs_stage_files(df, table_path, partition_by)
-        props = CommitProperties(custom_metadata={"engineInfo.seasonrec": "spark+delta-rs", **(commit_info or {})})
-        if not exists:
-            registered = tables.TABLES.get(name)
-            create_table_with_add_actions(table_path, schema, adds, mode="error", partition_by=partition_by,
-                                          name=name, description=registered.comment if registered else None,
-                                          commit_properties=props)
-            return 0
-        table = self._rs_table(name)
+        props = CommitProperties(custom_metadata={"engineInfo.seasonrec": "spark+delta-rs", **(commit_info or {})},
+                                 max_commit_retries=0 if read_version is not None else None)
+        try:
+            if not exists:
+                try:
+                    return self._rs_create(table_path, name, schema, adds, partition_by, props)
+                except DeltaError as exc:
+                    if "already exists" not in str(exc) or read_version is not None:
+                        raise
+                    # Created by a concurrent job since `exists`: commit on top of its table instead.
+            return self._rs_commit_actions(name, schema, adds, mode, partition_by, replace_partitions, props,
+                                           remove_files or [], read_version)
+        except (CommitFailedError, DeltaError) as exc:
+            if read_version is None or not _is_conflict(exc):
+                raise
+            for add in adds:  # never referenced by a commit: delete rather than leave them to vacuum
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(table_path, add.path))
+            raise ConcurrentWriteError(f"table '{name}' changed since version {read_version}: {exc}") from exc
+
+    @staticmethod
+    def _rs_create(table_path: str, name: str, schema: Any, adds: list[Any], partition_by: list[str],
+                   props: Any) -> int:
+        from deltalake.transaction import create_table_with_add_actions
+
+        registered = tables.TABLES.get(name)
+        create_table_with_add_actions(table_path, schema, adds, mode="error", partition_by=partition_by,
+                                      name=name, description=registered.comment if registered else None,
+                                      commit_properties=props)
+        return 0
+
+    def _rs_commit_actions(self, name: str, schema: Any, adds: list[Any], mode: WriteMode, partition_by: list[str],
+                           replace_partitions: bool, props: Any, remove_files: list[str],
+                           read_version: int | None) -> int:
+        from deltalake.transaction import RemoveAction
+
+        table_path = self.path(name)
+        table = self._rs_table(name, read_version if read_version is not None and read_version >= 0 else None)
         now_ms = int(time.time() * 1000)
         if mode == "overwrite" and not replace_partitions:
             table.create_write_transaction(adds, "overwrite", schema, partition_by, commit_properties=props)
@@ -271,7 +347,7 @@ class Lake:
             predicate = [[(k, "=", "" if v is None else v) for k, v in values] for values in covered]
             for uri in table.file_uris(file_pruning_predicate=predicate) if predicate else []:
                 removes.append(RemoveAction(os.path.relpath(_local_path(uri), table_path), True, now_ms))
-        for uri in remove_files or []:
+        for uri in remove_files:
             removes.append(RemoveAction(os.path.relpath(_local_path(uri), table_path), True, now_ms))
         table.create_write_transaction(adds + removes, "append", schema, partition_by, commit_properties=props)
         return self.version(name)  # type: ignore[return-value]
@@ -311,6 +387,25 @@ class Lake:
             return adds
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    """A commit refused because the table moved on (a newer version, or created meanwhile)."""
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return any(marker in text for marker in ("commitfailed", "version", "already exists", "concurrent", "conflict"))
+
+
+@contextlib.contextmanager
+def _concurrent_errors(name: str, also: tuple[str, ...] = ()) -> Any:
+    """delta-spark's optimistic-concurrency exceptions (``ConcurrentAppendException`` ...) and ``also``
+    as `ConcurrentWriteError`."""
+    try:
+        yield
+    except Exception as exc:
+        text = f"{type(exc).__name__}: {exc}"
+        if "Concurrent" in text or any(marker in text for marker in also):
+            raise ConcurrentWriteError(f"table '{name}' changed concurrently: {text.splitlines()[0]}") from exc
+        raise
 
 
 def _partition_values(rel_dir: str) -> dict[str, str | None]:
