@@ -73,8 +73,8 @@ def py_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def submit(job: str, *options: str, master: str, py_files: Path, overrides: list[str],
-           timeout: float = 1200) -> tuple[dict[str, Any], str]:
-    """scripts/submit.sh JOB OPTIONS; returns (the job's JSON summary, stderr)."""
+           timeout: float = 1200) -> tuple[str, str]:
+    """scripts/submit.sh JOB OPTIONS; returns (stdout, stderr)."""
     env = {
         **os.environ,
         "MASTER": master, "CONF": "conf/cluster.yaml", "PY_FILES": str(py_files), "SET": " ".join(overrides),
@@ -90,7 +90,7 @@ def submit(job: str, *options: str, master: str, py_files: Path, overrides: list
             print("   ", line)
     tail = "\n".join(proc.stderr.splitlines()[-40:])
     assert proc.returncode == 0, f"spark-submit {job} failed (exit {proc.returncode}):\n{tail}"
-    return _last_summary(proc.stdout), proc.stderr
+    return proc.stdout, proc.stderr
 
 
 def run_in_own_group(argv: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
@@ -106,8 +106,16 @@ def run_in_own_group(argv: list[str], env: dict[str, str], timeout: float) -> su
     return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
 
+def _job_summary(report_dir: Path, job: str) -> dict[str, Any]:
+    """The full summary every job writes to ``<report_dir>/runs/<job>-<run_id>.json`` (the pipeline
+    command logs one line per job and prints no JSON)."""
+    paths = sorted((report_dir / "runs").glob(f"{job}-*.json"), key=lambda p: p.stat().st_mtime)
+    assert paths, f"no {job} summary under {report_dir / 'runs'}"
+    return json.loads(paths[-1].read_text())
+
+
 def _last_summary(stdout: str) -> dict[str, Any]:
-    """run_job prints each job's summary as indented JSON starting with a line '{'."""
+    """A single job run with a non-terminal stdout prints its summary as indented JSON from a line '{'."""
     starts = [i for i, line in enumerate(stdout.splitlines()) if line == "{"]
     assert starts, f"no job summary in stdout:\n{stdout[-2000:]}"
     text = "\n".join(stdout.splitlines()[starts[-1]:])
@@ -169,12 +177,12 @@ def test_pipeline_on_standalone_cluster(cluster, py_files: Path, tmp_path: Path)
                  "training.num_proc=2", "forecast.num_proc=2", *SMALL]
     started = time.monotonic()
     # One app per job, like a scheduler would run them; the lake carries the state between apps.
-    ingest, _ = submit("ingest", master=cluster.master_url, py_files=py_files, overrides=overrides)
-    assert ingest["job"] == "ingest"
+    stdout, _ = submit("ingest", master=cluster.master_url, py_files=py_files, overrides=overrides)
+    assert _last_summary(stdout)["job"] == "ingest"
     env_jobs = "features,train,score,forecast,evaluate"
-    summary, _ = submit("pipeline", "--jobs", env_jobs, master=cluster.master_url, py_files=py_files,
-                        overrides=overrides, timeout=2400)
-    assert summary["job"] == "evaluate"
+    submit("pipeline", "--jobs", env_jobs, master=cluster.master_url, py_files=py_files,
+           overrides=overrides, timeout=2400)
+    assert _job_summary(root / "reports", "evaluate")["job"] == "evaluate"
     print(f"pipeline on the cluster: {time.monotonic() - started:.0f}s")
 
     lake = root / "lake"
