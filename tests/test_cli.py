@@ -161,8 +161,6 @@ def test_verbose_flag_and_quiet_logging_levels(monkeypatch: pytest.MonkeyPatch) 
     args = cli.build_parser(only="ingest").parse_args(["ingest", "--verbose"])
     assert args.verbose is True
     monkeypatch.setenv(logs.VERBOSE_ENV, "")
-    # The streaming job silences py4j.clientserver's stop-time noise for the process; start clean.
-    monkeypatch.setattr(logging.getLogger("py4j.clientserver"), "level", logging.NOTSET)
     root = logging.getLogger()
     saved = (root.level, {n: logging.getLogger(n).level for n in (*logs.NOISY_LOGGERS, "seasonrec")})
     try:

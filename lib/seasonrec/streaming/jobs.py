@@ -132,8 +132,11 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
     else:
         writer = writer.trigger(processingTime=f"{int(round(config.trigger_seconds * 1000))} milliseconds")
     # A failing batch is re-raised below as its own error (one line from the CLI); py4j would also log
-    # its Python traceback a second time.
-    logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
+    # its Python traceback a second time. Only while the query runs: the process (a notebook, a test
+    # session) keeps its own py4j logging afterwards.
+    py4j_callbacks = logging.getLogger("py4j.clientserver")
+    level_before = py4j_callbacks.level
+    py4j_callbacks.setLevel(logging.CRITICAL)
     query = writer.start()
     timed_out = False
     try:
@@ -149,6 +152,8 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
         if failures:  # the batch's own error (e.g. a JobError) says more than Spark's wrapper
             raise failures[0] from None
         raise
+    finally:
+        py4j_callbacks.setLevel(level_before)
     return {
         "mode": "once" if args.once else "continuous",
         "source": source,
