@@ -186,10 +186,7 @@ class Lake:
                 writer = writer.option("overwriteSchema", "true")
             if commit_info:
                 writer = writer.option("userMetadata", json.dumps(commit_info))
-            if create_only:
-                with _concurrent_errors(name, also=("already exists",)):
-                    writer.save(self.path(name))
-            else:
+            with _concurrent_errors(name, also=("already exists",)) if create_only else contextlib.nullcontext():
                 writer.save(self.path(name))
             return self.version(name)  # type: ignore[return-value]
         return self._rs_commit(df, name, mode, partition_by, replace_partitions, commit_info,
