@@ -245,14 +245,75 @@ class Lake:
         return self._rs_commit(rewritten, name, "append", partitions, False, commit_info,
                                remove_files=touched, read_version=read_version)
 
-    def vacuum(self, name: str, retention_hours: int = 168) -> list[str]:
-        """Delete files no longer referenced by versions newer than the retention window."""
+    def vacuum(self, name: str, retention_hours: int = 168, commit_info: dict[str, str] | None = None) -> list[str]:
+        """Delete the table's data files that no version newer than ``retention_hours`` references:
+        files of overwritten versions, and files never committed (a killed or failed write) whose
+        modification time is older than the window. Returns the deleted paths; when there is nothing
+        to delete, nothing is deleted and no commit is written (both engines log a vacuum as commits)."""
         self.info(name)
         if self.engine == "delta-spark":
-            self._delta_spark_table(name).vacuum(float(retention_hours))
+            path = self.path(name).replace("`", "``")
+            check = "spark.databricks.delta.retentionDurationCheck.enabled"
+            previous = self.spark.conf.get(check, "true")
+            self.spark.conf.set(check, "false")  # the caller's retention is the rule (0 in tests)
+            try:
+                doomed = [str(row[0]) for row in self.spark.sql(
+                    f"VACUUM delta.`{path}` RETAIN {int(retention_hours)} HOURS DRY RUN").collect()]
+                if doomed:
+                    self._delta_spark_table(name).vacuum(float(retention_hours))
+            finally:
+                self.spark.conf.set(check, previous)
+            return doomed
+        from deltalake import CommitProperties
+
+        table = self._rs_table(name)
+        options = {"retention_hours": retention_hours, "enforce_retention_duration": False, "full": True}
+        # delta-rs lists the files of expired removes again on every run until a checkpoint forgets
+        # them, deleted or not: only files still on disk count (else every rerun would commit).
+        doomed = [p for p in table.vacuum(dry_run=True, **options)
+                  if any(os.path.exists(os.path.join(self.path(name), c)) for c in (p, unquote(p)))]
+        if not doomed:
             return []
-        return self._rs_table(name).vacuum(retention_hours=retention_hours, dry_run=False,
-                                           enforce_retention_duration=False)
+        table.vacuum(dry_run=False, commit_properties=CommitProperties(custom_metadata=commit_info or {}), **options)
+        return doomed
+
+    def compact(self, name: str, commit_info: dict[str, str] | None = None) -> dict[str, int]:
+        """Rewrite the small files of each partition into fewer, larger ones (Delta OPTIMIZE; the rows
+        and the table's data do not change). Returns {"files_removed", "files_added"}; when no
+        partition has more than one small file nothing is rewritten and no commit is written."""
+        self.info(name)
+        if self.engine == "delta-spark":
+            before = self.version(name)
+            metrics = self._delta_spark_table(name).optimize().executeCompaction().collect()
+            if self.version(name) == before or not metrics:
+                return {"files_removed": 0, "files_added": 0}
+            row = metrics[0]["metrics"]
+            return {"files_removed": int(row["numFilesRemoved"]), "files_added": int(row["numFilesAdded"])}
+        from deltalake import CommitProperties
+
+        metrics = self._rs_table(name).optimize.compact(
+            commit_properties=CommitProperties(custom_metadata=commit_info or {}))
+        return {"files_removed": int(metrics["numFilesRemoved"]), "files_added": int(metrics["numFilesAdded"])}
+
+    def remove_staging_leftovers(self, retention_hours: int = 168) -> list[str]:
+        """Delete the staging folders (``<root>/_staging/<table>-<id>``) of writes that died before
+        cleaning up (kill -9), when nothing in them changed for ``retention_hours``: a write in
+        progress keeps its folder fresh. Returns the deleted folders (delta-spark never stages)."""
+        staging = f"{self.root}/_staging"
+        if self.engine == "delta-spark" or not os.path.isdir(staging):
+            return []
+        cutoff = time.time() - retention_hours * 3600
+        removed = []
+        for entry in sorted(os.listdir(staging)):
+            folder = os.path.join(staging, entry)
+            if _newest_mtime(folder) <= cutoff:
+                if os.path.isdir(folder):
+                    shutil.rmtree(folder, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.remove(folder)
+                removed.append(folder)
+        return removed
 
     # ---------------------------------------------------------------- delta-spark engine
     def _jvm_delta(self) -> Any:
@@ -403,6 +464,16 @@ def _concurrent_errors(name: str, also: tuple[str, ...] = ()) -> Any:
         if "Concurrent" in text or any(marker in text for marker in also):
             raise ConcurrentWriteError(f"table '{name}' changed concurrently: {text.splitlines()[0]}") from exc
         raise
+
+
+def _newest_mtime(path: str) -> float:
+    """The latest modification time of ``path`` and, for a folder, of anything inside it."""
+    newest = os.path.getmtime(path)
+    for folder, dirs, files in os.walk(path):
+        for entry in dirs + files:
+            with contextlib.suppress(OSError):
+                newest = max(newest, os.path.getmtime(os.path.join(folder, entry)))
+    return newest
 
 
 def _partition_values(rel_dir: str) -> dict[str, str | None]:
