@@ -24,14 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "this UTC date or time (YYYY-MM-DD[THH:MM:SS]); gold is always rebuilt from silver")
 
 
-def _silver_interactions(ctx, since: dt.datetime | None) -> dict[str, Any]:
+def _silver_interactions(ctx, since: dt.datetime | None, salt: str) -> dict[str, Any]:
     from seasonrec import tables
     from seasonrec.features import silver
 
     config = ctx.config.features
     lake = ctx.lake
     bronze = lake.read(tables.BRONZE_TRANSACTIONS)
-    salt = silver.salt(config)
     if since is not None and lake.exists(tables.SILVER_INTERACTIONS):
         new_rows = bronze.where(F.col("ingested_at") >= F.lit(since).cast("timestamp"))
         first = new_rows.agg(F.min("ts").alias("first")).first()["first"]
@@ -59,11 +58,12 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
     lake = ctx.lake
     config = ctx.config.features
     split = ctx.config.split
+    salt = silver.salt(config, ctx.config.env)  # before any work: outside env local/test it must be set
     if not lake.exists(tables.BRONZE_TRANSACTIONS):
         raise JobError(f"{tables.BRONZE_TRANSACTIONS} does not exist under {lake.root}; run `seasonrec ingest` first")
     summary: dict[str, Any] = {}
     with ctx.step("silver interactions"):
-        summary["silver"] = _silver_interactions(ctx, args.since)
+        summary["silver"] = _silver_interactions(ctx, args.since, salt)
     bronze = lake.read(tables.BRONZE_TRANSACTIONS)
     with ctx.step("silver items"):
         lake.write(silver.items(bronze, config), tables.SILVER_ITEMS, commit_info=ctx.commit_info())
