@@ -135,6 +135,33 @@ class Lake:
             raise LakeError(f"table '{name}' does not exist under {self.root}; run the job that creates it first")
         return TableInfo(name, self.path(name), version, self.engine)
 
+    def properties(self, name: str) -> dict[str, str]:
+        """The table's properties (Delta ``metadata.configuration``), e.g. ``{"seasonrec.pseudonym": ...}``."""
+        self.info(name)
+        if self.engine == "delta-spark":
+            path = self.path(name).replace("`", "``")
+            return dict(self.spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["properties"] or {})
+        return {k: v for k, v in self._rs_table(name).metadata().configuration.items() if v is not None}
+
+    def set_properties(self, name: str, properties: dict[str, str],
+                       commit_info: dict[str, str] | None = None) -> int:
+        """Set table properties; a commit only when one of them differs. Returns the table version."""
+        current = self.properties(name)
+        if all(current.get(k) == v for k, v in properties.items()):
+            return self.info(name).version
+        if self.engine == "delta-spark":
+            path = self.path(name).replace("`", "``")
+            pairs = ", ".join(f"'{k}' = '{v}'" for k, v in properties.items())
+            self.spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({pairs})")
+        else:
+            from deltalake import CommitProperties
+
+            # raise_if_not_exists=False: delta-rs otherwise accepts only the delta.* keys it knows.
+            self._rs_table(name).alter.set_table_properties(
+                dict(properties), raise_if_not_exists=False,
+                commit_properties=CommitProperties(custom_metadata=commit_info or {}))
+        return self.info(name).version
+
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
         self.info(name)
         if self.engine == "delta-spark":
@@ -166,12 +193,15 @@ class Lake:
     # ---------------------------------------------------------------- writes
     def write(self, df: DataFrame, name: str, mode: WriteMode = "overwrite", partition_by: list[str] | None = None,
               replace_partitions: bool = False, commit_info: dict[str, str] | None = None,
-              create_only: bool = False) -> int:
+              create_only: bool = False, properties: dict[str, str] | None = None) -> int:
         """Create/overwrite or append; ``replace_partitions`` overwrites only the partitions present in ``df``.
 
         Two jobs creating the same table at once both succeed: the second commits its overwrite or
         append on top of the first's table. ``create_only``: create the table or raise
-        `ConcurrentWriteError` when it exists (nothing committed). Returns the committed version.
+        `ConcurrentWriteError` when it exists (nothing committed). ``properties``: table properties
+        the written data satisfies (`properties`), set by a commit right after the data's when they
+        differ (never before it: a crash in between leaves new data with the old properties, which
+        readers of the property refuse, never old data with new ones). Returns the latest version.
         """
         if mode not in ("overwrite", "append"):
             raise LakeError(f"write mode '{mode}' is not supported; allowed: overwrite, append")
@@ -188,9 +218,11 @@ class Lake:
                 writer = writer.option("userMetadata", json.dumps(commit_info))
             with _concurrent_errors(name, also=("already exists",)) if create_only else contextlib.nullcontext():
                 writer.save(self.path(name))
-            return self.version(name)  # type: ignore[return-value]
-        return self._rs_commit(df, name, mode, partition_by, replace_partitions, commit_info,
-                               read_version=-1 if create_only else None)
+            version: int = self.version(name)  # type: ignore[assignment]
+        else:
+            version = self._rs_commit(df, name, mode, partition_by, replace_partitions, commit_info,
+                                      read_version=-1 if create_only else None)
+        return self.set_properties(name, properties, commit_info) if properties else version
 
     def merge(self, df: DataFrame, name: str, keys: list[str], when_matched: Literal["update", "ignore"] = "update",
               partition_by: list[str] | None = None, commit_info: dict[str, str] | None = None) -> int:

@@ -65,3 +65,46 @@ def test_jobs_that_pseudonymise_stop_with_one_line_without_a_salt(spark, tmp_pat
     assert err[-1].startswith(f"seasonrec {job}: error: SEASONREC_SALT is not set: env 'cluster' pseudonymises")
     assert "Traceback" not in "\n".join(err)
     assert not (tmp_path / "lake_root" / "silver_interactions").exists()
+
+
+SMALL = ["data.synthetic.n_users=120", "data.synthetic.n_items=60", "data.synthetic.n_events=3000",
+         "data.synthetic.start=2010-06-01", "features.negatives_per_positive=2"]
+
+
+def test_features_refuses_to_add_to_a_silver_table_pseudonymised_another_way(
+        spark, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from seasonrec import tables
+    from seasonrec.context import JobContext
+    from seasonrec.data import jobs as ingest_jobs
+    from seasonrec.features import jobs as features_jobs
+    from support import as_table, job_args, make_config
+
+    config = make_config(tmp_path, *SMALL)
+    ingest_jobs.run(JobContext.create(config, "ingest", spark), job_args(ingest_jobs))
+    lake = JobContext.create(config, "features", spark).lake
+    # A silver table as seasonrec wrote it before the scheme was recorded (sha256 of salt + id, no property).
+    old_id = hashlib.sha256(b"test-salt\x0117850").hexdigest()[:24]
+    lake.write(as_table(spark.createDataFrame([(old_id, "85123A")], "user_id string, item_id string"),
+                        tables.SILVER_INTERACTIONS), tables.SILVER_INTERACTIONS)
+    version = lake.version(tables.SILVER_INTERACTIONS)
+
+    code = cli.main(["features", "--conf", str(REPO / "conf" / "test.yaml"), "--since", "2010-01-01",
+                     *[arg for kv in [f"paths.lake_root={config.paths.lake_root}",
+                                      f"paths.report_dir={config.paths.report_dir}", *SMALL]
+                       for arg in ("--set", kv)]])
+    assert code == 1
+    line = [x for x in capsys.readouterr().err.splitlines() if x.strip()][-1]
+    assert line == ("seasonrec features: error: silver_interactions was written with no recorded pseudonym scheme "
+                    "(an older seasonrec), this code writes 'hmac-sha256-v1': its user ids would not match; rebuild "
+                    "silver with `seasonrec features` without --since")
+    assert lake.version(tables.SILVER_INTERACTIONS) == version  # nothing added
+
+    # The rebuild (no --since) rewrites every row with HMAC pseudonyms and records the scheme.
+    features_jobs.run(JobContext.create(config, "features", spark), job_args(features_jobs))
+    assert lake.properties(tables.SILVER_INTERACTIONS)[silver.PSEUDONYM_PROPERTY] == "hmac-sha256-v1"
+    assert silver.pseudonym_scheme_problem(lake.properties(tables.SILVER_INTERACTIONS)) is None
+    raw = lake.read(tables.BRONZE_TRANSACTIONS).where("user_raw is not null").first()["user_raw"]
+    user_ids = {r["user_id"] for r in lake.read(tables.SILVER_INTERACTIONS).select("user_id").distinct().collect()}
+    assert _reference("test-salt", raw) in user_ids and old_id not in user_ids
+    assert "written with pseudonym scheme 'sha256-v0'" in silver.pseudonym_scheme_problem(
+        {silver.PSEUDONYM_PROPERTY: "sha256-v0"})

@@ -26,12 +26,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _silver_interactions(ctx, since: dt.datetime | None, salt: str) -> dict[str, Any]:
     from seasonrec import tables
+    from seasonrec.context import JobError
     from seasonrec.features import silver
 
     config = ctx.config.features
     lake = ctx.lake
+    scheme = {silver.PSEUDONYM_PROPERTY: silver.PSEUDONYM_SCHEME}
     bronze = lake.read(tables.BRONZE_TRANSACTIONS)
     if since is not None and lake.exists(tables.SILVER_INTERACTIONS):
+        problem = silver.pseudonym_scheme_problem(lake.properties(tables.SILVER_INTERACTIONS))
+        if problem:
+            raise JobError(problem)
         new_rows = bronze.where(F.col("ingested_at") >= F.lit(since).cast("timestamp"))
         first = new_rows.agg(F.min("ts").alias("first")).first()["first"]
         if first is None:
@@ -42,10 +47,11 @@ def _silver_interactions(ctx, since: dt.datetime | None, salt: str) -> dict[str,
         rows = silver.interactions(bronze.where(F.col("ts") >= F.lit(month_start)), config, salt)
         months = [r["event_month"] for r in rows.select("event_month").distinct().collect()]
         lake.write(rows, tables.SILVER_INTERACTIONS, partition_by=["event_month"], replace_partitions=True,
-                   commit_info=ctx.commit_info())
+                   commit_info=ctx.commit_info(), properties=scheme)
         return {"mode": "incremental", "months_rebuilt": len(months), "from_month": month_start.strftime("%Y-%m")}
     rows = silver.interactions(bronze, config, salt)
-    lake.write(rows, tables.SILVER_INTERACTIONS, partition_by=["event_month"], commit_info=ctx.commit_info())
+    lake.write(rows, tables.SILVER_INTERACTIONS, partition_by=["event_month"], commit_info=ctx.commit_info(),
+               properties=scheme)
     return {"mode": "full"}
 
 

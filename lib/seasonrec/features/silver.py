@@ -42,6 +42,24 @@ HMAC_BLOCK_BYTES = 64  # SHA-256's block size (RFC 2104's B)
 PSEUDONYM_CHARS = 24  # hex characters kept of the HMAC (96 bits)
 
 
+# How silver's user_id was computed, stored as a property of silver_interactions by every write:
+# rows pseudonymised another way (the unkeyed sha256 of seasonrec before it, no property) never match
+# these, so they must not be mixed in one table.
+PSEUDONYM_PROPERTY = "seasonrec.pseudonym"
+PSEUDONYM_SCHEME = "hmac-sha256-v1"
+
+
+def pseudonym_scheme_problem(properties: dict[str, str]) -> str | None:
+    """Why rows pseudonymised by this code must not be added to a table with these properties
+    (another or no recorded `PSEUDONYM_SCHEME`), as one line; None when they may."""
+    found = properties.get(PSEUDONYM_PROPERTY)
+    if found == PSEUDONYM_SCHEME:
+        return None
+    written = f"pseudonym scheme '{found}'" if found else "no recorded pseudonym scheme (an older seasonrec)"
+    return (f"silver_interactions was written with {written}, this code writes '{PSEUDONYM_SCHEME}': its user ids "
+            "would not match; rebuild silver with `seasonrec features` without --since")
+
+
 class MissingSaltError(ConfigError):
     """The pseudonymisation salt is not set where the dev default must not be used."""
 
