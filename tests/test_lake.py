@@ -249,3 +249,18 @@ def test_registered_tables_are_checked_partitioned_and_described(spark, tmp_lake
     tmp_lake.write(spark.createDataFrame([row], recs.ddl), tables.RECOMMENDATIONS)
     assert DeltaTable(tmp_lake.path(tables.RECOMMENDATIONS)).metadata().partition_columns == ["context_date"]
     assert tmp_lake.write(_rows(spark, [(1, "a", None, 1.0, None)]), "scratch") == 0  # unregistered: free-form
+
+
+def test_table_properties_are_stored_kept_and_changed_only_when_they_differ(spark, tmp_lake: Lake) -> None:
+    d = dt.date(2011, 1, 1)
+    scheme = {"seasonrec.pseudonym": "hmac-sha256-v1"}
+    assert tmp_lake.write(_rows(spark, [(1, "a", d, 1.0, None)]), "t", properties=scheme) == 1  # data, then properties
+    assert tmp_lake.properties("t") == scheme
+    assert [h["operation"] for h in tmp_lake.history("t")][:1] == ["SET TBLPROPERTIES"]
+    assert tmp_lake.write(_rows(spark, [(2, "b", d, 2.0, None)]), "t", mode="append", properties=scheme) == 2
+    tmp_lake.write(_rows(spark, [(3, "c", d, 3.0, None)]), "t")  # an overwrite keeps them
+    assert tmp_lake.properties("t") == scheme and tmp_lake.version("t") == 3
+    assert tmp_lake.write(_rows(spark, [(4, "d", d, 4.0, None)]), "t", properties={"seasonrec.pseudonym": "v2"}) == 5
+    assert tmp_lake.properties("t") == {"seasonrec.pseudonym": "v2"} and _ids(tmp_lake.read("t")) == [4]
+    tmp_lake.write(_rows(spark, [(5, "e", d, 5.0, None)]), "t", mode="append")  # delta-rs commits with the key
+    assert _ids(tmp_lake.read("t")) == [4, 5] and tmp_lake.properties("t") == {"seasonrec.pseudonym": "v2"}

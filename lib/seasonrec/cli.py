@@ -33,10 +33,12 @@ JOBS: dict[str, str] = {
     "evaluate": "seasonrec.evaluation.jobs",
     "stream": "seasonrec.streaming.jobs",
     "serve": "seasonrec.serving.serve",
+    "maintain": "seasonrec.maintenance",
 }
-# Jobs that run until stopped are not steps of `seasonrec pipeline` / `make demo`.
+# Jobs that run until stopped are not steps of `seasonrec pipeline` / `make demo`, nor is the lake's
+# housekeeping (`maintain`, scheduled on its own).
 LONG_RUNNING = {"stream", "serve"}
-PIPELINE = [name for name in JOBS if name not in LONG_RUNNING]
+PIPELINE = [name for name in JOBS if name not in LONG_RUNNING | {"maintain"}]
 DEFAULT_CONF = "conf/local.yaml"
 # Added to an exception raised by a pipeline step, so its one-line error names the step.
 _PIPELINE_STEP_NOTE = "pipeline job: "

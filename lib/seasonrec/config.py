@@ -438,6 +438,14 @@ class StreamingConfig(Section):
         return self
 
 
+class MaintenanceConfig(Section):
+    """`seasonrec maintain`: what Delta files it may delete."""
+
+    retention_hours: int = Field(default=168, ge=0, description="unreferenced table files and _staging "
+                                 "leftovers untouched this long are deleted; time travel reaches back this far "
+                                 "only, and a write running longer than this could lose its files")
+
+
 class SeasonrecConfig(Section):
     env: str = "local"
     paths: PathsConfig = Field(default_factory=PathsConfig)
@@ -451,6 +459,7 @@ class SeasonrecConfig(Section):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     streaming: StreamingConfig = Field(default_factory=StreamingConfig)
+    maintenance: MaintenanceConfig = Field(default_factory=MaintenanceConfig)
 
     def resolve_paths(self, base: Path) -> SeasonrecConfig:
         """Make relative local paths absolute against `base` (URIs like dbfs:/ or s3:// are kept)."""

@@ -135,6 +135,33 @@ class Lake:
             raise LakeError(f"table '{name}' does not exist under {self.root}; run the job that creates it first")
         return TableInfo(name, self.path(name), version, self.engine)
 
+    def properties(self, name: str) -> dict[str, str]:
+        """The table's properties (Delta ``metadata.configuration``), e.g. ``{"seasonrec.pseudonym": ...}``."""
+        self.info(name)
+        if self.engine == "delta-spark":
+            path = self.path(name).replace("`", "``")
+            return dict(self.spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["properties"] or {})
+        return {k: v for k, v in self._rs_table(name).metadata().configuration.items() if v is not None}
+
+    def set_properties(self, name: str, properties: dict[str, str],
+                       commit_info: dict[str, str] | None = None) -> int:
+        """Set table properties; a commit only when one of them differs. Returns the table version."""
+        current = self.properties(name)
+        if all(current.get(k) == v for k, v in properties.items()):
+            return self.info(name).version
+        if self.engine == "delta-spark":
+            path = self.path(name).replace("`", "``")
+            pairs = ", ".join(f"'{k}' = '{v}'" for k, v in properties.items())
+            self.spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({pairs})")
+        else:
+            from deltalake import CommitProperties
+
+            # raise_if_not_exists=False: delta-rs otherwise accepts only the delta.* keys it knows.
+            self._rs_table(name).alter.set_table_properties(
+                dict(properties), raise_if_not_exists=False,
+                commit_properties=CommitProperties(custom_metadata=commit_info or {}))
+        return self.info(name).version
+
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
         self.info(name)
         if self.engine == "delta-spark":
@@ -166,12 +193,15 @@ class Lake:
     # ---------------------------------------------------------------- writes
     def write(self, df: DataFrame, name: str, mode: WriteMode = "overwrite", partition_by: list[str] | None = None,
               replace_partitions: bool = False, commit_info: dict[str, str] | None = None,
-              create_only: bool = False) -> int:
+              create_only: bool = False, properties: dict[str, str] | None = None) -> int:
         """Create/overwrite or append; ``replace_partitions`` overwrites only the partitions present in ``df``.
 
         Two jobs creating the same table at once both succeed: the second commits its overwrite or
         append on top of the first's table. ``create_only``: create the table or raise
-        `ConcurrentWriteError` when it exists (nothing committed). Returns the committed version.
+        `ConcurrentWriteError` when it exists (nothing committed). ``properties``: table properties
+        the written data satisfies (`properties`), set by a commit right after the data's when they
+        differ (never before it: a crash in between leaves new data with the old properties, which
+        readers of the property refuse, never old data with new ones). Returns the latest version.
         """
         if mode not in ("overwrite", "append"):
             raise LakeError(f"write mode '{mode}' is not supported; allowed: overwrite, append")
@@ -188,9 +218,11 @@ class Lake:
                 writer = writer.option("userMetadata", json.dumps(commit_info))
             with _concurrent_errors(name, also=("already exists",)) if create_only else contextlib.nullcontext():
                 writer.save(self.path(name))
-            return self.version(name)  # type: ignore[return-value]
-        return self._rs_commit(df, name, mode, partition_by, replace_partitions, commit_info,
-                               read_version=-1 if create_only else None)
+            version: int = self.version(name)  # type: ignore[assignment]
+        else:
+            version = self._rs_commit(df, name, mode, partition_by, replace_partitions, commit_info,
+                                      read_version=-1 if create_only else None)
+        return self.set_properties(name, properties, commit_info) if properties else version
 
     def merge(self, df: DataFrame, name: str, keys: list[str], when_matched: Literal["update", "ignore"] = "update",
               partition_by: list[str] | None = None, commit_info: dict[str, str] | None = None) -> int:
@@ -245,14 +277,75 @@ class Lake:
         return self._rs_commit(rewritten, name, "append", partitions, False, commit_info,
                                remove_files=touched, read_version=read_version)
 
-    def vacuum(self, name: str, retention_hours: int = 168) -> list[str]:
-        """Delete files no longer referenced by versions newer than the retention window."""
+    def vacuum(self, name: str, retention_hours: int = 168, commit_info: dict[str, str] | None = None) -> list[str]:
+        """Delete the table's data files that no version newer than ``retention_hours`` references:
+        files of overwritten versions, and files never committed (a killed or failed write) whose
+        modification time is older than the window. Returns the deleted paths; when there is nothing
+        to delete, nothing is deleted and no commit is written (both engines log a vacuum as commits)."""
         self.info(name)
         if self.engine == "delta-spark":
-            self._delta_spark_table(name).vacuum(float(retention_hours))
+            path = self.path(name).replace("`", "``")
+            check = "spark.databricks.delta.retentionDurationCheck.enabled"
+            previous = self.spark.conf.get(check, "true")
+            self.spark.conf.set(check, "false")  # the caller's retention is the rule (0 in tests)
+            try:
+                doomed = [str(row[0]) for row in self.spark.sql(
+                    f"VACUUM delta.`{path}` RETAIN {int(retention_hours)} HOURS DRY RUN").collect()]
+                if doomed:
+                    self._delta_spark_table(name).vacuum(float(retention_hours))
+            finally:
+                self.spark.conf.set(check, previous)
+            return doomed
+        from deltalake import CommitProperties
+
+        table = self._rs_table(name)
+        options = {"retention_hours": retention_hours, "enforce_retention_duration": False, "full": True}
+        # delta-rs lists the files of expired removes again on every run until a checkpoint forgets
+        # them, deleted or not: only files still on disk count (else every rerun would commit).
+        doomed = [p for p in table.vacuum(dry_run=True, **options)
+                  if any(os.path.exists(os.path.join(self.path(name), c)) for c in (p, unquote(p)))]
+        if not doomed:
             return []
-        return self._rs_table(name).vacuum(retention_hours=retention_hours, dry_run=False,
-                                           enforce_retention_duration=False)
+        table.vacuum(dry_run=False, commit_properties=CommitProperties(custom_metadata=commit_info or {}), **options)
+        return doomed
+
+    def compact(self, name: str, commit_info: dict[str, str] | None = None) -> dict[str, int]:
+        """Rewrite the small files of each partition into fewer, larger ones (Delta OPTIMIZE; the rows
+        and the table's data do not change). Returns {"files_removed", "files_added"}; when no
+        partition has more than one small file nothing is rewritten and no commit is written."""
+        self.info(name)
+        if self.engine == "delta-spark":
+            before = self.version(name)
+            metrics = self._delta_spark_table(name).optimize().executeCompaction().collect()
+            if self.version(name) == before or not metrics:
+                return {"files_removed": 0, "files_added": 0}
+            row = metrics[0]["metrics"]
+            return {"files_removed": int(row["numFilesRemoved"]), "files_added": int(row["numFilesAdded"])}
+        from deltalake import CommitProperties
+
+        metrics = self._rs_table(name).optimize.compact(
+            commit_properties=CommitProperties(custom_metadata=commit_info or {}))
+        return {"files_removed": int(metrics["numFilesRemoved"]), "files_added": int(metrics["numFilesAdded"])}
+
+    def remove_staging_leftovers(self, retention_hours: int = 168) -> list[str]:
+        """Delete the staging folders (``<root>/_staging/<table>-<id>``) of writes that died before
+        cleaning up (kill -9), when nothing in them changed for ``retention_hours``: a write in
+        progress keeps its folder fresh. Returns the deleted folders (delta-spark never stages)."""
+        staging = f"{self.root}/_staging"
+        if self.engine == "delta-spark" or not os.path.isdir(staging):
+            return []
+        cutoff = time.time() - retention_hours * 3600
+        removed = []
+        for entry in sorted(os.listdir(staging)):
+            folder = os.path.join(staging, entry)
+            if _newest_mtime(folder) <= cutoff:
+                if os.path.isdir(folder):
+                    shutil.rmtree(folder, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.remove(folder)
+                removed.append(folder)
+        return removed
 
     # ---------------------------------------------------------------- delta-spark engine
     def _jvm_delta(self) -> Any:
@@ -403,6 +496,16 @@ def _concurrent_errors(name: str, also: tuple[str, ...] = ()) -> Any:
         if "Concurrent" in text or any(marker in text for marker in also):
             raise ConcurrentWriteError(f"table '{name}' changed concurrently: {text.splitlines()[0]}") from exc
         raise
+
+
+def _newest_mtime(path: str) -> float:
+    """The latest modification time of ``path`` and, for a folder, of anything inside it."""
+    newest = os.path.getmtime(path)
+    for folder, dirs, files in os.walk(path):
+        for entry in dirs + files:
+            with contextlib.suppress(OSError):
+                newest = max(newest, os.path.getmtime(os.path.join(folder, entry)))
+    return newest
 
 
 def _partition_values(rel_dir: str) -> dict[str, str | None]:

@@ -71,9 +71,9 @@ def test_since_rebuilds_only_new_months_and_matches_a_full_rebuild(small_lake, t
 
     interactions = lake.read(tables.SILVER_INTERACTIONS)
     full = silver.interactions(lake.read(tables.BRONZE_TRANSACTIONS), ctx.config.features,
-                               silver.salt(ctx.config.features))
+                               silver.salt(ctx.config.features, ctx.config.env))
     assert interactions.exceptAll(full).count() == 0 and full.exceptAll(interactions).count() == 0
-    new_user = silver.pseudonymize(F.lit("NEWCUSTOMER"), silver.salt(ctx.config.features))
+    new_user = silver.pseudonymize(F.lit("NEWCUSTOMER"), silver.salt(ctx.config.features, ctx.config.env))
     late = interactions.where(F.col("user_id") == new_user).collect()
     assert [(r["quantity"], r["country"], r["event_month"]) for r in late] == [(2.0, "CN", "2011-09")]
     # Months before the rebuilt range are the very same files (not rewritten).

@@ -56,7 +56,7 @@ def _batch_lists(ctx, raw_ids, day):
     from seasonrec.features.silver import pseudonym, salt
     from seasonrec.scoring.engine import scoring_run
 
-    by_pseudonym = {pseudonym(r, salt(ctx.config.features)): r for r in raw_ids}
+    by_pseudonym = {pseudonym(r, salt(ctx.config.features, ctx.config.env)): r for r in raw_ids}
     users = user_features_as_of(ctx.lake, ctx.config, day).where(F.col("user_id").isin(list(by_pseudonym)))
     rows = scoring_run(ctx, ctx.config.paths.model_dir, users, day, top_k=K).recommendations.collect()
     lists: dict = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import hmac
 import io
 import json
 import os
@@ -90,7 +91,7 @@ def _bronze_keys(names: list[str]) -> dict[tuple[str, int], tuple[str, ...]]:
 
 def _user_id(customer: str) -> str:
     user = customer[:-2] if customer.endswith(".0") else customer
-    return hashlib.sha256(f"{SALT}\u0001{user}".encode()).hexdigest()[:24]
+    return hmac.new(SALT.encode(), user.encode(), hashlib.sha256).hexdigest()[:24]  # silver's pseudonym
 
 
 def _expected_activity(names: list[str]) -> dict[str, tuple[int, list[str], list[dt.datetime]]]:

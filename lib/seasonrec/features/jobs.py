@@ -24,15 +24,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "this UTC date or time (YYYY-MM-DD[THH:MM:SS]); gold is always rebuilt from silver")
 
 
-def _silver_interactions(ctx, since: dt.datetime | None) -> dict[str, Any]:
+def _silver_interactions(ctx, since: dt.datetime | None, salt: str) -> dict[str, Any]:
     from seasonrec import tables
+    from seasonrec.context import JobError
     from seasonrec.features import silver
 
     config = ctx.config.features
     lake = ctx.lake
+    scheme = {silver.PSEUDONYM_PROPERTY: silver.PSEUDONYM_SCHEME}
     bronze = lake.read(tables.BRONZE_TRANSACTIONS)
-    salt = silver.salt(config)
     if since is not None and lake.exists(tables.SILVER_INTERACTIONS):
+        problem = silver.pseudonym_scheme_problem(lake.properties(tables.SILVER_INTERACTIONS))
+        if problem:
+            raise JobError(problem)
         new_rows = bronze.where(F.col("ingested_at") >= F.lit(since).cast("timestamp"))
         first = new_rows.agg(F.min("ts").alias("first")).first()["first"]
         if first is None:
@@ -43,10 +47,11 @@ def _silver_interactions(ctx, since: dt.datetime | None) -> dict[str, Any]:
         rows = silver.interactions(bronze.where(F.col("ts") >= F.lit(month_start)), config, salt)
         months = [r["event_month"] for r in rows.select("event_month").distinct().collect()]
         lake.write(rows, tables.SILVER_INTERACTIONS, partition_by=["event_month"], replace_partitions=True,
-                   commit_info=ctx.commit_info())
+                   commit_info=ctx.commit_info(), properties=scheme)
         return {"mode": "incremental", "months_rebuilt": len(months), "from_month": month_start.strftime("%Y-%m")}
     rows = silver.interactions(bronze, config, salt)
-    lake.write(rows, tables.SILVER_INTERACTIONS, partition_by=["event_month"], commit_info=ctx.commit_info())
+    lake.write(rows, tables.SILVER_INTERACTIONS, partition_by=["event_month"], commit_info=ctx.commit_info(),
+               properties=scheme)
     return {"mode": "full"}
 
 
@@ -59,11 +64,12 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
     lake = ctx.lake
     config = ctx.config.features
     split = ctx.config.split
+    salt = silver.salt(config, ctx.config.env)  # before any work: outside env local/test it must be set
     if not lake.exists(tables.BRONZE_TRANSACTIONS):
         raise JobError(f"{tables.BRONZE_TRANSACTIONS} does not exist under {lake.root}; run `seasonrec ingest` first")
     summary: dict[str, Any] = {}
     with ctx.step("silver interactions"):
-        summary["silver"] = _silver_interactions(ctx, args.since)
+        summary["silver"] = _silver_interactions(ctx, args.since, salt)
     bronze = lake.read(tables.BRONZE_TRANSACTIONS)
     with ctx.step("silver items"):
         lake.write(silver.items(bronze, config), tables.SILVER_ITEMS, commit_info=ctx.commit_info())

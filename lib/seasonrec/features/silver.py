@@ -1,14 +1,15 @@
 """bronze_transactions -> silver_interactions and silver_items.
 
-silver_interactions: user_id (salted hash; null for guest checkouts, see `personal`), item_id, ts, date,
-week_start (Monday), quantity (net of returns, > 0), price, revenue, country (ISO-2 where known), invoice;
-partitioned by event_month.
+silver_interactions: user_id (HMAC-SHA256 of the raw id keyed by the salt; null for guest checkouts, see
+`personal`), item_id, ts, date, week_start (Monday), quantity (net of returns, > 0), price, revenue, country
+(ISO-2 where known), invoice; partitioned by event_month.
 silver_items: item_id, title, category, price.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
 import re
@@ -16,7 +17,7 @@ import re
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from seasonrec.config import FeaturesConfig
+from seasonrec.config import ConfigError, FeaturesConfig
 from seasonrec.data.ingest import FLOAT_EXPORTED_ID
 
 log = logging.getLogger("seasonrec")
@@ -34,29 +35,84 @@ COUNTRY_CODES = {
 }
 
 
-def salt(config: FeaturesConfig) -> str:
-    """The pseudonymization salt: from the environment, else the (dev-only) config default.
+# Environments where a missing salt falls back to features.default_salt (known to everyone, so the
+# pseudonyms are reversible by hashing candidate ids): laptops and the test suite only.
+DEV_ENVS = ("local", "test")
+HMAC_BLOCK_BYTES = 64  # SHA-256's block size (RFC 2104's B)
+PSEUDONYM_CHARS = 24  # hex characters kept of the HMAC (96 bits)
+
+
+# How silver's user_id was computed, stored as a property of silver_interactions by every write:
+# rows pseudonymised another way (the unkeyed sha256 of seasonrec before it, no property) never match
+# these, so they must not be mixed in one table.
+PSEUDONYM_PROPERTY = "seasonrec.pseudonym"
+PSEUDONYM_SCHEME = "hmac-sha256-v1"
+
+
+def pseudonym_scheme_problem(properties: dict[str, str]) -> str | None:
+    """Why rows pseudonymised by this code must not be added to a table with these properties
+    (another or no recorded `PSEUDONYM_SCHEME`), as one line; None when they may."""
+    found = properties.get(PSEUDONYM_PROPERTY)
+    if found == PSEUDONYM_SCHEME:
+        return None
+    written = f"pseudonym scheme '{found}'" if found else "no recorded pseudonym scheme (an older seasonrec)"
+    return (f"silver_interactions was written with {written}, this code writes '{PSEUDONYM_SCHEME}': its user ids "
+            "would not match; rebuild silver with `seasonrec features` without --since")
+
+
+class MissingSaltError(ConfigError):
+    """The pseudonymisation salt is not set where the dev default must not be used."""
+
+
+def resolve_salt(salt_env: str, default_salt: str, env: str | None) -> str:
+    """The salt from the environment variable ``salt_env``; without it, ``default_salt`` in a
+    `DEV_ENVS` environment (with a warning) and `MissingSaltError` (one line naming the variable)
+    anywhere else: a known salt would let anyone recompute a customer's pseudonym."""
+    value = os.environ.get(salt_env)
+    if value:
+        return value
+    if env not in DEV_ENVS:
+        raise MissingSaltError(f"{salt_env} is not set: env '{env}' pseudonymises user ids with a secret salt "
+                               f"(set {salt_env}; only env {'/'.join(DEV_ENVS)} fall back to "
+                               "features.default_salt)")
+    log.warning("%s is not set; pseudonymizing users with features.default_salt (fine for dev only)", salt_env)
+    return default_salt
+
+
+def salt(config: FeaturesConfig, env: str | None) -> str:
+    """The pseudonymization salt of a job running in config ``env`` (`resolve_salt`).
 
     It is only ever a literal inside the Spark plan; no table stores it.
     """
-    value = os.environ.get(config.salt_env)
-    if not value:
-        log.warning("%s is not set; pseudonymizing users with features.default_salt (fine for dev only)",
-                    config.salt_env)
-        value = config.default_salt
-    return value
+    return resolve_salt(config.salt_env, config.default_salt, env)
+
+
+def _hmac_pads(salt_value: str) -> tuple[bytes, bytes]:
+    """RFC 2104's (K xor ipad, K xor opad) for key ``salt_value`` (UTF-8; hashed first when longer
+    than a block, then zero-padded to one)."""
+    key = salt_value.encode("utf-8")
+    if len(key) > HMAC_BLOCK_BYTES:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(HMAC_BLOCK_BYTES, b"\0")
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
 
 def pseudonymize(user: Column, salt_value: str) -> Column:
-    return F.substring(F.sha2(F.concat(F.lit(salt_value), F.lit("\u0001"), user), 256), 1, 24)
+    """Spark: the pseudonym of a normalised raw user id column (null stays null), HMAC-SHA256 keyed
+    by the salt, hex, first `PSEUDONYM_CHARS` characters; equal to `pseudonym` in Python. The padded
+    keys are driver-side constants; the two SHA-256 passes run in Spark (``sha2`` over binary)."""
+    inner_pad, outer_pad = (F.unhex(F.lit(pad.hex())) for pad in _hmac_pads(salt_value))
+    inner = F.sha2(F.concat(inner_pad, F.encode(user.cast("string"), "UTF-8")), 256)
+    outer = F.sha2(F.concat(outer_pad, F.unhex(inner)), 256)
+    return F.substring(outer, 1, PSEUDONYM_CHARS)
 
 
 def pseudonym(raw_user: str, salt_value: str) -> str:
     """The silver ``user_id`` of one raw customer id, computed in Python (a server request):
-    the same normalisation as ingest (``'17850.0'`` -> ``'17850'``) and the same salted hash as
-    `pseudonymize`."""
+    the same normalisation as ingest (``'17850.0'`` -> ``'17850'``) and the same keyed hash as
+    `pseudonymize` (``hmac.new(salt, user, sha256)``)."""
     user = re.sub(FLOAT_EXPORTED_ID, r"\1", str(raw_user).strip())
-    return hashlib.sha256(f"{salt_value}\u0001{user}".encode()).hexdigest()[:24]
+    return hmac.new(salt_value.encode("utf-8"), user.encode("utf-8"), hashlib.sha256).hexdigest()[:PSEUDONYM_CHARS]
 
 
 def country_code_of(country: str | None) -> str | None:

@@ -35,6 +35,7 @@ import mlflow.pyfunc
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from seasonrec.features.silver import resolve_salt
 from seasonrec.lake import read_without_spark
 from seasonrec.serving.recommender import Purchase, SeasonalRecommender
 from seasonrec.serving.snapshot import load_snapshot
@@ -88,11 +89,9 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         with open(os.path.join(context.artifacts["serving"], SERVING_FILE), encoding="utf-8") as handle:
             settings = json.load(handle)
-        salt = os.environ.get(settings["salt_env"])
-        if not salt:
-            log.warning("%s is not set; pseudonymizing with the dev default salt (pseudonyms match a lake built "
-                        "the same way only)", settings["salt_env"])
-            salt = settings["default_salt"]
+        # The salt of the lake the model was registered from: required unless that was env local/test
+        # (a model registered before "env" was recorded counts as production).
+        salt = resolve_salt(settings["salt_env"], settings["default_salt"], settings.get("env"))
         # One BLAS/OpenMP thread (numpy's OpenBLAS; LightGBM predicts with num_threads=1 already):
         # predict runs one request at a time under the lock below, and idle pool threads spinning on
         # the other core doubled the CPU per request on 2 cores. `seasonrec serve` also sets the

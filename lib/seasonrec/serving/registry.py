@@ -75,7 +75,7 @@ def _signature() -> Any:
 
 def _serving_settings(ctx: JobContext) -> dict[str, Any]:
     features = ctx.config.features
-    return {"salt_env": features.salt_env, "default_salt": features.default_salt,
+    return {"salt_env": features.salt_env, "default_salt": features.default_salt, "env": ctx.config.env,
             "activity_table": os.path.abspath(ctx.lake.path(tables.USER_RECENT_ACTIVITY))
             if "://" not in ctx.lake.root else ctx.lake.path(tables.USER_RECENT_ACTIVITY),
             "activity_refresh_seconds": ctx.config.serving.activity_refresh_seconds}

@@ -62,6 +62,9 @@ def check_servable(config: Any) -> str:
 
 def run(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Run the server in the foreground until it is stopped; returns its exit code."""
+    from seasonrec.features.silver import resolve_salt
+
+    resolve_salt(config.features.salt_env, config.features.default_salt, config.env)  # fail here, not in the server
     if args.model_uri is None:
         check_servable(config)
     command, env = serve_command(config, args)

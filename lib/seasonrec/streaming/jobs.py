@@ -96,7 +96,7 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
     settings = micro_batch.BatchSettings(
         format="json" if config.source == "kafka" else config.format, mapping=dict(file_config.columns),
         timestamp_format=file_config.timestamp_format, timezone=file_config.timezone,
-        recent_items_max=config.recent_items_max, salt=silver.salt(ctx.config.features),
+        recent_items_max=config.recent_items_max, salt=silver.salt(ctx.config.features, ctx.config.env),
         rules=SourceRules.of(file_config, ctx.config.data.validation))
     max_share = ctx.config.data.quarantine_max_share
     results: list[micro_batch.BatchResult] = []
