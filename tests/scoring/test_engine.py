@@ -236,3 +236,22 @@ def test_recommendations_carry_title_reason_and_buy_again(job_context):
     assert len(lines) == 8 and lines[-1] == "(5 rows of recommendations; more match, raise --limit)"
     assert f"ITEM {1000 + top[0]} TITLE" in lines[2] and "re-buy" in lines[2]
     assert f"similar to ITEM {1000 + recent} TITLE" in lines[3]
+
+
+def test_an_older_recommendations_table_is_refused_not_silently_narrowed(job_context, monkeypatch):
+    """delta-rs would commit the new partition under the old schema and drop title, reason, ... on read."""
+    import seasonrec.lake as lake_module
+    from seasonrec.context import JobError
+
+    ctx = job_context("score", "scoring.top_k=5", "scoring.sellable_weeks=0")
+    _tiny_lake(ctx)
+    old = ctx.spark.createDataFrame([("0", 1, "1000", 1.0, "v0", dt.date(2011, 7, 1), "old")],
+                                    "user_id string, rank int, item_id string, score double, model_version string, "
+                                    "context_date date, run_id string")
+    with monkeypatch.context() as patch:  # written as the job wrote it before the readable columns
+        patch.setattr(lake_module, "check_schema", lambda *args: None)
+        ctx.lake.write(old, tables.RECOMMENDATIONS)
+    version = ctx.lake.version(tables.RECOMMENDATIONS)
+    with pytest.raises(JobError, match=r"has the columns of an older seasonrec \(missing \['title', 'category'"):
+        score_and_write(ctx, _string_item_model(), "2011-07-15")
+    assert ctx.lake.version(tables.RECOMMENDATIONS) == version

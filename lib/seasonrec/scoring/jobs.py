@@ -45,6 +45,7 @@ def score_and_write(ctx: JobContext, model_dir_or_model: Any, context_date: str 
     from seasonrec.features.as_of import user_features_as_of
     from seasonrec.scoring.engine import ScoringOptions, as_date, scoring_run
 
+    refuse_older_table(ctx)
     options = dataclasses.replace(ScoringOptions.from_config(ctx.config, top_k), explain=True)
     if users_df is None:  # user features cut at the scored day (recent purchases count)
         users_df = user_features_as_of(ctx.lake, ctx.config, as_date(context_date)).persist()
@@ -85,6 +86,20 @@ def score_and_write(ctx: JobContext, model_dir_or_model: Any, context_date: str 
         "registered_version": registered_version_of(ctx.config, run.model_version),
         "workers": worker,
     }
+
+
+def refuse_older_table(ctx: JobContext) -> None:
+    """Stop before scoring when `recommendations` exists with other columns (a lake from before the
+    readable columns): a partition written on top would keep the old schema and lose the new columns."""
+    if not ctx.lake.exists(tables.RECOMMENDATIONS):
+        return
+    found = ctx.lake.read(tables.RECOMMENDATIONS).columns
+    declared = tables.spec(tables.RECOMMENDATIONS).column_names
+    missing = [c for c in declared if c not in found]
+    if missing or set(found) - set(declared):
+        raise JobError(f"table '{tables.RECOMMENDATIONS}' under {ctx.lake.root} has the columns of an older "
+                       f"seasonrec (missing {missing}); move {ctx.lake.path(tables.RECOMMENDATIONS)} away or use "
+                       "a fresh lake, then score again")
 
 
 def readable(ctx: JobContext, recommendations: DataFrame, day: dt.date) -> DataFrame:
