@@ -22,7 +22,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo pipeline ingest features train register score forecast evaluate stream serve maintain test test-fast bench lint package submit clean
+.PHONY: help setup demo pipeline ingest features train register score forecast evaluate stream serve maintain show test test-fast bench lint package submit clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ serve: setup ## serve the champion on loopback with `mlflow models serve` (after
 
 maintain: setup ## vacuum every table (unreferenced files, _staging leftovers older than maintenance.retention_hours; ARGS="--compact")
 	$(SEASONREC) maintain --conf $(CONF) $(SET_ARGS) $(ARGS)
+
+show: setup ## print rows of a lake table (ARGS="recommendations --limit 5 [--where SQL] [--columns a,b]")
+	$(SEASONREC) show --conf $(CONF) $(SET_ARGS) $(ARGS)
 
 test: setup ## the whole test suite (real Spark, Delta, Horovod, TensorFlow)
 	$(PY) -m pytest tests -q -ra $(ARGS)

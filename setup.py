@@ -13,30 +13,36 @@ setup(
     packages=find_packages("lib"),
     include_package_data=True,
     package_data={"seasonrec": ["conf/*.yaml"]},
+    # Only what a Databricks ML runtime (15.4 LTS ML) lacks or has too old, so a cluster library install
+    # never replaces the runtime's own Spark, pandas, pyarrow, numpy, TensorFlow or MLflow.
     install_requires=[
-        "pyspark>=3.5,<3.6",
-        "numpy>=1.26,<2",
-        "pandas>=2.2,<2.3",
-        "pyarrow>=14,<15",
-        "petastorm==0.13.1",
-        "deltalake>=1.0,<2",
         "pyyaml>=6",
-        "pydantic>=2,<3",
+        "pydantic>=2,<3",  # the runtime ships pydantic 1
         "holidays",
         "statsforecast>=2",
         "lightgbm>=4.7,<5",
-        "mlflow-skinny",
-        "matplotlib",
-        "psutil",
-        "cloudpickle",
     ],
     extras_require={
-        # CPU TensorFlow for laptops/CI; GPU clusters install `[gpu]` and build Horovod with NCCL.
+        # Everything the runtime provides, for laptops, CI and plain Spark clusters: `make setup` installs
+        # `.[local,cpu,dev,serving]` with constraints.txt (scripts/bootstrap.sh).
+        "local": [
+            "pyspark>=3.5,<3.6",
+            "numpy>=1.26,<2",
+            "pandas>=2.2,<2.3",
+            "pyarrow>=14,<15",
+            "petastorm==0.13.1",
+            "deltalake>=1.0,<2",  # the local Delta commit engine (clusters commit with delta-spark)
+            "mlflow-skinny",
+            "matplotlib",
+            "psutil",
+            "cloudpickle",
+        ],
+        # CPU TensorFlow for laptops/CI; GPU clusters install `[local,gpu]` and build Horovod with NCCL.
         "cpu": ["tensorflow-cpu==2.15.1"],
         "gpu": ["tensorflow==2.15.1"],
         "dev": ["pytest", "ruff"],
-        # `mlflow models serve` and the model registry (SQLite store) need the full package.
-        "serving": ["mlflow==3.17.2"],
+        # `mlflow models serve`, the model registry (SQLite store) and the recent-activity reader of a server.
+        "serving": ["mlflow==3.17.2", "deltalake>=1.0,<2"],
     },
     entry_points={"console_scripts": ["seasonrec=seasonrec.cli:main"]},
 )

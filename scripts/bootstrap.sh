@@ -27,7 +27,7 @@ echo "bootstrap: preparing $VENV (pinned stack from constraints.txt)"
 [ -x "$VENV/bin/python" ] || "$PYTHON_BIN" -m venv "$VENV"
 PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
 $PIP install --upgrade "pip<25" "setuptools<70" wheel
-$PIP install -c constraints.txt -e ".[cpu,dev,serving]"
+$PIP install -c constraints.txt -e ".[local,cpu,dev,serving]"
 
 if ! "$VENV/bin/python" -c "import horovod.tensorflow.keras" 2>/dev/null; then
   mkdir -p "$WHEEL_CACHE"

@@ -33,7 +33,8 @@ def test_unknown_job(tmp_path: Path) -> None:
     result = run_cli("featurs", "--conf", "conf/test.yaml")
     assert result.returncode == 2
     assert result.stderr.strip() == ("seasonrec: error: unknown job 'featurs'; allowed: ingest, features, train, "
-                                     "register, score, forecast, evaluate, stream, serve, maintain, pipeline")
+                                     "register, score, forecast, evaluate, stream, serve, maintain, show, "
+                                     "pipeline")
 
 
 def test_unknown_job_in_pipeline_list(tmp_path: Path) -> None:

@@ -4,8 +4,10 @@ Each job lives in ``seasonrec.<stage>.jobs`` and exposes ``DESCRIPTION``, ``add_
 and ``run(ctx, args) -> dict``; the dict is the job summary: one line in the log, the full JSON in
 ``<paths.report_dir>/runs/<job>-<run_id>.json`` and, for a single job whose stdout is not a terminal
 (scripts, tests, spark-submit logs), on stdout. Job modules import only light dependencies at module
-level so ``--help`` stays fast. Output is quiet by default (``seasonrec.logs``); ``--verbose`` shows
-Spark's, Horovod's and the libraries' own messages, ``--debug`` full tracebacks.
+level so ``--help`` stays fast. Optional: ``check(config, args)`` refuses bad arguments before Spark
+starts; ``PRINTS_RESULT = True`` (``seasonrec show``) makes stdout the command's own result, no summary.
+Output is quiet by default (``seasonrec.logs``); ``--verbose`` shows Spark's, Horovod's and the
+libraries' own messages, ``--debug`` full tracebacks.
 """
 
 from __future__ import annotations
@@ -34,11 +36,14 @@ JOBS: dict[str, str] = {
     "stream": "seasonrec.streaming.jobs",
     "serve": "seasonrec.serving.serve",
     "maintain": "seasonrec.maintenance",
+    "show": "seasonrec.show",
 }
 # Jobs that run until stopped are not steps of `seasonrec pipeline` / `make demo`, nor is the lake's
 # housekeeping (`maintain`, scheduled on its own).
 LONG_RUNNING = {"stream", "serve"}
-PIPELINE = [name for name in JOBS if name not in LONG_RUNNING | {"maintain"}]
+# Commands that only read and print (`seasonrec show`) are not pipeline steps either.
+READ_ONLY = {"show"}
+PIPELINE = [name for name in JOBS if name not in LONG_RUNNING | READ_ONLY | {"maintain"}]
 DEFAULT_CONF = "conf/local.yaml"
 # Added to an exception raised by a pipeline step, so its one-line error names the step.
 _PIPELINE_STEP_NOTE = "pipeline job: "
@@ -100,6 +105,9 @@ def run_job(name: str, args: argparse.Namespace, *, print_json: bool | None = No
 
     config = load_config(args.conf, args.overrides)
     module = _job_module(name)
+    check = getattr(module, "check", None)
+    if check is not None:  # refuse bad arguments before Spark starts
+        check(config, args)
     if print_json is None:
         print_json = not sys.stdout.isatty()
     started = time.perf_counter()
@@ -108,6 +116,8 @@ def run_job(name: str, args: argparse.Namespace, *, print_json: bool | None = No
         print(json.dumps(summary, default=str, indent=2))
         return summary
     ctx = JobContext.create(config, name)
+    if getattr(module, "PRINTS_RESULT", False):  # its stdout is the result (`seasonrec show`): no summary
+        return {"job": name, "run_id": ctx.run_id, **module.run(ctx, args)}
     log.info("[%s] run %s, lake %s (%s engine)", name, ctx.run_id, ctx.lake.root, ctx.lake.engine)
     summary = module.run(ctx, args)
     summary = {"job": name, "run_id": ctx.run_id, "seconds": round(time.perf_counter() - started, 1), **summary}

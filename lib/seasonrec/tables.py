@@ -130,10 +130,13 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     Table(ITEM_EMBEDDINGS, "serving", "Item vectors of the current two-tower model (for ANN indexes)",
           ("item_index int", "item_id string", "embedding array<float>", "model_version string"),
           keys=("item_id",)),
-    Table(RECOMMENDATIONS, "serving", "Top-K items per user for the season of context_date",
-          ("user_id string", "rank int", "item_id string", "score double", "model_version string",
-           "context_date date", "run_id string"), keys=("context_date", "user_id", "rank"),
-          partition_by=("context_date",)),
+    Table(RECOMMENDATIONS, "serving", "Top-K items per user for the season of context_date, readable: the "
+          "item's title, category and price (silver_items), why it is on the list (reason: re-buy, similar to "
+          "<title of a recent item>, in season, popular now) and whether the user bought it before context_date "
+          "(buy_again)",
+          ("user_id string", "rank int", "item_id string", "score double", "title string", "category string",
+           "price double", "reason string", "buy_again boolean", "model_version string", "context_date date",
+           "run_id string"), keys=("context_date", "user_id", "rank"), partition_by=("context_date",)),
     Table(DEMAND_FORECAST, "serving", "Weekly demand forecast per item, category and total: p10/p50/p90 and "
           "the expected units (mean; item means sum to category and total), the model chosen per level",
           ("item_id string", "level string", "week_start date", "p10 double", "p50 double", "p90 double",

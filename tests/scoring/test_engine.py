@@ -126,6 +126,8 @@ def _tiny_lake(ctx) -> None:
     items = pd.DataFrame({"item_id": [str(1000 + i) for i in range(N_ITEMS)] + ["9999"],
                           "category": [f"c{i % 3}" for i in range(N_ITEMS + 1)]})
     lake.write(as_table(spark.createDataFrame(items), tables.ITEM_FEATURES), tables.ITEM_FEATURES)
+    catalogue = items.assign(title=[f"ITEM {i} TITLE" for i in items["item_id"]], price=1.25)
+    lake.write(as_table(spark.createDataFrame(catalogue), tables.SILVER_ITEMS), tables.SILVER_ITEMS)
     sales = pd.DataFrame({"user_id": [0, 3, 6] * 10, "item_id": [str(1000 + i) for i in range(30)],
                           "date": [dt.date(2011, 6, 10)] * 30})
     sales_df = spark.createDataFrame(sales).withColumn("event_month", F.lit("2011-06"))
@@ -161,7 +163,8 @@ def test_job_writes_partition_and_rerun_replaces_it(job_context):
     other_run = table.where("context_date = '2011-07-16'").first()["run_id"]
     assert by_date == {"2011-07-15": (N_USERS * 5, [rerun_ctx.run_id]), "2011-07-16": (N_USERS * 5, [other_run])}
     assert other_run not in (ctx.run_id, rerun_ctx.run_id)
-    assert set(table.columns) == {"user_id", "rank", "item_id", "score", "model_version", "context_date", "run_id"}
+    assert table.columns == list(tables.spec(tables.RECOMMENDATIONS).column_names)
+    assert table.where("title IS NULL OR price IS NULL OR reason IS NULL OR buy_again IS NULL").count() == 0
     assert table.where(F.col("model_version") != "factors-v1").count() == 0
     # No users to score: the job fails and the date keeps its previous lists.
     from seasonrec.context import JobError
@@ -183,3 +186,72 @@ def test_recommend_api_and_bad_date(job_context):
     assert df.columns == ["user_id", "rank", "item_id", "score"] and df.count() == N_USERS * 3
     with pytest.raises(JobError, match="not in the calendar"):
         recommend(ctx, _string_item_model(), None, "2030-01-01", 3)
+
+
+def test_recommendations_carry_title_reason_and_buy_again(job_context):
+    """The written rows say what the item is and why it is there; `seasonrec show` prints them."""
+    from deltalake import DeltaTable
+
+    from seasonrec.features.item_neighbours import ItemNeighbours
+    from seasonrec.show import show
+
+    ctx = job_context("score", "scoring.top_k=5", "scoring.sellable_weeks=0")
+    _tiny_lake(ctx)
+    model = _string_item_model()
+    first = brute_force_top_k(model.user_matrix(pd.DataFrame({"user_id": ["0"]}), {}), model.item_matrix, 5)[0]
+    top = [c for c, _ in first]
+    recent, older = next(c for c in range(N_ITEMS) if c not in top), next(c for c in reversed(range(N_ITEMS))
+                                                                           if c not in top)
+    neighbours = np.full((N_ITEMS, 2), -1, np.int64)
+    neighbours[recent] = [top[1], top[0]]  # top[0] is also bought: re-buy comes first
+    neighbours[older] = [top[1], -1]  # also a neighbour of an older recent item: the most recent one is named
+    model.copurchase = ItemNeighbours(neighbours, np.ones((N_ITEMS, 2), np.float32))
+    lift = np.zeros((N_ITEMS, 52), np.float32)
+    lift[top[2], 27] = 0.8  # 2011-07-15 is in ISO week 28
+    lift[top[3], 10] = 0.8  # in season in March, not in July
+    model.weights = {"season_lift": lift}
+    users = pd.DataFrame({"user_id": ["0", "3"], "bought_items": [[top[0]], []],
+                          "last_items": [[recent, older], []]})
+    users_df = as_table(ctx.spark.createDataFrame(users, "user_id string, bought_items array<int>, "
+                                                         "last_items array<int>"), tables.USER_FEATURES)
+    score_and_write(ctx, model, "2011-07-15", users_df=users_df)
+    rows = {(r["user_id"], r["rank"]): r for r in ctx.lake.read(tables.RECOMMENDATIONS).collect()}
+    mine = [rows[("0", rank)] for rank in range(1, 6)]
+    assert [r["item_id"] for r in mine] == [str(1000 + c) for c in top]
+    assert [r["reason"] for r in mine] == ["re-buy", f"similar to ITEM {1000 + recent} TITLE", "in season",
+                                          "popular now", "popular now"]
+    assert [r["title"] for r in mine] == [f"ITEM {1000 + c} TITLE" for c in top]
+    assert {r["category"] for r in mine} == {f"c{c % 3}" for c in top} and {r["price"] for r in mine} == {1.25}
+    # buy_again is every purchase before the date (silver), not only the purchase summary given to the model
+    bought_before = {("0", str(1000 + i)) for i in range(0, 30, 3)} | {("3", str(1000 + i)) for i in range(1, 30, 3)}
+    assert all(r["buy_again"] == ((u, r["item_id"]) in bought_before) for (u, _), r in rows.items())
+    assert any(r["buy_again"] for r in rows.values()) and not all(r["buy_again"] for r in rows.values())
+    assert {r["reason"] for (u, _), r in rows.items() if u == "3"} <= {"in season", "popular now"}
+    fields = {f.name: f.nullable for f in DeltaTable(ctx.lake.path(tables.RECOMMENDATIONS)).schema().fields}
+    assert not any(fields[c] for c in ("context_date", "user_id", "rank", "item_id", "reason", "buy_again"))
+
+    lines = show(ctx.lake, tables.RECOMMENDATIONS, limit=5).splitlines()
+    header = lines[0].split()
+    assert header[:9] == ["user_id", "rank", "item_id", "score", "title", "category", "price", "reason", "buy_again"]
+    assert len(lines) == 8 and lines[-1] == "(5 rows of recommendations; more match, raise --limit)"
+    assert f"ITEM {1000 + top[0]} TITLE" in lines[2] and "re-buy" in lines[2]
+    assert f"similar to ITEM {1000 + recent} TITLE" in lines[3]
+
+
+def test_an_older_recommendations_table_is_refused_not_silently_narrowed(job_context, monkeypatch):
+    """delta-rs would commit the new partition under the old schema and drop title, reason, ... on read."""
+    import seasonrec.lake as lake_module
+    from seasonrec.context import JobError
+
+    ctx = job_context("score", "scoring.top_k=5", "scoring.sellable_weeks=0")
+    _tiny_lake(ctx)
+    old = ctx.spark.createDataFrame([("0", 1, "1000", 1.0, "v0", dt.date(2011, 7, 1), "old")],
+                                    "user_id string, rank int, item_id string, score double, model_version string, "
+                                    "context_date date, run_id string")
+    with monkeypatch.context() as patch:  # written as the job wrote it before the readable columns
+        patch.setattr(lake_module, "check_schema", lambda *args: None)
+        ctx.lake.write(old, tables.RECOMMENDATIONS)
+    version = ctx.lake.version(tables.RECOMMENDATIONS)
+    with pytest.raises(JobError, match=r"has the columns of an older seasonrec \(missing \['title', 'category'"):
+        score_and_write(ctx, _string_item_model(), "2011-07-15")
+    assert ctx.lake.version(tables.RECOMMENDATIONS) == version

@@ -17,8 +17,10 @@ For other stages (evaluation, ablation) -- recommendations without writing them:
   a report (counts of unseen users, items without embedding, worker peak memory, ...).
 
 `seasonrec score --date YYYY-MM-DD` (module `seasonrec.scoring.jobs`) writes the Delta table
-`recommendations` (user_id, rank, item_id, score, model_version, context_date [partition], run_id);
-re-running a date atomically replaces that date's partition.
+`recommendations` (user_id, rank, item_id, score, title, category, price, reason, buy_again,
+model_version, context_date [partition], run_id); re-running a date atomically replaces that date's
+partition. ``ScoringOptions(explain=True)`` adds the ``reason`` column to the scored lists
+(`seasonrec.scoring.engine.explain`; the score job and the server set it, evaluation does not).
 """
 
 from __future__ import annotations

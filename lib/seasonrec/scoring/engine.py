@@ -40,7 +40,7 @@ from seasonrec.context import JobContext, JobError
 from seasonrec.core.contract import COPURCHASE, ITEM_SIGNALS, has_reranker
 from seasonrec.core.topk import score_block
 from seasonrec.features.as_of import user_features_as_of
-from seasonrec.features.calendar import calendar_row
+from seasonrec.features.calendar import WEEKS, calendar_row
 from seasonrec.features.item_activity import item_activity
 from seasonrec.features.item_neighbours import fit_copurchase
 from seasonrec.scoring.models import load_model
@@ -49,6 +49,17 @@ log = logging.getLogger("seasonrec")
 
 EXCLUDE_COLUMN = "_exclude_columns"
 _MAX_CACHED_MODELS = 2
+
+# Why an item is on a list (`explain`, the ``reason`` column of `seasonrec score` and of a served answer),
+# first that applies: the user bought it before (the re-buy source's purchase summary); it is a
+# co-purchase neighbour of one of the user's recent items (the co-purchase source; the most recent such
+# item is named by its title); it sells at least 1.5x its average week in the context's week of year
+# (the model's season lift); else it is one of what sells now for everyone.
+REASON_REBUY = "re-buy"
+REASON_SIMILAR = "similar to"  # + " <title of the recent item>"
+REASON_IN_SEASON = "in season"
+REASON_POPULAR = "popular now"
+SEASON_LIFT_IN_SEASON = 0.5
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,7 @@ class ScoringOptions:
     discovery: float | None = None  # None: the model's calibrated default
     fresh_copurchase: bool = True  # refit co-purchase neighbours before the scored date
     record_worker_stats: bool = True
+    explain: bool = False  # add a ``reason`` per recommended item (`explain`); scoring and serving set it
 
     @classmethod
     def from_config(cls, config: Any, top_k: int | None = None) -> ScoringOptions:
@@ -84,6 +96,7 @@ class ItemSide:
     item_ids: np.ndarray  # [n_eligible] item_id of each eligible item
     categories: np.ndarray | None  # [n_eligible] int32 category code, -1 unknown
     column_of: np.ndarray  # [n_model_items] column of each model item position, -1 when not eligible
+    titles: np.ndarray | None = None  # [n_model_items] title per model item position (for reasons), or None
 
 
 @dataclass(frozen=True)
@@ -220,12 +233,73 @@ def recommend_block(model: Any, block: pd.DataFrame, context: dict[str, Any], it
                       categories=items.categories, max_per_category=options.max_per_category)
     counters["users"] = counters.get("users", 0) + len(block)
     counters["rows"] = counters.get("rows", 0) + len(top.ranks)
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         user_key: block[user_key].to_numpy()[top.user_rows],
         "rank": top.ranks,
         "item_id": items.item_ids[top.columns],
         "score": top.scores.astype(np.float64),
     })
+    if options.explain:
+        frame["reason"] = explain(model, block, np.asarray(top.user_rows), items.positions[top.columns], context,
+                                  items.titles)
+    return frame
+
+
+def _ragged(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A column of int lists -> (row of each value, value), values in row order then list order."""
+    lengths = np.fromiter((0 if v is None else len(v) for v in column), np.int64, len(column))
+    if not lengths.sum():
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    values = np.concatenate([np.asarray(v, np.int64) for v in column if v is not None and len(v)])
+    return np.repeat(np.arange(len(column)), lengths), values
+
+
+def explain(model: Any, block: pd.DataFrame, user_rows: np.ndarray, positions: np.ndarray,
+            context: dict[str, Any] | None, titles: np.ndarray | None = None) -> np.ndarray:
+    """The reason (``REASON_*``) each recommended item is on its user's list, vectorized over a block.
+
+    ``block``: the users' rows (``bought_items`` and ``last_items`` as model item positions, as in
+    gold_user_features; a missing column means no such reason); ``user_rows``/``positions``: each
+    recommended (block row, model item position). Re-buy: the position is in the user's purchase
+    summary. Similar to: it is a co-purchase neighbour (``context[COPURCHASE]``, else the model's) of
+    a recent item; the most recent such item is named by ``titles`` (its item_id without a title).
+    In season: the model's ``season_lift`` of the context's week is at least 0.5. Else popular now.
+    Returns an object array of strings, one per recommended item."""
+    user_rows = np.asarray(user_rows, np.int64)
+    positions = np.asarray(positions, np.int64)
+    item_ids = np.asarray(model.item_ids)
+    n_items = len(item_ids)
+    keys = user_rows * n_items + positions
+    reasons = np.full(len(positions), REASON_POPULAR, dtype=object)
+    weights = getattr(model, "weights", None)
+    if isinstance(weights, dict) and "season_lift" in weights:
+        week = min(max(int((context or {}).get("week_of_year") or 1), 1), WEEKS) - 1
+        lift = np.asarray(weights["season_lift"])[:, week]
+        reasons[lift[positions] >= SEASON_LIFT_IN_SEASON] = REASON_IN_SEASON
+    neighbours = (context or {}).get(COPURCHASE) or getattr(model, "copurchase", None)
+    if neighbours is not None and "last_items" in block.columns and len(keys):
+        rows, recent = _ragged(block["last_items"])  # per user: most recent first
+        valid = (recent >= 0) & (recent < neighbours.items.shape[0])
+        rows, recent = rows[valid], recent[valid]
+        near = np.asarray(neighbours.items)[recent]  # [m, N] neighbour positions, -1 = none
+        found = near >= 0
+        pair_keys = (rows[:, None] * n_items + near)[found]
+        sources = np.broadcast_to(recent[:, None], near.shape)[found]
+        listed = np.unique(keys)  # keep only the recommended pairs (order kept) before the sort below
+        hit = listed[np.minimum(np.searchsorted(listed, pair_keys), listed.size - 1)] == pair_keys
+        pair_keys, sources = pair_keys[hit], sources[hit]
+        if pair_keys.size:
+            unique, first = np.unique(pair_keys, return_index=True)  # first: the most recent recent item
+            at = np.minimum(np.searchsorted(unique, keys), unique.size - 1)
+            similar = unique[at] == keys
+            named = sources[first[at[similar]]]
+            names = titles[named] if titles is not None else item_ids[named]
+            reasons[similar] = [f"{REASON_SIMILAR} {name if isinstance(name, str) and name else item_ids[p]}"
+                                for name, p in zip(names.tolist(), named.tolist(), strict=True)]
+    if "bought_items" in block.columns and len(keys):
+        rows, bought = _ragged(block["bought_items"])
+        reasons[np.isin(keys, rows * n_items + bought)] = REASON_REBUY
+    return reasons
 
 
 def recommend_users(model: Any, users: pd.DataFrame, context: dict[str, Any], items: ItemSide,
@@ -237,7 +311,7 @@ def recommend_users(model: Any, users: pd.DataFrame, context: dict[str, Any], it
     blocks = [recommend_block(model, users.iloc[start:start + options.user_block_size], context, items, options,
                               user_key) for start in range(0, len(users), options.user_block_size)]
     return pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame(
-        columns=[user_key, "rank", "item_id", "score"])
+        columns=[user_key, "rank", "item_id", "score", *(["reason"] if options.explain else [])])
 
 
 def _score_partitions(handle: ModelHandle, items_bc: Any, context: dict[str, Any], options: ScoringOptions,
@@ -296,13 +370,18 @@ def _spark_type_of(values: np.ndarray) -> T.DataType:
     return T.StringType()
 
 
-def output_schema(user_id_type: T.DataType, item_ids: np.ndarray) -> T.StructType:
-    return T.StructType([
+def output_schema(user_id_type: T.DataType, item_ids: np.ndarray, explain: bool = False) -> T.StructType:
+    """The UDF's rows: user_id, rank, item_id, score (+ reason with ``explain``); the kernel never
+    leaves rank, item_id, score or reason empty, so they are declared NOT NULL."""
+    fields = [
         T.StructField("user_id", user_id_type),
-        T.StructField("rank", T.IntegerType()),
-        T.StructField("item_id", _spark_type_of(item_ids)),
-        T.StructField("score", T.DoubleType()),
-    ])
+        T.StructField("rank", T.IntegerType(), nullable=False),
+        T.StructField("item_id", _spark_type_of(item_ids), nullable=False),
+        T.StructField("score", T.DoubleType(), nullable=False),
+    ]
+    if explain:
+        fields.append(T.StructField("reason", T.StringType(), nullable=False))
+    return T.StructType(fields)
 
 
 def resolve_model(model_dir_or_model: Any) -> tuple[Any, str | None]:
@@ -320,8 +399,10 @@ def resolve_model(model_dir_or_model: Any) -> tuple[Any, str | None]:
 
 
 def build_item_side(model: Any, sellable_item_ids: set[Any] | None = None,
-                    item_categories: dict[Any, Any] | None = None) -> tuple[ItemSide, dict[str, Any]]:
-    """Eligible items (embedded and, when given, sellable) and facts about the catalog for the report."""
+                    item_categories: dict[Any, Any] | None = None,
+                    item_titles: dict[Any, Any] | None = None) -> tuple[ItemSide, dict[str, Any]]:
+    """Eligible items (embedded and, when given, sellable) and facts about the catalog for the report;
+    ``item_titles`` ({item_id: title}) name the recent item of a "similar to" reason (`explain`)."""
     item_ids = np.asarray(model.item_ids)
     item_matrix = np.asarray(model.item_matrix, dtype=np.float32)
     if item_matrix.ndim != 2 or item_matrix.shape[0] != len(item_ids):
@@ -341,8 +422,10 @@ def build_item_side(model: Any, sellable_item_ids: set[Any] | None = None,
             categories[unknown] = len(codes) + np.arange(unknown.size)
     column_of = np.full(len(item_ids), -1, np.int64)
     column_of[positions] = np.arange(positions.size)
+    titles = (np.asarray([item_titles.get(i) for i in item_ids.tolist()], dtype=object)
+              if item_titles is not None else None)
     side = ItemSide(np.ascontiguousarray(item_matrix[positions].T), positions, item_ids[positions], categories,
-                    column_of)
+                    column_of, titles)
     facts = {"items_in_model": int(len(item_ids)), "items_without_finite_embedding": int((~finite).sum()),
              "items_scored": int(positions.size)}
     if sellable_item_ids is not None:
@@ -356,16 +439,20 @@ def build_recommendations(spark: SparkSession, model_dir_or_model: Any, users_df
                           sellable_item_ids: set[Any] | None = None, bought_df: DataFrame | None = None,
                           item_categories: dict[Any, Any] | None = None, catalog_item_ids: list[Any] | None = None,
                           ablate_context: bool = False, user_key: str = "user_id",
-                          context_date: dt.date | None = None) -> ScoringRun:
-    """The scoring plan for `users_df` (lazy): DataFrame[user_id, rank, item_id, score] + its report.
+                          context_date: dt.date | None = None,
+                          item_titles: dict[Any, Any] | None = None) -> ScoringRun:
+    """The scoring plan for `users_df` (lazy): DataFrame[user_id, rank, item_id, score] (+ reason with
+    ``options.explain``) + its report.
 
     `bought_df` (user_id, item_id) masks already-bought items; `catalog_item_ids` (the item table)
-    is compared with the model's items to report items without an embedding.
+    is compared with the model's items to report items without an embedding; `item_titles` name the
+    items of "similar to" reasons.
     """
     sc = spark.sparkContext
     model, model_dir = resolve_model(model_dir_or_model)
     model_version = str(model.model_version)
-    item_side, facts = build_item_side(model, sellable_item_ids, item_categories)
+    item_side, facts = build_item_side(model, sellable_item_ids, item_categories,
+                                       item_titles if options.explain else None)
     if catalog_item_ids is not None:
         embedded = set(np.asarray(model.item_ids).tolist())
         missing = sorted((i for i in set(catalog_item_ids) if i not in embedded), key=str)
@@ -397,7 +484,7 @@ def build_recommendations(spark: SparkSession, model_dir_or_model: Any, users_df
         users = users.join(excluded, user_key, "left")
     users = users.repartition(partitions)
     stats = sc.accumulator({}, _StatsParam())
-    schema = output_schema(users_df.schema[user_key].dataType, item_side.item_ids)
+    schema = output_schema(users_df.schema[user_key].dataType, item_side.item_ids, options.explain)
     recommendations = users.mapInPandas(
         _score_partitions(handle, items_bc, context, options, ablate_context, stats, user_key), schema)
     facts.update({"model_version": model_version, "model_source": model_dir or type(model).__name__,
@@ -502,9 +589,14 @@ def scoring_run(ctx: JobContext, model_dir_or_model: Any, users_df: DataFrame | 
             categories = {row["item_id"]: row["category"] for row in item_rows}
     elif options.max_per_category is not None:
         raise JobError(f"scoring.max_per_category needs item categories from '{tables.ITEM_FEATURES}'")
+    titles = None
+    if options.explain and ctx.lake.exists(tables.SILVER_ITEMS):
+        titles = {row["item_id"]: row["title"] for row in
+                  ctx.lake.read(tables.SILVER_ITEMS).select("item_id", "title").collect()}
     return build_recommendations(ctx.spark, model_dir_or_model, users_df, context, options,
                                  sellable_item_ids=sellable, bought_df=bought, item_categories=categories,
-                                 catalog_item_ids=catalog, ablate_context=ablate_context, context_date=day)
+                                 catalog_item_ids=catalog, ablate_context=ablate_context, context_date=day,
+                                 item_titles=titles)
 
 
 def recommend(ctx: JobContext, model_dir_or_model: Any, users_df: DataFrame | None, context_date: str | dt.date,

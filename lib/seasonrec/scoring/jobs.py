@@ -1,18 +1,23 @@
 """`seasonrec score --date YYYY-MM-DD`: top-K for every user in the season of a date, to Delta.
 
-Writes `recommendations` (user_id, rank, item_id, score, model_version, context_date, run_id),
-partitioned by context_date; re-running a date replaces that partition in one atomic commit.
+Writes `recommendations` (user_id, rank, item_id, score, title, category, price, reason, buy_again,
+model_version, context_date, run_id; `seasonrec.tables`), partitioned by context_date; re-running a
+date replaces that partition in one atomic commit. ``reason`` comes from the scoring path itself
+(`seasonrec.scoring.engine.explain`, the same as a served answer's); title, category and price from
+silver_items; ``buy_again``: the user bought the item before the context date (silver_interactions).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import logging
 from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from seasonrec import tables
 from seasonrec.context import JobContext, JobError
@@ -21,6 +26,7 @@ from seasonrec.tracking import registered_version_of
 DESCRIPTION = "score every user x every item for the season of a date; top-K to the Delta recommendations table"
 
 log = logging.getLogger("seasonrec")
+RUN_COLUMNS = ("model_version", "context_date", "run_id")  # the same for every row of a scoring run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,14 +45,15 @@ def score_and_write(ctx: JobContext, model_dir_or_model: Any, context_date: str 
     from seasonrec.features.as_of import user_features_as_of
     from seasonrec.scoring.engine import ScoringOptions, as_date, scoring_run
 
-    options = ScoringOptions.from_config(ctx.config, top_k)
+    refuse_older_table(ctx)
+    options = dataclasses.replace(ScoringOptions.from_config(ctx.config, top_k), explain=True)
     if users_df is None:  # user features cut at the scored day (recent purchases count)
         users_df = user_features_as_of(ctx.lake, ctx.config, as_date(context_date)).persist()
     with ctx.step("plan scoring"):
         run = scoring_run(ctx, model_dir_or_model, users_df, context_date, options.top_k, ablate_context, options)
     day = run.context_date
-    output = run.recommendations.select(
-        "user_id", "rank", "item_id", "score",
+    output = readable(ctx, run.recommendations, day).select(
+        *[c for c in tables.spec(tables.RECOMMENDATIONS).column_names if c not in RUN_COLUMNS],
         F.lit(run.model_version).alias("model_version"),
         F.lit(day).cast("date").alias("context_date"),
         F.lit(ctx.run_id).alias("run_id"),
@@ -79,6 +86,48 @@ def score_and_write(ctx: JobContext, model_dir_or_model: Any, context_date: str 
         "registered_version": registered_version_of(ctx.config, run.model_version),
         "workers": worker,
     }
+
+
+def refuse_older_table(ctx: JobContext) -> None:
+    """Stop before scoring when `recommendations` exists with other columns (a lake from before the
+    readable columns): a partition written on top would keep the old schema and lose the new columns."""
+    if not ctx.lake.exists(tables.RECOMMENDATIONS):
+        return
+    found = ctx.lake.read(tables.RECOMMENDATIONS).columns
+    declared = tables.spec(tables.RECOMMENDATIONS).column_names
+    missing = [c for c in declared if c not in found]
+    if missing or set(found) - set(declared):
+        raise JobError(f"table '{tables.RECOMMENDATIONS}' under {ctx.lake.root} has the columns of an older "
+                       f"seasonrec (missing {missing}); move {ctx.lake.path(tables.RECOMMENDATIONS)} away or use "
+                       "a fresh lake, then score again")
+
+
+def readable(ctx: JobContext, recommendations: DataFrame, day: dt.date) -> DataFrame:
+    """``recommendations`` (user_id, rank, item_id, score, reason) with what a person reads next to an
+    item id: title, category and price from silver_items, and ``buy_again`` (the user bought the item
+    before ``day``). Key columns and reason/buy_again come out non-null (the Delta schema says so)."""
+    if not ctx.lake.exists(tables.SILVER_ITEMS):
+        raise JobError(f"table '{tables.SILVER_ITEMS}' does not exist under {ctx.lake.root} (recommendations "
+                       "carry item titles, categories and prices); run `seasonrec features` first")
+    if not ctx.lake.exists(tables.SILVER_INTERACTIONS):
+        raise JobError(f"table '{tables.SILVER_INTERACTIONS}' does not exist under {ctx.lake.root} (buy_again "
+                       "needs purchases); run `seasonrec features` first")
+    item_type = recommendations.schema["item_id"].dataType
+    items = (ctx.lake.read(tables.SILVER_ITEMS).select("item_id", "title", "category", "price")
+             .dropDuplicates(["item_id"]).withColumn("item_id", F.col("item_id").cast(item_type)))
+    user_type = recommendations.schema["user_id"].dataType
+    bought = (ctx.lake.read(tables.SILVER_INTERACTIONS)
+              .where(F.col("user_id").isNotNull() & (F.col("date") < F.lit(day)))
+              .select(F.col("user_id").cast(user_type).alias("user_id"),
+                      F.col("item_id").cast(item_type).alias("item_id"))
+              .distinct().withColumn("_bought", F.lit(True)))
+    user_id = F.col("user_id")
+    if isinstance(user_type, T.StringType):  # no null is left after the filter: coalesce only declares it
+        user_id = F.coalesce(user_id, F.lit(""))
+    return (recommendations.where(F.col("user_id").isNotNull()).withColumn("user_id", user_id)
+            .join(F.broadcast(items), "item_id", "left")
+            .join(bought, ["user_id", "item_id"], "left")
+            .withColumn("buy_again", F.coalesce(F.col("_bought"), F.lit(False))))
 
 
 def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:

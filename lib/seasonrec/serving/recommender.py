@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,8 +33,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seasonrec.core.contract import COPURCHASE
-from seasonrec.features.calendar import WEEKS
 from seasonrec.features.silver import country_code_of, pseudonym
 from seasonrec.scoring.engine import EXCLUDE_COLUMN, build_item_side, recommend_users, rerank_candidates
 from seasonrec.serving.snapshot import ServingSnapshot
@@ -42,7 +41,6 @@ REQUEST_COLUMNS = ("user_id", "date", "country", "recent_items", "k")
 ANSWER_COLUMNS = ("request", "rank", "item_id", "score", "title", "category", "price", "reason", "cold_start")
 DEFAULT_K = 10
 MAX_K = 100
-SEASON_LIFT_IN_SEASON = 0.5  # the item sells >= 1.5x its average week in the request's week of year
 REQUEST_KEY = "_request"
 
 # A purchase after the snapshot: (item_id, timestamp).
@@ -76,7 +74,8 @@ class SeasonalRecommender:
         sellable = set(snapshot.sellable) if snapshot.sellable is not None else None
         categories = (dict(zip(snapshot.catalogue["item_id"], snapshot.catalogue["category"], strict=True))
                       if snapshot.options.get("max_per_category") else None)
-        self.items, _ = build_item_side(model, sellable, categories)
+        titles = dict(zip(snapshot.catalogue["item_id"], snapshot.catalogue["title"], strict=True))
+        self.items, _ = build_item_side(model, sellable, categories, titles)
         self._position = {item: i for i, item in enumerate(np.asarray(model.item_ids).tolist())}
         self._users = snapshot.users.set_index("user_id", drop=False)
         self._calendar = snapshot.calendar.assign(date=pd.to_datetime(snapshot.calendar["date"]).dt.date
@@ -114,10 +113,11 @@ class SeasonalRecommender:
             group = by_day[day]
             rows = [{**self._user_row(request, activity, day), REQUEST_KEY: request.position} for request in group]
             context = self._context(day)
-            options = self.snapshot.scoring_options(max(request.k for request in group))
+            options = dataclasses.replace(self.snapshot.scoring_options(max(request.k for request in group)),
+                                          explain=True)
             ranked = recommend_users(self.model, pd.DataFrame(rows), context, self.items, options,
                                      user_key=REQUEST_KEY)
-            answers.append(self._explain(ranked, group, rows, context))
+            answers.append(self._answer(ranked, group, rows))
         if not answers:
             return pd.DataFrame(columns=list(ANSWER_COLUMNS))
         if len(answers) == 1:  # one day: already ordered by request, then rank
@@ -201,55 +201,22 @@ class SeasonalRecommender:
             context = self._contexts[day] = {**context, **self.snapshot.item_context}
         return context
 
-    def _explain(self, ranked: pd.DataFrame, group: Sequence[ParsedRequest], rows: Sequence[dict[str, Any]],
-                 context: dict[str, Any]) -> pd.DataFrame:
-        """The answer rows of one day's ``group``: ``ranked`` (`recommend_users`' lists, keyed by
-        request position) cut to each request's k, with catalogue fields and a reason per item."""
+    def _answer(self, ranked: pd.DataFrame, group: Sequence[ParsedRequest],
+                rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+        """The answer rows of one day's ``group``: ``ranked`` (`recommend_users`' lists with their
+        reasons, keyed by request position) cut to each request's k, with catalogue fields."""
         k_of = {request.position: request.k for request in group}
         row_of = {row[REQUEST_KEY]: row for row in rows}
         requests = ranked[REQUEST_KEY].to_numpy()
         keep = ranked["rank"].to_numpy() <= np.asarray([k_of[r] for r in requests.tolist()], np.int64)
         requests = requests[keep].astype(np.int64)
         positions = np.asarray([self._position[i] for i in ranked["item_id"].to_numpy()[keep].tolist()], np.int64)
-        week = min(max(int(context.get("week_of_year") or 1), 1), WEEKS) - 1
-        lift = np.asarray(self.model.weights["season_lift"])[:, week] if "season_lift" in self.model.weights else None
-        neighbours = context.get(COPURCHASE) or getattr(self.model, "copurchase", None)
-        explainers = {request: _Reasons(row_of[request], neighbours) for request in k_of}
-        reasons = [self._reason(explainers[request], position, lift)
-                   for request, position in zip(requests.tolist(), positions.tolist(), strict=True)]
         return pd.DataFrame({
             "request": requests, "rank": ranked["rank"].to_numpy()[keep], "item_id": ranked["item_id"].to_numpy()[keep],
             "score": ranked["score"].to_numpy()[keep], "title": self._item_info["title"][positions],
             "category": self._item_info["category"][positions], "price": self._item_info["price"][positions],
-            "reason": reasons,
+            "reason": ranked["reason"].to_numpy()[keep],
             "cold_start": np.asarray([bool(row_of[r]["cold_start"]) for r in requests.tolist()], bool)})
-
-    def _reason(self, explainer: _Reasons, position: int, lift: np.ndarray | None) -> str:
-        """Why the item at model ``position`` is on the list (re-buy / similar to / in season / popular now)."""
-        if position in explainer.bought:
-            return "re-buy"
-        recent = explainer.similar_to.get(position)
-        if recent is not None:
-            return f"similar to {self._item_info['title'][recent]}"
-        if lift is not None and lift[position] >= SEASON_LIFT_IN_SEASON:
-            return "in season"
-        return "popular now"
-
-
-class _Reasons:
-    """What one user's reasons are looked up in: the items they bought, and for every co-purchase
-    neighbour of their recent items the first (most recent) of those items it neighbours. Built once
-    per request instead of once per recommended item."""
-
-    def __init__(self, row: Mapping[str, Any], neighbours: Any):
-        self.bought = {int(i) for i in row["bought_items"]}
-        self.similar_to: dict[int, int] = {}
-        if neighbours is None:
-            return
-        for recent in row["last_items"]:
-            if 0 <= recent < neighbours.items.shape[0]:
-                for item in neighbours.items[recent].tolist():
-                    self.similar_to.setdefault(item, int(recent))
 
 
 def fold_purchases(row: dict[str, Any], purchases: Sequence[tuple[int, dt.datetime]], as_of: dt.date,
