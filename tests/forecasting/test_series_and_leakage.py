@@ -40,6 +40,12 @@ def test_weekly_series_fill_zero_weeks_from_first_sale_and_net_returns(spark):
     rows = S.weekly_item_demand(interactions, items, calendar, monday + 4 * week).toPandas()
     a = rows[rows.item_id == "a"].sort_values("week_start")
     assert a.quantity.tolist() == [5.0, 0.0, 0.0, 1.0, 0.0]
+    assert a.orders.tolist() == [2.0, 0.0, 0.0, 1.0, 0.0]  # no invoice column: sales lines
+    with_invoice = spark.createDataFrame(
+        [("a", monday, 3.0, "i1"), ("a", monday, 2.0, "i1"), ("a", monday, 1.0, "i2")],
+        "item_id string, week_start date, quantity double, invoice string")
+    orders = S.weekly_item_demand(with_invoice, items, calendar, monday).toPandas()
+    assert orders.quantity.tolist() == [6.0] and orders.orders.tolist() == [2.0]  # distinct invoices
     b = rows[rows.item_id == "b"].sort_values("week_start")
     assert b.week_start.tolist() == [monday + 2 * week, monday + 3 * week, monday + 4 * week]
     assert set(b.category) == {S.UNKNOWN_CATEGORY}
@@ -103,11 +109,13 @@ def test_gbm_forecasts_do_not_change_when_the_future_is_corrupted(spark):
     calendar = S.weekly_calendar(spark, start, final.cutoff + dt.timedelta(weeks=final.steps), None).toPandas()
 
     def forecasts(values):
-        rows = [(key, "seasonal" if key == "seasonal" else "basic", 2.0, start + dt.timedelta(weeks=i), float(v))
+        # orders follow the units, so the corrupted future corrupts the order features too
+        rows = [(key, "seasonal" if key == "seasonal" else "basic", 2.0, start + dt.timedelta(weeks=i), float(v),
+                 float(np.ceil(v / 3)))
                 for key, ys in values.items() for i, v in enumerate(ys)
                 if start + dt.timedelta(weeks=i) < final.cutoff]
         demand = spark.createDataFrame(rows, "item_id string, category string, price double, week_start date, "
-                                             "quantity double")
+                                             "quantity double, orders double")
         frame, info = gbm.gbm_forecasts(demand, calendar, origins, config, groups=2)
         assert info["windows_skipped"] == []
         return frame.toPandas().sort_values(["window", "series_id", "week_start"]).reset_index(drop=True)
@@ -129,14 +137,19 @@ def test_gbm_features_ignore_every_week_at_or_after_the_origin():
     calendar = rng.random((200, 4))
     quantity = rng.poisson(4, 150).astype("float64")
     origins = np.array([80, 120])  # global indexes; the item starts at week 3
-    clean = gbm.item_rows(3, quantity, origins, 8, calendar, with_target=False)
-    scrambled = quantity.copy()
+    orders = np.minimum(quantity, rng.poisson(2, 150)).astype("float64")
+    clean = gbm.item_rows(3, quantity, origins, 8, calendar, with_target=False, orders=orders)
+    scrambled, scrambled_orders = quantity.copy(), orders.copy()
     scrambled[80 - 3:] = 1e6
-    dirty = gbm.item_rows(3, scrambled, origins, 8, calendar, with_target=False)
+    scrambled_orders[80 - 3:] = 1e3
+    dirty = gbm.item_rows(3, scrambled, origins, 8, calendar, with_target=False, orders=scrambled_orders)
     first = clean["origin"] == 80
     for key in gbm.ITEM_FEATURES + S.CALENDAR_FEATURES + ["scale"]:
         np.testing.assert_array_equal(clean[key][first], dirty[key][first])
     assert not np.array_equal(clean["lag_1"][~first], dirty["lag_1"][~first])
+    for key in gbm.ORDER_FEATURES:  # the order features are computed, and move with later weeks' orders
+        assert np.isfinite(clean[key]).any(), key
+    assert not np.array_equal(clean["orders_rel_4"][~first], dirty["orders_rel_4"][~first])
     pooled = rng.random(150)
     before = gbm.pooled_features(pooled, clean["origin"], clean["target_week"])
     pooled[80:] = 1e6

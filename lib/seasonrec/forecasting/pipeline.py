@@ -87,7 +87,7 @@ def _read_inputs(ctx: JobContext) -> tuple[DataFrame, DataFrame | None, DataFram
     if not lake.exists(tables.SILVER_INTERACTIONS):
         raise JobError(f"table '{tables.SILVER_INTERACTIONS}' does not exist under {lake.root}; "
                        "run `seasonrec ingest` and `seasonrec features` first")
-    interactions = lake.read(tables.SILVER_INTERACTIONS).select("item_id", "week_start", "quantity")
+    interactions = lake.read(tables.SILVER_INTERACTIONS).select("item_id", "week_start", "quantity", "invoice")
     items = lake.read(tables.SILVER_ITEMS) if lake.exists(tables.SILVER_ITEMS) else None
     calendar = lake.read(tables.CALENDAR) if lake.exists(tables.CALENDAR) else None
     return interactions, items, calendar
@@ -421,8 +421,9 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
         from seasonrec.forecasting.gbm import gbm_forecasts
 
         with ctx.step("global LightGBM"):
-            gbm, info["gbm"] = gbm_forecasts(known.select("item_id", "category", "price", "week_start", "quantity"),
-                                             calendar_frame, origins, config, groups)
+            gbm, info["gbm"] = gbm_forecasts(
+                known.select("item_id", "category", "price", "week_start", "quantity", "orders"),
+                calendar_frame, origins, config, groups)
         frames.append(gbm.cache())
     if "lstm" in config.models:
         with ctx.step("global LSTM"):

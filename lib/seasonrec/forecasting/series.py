@@ -2,7 +2,8 @@
 
 ``gold_weekly_demand`` (one row per item and week, Monday ``week_start``):
 item_id, week_start, quantity (net units; weeks without sales filled with 0 from the item's first
-sale to the last week of data), category, price, week_of_year, woy_sin, woy_cos, is_holiday_week,
+sale to the last week of data), orders (distinct invoices holding the item that week, 0 in weeks
+without sales), category, price, week_of_year, woy_sin, woy_cos, is_holiday_week,
 is_festival_week.
 
 An *origin* is a point in time a forecast is made from: every model sees only weeks with
@@ -121,17 +122,20 @@ def weekly_item_demand(interactions: DataFrame, items: DataFrame | None, week_ca
     """``gold_weekly_demand``: net weekly units per item, zero weeks filled, calendar + item attributes.
 
     ``interactions`` needs item_id, week_start, quantity (net; a week whose returns exceed its
-    sales counts as 0). Each item's series runs from its first sale week to ``end_week``.
+    sales counts as 0) and optionally invoice (``orders`` counts distinct invoices; without it, the
+    item's sales lines). Each item's series runs from its first sale week to ``end_week``.
     """
+    orders = (F.countDistinct("invoice") if "invoice" in interactions.columns else F.count(F.lit(1)))
     sales = (interactions.where(F.col("week_start") <= F.lit(end_week))
-             .groupBy("item_id", "week_start").agg(F.sum("quantity").alias("quantity")))
+             .groupBy("item_id", "week_start").agg(F.sum("quantity").alias("quantity"), orders.alias("orders")))
     spine = (sales.groupBy("item_id").agg(F.min("week_start").alias("first_week"))
              .select("item_id", F.explode(F.sequence("first_week", F.lit(end_week),
                                                      F.expr("interval 7 days"))).alias("week_start")))
     series = (spine.join(sales, ["item_id", "week_start"], "left")
               .select("item_id", "week_start",
                       F.greatest(F.coalesce(F.col("quantity").cast("double"), F.lit(0.0)), F.lit(0.0))
-                      .alias("quantity")))
+                      .alias("quantity"),
+                      F.coalesce(F.col("orders").cast("double"), F.lit(0.0)).alias("orders")))
     if items is not None:
         attributes = items.select("item_id", "category", F.col("price").cast("double").alias("price"))
         series = series.join(attributes, "item_id", "left")
@@ -140,7 +144,7 @@ def weekly_item_demand(interactions: DataFrame, items: DataFrame | None, week_ca
                   .withColumn("price", F.lit(None).cast("double")))
     series = series.withColumn("category", F.coalesce(F.col("category"), F.lit(UNKNOWN_CATEGORY)))
     return series.join(week_calendar, "week_start", "left").select(
-        "item_id", "week_start", "quantity", "category", "price", "week_of_year", *CALENDAR_FEATURES)
+        "item_id", "week_start", "quantity", "orders", "category", "price", "week_of_year", *CALENDAR_FEATURES)
 
 
 def all_level_series(item_demand: DataFrame) -> DataFrame:

@@ -1,0 +1,238 @@
+"""Validation-origin lab for the global LightGBM forecaster: variants side by side in seconds each.
+
+Forecaster changes are chosen on origins inside the training data, never on the weeks the benchmark
+reports (``bench_forecast.py``: as of 2011-06-30 and 2011-08-31). The lab needs a lake with the
+silver tables (``bench_forecast.py --keep --workdir DIR``). Its first run caches, per origin, the
+classical forecasts (statsforecast through the forecast job's own code, nothing written to the
+lake), the weekly demand and the gbm feature rows under ``DIR/lab``; later runs only train LightGBM
+p50 models on the driver (one thread) and score them.
+
+    .venv/bin/python bench/forecast_lab.py --workdir DIR [--as-of 2011-03-31:13 ...] [--variant NAME ...]
+
+Prints one JSON document: per variant and origin the item-level WAPE of gbm's p50, of the best of
+Naive, WindowAverage, TSB, CrostonOptimized and AutoETS, their ratio (items with
+``forecast.min_history_weeks`` weeks of history, the weeks after the origin, truth = every sale in
+``gold_weekly_demand``), and the mean ratio over the origins.
+
+Measured 2026-12-03 (origins 2011-03-31, 04-30, 05-31, 13 weeks each, 2,979-3,183 items; gbm's
+item WAPE of p50 over the best classical method per origin, their mean, and where trained the mean
+model's summed bias):
+
+| variant | 03-31 | 04-30 | 05-31 | mean | bias of the mean model |
+|---|---|---|---|---|---|
+| default (the job's settings) | 0.866 | 0.830 | 0.840 | 0.845 | +12.8% / +7.6% / +4.8% |
+| mean_with_order_features | | | | | +18.9% / +13.9% / -4.8% |
+| no_order_features | 0.862 | 0.828 | 0.853 | 0.847 | |
+| rounds_100 / rounds_400 | 0.862 / 0.874 | 0.824 / 0.835 | 0.836 / 0.845 | 0.841 / 0.851 | |
+| leaves_15 / leaves_63 | 0.852 / 0.876 | 0.830 / 0.833 | 0.836 / 0.839 | 0.839 / 0.849 | |
+| min_leaf_200 | 0.867 | 0.828 | 0.840 | 0.845 | |
+| recency_13 (examples weighted 0.5^(age / 13 weeks)) | 0.870 | 0.826 | 0.837 | 0.844 | |
+| seeds_5 (p50 averaged over 5 seeds) | 0.864 | 0.829 | 0.838 | 0.844 | |
+| stride_1 (training origins every week, 2x rows) | 0.868 | 0.821 | 0.822 | 0.837 | |
+
+(gbm WAPE 0.763 / 0.747 / 0.729 against WindowAverage 0.882 / TSB 0.899 / TSB 0.868.) Also tried in
+a scratch version of this lab and not kept: EWMA and TSB-style smoothed levels, the 8-week median
+and 13-week max as features (mean ratio +0.003); blends of gbm's p50 with one classical p50 (weights
+0.5-0.85: never below gbm alone on average); gbm's p50 scaled x0.8-1.1. Every variant is within 0.01
+of the default, about the spread between seeds, so the defaults stay: the model is at a plateau on
+these origins, 0.83-0.87x the best classical method. On the benchmark's later origins the classical
+methods catch up (best classical WAPE 0.78 as of 2011-06-30 and 0.72 as of 08-31, from 0.87-0.90
+here) while gbm's WAPE stays at 0.69-0.76: the summer-autumn demand grows, which no origin before it
+shows (the data starts in December 2010). The mean model reads no order features (``gbm.MEAN_FEATURES``)
+because of the bias column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "lib"))
+os.environ.setdefault("SEASONREC_SALT", "bench-salt")
+
+ORIGINS = ["2011-03-31:13", "2011-04-30:13", "2011-05-31:13"]
+CLASSICAL = ["naive", "window_average", "tsb", "croston", "ets"]
+# "mean": also train the mean (expected units) model and report its summed bias; "mean_features":
+# "all" gives it the order features too (the job's mean model reads gbm.MEAN_FEATURES).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {"mean": True},
+    "mean_with_order_features": {"mean": True, "mean_features": "all"},
+    "no_order_features": {"drop": "order"},
+    "rounds_100": {"rounds": 100},
+    "rounds_400": {"rounds": 400},
+    "leaves_15": {"params": {"num_leaves": 15}},
+    "leaves_63": {"params": {"num_leaves": 63}},
+    "min_leaf_200": {"params": {"min_data_in_leaf": 200}},
+    "recency_13": {"recency_half_life": 13},
+    "seeds_5": {"seeds": 5},
+    "stride_1": {"stride": 1},
+}
+
+
+def _config(workdir: Path) -> Any:
+    from seasonrec.config import load_config
+
+    paths = [f"paths.{key}={workdir}/{key}" for key in
+             ("lake_root", "checkpoint_dir", "model_dir", "mlflow_dir", "report_dir", "petastorm_cache_dir")]
+    return load_config(REPO / "conf" / "local.yaml", [
+        *paths, "spark.master=local[2]", "spark.driver_memory=4g", "spark.shuffle_partitions=4",
+        f"forecast.models=[{','.join(CLASSICAL)}]", "forecast.backtest_windows=1", "forecast.drift_correction=off"])
+
+
+def cache_inputs(workdir: Path, origins: list[tuple[dt.date, int]]) -> Path:
+    """Classical item forecasts per origin and the weekly demand, as parquet under ``workdir/lab``."""
+    from pyspark.sql import functions as F
+
+    from seasonrec.context import JobContext
+    from seasonrec.forecasting.pipeline import run_forecast
+
+    lab = workdir / "lab"
+    missing = [(d, h) for d, h in origins if not (lab / f"classical_{d}.parquet").exists()]
+    if not missing and (lab / "demand.parquet").exists():
+        return lab
+    lab.mkdir(exist_ok=True)
+    ctx = JobContext.create(_config(workdir), "forecast_lab")
+    for as_of, horizon in missing:
+        started = time.perf_counter()
+        run = run_forecast(ctx, as_of, horizon, write=False)
+        (run.candidates.where((F.col("window") == 0) & (F.col("level") == "item"))
+         .select("series_id", "week_start", "model", "p50").toPandas()
+         .to_parquet(lab / f"classical_{as_of}.parquet"))
+        run.weekly_demand.toPandas().to_parquet(lab / "demand.parquet")
+        logging.info("classical forecasts as of %s cached (%.0fs)", as_of, time.perf_counter() - started)
+    return lab
+
+
+def feature_rows(lab: Path, demand: Any, as_of: dt.date, horizon: int, config: Any, stride: int) -> Any:
+    """The gbm feature rows (training and the origin's inference rows) of one origin, cached."""
+    import pandas as pd
+
+    from seasonrec.forecasting import gbm as G
+    from seasonrec.forecasting import series as S
+
+    path = lab / f"features_{as_of}_stride{stride}.parquet"
+    if path.exists():
+        return pd.read_parquet(path)
+    origin = S.plan_origins(as_of, horizon, 0)[0]
+    cutoff = _week(demand, origin.cutoff)
+    known = demand[demand["week_start"] < origin.cutoff].assign(
+        category=lambda f: f["category"].fillna(S.UNKNOWN_CATEGORY))
+    sums = known.groupby(["category", "week_index"], as_index=False).agg(quantity=("quantity", "sum"),
+                                                                         orders=("orders", "sum"))
+    pooled, _, codes = G.pooled_sums(sums, cutoff)
+    calendar = (demand.drop_duplicates("week_index").sort_values("week_index")[S.CALENDAR_FEATURES]
+                .to_numpy(dtype=np.float64))
+    rows = G.feature_frame(known, {0: cutoff}, cutoff, origin.steps, calendar, pooled, codes,
+                           config.forecast.min_history_weeks, stride, config.forecast.gbm_max_history_weeks)
+    rows["first_output"] = _week(demand, origin.first_output)
+    rows.to_parquet(path)
+    return rows
+
+
+def _week(demand: Any, day: dt.date) -> int:
+    """Week index of ``day`` counted from the first week of ``demand`` (``demand.attrs["first_week"]``)."""
+    return (day - demand.attrs["first_week"]).days // 7
+
+
+def predict(train: Any, infer: Any, config: Any, variant: dict[str, Any], mean: bool = False) -> np.ndarray:
+    """gbm's p50 model (``mean``: its mean model), as ``gbm.fit_predict`` trains it, with the
+    variant's changes; in units."""
+    import lightgbm as lgb
+
+    from seasonrec.forecasting import gbm as G
+
+    if mean:
+        features = G.FEATURES if variant.get("mean_features") == "all" else G.MEAN_FEATURES
+        objective = {"objective": config.forecast.gbm_mean_objective,
+                     "tweedie_variance_power": config.forecast.gbm_tweedie_power}
+    else:
+        features = [f for f in G.FEATURES if not (variant.get("drop") == "order" and f in G.ORDER_FEATURES)]
+        objective = {"objective": "quantile", "alpha": 0.5}
+    weight = train["scale"].to_numpy()
+    if "recency_half_life" in variant:
+        age = (train["target_week"].max() - train["target_week"]).to_numpy()
+        weight = weight * 0.5 ** (age / variant["recency_half_life"])
+    dataset = lgb.Dataset(train[features], label=train["target"].to_numpy(), weight=weight,
+                          categorical_feature=["category_index"], free_raw_data=False)
+    predictions = []
+    for seed in range(variant.get("seeds", 1)):
+        params = {**G._lgb_params(config.forecast), "num_threads": 1, **variant.get("params", {}), **objective,
+                  "seed": config.forecast.seed + seed}
+        booster = lgb.train(params, dataset, num_boost_round=variant.get("rounds", config.forecast.gbm_rounds))
+        predictions.append(booster.predict(infer[features]) * infer["scale"].to_numpy())
+    return np.clip(np.mean(predictions, axis=0), 0.0, None)
+
+
+def score(lab: Path, demand: Any, as_of: dt.date, horizon: int, config: Any, variant: dict[str, Any]) -> dict:
+    """Item WAPE of the variant's p50 and of each classical p50 on the same items and weeks."""
+    import pandas as pd
+
+    rows = feature_rows(lab, demand, as_of, horizon, config, variant.get("stride",
+                                                                         config.forecast.gbm_origin_stride))
+    cutoff = int(rows.loc[rows["window"] == 0, "origin"].iloc[0])
+    train = rows[(rows["window"] == -1) & (rows["target_week"] < cutoff)]
+    infer = rows[(rows["window"] == 0) & (rows["target_week"] >= rows["first_output"])].reset_index(drop=True)
+    gbm = pd.DataFrame({"series_id": infer["item_id"], "week_index": infer["target_week"].astype(int),
+                        "gbm": predict(train, infer, config, variant)})
+    if variant.get("mean"):
+        gbm["gbm_mean"] = predict(train, infer, config, variant, mean=True)
+    classical = pd.read_parquet(lab / f"classical_{as_of}.parquet")
+    classical["week_index"] = [_week(demand, w) for w in pd.to_datetime(classical["week_start"]).dt.date]
+    wide = classical.pivot_table(index=["series_id", "week_index"], columns="model", values="p50").reset_index()
+    truth = demand.rename(columns={"item_id": "series_id"})[["series_id", "week_index", "quantity"]]
+    scored = (wide.merge(gbm, on=["series_id", "week_index"]).dropna()
+              .merge(truth, on=["series_id", "week_index"], how="left").fillna({"quantity": 0.0}))
+    units = scored["quantity"].sum()
+    wape = {m: float(np.abs(scored[m] - scored["quantity"]).sum() / units) for m in [*CLASSICAL, "gbm"]}
+    best = min(CLASSICAL, key=wape.get)
+    result = {"gbm_wape": round(wape["gbm"], 4), "best_classical": best, "best_classical_wape": round(wape[best], 4),
+              "ratio": round(wape["gbm"] / wape[best], 4), "items": int(scored["series_id"].nunique())}
+    if "gbm_mean" in scored:
+        result["mean_bias"] = round(float(scored["gbm_mean"].sum() / units - 1), 4)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", required=True, help="a bench_forecast.py --keep workdir (silver tables)")
+    parser.add_argument("--as-of", dest="as_of", action="append", default=[],
+                        help=f"origin DATE:HORIZON_WEEKS, repeatable (default: {' '.join(ORIGINS)})")
+    parser.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS),
+                        help="variants to run (default: all)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    import pandas as pd
+
+    workdir = Path(args.workdir).resolve()
+    origins = [(dt.date.fromisoformat(a.split(":")[0]), int(a.split(":")[1])) for a in (args.as_of or ORIGINS)]
+    lab = cache_inputs(workdir, origins)
+    config = _config(workdir)
+    demand = pd.read_parquet(lab / "demand.parquet")
+    demand["week_start"] = pd.to_datetime(demand["week_start"]).dt.date
+    demand.attrs["first_week"] = min(demand["week_start"])
+    demand["week_index"] = [_week(demand, w) for w in demand["week_start"]]
+    result: dict[str, Any] = {"origins": [str(d) for d, _ in origins], "variants": {}}
+    for name in args.variant or list(VARIANTS):
+        started = time.perf_counter()
+        per_origin = {str(d): score(lab, demand, d, h, config, VARIANTS[name]) for d, h in origins}
+        ratios = [v["ratio"] for v in per_origin.values()]
+        result["variants"][name] = {"mean_ratio": round(float(np.mean(ratios)), 4), "origins": per_origin}
+        logging.info("%s: mean ratio %.4f %s, mean model bias %s (%.0fs)", name, np.mean(ratios), ratios,
+                     [v.get("mean_bias") for v in per_origin.values()], time.perf_counter() - started)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
