@@ -245,7 +245,7 @@ def test_registered_tables_are_checked_partitioned_and_described(spark, tmp_lake
     assert tmp_lake.version(tables.SILVER_ITEMS) == 0  # nothing was committed
 
     recs = tables.spec(tables.RECOMMENDATIONS)  # partitioned as declared without the caller saying so
-    row = ("u1", 1, "i1", 0.5, "v1", dt.date(2011, 12, 1), "r1")
+    row = ("u1", 1, "i1", 0.5, "Tin", "kitchen", 2.5, "re-buy", True, "v1", dt.date(2011, 12, 1), "r1")
     tmp_lake.write(spark.createDataFrame([row], recs.ddl), tables.RECOMMENDATIONS)
     assert DeltaTable(tmp_lake.path(tables.RECOMMENDATIONS)).metadata().partition_columns == ["context_date"]
     assert tmp_lake.write(_rows(spark, [(1, "a", None, 1.0, None)]), "scratch") == 0  # unregistered: free-form

@@ -33,7 +33,8 @@ def _items(spark, rows: list[tuple]):
 
 
 def _recommendations(spark, users: list[str]):
-    return spark.createDataFrame([(u, 1, "i1", 0.5, "v1", DAY, "r1") for u in users],
+    return spark.createDataFrame([(u, 1, "i1", 0.5, "Tin", "kitchen", 2.5, "re-buy", True, "v1", DAY, "r1")
+                                  for u in users],
                                  tables.spec(tables.RECOMMENDATIONS).ddl)
 
 

@@ -99,12 +99,25 @@ def test_july_and_december_lists_differ_and_seasonal_items_move(trained):
 
 
 def test_job_on_real_model_counts_unseen_users_and_replaces_partition(trained, spark):
+    """Two users the model never saw are counted as unseen; re-scoring the date replaces its partition.
+    "Unseen" is per hashed user bucket (a new id can share a bucket with a trained user), so the two
+    new ids are picked among ids whose bucket no trained user fell in."""
+    import pandas as pd
+
+    from seasonrec.training.artifacts import load_scoring_model
+
     ctx = trained
-    users = ctx.lake.read(tables.USER_FEATURES).limit(20)
-    unseen = users.limit(2).withColumn("user_id", F.concat(F.lit("never-seen-"), F.col("user_id")))
+    model = load_scoring_model(ctx.config.paths.model_dir)
+    candidates = pd.DataFrame({"user_id": [f"never-seen-{i}" for i in range(200)]})
+    new_ids = candidates["user_id"][~model.known_user_mask(candidates)].tolist()[:2]
+    assert len(new_ids) == 2
+    users = ctx.lake.read(tables.USER_FEATURES).orderBy("user_id").limit(20).cache()
+    first_id = users.first()["user_id"]
+    renamed = F.when(F.col("user_id") == F.lit(first_id), F.lit(new_ids[0])).otherwise(F.lit(new_ids[1]))
+    unseen = users.orderBy("user_id").limit(2).withColumn("user_id", renamed)
     all_users = users.unionByName(unseen)
     first = score_and_write(ctx, ctx.config.paths.model_dir, DECEMBER, top_k=5, users_df=all_users)
-    assert first["users_input"] == 22 and first["users_scored"] == 22 and first["users_unseen_at_training"] >= 2
+    assert first["users_input"] == 22 and first["users_scored"] == 22 and first["users_unseen_at_training"] == 2
     again = score_and_write(ctx, ctx.config.paths.model_dir, DECEMBER, top_k=5, users_df=all_users)
     table = ctx.lake.read(tables.RECOMMENDATIONS).where(F.col("context_date") == DECEMBER)
     assert table.count() == again["rows"] == first["rows"]
