@@ -93,6 +93,7 @@ def cache_inputs(workdir: Path, origins: list[tuple[dt.date, int]]) -> Path:
     """Classical item forecasts per origin and the weekly demand, as parquet under ``workdir/lab``."""
     from pyspark.sql import functions as F
 
+    from seasonrec import tables
     from seasonrec.context import JobContext
     from seasonrec.forecasting.pipeline import run_forecast
 
@@ -108,8 +109,9 @@ def cache_inputs(workdir: Path, origins: list[tuple[dt.date, int]]) -> Path:
         (run.candidates.where((F.col("window") == 0) & (F.col("level") == "item"))
          .select("series_id", "week_start", "model", "p50").toPandas()
          .to_parquet(lab / f"classical_{as_of}.parquet"))
-        run.weekly_demand.toPandas().to_parquet(lab / "demand.parquet")
         logging.info("classical forecasts as of %s cached (%.0fs)", as_of, time.perf_counter() - started)
+    # Once, after the runs (each rewrites the same gold_weekly_demand from silver).
+    ctx.lake.read(tables.WEEKLY_DEMAND).toPandas().to_parquet(lab / "demand.parquet")
     return lab
 
 
