@@ -17,7 +17,7 @@ What is planted (and recorded in `synthetic_truth` for tests):
   `weather_region`): a seasonal normal by hemisphere plus AR(1) anomalies (`weather_frame`), from
   `WEATHER_SPIN_UP_YEARS` before the data start so climate normals have a span;
 - weather-sensitive items: the `COLD_SENSITIVE_ITEMS` most popular `COLD_SENSITIVE_CATEGORY` items after
-  its best seller get extra purchases (`COLD_SENSITIVE_SHARE` of n_events in all) whose daily rate per
+  its best seller get extra purchases (`COLD_SENSITIVE_SHARE` of the n_events, carved out of them) whose daily rate per
   country is x exp(-`COLD_SENSITIVITY` x the country's trailing 7-day temperature anomaly), on top of
   the calendar's day multiplier: a 3 degC cold spell doubles-plus them (`synthetic_truth.cold_sensitivity`).
 """
@@ -83,12 +83,12 @@ WEATHER_SPIN_UP_YEARS = 8
 WEATHER_MEAN_C = 10.0
 WEATHER_AMPLITUDE_C = 7.0  # normal = mean - amplitude x cos(2 pi (day - coldest) / 365.25)
 WEATHER_COLDEST_DAY = 15  # day of year of the coldest normal north of the equator (mid-January)
-WEATHER_AR = 0.9  # daily persistence of the anomaly
-WEATHER_ANOMALY_SD = 3.0  # stationary standard deviation of the daily anomaly (degC)
+WEATHER_AR = 0.97  # daily persistence of the anomaly
+WEATHER_ANOMALY_SD = 2.5  # stationary standard deviation of the daily anomaly (degC)
 WEATHER_TRAILING_DAYS = 7  # the planted demand reacts to this trailing mean of the anomaly
 COLD_SENSITIVE_CATEGORY = "home_decor"
 COLD_SENSITIVE_ITEMS = 4
-COLD_SENSITIVITY = 0.35  # demand x exp(-COLD_SENSITIVITY x trailing anomaly)
+COLD_SENSITIVITY = 0.3  # demand x exp(-COLD_SENSITIVITY x trailing anomaly)
 COLD_SENSITIVE_SHARE = 0.05  # extra purchases of the sensitive items, as a share of n_events
 COLD_SENSITIVE_INVOICE_BASE = 900_000_000
 
@@ -320,6 +320,11 @@ def cold_sensitive_rates(config: SyntheticConfig) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def cold_sensitive_events(config: SyntheticConfig) -> int:
+    """How many of the n_events purchases are the weather-sensitive items' extra ones."""
+    return int(round(COLD_SENSITIVE_SHARE * config.n_events))
+
+
 def _cold_sensitive_events(spark: SparkSession, config: SyntheticConfig, item_df: DataFrame,
                            user_df: DataFrame) -> tuple[DataFrame, list[str]]:
     """Extra purchases of the weather-sensitive items (transaction string fields) and their item_raw."""
@@ -336,9 +341,11 @@ def _cold_sensitive_events(spark: SparkSession, config: SyntheticConfig, item_df
         pool.setdefault(row["country"], []).append(row["user_raw"])
     rates = cold_sensitive_rates(config)
     rng = np.random.default_rng([config.seed, 1931])
+    # Exactly cold_sensitive_events(config) purchases, spread over items x days x countries by the rates.
+    weights = np.tile(rates["rate"].to_numpy(), len(ranked))
+    all_counts = rng.multinomial(cold_sensitive_events(config), weights / weights.sum()).reshape(len(ranked), -1)
     rows = []
-    for item in ranked:
-        counts = rng.poisson(rates["rate"].to_numpy())
+    for item, counts in zip(ranked, all_counts, strict=True):
         for (day, country), count in zip(rates[["date", "country"]].itertuples(index=False), counts, strict=True):
             buyers = pool.get(country)
             for _ in range(int(count) if buyers else 0):
@@ -367,7 +374,9 @@ def events(spark: SparkSession, config: SyntheticConfig) -> tuple[DataFrame, Dat
                   .select("user_number", "slot", F.col("item_number").alias("favourite_item")))
 
     partitions = config.partitions or max(2, config.n_events // 1_000_000)
-    ev = spark.range(0, config.n_events, numPartitions=partitions).withColumnRenamed("id", "event_id")
+    # n_events purchases in all: the weather-sensitive items' extra ones are part of them.
+    n_regular = config.n_events - cold_sensitive_events(config)
+    ev = spark.range(0, n_regular, numPartitions=partitions).withColumnRenamed("id", "event_id")
 
     def u(salt: str) -> F.Column:
         return uniform(seed, salt, "event_id")

@@ -23,7 +23,13 @@ observed weeks, else of all its weeks, else 1, so one tree serves slow and fast 
   are much smoother than one item): recent level (4-week over 13-week mean at ``t``), and last
   year's same week relative to last year's level at the origin and to the last 52 weeks' mean —
   the Christmas ramp of the previous December where the data holds one (NaN otherwise);
-- the step ``s``.
+- the step ``s``;
+- weather (``forecast.weather_features``, item model only, ``WEATHER_FEATURES``; built point in time
+  by `seasonrec.features.weather.weekly_weather` from ``context_daily``, region-weighted by units
+  sold): the trailing 7-day temperature anomaly at the origin, the target week's anomaly as known at
+  the origin (observed days, else decayed persistence, i.e. the normal after a few weeks), the item's
+  weather sensitivity (slope of log1p weekly units on the weekly anomaly over the 104 weeks before
+  the origin) and sensitivity x (target anomaly - the anomaly of the scale's 13 weeks).
 
 Category and total series (``forecast.gbm_aggregate_levels``): a second model per origin, trained
 on the aggregate series only (few series, so training origins every week and smaller trees:
@@ -163,8 +169,9 @@ def _at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
 
 
 def _weather_sensitivity(demand: np.ndarray, anomaly: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Slope of weekly units on the week's observed anomaly over the ``WEATHER_SENSITIVITY_WEEKS`` weeks
-    before each end (weeks ``< end`` only; NaN with fewer than ``WEATHER_SENSITIVITY_MIN_WEEKS``)."""
+    """Slope of ``demand`` (weekly, e.g. log1p units) on the week's observed anomaly over the
+    ``WEATHER_SENSITIVITY_WEEKS`` weeks before each end (weeks ``< end`` only; NaN with fewer than
+    ``WEATHER_SENSITIVITY_MIN_WEEKS``)."""
     n = max(len(demand), len(anomaly), int(ends.max(initial=0)) + 1)
     y = np.full(n, np.nan)
     y[:len(demand)] = demand
@@ -192,15 +199,20 @@ def weather_rows(demand: np.ndarray, weather: Any, t: np.ndarray, step: np.ndarr
     ``weather``: `seasonrec.features.weather.WeeklyWeather` by global week. ``weather_anomaly_origin``:
     the trailing 7-day anomaly on the day before week t; ``weather_anomaly_target``: the target week's
     mean anomaly as known then (observed, else decayed persistence: 0 = the normal after a few weeks);
-    ``weather_sensitivity``: the item's slope of units on the weekly observed anomaly over the weeks
-    before t, over the scale; ``weather_effect``: sensitivity x target anomaly.
+    ``weather_sensitivity``: the item's slope of log1p(units) on the weekly observed anomaly over the
+    weeks before t (a relative effect: -0.3 = 30% more per degree colder); ``weather_effect``:
+    sensitivity x (target anomaly - mean anomaly of the scale's 13 weeks), the expected log change of
+    the target against the scale.
     """
     last = len(weather.at_origin) - 1
     origin = np.clip(t, 0, last)
     target = weather.expected[origin, np.clip(step.astype(np.int64), 0, weather.expected.shape[1] - 1)]
-    sensitivity = _weather_sensitivity(demand, weather.observed, unique_t)[back] / scale
+    sensitivity = _weather_sensitivity(np.log1p(np.clip(demand, 0, None)), weather.observed, unique_t)[back]
+    observed = np.concatenate([[0.0], np.cumsum(np.nan_to_num(weather.observed))])
+    known = np.concatenate([[0.0], np.cumsum(np.isfinite(weather.observed).astype(float))])
+    scale_anomaly = np.nan_to_num(_window_mean(observed, known, origin, SCALE_WEEKS))
     return {"weather_anomaly_origin": weather.at_origin[origin], "weather_anomaly_target": target,
-            "weather_sensitivity": sensitivity, "weather_effect": sensitivity * target}
+            "weather_sensitivity": sensitivity, "weather_effect": sensitivity * (target - scale_anomaly)}
 
 
 def pooled_features(pooled: np.ndarray, origin: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
