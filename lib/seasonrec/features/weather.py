@@ -159,7 +159,11 @@ def read_file_observations(spark: SparkSession, config: WeatherConfig, path: str
     from seasonrec.data import validation
     from seasonrec.data.sources import resolve_path
 
-    location = resolve_path(path or config.path)
+    try:
+        location = resolve_path(path or config.path)
+    except JobError:
+        raise JobError(f"weather file not found: {path or config.path}; set weather.path (or weather.source=none)"
+                       ) from None
     spark.conf.set("spark.sql.legacy.timeParserPolicy", "CORRECTED")
     if config.format == "csv":
         raw = spark.read.options(header="true", inferSchema="false").csv(location)
