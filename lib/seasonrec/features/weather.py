@@ -34,6 +34,7 @@ features are then the normal: anomaly 0). Bad rows of a file go to ``quarantine`
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -159,11 +160,13 @@ def read_file_observations(spark: SparkSession, config: WeatherConfig, path: str
     from seasonrec.data import validation
     from seasonrec.data.sources import resolve_path
 
+    missing_file = f"weather file not found: {path or config.path}; set weather.path (or weather.source=none)"
     try:
         location = resolve_path(path or config.path)
     except JobError:
-        raise JobError(f"weather file not found: {path or config.path}; set weather.path (or weather.source=none)"
-                       ) from None
+        raise JobError(missing_file) from None
+    if "://" not in location and not os.path.exists(location):
+        raise JobError(missing_file)
     spark.conf.set("spark.sql.legacy.timeParserPolicy", "CORRECTED")
     if config.format == "csv":
         raw = spark.read.options(header="true", inferSchema="false").csv(location)
