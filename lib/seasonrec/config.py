@@ -311,6 +311,10 @@ class ForecastConfig(Section):
     gbm_max_history_weeks: int = Field(default=156, ge=4, description="gbm trains on origins at most this many "
                                                                       "weeks before the final cutoff")
     gbm_threads: int = Field(default=0, ge=0, description="LightGBM threads on the driver; 0: OpenMP default")
+    weather_features: bool = Field(default=False, description="the item LightGBM model reads weather anomaly "
+                                   "features from context_daily (observed up to each origin, decayed persistence "
+                                   "after it; see forecasting.weather_features); off by default: see the README's "
+                                   "weather section for the measured effect")
     gbm_aggregate_levels: bool = Field(default=True, description="also train a LightGBM model on the category and "
                                                                  "total series (a candidate at those levels)")
     gbm_aggregate_num_leaves: int = Field(default=15, ge=2, description="leaves of the category/total model")
@@ -446,6 +450,44 @@ class MaintenanceConfig(Section):
                                  "only, and a write running longer than this could lose its files")
 
 
+class WeatherConfig(Section):
+    """Daily weather context (`context_daily`, built by `seasonrec features`, see seasonrec.features.weather)."""
+
+    source: Literal["none", "file", "synthetic"] = Field(
+        default="synthetic", description="none: no context_daily (weather features fall back to normals / zero "
+                                         "anomaly); file: path (CSV/Parquet with date, region, temp_mean_c and "
+                                         "optional precipitation_mm, sunshine_h); synthetic: the generator's seeded "
+                                         "weather (one region per data.synthetic.countries code)")
+    path: str = Field(default="../shared/data/weather/hadcet_daily_1991_2021.csv",
+                      description="file source: the observations (relative paths resolve from the working dir)")
+    format: Literal["csv", "parquet"] = "csv"
+    regions: dict[str, str] = Field(
+        default_factory=lambda: {"GB": "central_england"},
+        description="file source: country (ISO-2 code or name, as silver normalises it) -> weather region; "
+                    "countries without one get weather_known=false and null weather, never an error")
+    normal_first_year: int = Field(default=1991, ge=1700, description="climate normal period (1991-2020, the WMO "
+                                                                      "standard); where the source covers less, "
+                                                                      "the longest available span")
+    normal_last_year: int = Field(default=2020, ge=1700)
+    normal_smoothing_days: int = Field(default=31, ge=1, description="circular moving average of day-of-year "
+                                                                     "means (odd number of days)")
+    rolling_days: int = Field(default=7, ge=1, description="trailing window of anomaly_7d_c")
+    cold_spell_c: float = Field(default=-2.0, lt=0, description="cold_spell: trailing anomaly <= this (deg C)")
+    warm_spell_c: float = Field(default=2.0, gt=0, description="warm_spell: trailing anomaly >= this (deg C)")
+    min_temp_c: float = Field(default=-60.0, description="rows below are quarantined (temperature_out_of_range)")
+    max_temp_c: float = Field(default=60.0, description="rows above are quarantined (temperature_out_of_range)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WeatherConfig:
+        if self.normal_last_year < self.normal_first_year:
+            raise ValueError("normal_last_year must be >= normal_first_year")
+        if self.normal_smoothing_days % 2 == 0:
+            raise ValueError(f"normal_smoothing_days must be odd (got {self.normal_smoothing_days})")
+        if self.min_temp_c >= self.max_temp_c:
+            raise ValueError("min_temp_c must be below max_temp_c")
+        return self
+
+
 class SeasonrecConfig(Section):
     env: str = "local"
     paths: PathsConfig = Field(default_factory=PathsConfig)
@@ -460,6 +502,7 @@ class SeasonrecConfig(Section):
     serving: ServingConfig = Field(default_factory=ServingConfig)
     streaming: StreamingConfig = Field(default_factory=StreamingConfig)
     maintenance: MaintenanceConfig = Field(default_factory=MaintenanceConfig)
+    weather: WeatherConfig = Field(default_factory=WeatherConfig)
 
     def resolve_paths(self, base: Path) -> SeasonrecConfig:
         """Make relative local paths absolute against `base` (URIs like dbfs:/ or s3:// are kept)."""

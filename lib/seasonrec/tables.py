@@ -27,6 +27,7 @@ SYNTHETIC_TRUTH = "synthetic_truth"  # planted seasonality of the synthetic gene
 SILVER_INTERACTIONS = "silver_interactions"
 SILVER_ITEMS = "silver_items"
 CALENDAR = "calendar"
+CONTEXT_DAILY = "context_daily"  # daily weather context per region (seasonrec.features.weather)
 
 # gold: features and model inputs
 ITEM_FEATURES = "gold_item_features"
@@ -89,9 +90,10 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     Table(QUARANTINE, "bronze", "Source rows that could not be used, with the reason and the raw line",
           ("source string", "source_file string", "reason string", "raw_line string", "ingested_at timestamp",
            "row_hash string"), keys=("row_hash",)),
-    Table(SYNTHETIC_TRUTH, "bronze", "Seasonality planted by the synthetic generator, one row per item (test "
-          "ground truth)", ("item_raw string", "category string", "is_seasonal boolean", "season_name string",
-                            "peak_week int"), keys=("item_raw",)),
+    Table(SYNTHETIC_TRUTH, "bronze", "Seasonality and weather sensitivity planted by the synthetic generator, one "
+          "row per item (test ground truth; cold_sensitivity 0: demand ignores the weather)",
+          ("item_raw string", "category string", "is_seasonal boolean", "season_name string", "peak_week int",
+           "cold_sensitivity double"), keys=("item_raw",)),
     Table(SILVER_INTERACTIONS, "silver", "Purchases net of returns: pseudonymous user (null for guest "
           "checkouts), item, time, quantity > 0, price, ISO-2 country",
           ("user_id string", "item_id string", "ts timestamp", "date date", "week_start date", "quantity double",
@@ -105,6 +107,13 @@ TABLES: dict[str, Table] = {t.name: t for t in (
            "woy_sin double", "woy_cos double", "season_north string", "season_south string", "is_holiday boolean",
            "holiday_name string", "is_festival boolean", "festival_name string", "days_to_next_event int",
            "days_since_last_event int", "event_window string"), keys=("date",)),
+    Table(CONTEXT_DAILY, "silver", "Daily weather per region: mean temperature (precipitation/sunshine where "
+          "the source has them), day-of-year climate normal, anomaly, trailing anomaly, cold/warm spell flags; a "
+          "country of features.countries without a weather region has rows with region = its code, "
+          "weather_known=false and null weather",
+          ("date date", "region string", "temp_mean_c double", "precipitation_mm double", "sunshine_h double",
+           "temp_normal_c double", "anomaly_c double", "anomaly_7d_c double", "cold_spell boolean",
+           "warm_spell boolean", "weather_known boolean", "source string"), keys=("date", "region")),
     Table(ITEM_FEATURES, "gold", "Item features as of split.train_end: dense index, category, price bucket, "
           "description tokens, popularity tier, 52-week seasonality profile",
           ("item_id string", "item_index int", "category string", "category_index int", "price_mean double",

@@ -12,7 +12,14 @@ What is planted (and recorded in `synthetic_truth` for tests):
   Spring Festival and Mid-Autumn run-ups in CN, Valentine's week, a Christmas-day dip;
 - Zipf popularity within each category (most items are long-tail), Zipf user activity;
 - repeat buying: a `repeat_share` of events re-buys one of the user's few favourite staple items;
-- cancellations: a `cancel_share` of purchases get a C-invoice 3 days later (netted in silver).
+- cancellations: a `cancel_share` of purchases get a C-invoice 3 days later (netted in silver);
+- weather: one seeded daily temperature series per country (region ``synthetic_<code>``, see
+  `weather_region`): a seasonal normal by hemisphere plus AR(1) anomalies (`weather_frame`), from
+  `WEATHER_SPIN_UP_YEARS` before the data start so climate normals have a span;
+- weather-sensitive items: the `COLD_SENSITIVE_ITEMS` most popular `COLD_SENSITIVE_CATEGORY` items after
+  its best seller get extra purchases (`COLD_SENSITIVE_SHARE` of the n_events, carved out of them) whose daily rate per
+  country is x exp(-`COLD_SENSITIVITY` x the country's trailing 7-day temperature anomaly), on top of
+  the calendar's day multiplier: a 3 degC cold spell doubles-plus them (`synthetic_truth.cold_sensitivity`).
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -67,6 +76,21 @@ ADJECTIVES = ("RED", "BLUE", "GREEN", "PINK", "VINTAGE", "RETRO", "WHITE", "GOLD
               "STRIPED", "FLORAL", "WOODEN", "ENAMEL", "GLASS", "KNITTED")
 COUNTRY_WEIGHTS = {"GB": 0.5, "DE": 0.13, "FR": 0.12, "CN": 0.15, "AU": 0.1, "US": 0.1}
 SEGMENTS = ("retail", "bargain_hunter", "gift_buyer", "wholesale")
+
+# Weather (see the module docstring).
+WEATHER_REGION_PREFIX = "synthetic_"
+WEATHER_SPIN_UP_YEARS = 8
+WEATHER_MEAN_C = 10.0
+WEATHER_AMPLITUDE_C = 7.0  # normal = mean - amplitude x cos(2 pi (day - coldest) / 365.25)
+WEATHER_COLDEST_DAY = 15  # day of year of the coldest normal north of the equator (mid-January)
+WEATHER_AR = 0.97  # daily persistence of the anomaly
+WEATHER_ANOMALY_SD = 2.5  # stationary standard deviation of the daily anomaly (degC)
+WEATHER_TRAILING_DAYS = 7  # the planted demand reacts to this trailing mean of the anomaly
+COLD_SENSITIVE_CATEGORY = "home_decor"
+COLD_SENSITIVE_ITEMS = 4
+COLD_SENSITIVITY = 0.3  # demand x exp(-COLD_SENSITIVITY x trailing anomaly)
+COLD_SENSITIVE_SHARE = 0.05  # extra purchases of the sensitive items, as a share of n_events
+COLD_SENSITIVE_INVOICE_BASE = 900_000_000
 
 
 def season_curve(category: Category, week: int, southern: bool) -> float:
@@ -212,9 +236,125 @@ def users(spark: SparkSession, config: SyntheticConfig) -> DataFrame:
                                           -config.user_zipf_exponent)))
 
 
-def truth(items_df: DataFrame) -> DataFrame:
-    """The planted seasonality, one row per item (`synthetic_truth`)."""
-    return items_df.select("item_raw", "category", "is_seasonal", "season_name", "peak_week")
+def truth(items_df: DataFrame, cold_sensitive: list[str] | None = None) -> DataFrame:
+    """The planted seasonality and weather sensitivity, one row per item (`synthetic_truth`);
+    ``cold_sensitive``: item_raw of the weather-sensitive items (cold_sensitivity = COLD_SENSITIVITY)."""
+    sensitive = F.col("item_raw").isin(*(cold_sensitive or [])) if cold_sensitive else F.lit(False)
+    return items_df.select("item_raw", "category", "is_seasonal", "season_name", "peak_week",
+                           F.when(sensitive, F.lit(COLD_SENSITIVITY)).otherwise(F.lit(0.0))
+                           .alias("cold_sensitivity"))
+
+
+def weather_region(country: str) -> str:
+    """The synthetic weather region of a country code (``synthetic_gb`` for GB)."""
+    return f"{WEATHER_REGION_PREFIX}{country.lower()}"
+
+
+def weather_start(config: SyntheticConfig) -> dt.date:
+    """First day of the synthetic weather (WEATHER_SPIN_UP_YEARS before the data start's year)."""
+    return dt.date(config.start.year - WEATHER_SPIN_UP_YEARS, 1, 1)
+
+
+def weather_normal(days: np.ndarray, southern: bool) -> np.ndarray:
+    """The generator's seasonal normal (degC) of ``days`` (day of year, 1..366) in one hemisphere."""
+    coldest = WEATHER_COLDEST_DAY + (365.25 / 2 if southern else 0.0)
+    return WEATHER_MEAN_C - WEATHER_AMPLITUDE_C * np.cos(2 * np.pi * (days - coldest) / 365.25)
+
+
+def weather_frame(config: SyntheticConfig) -> pd.DataFrame:
+    """Seeded daily weather per country of ``config.countries``, from `weather_start` to ``config.end``.
+
+    Returns pandas date (datetime.date), region, country, temp_mean_c (rounded to 0.1 degC) and
+    anomaly_c (the planted AR(1) anomaly, unrounded: ground truth for tests).
+    """
+    import zlib
+
+    days = pd.date_range(weather_start(config), config.end, freq="D")
+    innovation_sd = WEATHER_ANOMALY_SD * math.sqrt(1 - WEATHER_AR ** 2)
+    parts = []
+    for country in sorted(set(config.countries)):
+        rng = np.random.default_rng([config.seed, zlib.crc32(country.encode())])
+        shocks = rng.normal(0.0, innovation_sd, len(days))
+        anomaly = np.empty(len(days))
+        anomaly[0] = rng.normal(0.0, WEATHER_ANOMALY_SD)
+        for i in range(1, len(days)):
+            anomaly[i] = WEATHER_AR * anomaly[i - 1] + shocks[i]
+        normal = weather_normal(days.dayofyear.to_numpy(), country in SOUTHERN)
+        parts.append(pd.DataFrame({"date": days.date, "region": weather_region(country), "country": country,
+                                   "temp_mean_c": np.round(normal + anomaly, 1), "anomaly_c": anomaly}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def cold_multiplier(trailing_anomaly: np.ndarray) -> np.ndarray:
+    """Demand multiplier of a weather-sensitive item for a trailing temperature anomaly (degC)."""
+    return np.exp(-COLD_SENSITIVITY * trailing_anomaly)
+
+
+def trailing_anomaly(weather: pd.DataFrame) -> pd.DataFrame:
+    """``weather_frame`` rows with ``anomaly_trailing``: the mean planted anomaly of the last
+    WEATHER_TRAILING_DAYS days (the day included) per country."""
+    ordered = weather.sort_values(["country", "date"]).copy()
+    ordered["anomaly_trailing"] = (ordered.groupby("country")["anomaly_c"]
+                                   .transform(lambda a: a.rolling(WEATHER_TRAILING_DAYS, min_periods=1).mean()))
+    return ordered
+
+
+def cold_sensitive_rates(config: SyntheticConfig) -> pd.DataFrame:
+    """Expected extra purchases per weather-sensitive item, day and country (columns date, country,
+    rate), from config.start to config.end: share of the country x the calendar's day multiplier
+    (over its mean) x `cold_multiplier` of the country's trailing anomaly."""
+    countries = sorted(set(config.countries))
+    weights = {c: COUNTRY_WEIGHTS.get(c, 0.05) for c in countries}
+    total = sum(weights.values())
+    cn_dates = {y: _cn_festival_dates(y) for y in range(config.start.year, config.end.year + 1)}
+    weather = trailing_anomaly(weather_frame(config))
+    weather = weather[(weather["date"] >= config.start) & (weather["date"] <= config.end)]
+    n_days = (config.end - config.start).days + 1
+    per_item_day = COLD_SENSITIVE_SHARE * config.n_events / (n_days * COLD_SENSITIVE_ITEMS)
+    parts = []
+    for country, rows in weather.groupby("country"):
+        multiplier = np.array([day_multiplier(d, country, config.start, cn_dates) for d in rows["date"]])
+        rate = (per_item_day * weights[country] / total * multiplier / multiplier.mean()
+                * cold_multiplier(rows["anomaly_trailing"].to_numpy()))
+        parts.append(pd.DataFrame({"date": rows["date"].to_numpy(), "country": country, "rate": rate}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def cold_sensitive_events(config: SyntheticConfig) -> int:
+    """How many of the n_events purchases are the weather-sensitive items' extra ones."""
+    return int(round(COLD_SENSITIVE_SHARE * config.n_events))
+
+
+def _cold_sensitive_events(spark: SparkSession, config: SyntheticConfig, item_df: DataFrame,
+                           user_df: DataFrame) -> tuple[DataFrame, list[str]]:
+    """Extra purchases of the weather-sensitive items (transaction string fields) and their item_raw."""
+    ranked = (item_df.where(F.col("category") == COLD_SENSITIVE_CATEGORY)
+              .orderBy(F.col("zipf_weight").desc(), "item_number")
+              .select("item_raw", "title", "price").limit(COLD_SENSITIVE_ITEMS + 1).collect())[1:]
+    if not ranked:
+        return spark.createDataFrame([], TRANSACTION_FIELDS), []
+    by_country = Window.partitionBy("country").orderBy("user_number")
+    users = (user_df.withColumn("n", F.row_number().over(by_country)).where(F.col("n") <= 200)
+             .select("country", "user_raw").collect())
+    pool: dict[str, list[str]] = {}
+    for row in users:
+        pool.setdefault(row["country"], []).append(row["user_raw"])
+    rates = cold_sensitive_rates(config)
+    rng = np.random.default_rng([config.seed, 1931])
+    # Exactly cold_sensitive_events(config) purchases, spread over items x days x countries by the rates.
+    weights = np.tile(rates["rate"].to_numpy(), len(ranked))
+    all_counts = rng.multinomial(cold_sensitive_events(config), weights / weights.sum()).reshape(len(ranked), -1)
+    rows = []
+    for item, counts in zip(ranked, all_counts, strict=True):
+        for (day, country), count in zip(rates[["date", "country"]].itertuples(index=False), counts, strict=True):
+            buyers = pool.get(country)
+            for _ in range(int(count) if buyers else 0):
+                stamp = dt.datetime.combine(day, dt.time(8)) + dt.timedelta(seconds=int(rng.integers(0, 13 * 3600)))
+                price = round(float(item["price"]) * (0.9 + 0.2 * float(rng.random())), 2)
+                rows.append((str(COLD_SENSITIVE_INVOICE_BASE + len(rows)), buyers[int(rng.integers(len(buyers)))],
+                             item["item_raw"], stamp.strftime("%Y-%m-%d %H:%M:%S"), str(int(rng.integers(1, 4))),
+                             str(price), item["title"], COLD_SENSITIVE_CATEGORY, country))
+    return spark.createDataFrame(rows, TRANSACTION_FIELDS), [item["item_raw"] for item in ranked]
 
 
 def events(spark: SparkSession, config: SyntheticConfig) -> tuple[DataFrame, DataFrame]:
@@ -234,7 +374,9 @@ def events(spark: SparkSession, config: SyntheticConfig) -> tuple[DataFrame, Dat
                   .select("user_number", "slot", F.col("item_number").alias("favourite_item")))
 
     partitions = config.partitions or max(2, config.n_events // 1_000_000)
-    ev = spark.range(0, config.n_events, numPartitions=partitions).withColumnRenamed("id", "event_id")
+    # n_events purchases in all: the weather-sensitive items' extra ones are part of them.
+    n_regular = config.n_events - cold_sensitive_events(config)
+    ev = spark.range(0, n_regular, numPartitions=partitions).withColumnRenamed("id", "event_id")
 
     def u(salt: str) -> F.Column:
         return uniform(seed, salt, "event_id")
@@ -287,7 +429,8 @@ def events(spark: SparkSession, config: SyntheticConfig) -> tuple[DataFrame, Dat
         F.col("category"),
         F.col("country"),
     )
-    return transactions, truth(item_df)
+    extra, cold_sensitive = _cold_sensitive_events(spark, config, item_df, user_df)
+    return transactions.unionByName(extra), truth(item_df, cold_sensitive)
 
 
 TRANSACTION_FIELDS = T.StructType([T.StructField(name, T.StringType()) for name in (

@@ -125,3 +125,29 @@ def rules_table() -> str:
     """The rule set as a Markdown table (reason | what it catches), in the order rules apply."""
     rows = [f"| `{rule.reason}` | {rule.description} |" for rule in RULES]
     return "\n".join(["| reason | what it catches |", "|---|---|", *rows])
+
+
+# Weather observations (`seasonrec.features.weather`): the rules of a weather file's rows, in the order
+# they apply. Checks read ``region`` (trimmed, null: blank), ``date_d`` (null: not a yyyy-MM-dd date),
+# ``temp_d`` (finite double, null: not a number) and ``duplicates`` (rows of the same date and region
+# that passed the earlier rules); ``limits`` is the ``weather`` config section.
+WEATHER_RULES: tuple[Rule, ...] = (
+    Rule("missing_region", "weather row without a region", lambda limits: F.col("region").isNull()),
+    Rule("unparseable_date", "weather date missing or not yyyy-MM-dd", lambda limits: F.col("date_d").isNull()),
+    Rule("non_numeric_temperature", "temp_mean_c missing, not a number, NaN or infinite",
+         lambda limits: F.col("temp_d").isNull()),
+    Rule("temperature_out_of_range", "temp_mean_c outside weather.min_temp_c .. max_temp_c (-60 .. 60 degC)",
+         lambda limits: (F.col("temp_d") < limits.min_temp_c) | (F.col("temp_d") > limits.max_temp_c)),
+    Rule("duplicate_date_region", "more than one row for a date and region (every copy: none is picked "
+         "arbitrarily, the day counts as missing)", lambda limits: F.col("duplicates") > 1),
+)
+WEATHER_REASONS: tuple[str, ...] = tuple(rule.reason for rule in WEATHER_RULES)
+
+
+def weather_reason_column(limits, rules: tuple[Rule, ...] = WEATHER_RULES) -> Column:
+    """The first weather rule that refuses the row (null: valid) under ``limits`` (a WeatherConfig)."""
+    chain = None
+    for rule in rules:
+        refused = F.coalesce(rule.check(limits), F.lit(False))
+        chain = F.when(refused, rule.reason) if chain is None else chain.when(refused, rule.reason)
+    return chain

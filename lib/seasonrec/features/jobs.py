@@ -8,7 +8,8 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
-DESCRIPTION = "silver + gold: interactions, items, calendar, item/user features, leak-free training examples"
+DESCRIPTION = ("silver + gold: interactions, items, calendar, weather context, item/user features, leak-free "
+               "training examples")
 
 
 def _moment(text: str) -> dt.datetime:
@@ -59,7 +60,7 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
     from seasonrec import tables
     from seasonrec.context import JobError
     from seasonrec.features import calendar as calendar_mod
-    from seasonrec.features import gold, silver
+    from seasonrec.features import gold, silver, weather
 
     lake = ctx.lake
     config = ctx.config.features
@@ -85,6 +86,8 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
         countries = sorted(set(config.countries))
         lake.write(calendar_mod.calendar(ctx.spark, start, end, countries), tables.CALENDAR,
                    commit_info=ctx.commit_info())
+    with ctx.step(f"weather context ({ctx.config.weather.source})"):
+        summary["weather"] = weather.build_context(ctx, (start, end))
     calendar = lake.read(tables.CALENDAR)
     items = lake.read(tables.SILVER_ITEMS)
     as_of = split.train_end
@@ -114,6 +117,7 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
             "silver_guest_rows": interactions.where(F.col("user_id").isNull()).count(),
             tables.SILVER_ITEMS: items.count(),
             tables.CALENDAR: calendar.count(),
+            tables.CONTEXT_DAILY: summary["weather"].get("rows", 0),
             tables.ITEM_FEATURES: n_items,
             tables.USER_FEATURES: user_features.count(),
             tables.TRAINING_EXAMPLES: sum(by_split.values()),

@@ -23,7 +23,13 @@ observed weeks, else of all its weeks, else 1, so one tree serves slow and fast 
   are much smoother than one item): recent level (4-week over 13-week mean at ``t``), and last
   year's same week relative to last year's level at the origin and to the last 52 weeks' mean —
   the Christmas ramp of the previous December where the data holds one (NaN otherwise);
-- the step ``s``.
+- the step ``s``;
+- weather (``forecast.weather_features``, item model only, ``WEATHER_FEATURES``; built point in time
+  by `seasonrec.features.weather.weekly_weather` from ``context_daily``, region-weighted by units
+  sold): the trailing 7-day temperature anomaly at the origin, the target week's anomaly as known at
+  the origin (observed days, else decayed persistence, i.e. the normal after a few weeks), the item's
+  weather sensitivity (slope of log1p weekly units on the weekly anomaly over the 104 weeks before
+  the origin) and sensitivity x (target anomaly - the anomaly of the scale's 13 weeks).
 
 Category and total series (``forecast.gbm_aggregate_levels``): a second model per origin, trained
 on the aggregate series only (few series, so training origins every week and smaller trees:
@@ -98,6 +104,20 @@ FEATURES = [*ITEM_FEATURES, *S.CALENDAR_FEATURES, "category_index", "log_price",
 # 04-30 and 05-31 they moved its summed bias from +12.8% / +7.6% / +4.8% to +18.9% / +13.9% / -4.8%
 # (``bench/forecast_lab.py``).
 MEAN_FEATURES = [f for f in FEATURES if f not in ORDER_FEATURES]
+# Weather (forecast.weather_features, item model only; see `weather_rows`).
+WEATHER_FEATURES = ["weather_anomaly_origin", "weather_anomaly_target", "weather_sensitivity", "weather_effect"]
+WEATHER_SENSITIVITY_WEEKS = 104  # weeks before the origin the item's weather sensitivity is estimated on
+WEATHER_SENSITIVITY_MIN_WEEKS = 8
+
+
+def feature_names(weather: bool) -> list[str]:
+    """The quantile models' features: ``FEATURES``, plus ``WEATHER_FEATURES`` with ``weather``."""
+    return [*FEATURES, *WEATHER_FEATURES] if weather else list(FEATURES)
+
+
+def mean_feature_names(weather: bool) -> list[str]:
+    """The mean model's features: ``MEAN_FEATURES``, plus ``WEATHER_FEATURES`` with ``weather``."""
+    return [*MEAN_FEATURES, *WEATHER_FEATURES] if weather else list(MEAN_FEATURES)
 _KEYS = ["item_id", "window", "origin", "target_week", "scale", "target"]
 _MIN_TRAINING_ROWS = 200
 
@@ -148,6 +168,53 @@ def _at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     return out
 
 
+def _weather_sensitivity(demand: np.ndarray, anomaly: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Slope of ``demand`` (weekly, e.g. log1p units) on the week's observed anomaly over the
+    ``WEATHER_SENSITIVITY_WEEKS`` weeks before each end (weeks ``< end`` only; NaN with fewer than
+    ``WEATHER_SENSITIVITY_MIN_WEEKS``)."""
+    n = max(len(demand), len(anomaly), int(ends.max(initial=0)) + 1)
+    y = np.full(n, np.nan)
+    y[:len(demand)] = demand
+    a = np.full(n, np.nan)
+    a[:len(anomaly)] = anomaly
+    both = np.isfinite(y) & np.isfinite(a)
+    y0, a0 = np.where(both, y, 0.0), np.where(both, a, 0.0)
+
+    def window(values: np.ndarray) -> np.ndarray:
+        cum = np.concatenate([[0.0], np.cumsum(values)])
+        return cum[ends] - cum[np.clip(ends - WEATHER_SENSITIVITY_WEEKS, 0, None)]
+
+    count, sa, sy = window(both.astype(float)), window(a0), window(y0)
+    saa, say = window(a0 * a0), window(a0 * y0)
+    variance = count * saa - sa * sa
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = (count * say - sa * sy) / variance
+    return np.where((count >= WEATHER_SENSITIVITY_MIN_WEEKS) & (variance > 1e-9), slope, np.nan)
+
+
+def weather_rows(demand: np.ndarray, weather: Any, t: np.ndarray, step: np.ndarray, unique_t: np.ndarray,
+                 back: np.ndarray, scale: np.ndarray) -> dict[str, np.ndarray]:
+    """Weather features of rows with origin week ``t`` and step ``step`` (point in time).
+
+    ``weather``: `seasonrec.features.weather.WeeklyWeather` by global week. ``weather_anomaly_origin``:
+    the trailing 7-day anomaly on the day before week t; ``weather_anomaly_target``: the target week's
+    mean anomaly as known then (observed, else decayed persistence: 0 = the normal after a few weeks);
+    ``weather_sensitivity``: the item's slope of log1p(units) on the weekly observed anomaly over the
+    weeks before t (a relative effect: -0.3 = 30% more per degree colder); ``weather_effect``:
+    sensitivity x (target anomaly - mean anomaly of the scale's 13 weeks), the expected log change of
+    the target against the scale.
+    """
+    last = len(weather.at_origin) - 1
+    origin = np.clip(t, 0, last)
+    target = weather.expected[origin, np.clip(step.astype(np.int64), 0, weather.expected.shape[1] - 1)]
+    sensitivity = _weather_sensitivity(np.log1p(np.clip(demand, 0, None)), weather.observed, unique_t)[back]
+    observed = np.concatenate([[0.0], np.cumsum(np.nan_to_num(weather.observed))])
+    known = np.concatenate([[0.0], np.cumsum(np.isfinite(weather.observed).astype(float))])
+    scale_anomaly = np.nan_to_num(_window_mean(observed, known, origin, SCALE_WEEKS))
+    return {"weather_anomaly_origin": weather.at_origin[origin], "weather_anomaly_target": target,
+            "weather_sensitivity": sensitivity, "weather_effect": sensitivity * (target - scale_anomaly)}
+
+
 def pooled_features(pooled: np.ndarray, origin: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
     """Seasonal indices of one pooled weekly series (a category's or the store's sums).
 
@@ -179,7 +246,8 @@ def pooled_features(pooled: np.ndarray, origin: np.ndarray, target: np.ndarray) 
 
 
 def item_rows(first: int, quantity: np.ndarray, origins: np.ndarray, steps: int, calendar: np.ndarray,
-              with_target: bool, orders: np.ndarray | None = None, scale_kind: str = "mean") -> dict[str, np.ndarray]:
+              with_target: bool, orders: np.ndarray | None = None, scale_kind: str = "mean",
+              weather: Any = None) -> dict[str, np.ndarray]:
     """Feature rows of one item for every origin in ``origins`` x step in ``range(steps)``.
 
     ``quantity[i]``: demand of global week ``first + i`` (the item's observed weeks); ``calendar[w]``:
@@ -188,7 +256,8 @@ def item_rows(first: int, quantity: np.ndarray, origins: np.ndarray, steps: int,
     orders (distinct invoices) holding the item in that week; without it the order features are NaN.
     With ``with_target``, rows whose target week is not observed are dropped and ``target``
     (units / scale) is set; otherwise ``target`` is NaN. ``scale_kind``: "mean" (of the last 13
-    observed weeks) or "trimmed" (the same without its largest week, ``_trimmed_mean``).
+    observed weeks) or "trimmed" (the same without its largest week, ``_trimmed_mean``). ``weather``:
+    a `WeeklyWeather` adds ``WEATHER_FEATURES`` (``weather_rows``).
     Returns 1-d arrays: origin, step, target_week, scale, target and every item/calendar feature.
     """
     n_weeks = first + len(quantity)
@@ -235,6 +304,8 @@ def item_rows(first: int, quantity: np.ndarray, origins: np.ndarray, steps: int,
     rows["weeks_since_first"] = history.astype(np.float64)
     rows["log_scale"] = np.log(scale)
     rows.update(_order_features(demand, orders, first, n_weeks, t, unique_t, back, scale))
+    if weather is not None:
+        rows.update(weather_rows(demand, weather, t, step, unique_t, back, scale))
     calendar_rows = calendar[np.clip(week, 0, len(calendar) - 1)]
     for j, name in enumerate(S.CALENDAR_FEATURES):
         rows[name] = calendar_rows[:, j].astype(np.float64)
@@ -280,13 +351,13 @@ def _order_features(demand: np.ndarray, orders: np.ndarray | None, first: int, n
 def series_frame(series_id: str, first: int, quantity: np.ndarray, origin_sets: list[tuple[int, np.ndarray, bool]],
                  steps: int, calendar: np.ndarray, category_pool: np.ndarray, total_pool: np.ndarray,
                  category_code: int, log_price: float, orders: np.ndarray | None = None,
-                 scale_kind: str = "mean") -> Any:
+                 scale_kind: str = "mean", weather: Any = None) -> Any:
     """Feature rows (``_KEYS + FEATURES``) of one weekly series for each ``(window, origins, with_target)``.
 
     ``quantity``: the series from global week ``first``; ``category_pool``/``total_pool``: the pooled
     weekly sums it reads its pooled seasonal features from (an aggregate series reads its own sums);
     ``orders``: order counts aligned with ``quantity`` (None: order features NaN); ``scale_kind``: see
-    ``item_rows``.
+    ``item_rows``; ``weather``: adds ``WEATHER_FEATURES`` (``item_rows``).
     Returns None when no row is made.
     """
     import pandas as pd
@@ -295,7 +366,7 @@ def series_frame(series_id: str, first: int, quantity: np.ndarray, origin_sets: 
     for window, origins, with_target in origin_sets:
         if len(origins) == 0:
             continue
-        made = item_rows(first, quantity, origins, steps, calendar, with_target, orders, scale_kind)
+        made = item_rows(first, quantity, origins, steps, calendar, with_target, orders, scale_kind, weather)
         if len(made["origin"]) == 0:
             continue
         for pool, values in (("category", category_pool), ("total", total_pool)):
@@ -306,7 +377,7 @@ def series_frame(series_id: str, first: int, quantity: np.ndarray, origin_sets: 
         frame["category_index"] = category_code
         frame["log_price"] = log_price
         parts.append(frame)
-    return pd.concat(parts, ignore_index=True)[_KEYS + FEATURES] if parts else None
+    return pd.concat(parts, ignore_index=True)[_KEYS + feature_names(weather is not None)] if parts else None
 
 
 def _origin_sets(first: int, n_weeks: int, origins_by_window: dict[int, int], final_cutoff: int,
@@ -318,16 +389,18 @@ def _origin_sets(first: int, n_weeks: int, origins_by_window: dict[int, int], fi
     return [(-1, train_origins, True), *infer]
 
 
-def _empty_frame() -> Any:
+def _empty_frame(weather: bool = False) -> Any:
     import pandas as pd
 
-    return pd.DataFrame({c: pd.Series(dtype="object" if c == "item_id" else "float64") for c in _KEYS + FEATURES})
+    return pd.DataFrame({c: pd.Series(dtype="object" if c == "item_id" else "float64")
+                         for c in _KEYS + feature_names(weather)})
 
 
 def feature_frame(group: Any, origins_by_window: dict[int, int], final_cutoff: int, steps: int,
                   calendar: np.ndarray, pooled: dict[str, np.ndarray], category_codes: dict[str, int],
-                  min_history: int, origin_stride: int, max_history: int) -> Any:
-    """All feature rows of the items in one pandas group (columns ``_KEYS + FEATURES``).
+                  min_history: int, origin_stride: int, max_history: int, weather: Any = None) -> Any:
+    """All feature rows of the items in one pandas group (columns ``_KEYS + FEATURES``, plus
+    ``WEATHER_FEATURES`` with a ``weather`` `WeeklyWeather`).
 
     ``group``: item_id, category, price, week_index, quantity, orders (weeks before the final cutoff;
     orders may be null: order features NaN).
@@ -352,10 +425,10 @@ def feature_frame(group: Any, origins_by_window: dict[int, int], final_cutoff: i
                                    origin_stride, max_history)
         frame = series_frame(item_id, first, quantity, origin_sets, steps, calendar, pooled[category],
                              pooled[S.TOTAL_KEY], category_codes[category], np.log(price) if price > 0 else np.nan,
-                             orders)
+                             orders, weather=weather)
         if frame is not None:
             parts.append(frame)
-    return pd.concat(parts, ignore_index=True) if parts else _empty_frame()
+    return pd.concat(parts, ignore_index=True) if parts else _empty_frame(weather is not None)
 
 
 def aggregate_feature_frame(pooled: dict[str, np.ndarray], category_codes: dict[str, int],
@@ -402,19 +475,20 @@ def _lgb_params(config: Any) -> dict[str, Any]:
 
 
 def fit_predict(train: Any, infer: Any, quantiles: list[float], config: Any,
-                params: dict[str, Any] | None = None) -> np.ndarray:
+                params: dict[str, Any] | None = None, weather: bool = False) -> np.ndarray:
     """Train the quantile and mean models on ``train`` and predict ``infer``.
 
     Both frames hold ``FEATURES`` and ``scale`` (``train`` also ``target`` = units / scale). Returns
     an ``(len(infer), 4)`` array in units: p10, p50, p90 (sorted per row) and mean, all >= 0. The
     quantile models read ``FEATURES``, the mean model ``MEAN_FEATURES``.
-    ``params`` override the LightGBM parameters taken from ``config``.
+    ``params`` override the LightGBM parameters taken from ``config``; ``weather``: both also read
+    ``WEATHER_FEATURES``.
     """
     import lightgbm as lgb
 
     base = {**_lgb_params(config), **(params or {})}
-    models = [(FEATURES, {"objective": "quantile", "alpha": q}) for q in quantiles]
-    models.append((MEAN_FEATURES, {"objective": config.gbm_mean_objective,
+    models = [(feature_names(weather), {"objective": "quantile", "alpha": q}) for q in quantiles]
+    models.append((mean_feature_names(weather), {"objective": config.gbm_mean_objective,
                                    "tweedie_variance_power": config.gbm_tweedie_power}))
     datasets: dict[tuple[str, ...], Any] = {}
     out = np.zeros((len(infer), 4))
@@ -462,14 +536,16 @@ def pooled_sums(sums: Any, final_cutoff: int) -> tuple[dict[str, np.ndarray], di
 
 
 def gbm_forecasts(item_demand: Any, week_calendar: Any, origins: list[S.Origin], config: Any,
-                  groups: int) -> tuple[Any, dict[str, Any]]:
+                  groups: int, weather: Any = None) -> tuple[Any, dict[str, Any]]:
     """Forecasts of the global LightGBM model at every origin (``FORECAST_SCHEMA`` rows, model "gbm").
 
     ``item_demand``: Spark frame item_id, category, price, week_start, quantity (and optionally
     orders: distinct invoices per item-week) with ``week_start`` before the final cutoff;
     ``week_calendar``: pandas weekly calendar (``series.weekly_calendar``) covering every forecast week;
-    ``config``: ``ForecastConfig``; ``groups``: ``applyInPandas`` buckets. Returns (Spark frame, info
-    dict: rows and seconds per origin).
+    ``config``: ``ForecastConfig``; ``groups``: ``applyInPandas`` buckets; ``weather``: a
+    `seasonrec.features.weather.WeeklyWeather` over the calendar's weeks (the item model then reads
+    ``WEATHER_FEATURES``; None: no weather features). Returns (Spark frame, info dict: rows and
+    seconds per origin).
     """
     import pandas as pd
     from pyspark.sql import functions as F
@@ -496,11 +572,12 @@ def gbm_forecasts(item_demand: Any, week_calendar: Any, origins: list[S.Origin],
         return spark.createDataFrame([], FORECAST_SCHEMA), {"windows_skipped": sorted(origins_by_window)}
 
     types = {"item_id": "string", "window": "int", "origin": "long", "target_week": "long", "category_index": "int"}
-    schema = ", ".join(f"{c} {types.get(c, 'double')}" for c in _KEYS + FEATURES)
+    schema = ", ".join(f"{c} {types.get(c, 'double')}" for c in _KEYS + feature_names(weather is not None))
 
     def build(group: pd.DataFrame) -> pd.DataFrame:
         return feature_frame(group, origins_by_window, final_cutoff, steps, calendar, pooled, category_codes,
-                             config.min_history_weeks, config.gbm_origin_stride, config.gbm_max_history_weeks)
+                             config.min_history_weeks, config.gbm_origin_stride, config.gbm_max_history_weeks,
+                             weather)
 
     start = week_index.start
     indexed = item_demand.select(
@@ -515,7 +592,8 @@ def gbm_forecasts(item_demand: Any, week_calendar: Any, origins: list[S.Origin],
     rows = rows.sort_values(["window", "item_id", "origin", "step"], kind="mergesort").reset_index(drop=True)
     info: dict[str, Any] = {"feature_rows": len(rows), "feature_seconds": round(time.perf_counter() - started, 2)}
     out, info["training_rows"], info["windows_skipped"] = _forecast_origins(
-        rows.assign(level=S.ITEM), origins, origins_by_window, week_index, config, None, "items")
+        rows.assign(level=S.ITEM), origins, origins_by_window, week_index, config, None, "items",
+        weather is not None)
     if config.gbm_aggregate_levels:
         aggregate_rows = aggregate_feature_frame(pooled, category_codes, origins_by_window, final_cutoff, steps,
                                                  calendar, config.min_history_weeks, config.gbm_max_history_weeks,
@@ -533,7 +611,7 @@ def gbm_forecasts(item_demand: Any, week_calendar: Any, origins: list[S.Origin],
 
 def _forecast_origins(rows: Any, origins: list[S.Origin], origins_by_window: dict[int, int], week_index: Any,
                       config: Any, params: dict[str, Any] | None,
-                      what: str) -> tuple[list[Any], dict[int, int], list[int]]:
+                      what: str, weather: bool = False) -> tuple[list[Any], dict[int, int], list[int]]:
     """One model per origin on ``rows`` (``feature_frame`` rows plus ``level``): forecast frames,
     training rows per window, windows skipped (too few training rows or nothing to forecast)."""
     import pandas as pd
@@ -551,7 +629,7 @@ def _forecast_origins(rows: Any, origins: list[S.Origin], origins_by_window: dic
             skipped.append(origin.window)
             continue
         fit_started = time.perf_counter()
-        values = fit_predict(train, infer, list(config.quantiles), config, params)
+        values = fit_predict(train, infer, list(config.quantiles), config, params, weather)
         log.info("gbm (%s): origin %s, %d training rows, %.1fs", what, origin.cutoff, len(train),
                  time.perf_counter() - fit_started)
         weeks = [week_index.week(int(w)) for w in infer["target_week"]]

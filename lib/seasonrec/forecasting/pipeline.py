@@ -385,6 +385,28 @@ def cold_start(forecast: DataFrame, catalogue: DataFrame, weeks: list[dt.date]) 
     return filled
 
 
+def forecast_weather(ctx: JobContext, week_calendar: Any, steps: int, cutoff: dt.date) -> Any:
+    """The forecaster's `seasonrec.features.weather.WeeklyWeather` over ``week_calendar``'s weeks.
+
+    ``week_calendar``: the pandas weekly calendar (consecutive Mondays, the gbm's week index);
+    ``steps``: forecast weeks per origin; ``cutoff``: the final origin (region weights = each
+    weather region's share of the units sold before it, countries without weather left out).
+    Without `context_daily` (``weather.source: none``) or a country with weather, every anomaly is 0.
+    """
+    from seasonrec.features import weather as W
+
+    first = min(week_calendar["week_start"])
+    week_starts = [first + dt.timedelta(weeks=i) for i in range(len(week_calendar))]
+    lake = ctx.lake
+    context = lake.read(tables.CONTEXT_DAILY).toPandas() if lake.exists(tables.CONTEXT_DAILY) else None
+    units = (lake.read(tables.SILVER_INTERACTIONS).where(F.col("date") < F.lit(cutoff))
+             .groupBy("country").agg(F.sum("quantity").alias("units")).collect())
+    weights = W.region_weights({r["country"]: r["units"] or 0.0 for r in units if r["country"]},
+                               W.region_map(ctx.config))
+    log.info("forecast weather: region weights %s", weights)
+    return W.weekly_weather(context, weights, week_starts, steps, ctx.config.weather)
+
+
 # ---------------------------------------------------------------------------- the run
 def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = True) -> ForecastRun:
     config = ctx.config.forecast
@@ -420,10 +442,15 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
     if "gbm" in config.models:
         from seasonrec.forecasting.gbm import gbm_forecasts
 
-        with ctx.step("global LightGBM"):
+        weather = None
+        if config.weather_features:
+            with ctx.step("weather features (point in time)"):
+                weather = forecast_weather(ctx, calendar_frame, max(o.steps for o in origins), final.cutoff)
+        with ctx.step("global LightGBM" + (" with weather" if weather is not None else "")):
             gbm, info["gbm"] = gbm_forecasts(
                 known.select("item_id", "category", "price", "week_start", "quantity", "orders"),
-                calendar_frame, origins, config, groups)
+                calendar_frame, origins, config, groups, weather)
+            info["gbm"]["weather_features"] = weather is not None
         frames.append(gbm.cache())
     if "lstm" in config.models:
         with ctx.step("global LSTM"):
