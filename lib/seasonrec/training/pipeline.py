@@ -29,7 +29,15 @@ from seasonrec.training.artifacts import (
 from seasonrec.training.data import TrainingData, evaluation_units, load_training_data, window_units
 from seasonrec.training.encoding import bought_matrices
 from seasonrec.training.metrics import ndcg_at_k, recall_at_k, repeat_buy_top_k, tail_recall, tail_share, top_k
-from seasonrec.training.rerank import FEATURE_NAMES, RANKER_GRID, Ranker, fit_ranker, with_discovery
+from seasonrec.training.rerank import (
+    COLD_START_SIGNALS,
+    FEATURE_NAMES,
+    RANKER_GRID,
+    Ranker,
+    fit_ranker,
+    with_cold_start,
+    with_discovery,
+)
 from seasonrec.training.trainer import horovod_train_fn
 
 log = logging.getLogger("seasonrec")
@@ -201,13 +209,40 @@ def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, ac
             "reranker": "kept" if keep else "dropped (no held-out gain)"}
     if not keep:
         return None, info
-    discovery, curve = calibrate_discovery(best["scores"], pools.candidates, units.targets, pools.bought_items,
+    cold_start, cold_recalls = choose_cold_start(pools, best["scores"], units.targets, k)
+    info.update({"cold_start": cold_start, "cold_start_heldout_recall": cold_recalls})
+    scores = best["scores"] if cold_start is None else with_cold_start(best["scores"], pools.features, cold_start)
+    discovery, curve = calibrate_discovery(scores, pools.candidates, units.targets, pools.bought_items,
                                            model.weights["log_q"], model.novelty, is_tail, k,
                                            known=(pools.history > 0).any(axis=1), folds=folds)
     info.update({"discovery": discovery, "discovery_curve": curve})
     final = fit_ranker(pools.features, labels, seed, rounds=max(best["trees"], 1), params=best["params"])
+    final.cold_start = cold_start
     info["reranker_feature_gain"] = final.feature_importance()
     return final, info
+
+
+MIN_COLD_START_UNITS = 20
+
+
+def choose_cold_start(pools: UnitPools, scores: np.ndarray, targets: list[list[int]],
+                      k: int) -> tuple[str | None, dict[str, float]]:
+    """What ranks users without history: the ranker (None) or one of ``COLD_START_SIGNALS``, whichever
+    has the best recall@k on the validation units without history (``scores``: the ranker's
+    out-of-fold [n, C] scores of ``pools``; a signal must beat the ranker, not tie). Returns (choice,
+    {"ranker" or signal: recall}); (None, {}) with fewer than ``MIN_COLD_START_UNITS`` such units."""
+    new = np.flatnonzero(~(pools.history > 0).any(axis=1))
+    if len(new) < MIN_COLD_START_UNITS:
+        return None, {}
+    new_targets = [targets[i] for i in new]
+
+    def recall(ranking: np.ndarray) -> float:
+        return round(recall_at_k(_ranked(pools, ranking)[new], new_targets, k), 4)
+
+    recalls = {"ranker": recall(scores)}
+    recalls.update({signal: recall(with_cold_start(scores, pools.features, signal)) for signal in COLD_START_SIGNALS})
+    best = max(COLD_START_SIGNALS, key=lambda signal: recalls[signal])
+    return (best if recalls[best] > recalls["ranker"] else None), recalls
 
 
 def cross_fit(features: np.ndarray, labels: np.ndarray, folds: np.ndarray, seed: int,
@@ -366,6 +401,7 @@ def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = N
             if reranker is not None:
                 arrays.update(reranker.to_arrays())
                 meta["discovery"] = info["discovery"]
+                meta["cold_start"] = reranker.cold_start
                 meta["reranker_enabled"] = True
                 meta["reranker_features"] = FEATURE_NAMES
                 model.reranker = reranker
