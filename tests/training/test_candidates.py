@@ -301,3 +301,17 @@ def test_cold_start_signal_ranks_only_users_without_history_and_is_chosen_on_hel
     again = Ranker.from_arrays(ranker.to_arrays(), FEATURE_NAMES, cold_start=ranker.cold_start)
     np.testing.assert_allclose(again.score(features), ranker.score(features), rtol=1e-6)
     assert (np.argmax(again.score(features)[new], axis=1) == np.argmax(first_orders[new], axis=1)).all()
+
+
+def test_discovery_out_of_reach_of_the_tail_spends_only_accuracy_above_the_bar():
+    from seasonrec.training.pipeline import ACCURACY_BAR, discovery_choice
+
+    def point(value: float, ndcg: float, tail: float, within: bool = True) -> dict:
+        return {"discovery": value, "ndcg": ndcg, "tail_share": tail, "tail_recall": tail, "within_budget": within}
+
+    curve = [point(0.0, 0.40, 0.05), point(0.2, 0.39, 0.07), point(0.4, 0.385, 0.09), point(0.6, 0.30, 0.2, False)]
+    # Repeat-buy's tail (0.15) is out of reach within budget: keep NDCG@10 >= 1.15 x repeat-buy's.
+    assert discovery_choice(curve, 0.15, 0.15, repeat_buy_ndcg=0.39 / ACCURACY_BAR) == 0.2
+    assert discovery_choice(curve, 0.15, 0.15, repeat_buy_ndcg=0.30) == 0.4  # the bar is far below: use the budget
+    assert discovery_choice(curve, 0.15, 0.15, repeat_buy_ndcg=0.40) == 0.0  # already under the bar: spend nothing
+    assert discovery_choice(curve, 0.07, 0.07, repeat_buy_ndcg=0.40) == 0.2  # the tail is reachable: smallest that does
