@@ -269,3 +269,49 @@ def test_top_positions_equals_a_stable_full_sort() -> None:
         values[rng.random(size) < 0.1] = np.nan
         expected = np.argsort(-values, kind="stable")[:limit]
         np.testing.assert_array_equal(top_positions(values, limit), expected)
+
+
+def test_cold_start_signal_ranks_only_users_without_history_and_is_chosen_on_held_out_new_users():
+    from seasonrec.training.pipeline import UnitPools, choose_cold_start
+    from seasonrec.training.rerank import Ranker, with_cold_start
+
+    rng = np.random.default_rng(3)
+    n_units, width = 60, 10
+    features = rng.normal(size=(n_units, width, len(FEATURE_NAMES))).astype(np.float32)
+    new = np.arange(n_units) % 2 == 0
+    features[:, :, FEATURE_NAMES.index("user_is_new")] = new[:, None]
+    first_orders = features[:, :, FEATURE_NAMES.index("log_first_orders")]
+    candidates = np.tile(np.arange(width), (n_units, 1))
+    # New users buy the item new customers buy most; ranker scores say the opposite.
+    targets = [[int(np.argmax(first_orders[i]))] for i in range(n_units)]
+    scores = -first_orders.copy()
+    history = np.where(new[:, None], 0, np.ones((n_units, 3), np.int64))
+    pools = UnitPools(first=candidates[:, :5], candidates=candidates, first_scores=scores, features=features,
+                      bought_items=np.zeros((n_units, 3), np.int64), history=history)
+    choice, recalls = choose_cold_start(pools, scores, targets, k=1)
+    assert choice == "log_first_orders" and recalls["log_first_orders"] == 1.0 and recalls["ranker"] == 0.0
+    adjusted = with_cold_start(scores, features, choice)
+    np.testing.assert_array_equal(adjusted[~new], scores[~new])  # users with history keep the ranker's order
+    assert (np.argmax(adjusted[new], axis=1) == np.argmax(first_orders[new], axis=1)).all()
+    # When the ranker already serves new users best, nothing replaces it.
+    assert choose_cold_start(pools, first_orders, targets, k=1)[0] is None
+
+    ranker = fit_ranker(features, (first_orders > 1.0).astype(np.float32), seed=1, rounds=5)
+    ranker.cold_start = "log_first_orders"
+    again = Ranker.from_arrays(ranker.to_arrays(), FEATURE_NAMES, cold_start=ranker.cold_start)
+    np.testing.assert_allclose(again.score(features), ranker.score(features), rtol=1e-6)
+    assert (np.argmax(again.score(features)[new], axis=1) == np.argmax(first_orders[new], axis=1)).all()
+
+
+def test_discovery_out_of_reach_of_the_tail_spends_only_accuracy_above_the_bar():
+    from seasonrec.training.pipeline import ACCURACY_BAR, discovery_choice
+
+    def point(value: float, ndcg: float, tail: float, within: bool = True) -> dict:
+        return {"discovery": value, "ndcg": ndcg, "tail_share": tail, "tail_recall": tail, "within_budget": within}
+
+    curve = [point(0.0, 0.40, 0.05), point(0.2, 0.39, 0.07), point(0.4, 0.385, 0.09), point(0.6, 0.30, 0.2, False)]
+    # Repeat-buy's tail (0.15) is out of reach within budget: keep NDCG@10 >= 1.15 x repeat-buy's.
+    assert discovery_choice(curve, 0.15, 0.15, repeat_buy_ndcg=0.39 / ACCURACY_BAR) == 0.2
+    assert discovery_choice(curve, 0.15, 0.15, repeat_buy_ndcg=0.30) == 0.4  # the bar is far below: use the budget
+    assert discovery_choice(curve, 0.15, 0.15, repeat_buy_ndcg=0.40) == 0.0  # already under the bar: spend nothing
+    assert discovery_choice(curve, 0.07, 0.07, repeat_buy_ndcg=0.40) == 0.2  # the tail is reachable: smallest that does

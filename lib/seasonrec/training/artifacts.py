@@ -342,7 +342,7 @@ def load_scoring_model(model_dir: str, ablate_context: bool = False) -> TwoStage
         meta = json.load(handle)
     with np.load(os.path.join(version_dir, WEIGHTS_FILE), allow_pickle=False) as data:
         arrays = {key: data[key] for key in data.files}
-    reranker = (Ranker.from_arrays(arrays, meta.get("reranker_features", FEATURE_NAMES))
+    reranker = (Ranker.from_arrays(arrays, meta.get("reranker_features", FEATURE_NAMES), meta.get("cold_start"))
                 if meta.get("reranker_enabled") and "ranker_model" in arrays else None)
     return TwoStageModel(
         model_version=meta["model_version"], item_ids=arrays["item_ids"].astype(str),

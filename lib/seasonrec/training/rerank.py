@@ -49,6 +49,15 @@ LGB_PARAMS = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10, 20], 
 # Candidate settings, chosen per training run by cross-fitted NDCG on the validation users: the
 # default and a strongly regularised one (the validation window holds only ~1k users on Online Retail).
 RANKER_GRID = ({}, {"num_leaves": 7, "min_data_in_leaf": 200, "lambda_l2": 10.0})
+# What users without history may be ranked by instead of the ranker, each an item signal among the
+# features: what new customers put in their first basket lately, the popularity expected in the weeks
+# ahead, popularity at training time. `train_second_stage` keeps one only when it beats the ranker's
+# out-of-fold recall on the validation window's new users (the ranker learns mostly from returning
+# users, whose lists lean on re-buys).
+COLD_START_SIGNALS = ("log_first_orders", "log_season_ahead", "log_popularity")
+# The ranker's score only breaks ties of the cold-start signal (log counts differ by >= ~0.005 below
+# 200 baskets; ranker scores are a few units).
+COLD_START_TIE_BREAK = 1e-4
 MAX_ROUNDS = 300
 EARLY_STOPPING_ROUNDS = 30
 
@@ -158,6 +167,7 @@ class Ranker:
     model_text: str
     feature_names: list[str]
     best_iteration: int = 0
+    cold_start: str | None = None  # a COLD_START_SIGNALS name ranking users without history, or None
     _booster: Any = field(default=None, repr=False, compare=False)
 
     def _model(self) -> Any:
@@ -181,7 +191,9 @@ class Ranker:
             width = len(self.feature_names)
         # One thread: the Spark UDF already runs one Python worker per core.
         flat = self._model().predict(features.reshape(-1, width), num_threads=1)
-        return np.asarray(flat, np.float32).reshape(n, c)
+        scores = np.asarray(flat, np.float32).reshape(n, c)
+        return scores if self.cold_start is None else with_cold_start(scores, features, self.cold_start,
+                                                                      self.feature_names)
 
     def feature_importance(self) -> dict[str, float]:
         gains = self._model().feature_importance(importance_type="gain")
@@ -190,14 +202,30 @@ class Ranker:
 
     def __getstate__(self) -> dict[str, Any]:
         return {"model_text": self.model_text, "feature_names": self.feature_names,
-                "best_iteration": self.best_iteration, "_booster": None}
+                "best_iteration": self.best_iteration, "cold_start": self.cold_start, "_booster": None}
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"ranker_model": np.frombuffer(self.model_text.encode("utf-8"), dtype=np.uint8)}
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], feature_names: list[str]) -> Ranker:
-        return cls(bytes(np.asarray(arrays["ranker_model"], dtype=np.uint8)).decode("utf-8"), list(feature_names))
+    def from_arrays(cls, arrays: dict[str, np.ndarray], feature_names: list[str],
+                    cold_start: str | None = None) -> Ranker:
+        return cls(bytes(np.asarray(arrays["ranker_model"], dtype=np.uint8)).decode("utf-8"), list(feature_names),
+                   cold_start=cold_start)
+
+
+def with_cold_start(scores: np.ndarray, features: np.ndarray, signal: str,
+                    feature_names: list[str] | None = None) -> np.ndarray:
+    """[n, c] scores where the rows of users without history rank by ``signal`` (a feature name,
+    one of ``COLD_START_SIGNALS``) with ``scores`` as tie-break; other rows unchanged.
+    ``features``: the [n, c, F] ranker features laid out as ``feature_names`` (default ``FEATURE_NAMES``)."""
+    names = feature_names or FEATURE_NAMES
+    new = features[:, 0, names.index("user_is_new")] > 0.5 if features.shape[1] else np.zeros(len(scores), bool)
+    if not new.any():
+        return scores
+    out = np.array(scores, np.float32, copy=True)
+    out[new] = features[new, :, names.index(signal)] + np.float32(COLD_START_TIE_BREAK) * scores[new]
+    return out
 
 
 def _dataset(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:

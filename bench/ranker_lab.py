@@ -1,0 +1,261 @@
+"""Ranker lab: the trained model's candidate pools on earlier windows, the validation window and the
+test window, cached once; then ranker variants fitted in seconds and judged on cross-fitted
+validation users (the decision) with the test window printed for information only.
+
+    .venv/bin/python bench/ranker_lab.py --workdir /tmp/or13 build     # after eval_online_retail.py --train
+    .venv/bin/python bench/ranker_lab.py --workdir /tmp/or13 run
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "lib"))
+
+
+def context_for(workdir: str, split_dates: str):
+    from seasonrec.config import load_config
+    from seasonrec.context import JobContext
+
+    work = Path(workdir)
+    paths = {"lake_root": work / "lake", "checkpoint_dir": work / "lake/_checkpoints",
+             "model_dir": work / "lake/_models", "mlflow_dir": work / "lake/_mlflow", "report_dir": work / "reports",
+             "petastorm_cache_dir": work / "lake/_petastorm_cache"}
+    split = [f"split.{name}={day}" for name, day in
+             zip(("train_end", "validation_end", "test_end"), split_dates.split(","), strict=True)]
+    overrides = [f"paths.{k}={v}" for k, v in paths.items()] + ["data.source=online_retail", *split]
+    return JobContext.create(load_config(str(REPO / "conf/local.yaml"), overrides), "lab")
+
+
+def build(args: argparse.Namespace) -> None:
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    from seasonrec import tables
+    from seasonrec.core.contract import COPURCHASE, ITEM_SIGNALS
+    from seasonrec.features.as_of import user_features_as_of
+    from seasonrec.features.calendar import calendar_row
+    from seasonrec.features.item_activity import basket_key, item_activity
+    from seasonrec.features.item_neighbours import fit_copurchase
+    from seasonrec.training.data import load_training_data, window_units
+    from seasonrec.training.encoding import bought_matrices
+    from seasonrec.training.pipeline import reload
+
+    ctx = context_for(args.workdir, args.split_dates)
+    split = ctx.config.split
+    model = reload(ctx)
+    data = load_training_data(ctx)
+    silver = ctx.lake.read(tables.SILVER_INTERACTIONS)
+    activity = item_activity(silver, data.item_ids, split.test_end)
+    calendar = ctx.lake.read(tables.CALENDAR)
+    starts = {"test": (split.validation_end, split.test_end), "val": (split.train_end, split.validation_end)}
+    for back in range(1, args.earlier + 1):
+        end = split.train_end - dt.timedelta(days=30 * (back - 1))
+        start = (end.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+        starts[f"earlier{back}"] = (start, end.replace(day=1))
+    out = {}
+    for name, (start, end) in starts.items():
+        users = user_features_as_of(ctx.lake, ctx.config, start)
+        frame = window_units(data, users, calendar_row(calendar, start), start, end).reset_index(drop=True)
+        context = {ITEM_SIGNALS: activity.at(start),
+                   COPURCHASE: fit_copurchase(silver, data.item_ids, start, ctx.config.training.copurchase_neighbours)}
+        inputs = model.encode(frame, None)
+        scores = model.user_matrix_from_inputs(inputs) @ model.item_matrix.T
+        pairs = model.candidate_pairs(frame, context)
+        candidates, first = model.rerank_pool(frame, scores, context, width=args.width, pairs=pairs)
+        features = model.rerank_features(inputs, frame, candidates, first, context)
+        targets = [list(map(int, t)) for t in frame["targets"]]
+        labels = np.array([np.isin(row, t) for row, t in zip(candidates, targets, strict=True)], np.float32)
+        recent = (silver.where((F.col("date") < F.lit(start)) & (F.col("date") >= F.lit(start - dt.timedelta(weeks=8))))
+                  .select("country", "item_id", basket_key().alias("basket")).groupBy("country", "item_id")
+                  .agg(F.countDistinct("basket").alias("n")).toPandas())
+        countries = sorted(set(recent["country"].dropna().astype(str)))
+        position = {str(item): i for i, item in enumerate(data.item_ids)}
+        by_country = np.zeros((len(countries) + 1, len(data.item_ids)), np.float32)  # last row: unknown country
+        for row in recent.itertuples():
+            if row.country is not None and str(row.item_id) in position:
+                by_country[countries.index(str(row.country)), position[str(row.item_id)]] += row.n
+        country_row = np.array([countries.index(c) if c in countries else len(countries)
+                                for c in frame["country"].astype(str)])
+        out[name] = dict(features=features, by_country=by_country, country_row=country_row,
+                         candidates=candidates, first=first, labels=labels,
+                         bought=bought_matrices(frame, model.spec.bought_items_max)[0], history=inputs["history"],
+                         users=frame["user_id"].astype(str).to_numpy(), country=frame["country"].astype(str).to_numpy(),
+                         targets=np.array(json.dumps(targets)))
+        print(name, start, end, len(frame), features.shape, "pool recall",
+              round(float(np.mean([labels[i].sum() / len(set(t)) for i, t in enumerate(targets) if t])), 4), flush=True)
+    os.makedirs(args.cache, exist_ok=True)
+    for name, arrays in out.items():
+        np.savez(os.path.join(args.cache, f"{name}.npz"), **arrays)
+    np.savez(os.path.join(args.cache, "items.npz"), is_tail=data.is_tail, log_q=model.weights["log_q"],
+             novelty=model.novelty, item_ids=data.item_ids.astype(str))
+    pd.Series({k: str(v) for k, v in starts.items()}).to_json(os.path.join(args.cache, "windows.json"))
+
+
+TOWER = ("score", "score_gap", "score_rank")
+FITTED = TOWER + ("item_repeat_rate", "seasonal_fit", "seasonal_fit_rebuy", "log_popularity")
+
+
+def load(cache: str, name: str) -> dict:
+    with np.load(os.path.join(cache, f"{name}.npz"), allow_pickle=True) as z:
+        d = {k: z[k] for k in z.files}
+    d["targets"] = json.loads(str(d["targets"]))
+    return d
+
+
+def ranked(window: dict, scores: np.ndarray) -> np.ndarray:
+    return np.take_along_axis(window["candidates"], np.argsort(-scores, axis=1, kind="stable"), 1)
+
+
+def measure(window: dict, scores: np.ndarray, items: dict, k: int = 20) -> dict:
+    from seasonrec.training.metrics import ndcg_at_k, recall_at_k, tail_recall, tail_share
+
+    top = ranked(window, scores)
+    t = window["targets"]
+    new = ~(window["history"] > 0).any(axis=1)
+    return {"ndcg10": round(ndcg_at_k(top, t, 10), 4), "recall20": round(recall_at_k(top, t, k), 4),
+            "tail_share": round(tail_share(top, items["is_tail"], k), 4),
+            "tail_recall": round(tail_recall(top, t, items["is_tail"], k), 4),
+            "new_recall": round(recall_at_k(top[new], [t[i] for i in np.flatnonzero(new)], k), 4)}
+
+
+def fit(parts: list[tuple[np.ndarray, np.ndarray]], params: dict, rounds: int, seed: int,
+        valid: tuple[np.ndarray, np.ndarray] | None = None):
+    import lightgbm
+
+    from seasonrec.training.rerank import LGB_PARAMS
+
+    def dataset(x3, y2, reference=None):
+        useful = y2.sum(axis=1) > 0
+        x, y = x3[useful], y2[useful]
+        return x.reshape(-1, x.shape[-1]), y.reshape(-1), [x.shape[1]] * int(useful.sum())
+
+    xs, ys, gs = zip(*(dataset(x, y) for x, y in parts), strict=True)
+    train = lightgbm.Dataset(np.concatenate(xs), np.concatenate(ys), group=[g for gg in gs for g in gg])
+    kw = {}
+    if valid is not None:
+        vx, vy, vg = dataset(*valid)
+        kw = {"valid_sets": [lightgbm.Dataset(vx, vy, group=vg, reference=train)],
+              "callbacks": [lightgbm.early_stopping(30, verbose=False)]}
+    booster = lightgbm.train({**LGB_PARAMS, **params, "seed": seed, "deterministic": True}, train,
+                             num_boost_round=rounds, **kw)
+    return booster
+
+
+def predict(booster, x3: np.ndarray) -> np.ndarray:
+    n, c, f = x3.shape
+    return booster.predict(x3.reshape(-1, f), num_threads=2).reshape(n, c)
+
+
+def variant_features(window: dict, variant: dict, in_sample: bool) -> np.ndarray:
+    from seasonrec.training.rerank import FEATURE_NAMES
+
+    x = window["features"].copy()
+    drop = [FEATURE_NAMES.index(n) for n in variant.get("drop", ())]
+    if variant.get("no_tower") or (in_sample and variant.get("tower_nan_in_sample")):
+        drop += [FEATURE_NAMES.index(n) for n in TOWER]
+    if in_sample and variant.get("fitted_nan_in_sample"):
+        drop += [FEATURE_NAMES.index(n) for n in FITTED]
+    x[:, :, drop] = np.nan
+    extra = variant.get("extra")
+    if extra is not None:
+        x = np.concatenate([x, extra(window)], axis=2)
+    return x
+
+
+def run_variant(cache: str, variant: dict, seed: int = 7, folds: int = 4) -> dict:
+    items = dict(np.load(os.path.join(cache, "items.npz")))
+    val = load(cache, "val")
+    test = load(cache, "test")
+    earlier = [load(cache, f"earlier{i}") for i in range(1, variant.get("earlier", 0) + 1)]
+    params = variant.get("params", {})
+    vx = variant_features(val, variant, False)
+    extra = [(variant_features(w, variant, True), w["labels"]) for w in earlier]
+    users = val["users"]
+    unique = np.random.default_rng(seed).permutation(np.unique(users))
+    fold_of = {u: i % folds for i, u in enumerate(unique.tolist())}
+    fold = np.array([fold_of[u] for u in users])
+    oof = np.zeros(val["labels"].shape, np.float32)
+    trees = []
+    for f in range(folds):
+        scored, stop = fold == f, fold == (f + 1) % folds
+        keep = ~scored & ~stop
+        b = fit([(vx[keep], val["labels"][keep]), *extra], params, 300, seed,
+                valid=(vx[stop], val["labels"][stop]))
+        oof[scored] = predict(b, vx[scored])
+        trees.append(b.best_iteration or b.current_iteration())
+    final = fit([(vx, val["labels"]), *extra], params, int(np.median(trees)), seed)
+    tx = variant_features(test, variant, False)
+    return {"val": measure(val, oof, items), "test": measure(test, predict(final, tx), items),
+            "trees": int(np.median(trees))}
+
+
+def repeat_buy(cache: str) -> dict:
+    from seasonrec.training.metrics import repeat_buy_top_k
+
+    items = dict(np.load(os.path.join(cache, "items.npz")))
+    out = {}
+    for name in ("val", "test"):
+        w = load(cache, name)
+        top = repeat_buy_top_k(w["bought"], items["log_q"], 20)
+        fake = dict(w, candidates=top)
+        out[name] = measure(fake, -np.arange(top.shape[1])[None, :].repeat(len(top), 0).astype(float), items)
+    return out
+
+
+def country_features(window: dict) -> np.ndarray:
+    """log1p(baskets of the item in the user's country, 8 weeks before the window) and the item's
+    share there relative to its share everywhere (shrunk: 20 pseudo-baskets at the global share)."""
+    counts = window["by_country"]
+    total = counts.sum(axis=0)
+    share = (total + 0.1) / (total.sum() + 0.1 * counts.shape[1])
+    rows = counts[window["country_row"]]  # [n, n_items]
+    local = (rows + 20.0 * share[None, :]) / (rows.sum(axis=1, keepdims=True) + 20.0)
+    lift = np.log(local / share[None, :])
+    c = window["candidates"]
+    gathered = [np.log1p(np.take_along_axis(rows, c, 1)), np.take_along_axis(lift, c, 1)]
+    return np.stack(gathered, axis=2).astype(np.float32)
+
+
+VARIANTS = {
+    "base": {},
+    "no_tower": {"no_tower": True},
+    "earlier2": {"earlier": 2},
+    "earlier2_tower_nan": {"earlier": 2, "tower_nan_in_sample": True},
+    "earlier2_fitted_nan": {"earlier": 2, "fitted_nan_in_sample": True},
+    "country": {"extra": country_features},
+    "country_earlier2": {"extra": country_features, "earlier": 2},
+}
+
+
+def run(args: argparse.Namespace) -> None:
+    print("repeat_buy", json.dumps(repeat_buy(args.cache)), flush=True)
+    for name in (args.variants.split(",") if args.variants else VARIANTS):
+        print(name, json.dumps(run_variant(args.cache, VARIANTS[name])), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workdir", default="/tmp/or13")
+    parser.add_argument("--split-dates", default="2011-08-01,2011-09-01,2011-10-01")
+    parser.add_argument("--cache", default=None)
+    parser.add_argument("--earlier", type=int, default=2)
+    parser.add_argument("--width", type=int, default=None)
+    parser.add_argument("--variants", default=None)
+    parser.add_argument("step", choices=["build", "run"])
+    args = parser.parse_args()
+    args.cache = args.cache or os.path.join(args.workdir, "ranker_lab")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    build(args) if args.step == "build" else run(args)
+
+
+if __name__ == "__main__":
+    main()
