@@ -195,6 +195,46 @@ class Lake:
                 commit_properties=CommitProperties(custom_metadata=commit_info or {}))
         return self.info(name).version
 
+    def columns(self, name: str) -> list[str]:
+        """The existing table's column names, in its schema's order."""
+        self.info(name)
+        if self.engine == "delta-spark":
+            return list(self.read(name).columns)
+        return [field.name for field in self._rs_table(name).schema().fields]
+
+    def add_missing_columns(self, name: str, commit_info: dict[str, str] | None = None) -> list[str]:
+        """Schema migration: add the columns `seasonrec.tables` lists as ``added_columns`` of table
+        ``name`` that the existing table lacks, as nullable columns of their declared types, in one
+        schema-only commit (older rows read them as null). Returns the added names; [] and no commit
+        when none is missing, the table does not exist or is not registered. A concurrent migrator that
+        added them first is not an error."""
+        registered = tables.TABLES.get(name)
+        if registered is None or not registered.added_columns or not self.exists(name):
+            return []
+        missing = [c for c in registered.added_columns if c not in self.columns(name)]
+        if not missing:
+            return []
+        types = registered.types
+        try:
+            if self.engine == "delta-spark":
+                path = self.path(name).replace("`", "``")
+                added = ", ".join(f"`{c}` {types[c]}" for c in missing)
+                self.spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({added})")
+            else:
+                from deltalake import CommitProperties, Schema
+                from pyspark.sql.pandas.types import to_arrow_schema
+
+                ddl = StructType.fromDDL(", ".join(f"`{c}` {types[c]}" for c in missing))
+                fields = list(Schema.from_arrow(to_arrow_schema(ddl)).fields)
+                self._rs_table(name).alter.add_columns(
+                    fields, commit_properties=CommitProperties(custom_metadata=commit_info or {}))
+        except Exception:
+            if [c for c in missing if c not in self.columns(name)]:
+                raise
+            return []  # another writer migrated the table meanwhile
+        log.info("table '%s': added the nullable column(s) %s declared in seasonrec/tables.py", name, missing)
+        return missing
+
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
         self.info(name)
         if self.engine == "delta-spark":
@@ -241,6 +281,8 @@ class Lake:
         check_schema(name, df.schema)
         registered = tables.TABLES.get(name)
         partition_by = list(partition_by or (registered.partition_by if registered else []))
+        if mode == "append" or replace_partitions:  # rows added to an older table: give it the new columns
+            self.add_missing_columns(name, commit_info)
         if self.engine == "delta-spark":
             writer = df.write.format("delta").mode("error" if create_only else mode).partitionBy(*partition_by)
             if mode == "overwrite" and replace_partitions:
@@ -263,11 +305,13 @@ class Lake:
               partition_by: list[str] | None = None, commit_info: dict[str, str] | None = None) -> int:
         """MERGE ``df`` into the table on ``keys``: insert new keys; update (or keep) matched rows.
 
-        Creates the table on first use. Duplicate keys inside ``df`` are collapsed, so re-running a
-        job with the same input never adds rows.
+        Creates the table on first use; an existing table first gets the columns declared since it was
+        written (`add_missing_columns`). Duplicate keys inside ``df`` are collapsed, so re-running a job
+        with the same input never adds rows.
         """
         if when_matched not in ("update", "ignore"):
             raise LakeError(f"when_matched '{when_matched}' is not supported; allowed: update, ignore")
+        self.add_missing_columns(name, commit_info)
         source = df.dropDuplicates(keys)
         for attempt in range(1, MERGE_ATTEMPTS + 1):
             try:
