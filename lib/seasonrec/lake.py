@@ -224,8 +224,8 @@ class Lake:
                 from deltalake import CommitProperties, Schema
                 from pyspark.sql.pandas.types import to_arrow_schema
 
-                ddl = StructType.fromDDL(", ".join(f"`{c}` {types[c]}" for c in missing))
-                fields = list(Schema.from_arrow(to_arrow_schema(ddl)).fields)
+                declared = self.spark.createDataFrame([], ", ".join(f"`{c}` {types[c]}" for c in missing)).schema
+                fields = list(Schema.from_arrow(to_arrow_schema(declared)).fields)
                 self._rs_table(name).alter.add_columns(
                     fields, commit_properties=CommitProperties(custom_metadata=commit_info or {}))
         except Exception:
