@@ -264,3 +264,42 @@ def test_table_properties_are_stored_kept_and_changed_only_when_they_differ(spar
     assert tmp_lake.properties("t") == {"seasonrec.pseudonym": "v2"} and _ids(tmp_lake.read("t")) == [4]
     tmp_lake.write(_rows(spark, [(5, "e", d, 5.0, None)]), "t", mode="append")  # delta-rs commits with the key
     assert _ids(tmp_lake.read("t")) == [4, 5] and tmp_lake.properties("t") == {"seasonrec.pseudonym": "v2"}
+
+
+def test_an_older_table_gets_its_added_columns_once_then_merges_and_appends_work(spark, tmp_lake: Lake) -> None:
+    """Schema migration: `quarantine` as written before resolved_at/resolved_by_run were declared
+    (`tables.Table.added_columns`). A MERGE update, the path that failed on such tables, and an
+    append both work after one schema-only commit; older rows read the new columns as null."""
+    import shutil
+
+    from seasonrec import tables
+
+    quarantine = tables.spec(tables.QUARANTINE)
+    at = dt.datetime(2011, 1, 1, 9, 0)
+    old_columns = [c for c in quarantine.columns if c.split(" ")[0] not in quarantine.added_columns]
+    old = spark.createDataFrame([("file", "a.csv", "missing_item", f"line {h}", at, h) for h in ("h1", "h2")],
+                                ", ".join(old_columns))
+    tmp_lake.write(old, "old_quarantine")  # unregistered: the old shape is allowed, then moved into place
+    shutil.move(tmp_lake.path("old_quarantine"), tmp_lake.path(tables.QUARANTINE))
+    assert tmp_lake.add_missing_columns("not_registered") == []
+
+    assert tmp_lake.add_missing_columns(tables.QUARANTINE) == ["resolved_at", "resolved_by_run"]
+    assert tmp_lake.version(tables.QUARANTINE) == 1
+    assert tmp_lake.columns(tables.QUARANTINE) == list(quarantine.column_names)
+    assert tmp_lake.add_missing_columns(tables.QUARANTINE) == [] and tmp_lake.version(tables.QUARANTINE) == 1
+    assert [(r["resolved_at"], r["resolved_by_run"]) for r in tmp_lake.read(tables.QUARANTINE).collect()] == [
+        (None, None)] * 2
+
+    # A fresh old table: merge (update) and append migrate it themselves, before writing.
+    shutil.rmtree(tmp_lake.path(tables.QUARANTINE))
+    tmp_lake.write(old, "old_quarantine")
+    shutil.move(tmp_lake.path("old_quarantine"), tmp_lake.path(tables.QUARANTINE))
+    resolved = spark.createDataFrame([("file", "a.csv", "missing_item", "line h1", at, "h1", at, "run-2")],
+                                     quarantine.ddl)
+    tmp_lake.merge(resolved, tables.QUARANTINE, ["row_hash"], when_matched="update")
+    appended = spark.createDataFrame([("file", "b.csv", "missing_item", "line h3", at, "h3", None, None)],
+                                     quarantine.ddl)
+    tmp_lake.write(appended, tables.QUARANTINE, mode="append")
+    rows = {r["row_hash"]: (r["resolved_at"], r["resolved_by_run"]) for r in tmp_lake.read(tables.QUARANTINE).collect()}
+    assert rows == {"h1": (at, "run-2"), "h2": (None, None), "h3": (None, None)}
+    assert [h["operation"] for h in tmp_lake.history(tables.QUARANTINE)].count("ADD COLUMN") == 1

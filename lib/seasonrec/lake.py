@@ -15,6 +15,12 @@ the next version; when another writer got there first it recomputes against the 
 
 Either way the result is a standard Delta table that any Delta reader opens.
 
+Fault injection (tests only): with ``SEASONREC_FAULT=<point>[:<table>][,...]`` in the environment the
+process kills itself with SIGKILL at that named point of a commit (`fault_point`, `FAULT_POINTS`):
+``staged`` (Spark's files written to ``_staging``, nothing moved), ``before_commit`` (files moved into
+the table folder, the log not written) and ``after_commit`` (a table committed, the job's next commit
+not made yet). ``tests/reliability/test_kill_points.py`` kills ingest, features and score there.
+
     lake = Lake(spark, "/data/lake")
     lake.write(df, "silver_interactions", partition_by=["event_month"])
     lake.merge(new_rows, "bronze_transactions", keys=["row_hash"], when_matched="ignore")
@@ -28,6 +34,8 @@ import json
 import logging
 import os
 import shutil
+import signal
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -56,6 +64,31 @@ class ConcurrentWriteError(LakeError):
 
 
 MERGE_ATTEMPTS = 5  # a MERGE recomputed against the newer version this many times before giving up
+
+FAULT_ENV = "SEASONREC_FAULT"
+FAULT_POINTS = {
+    "staged": "Spark wrote the table's new files into <lake>/_staging; nothing was moved (delta-rs engine)",
+    "before_commit": "the new files are in the table folder (delta-rs) or about to be written (delta-spark); "
+                     "no commit yet",
+    "after_commit": "the table's data commit is done; whatever the job commits next is not",
+}
+
+
+def fault_point(point: str, table: str) -> None:
+    """Kill this process with SIGKILL at ``point`` of a commit to ``table`` when ``$SEASONREC_FAULT``
+    names it (``<point>`` for any table, ``<point>:<table>`` for one; comma-separated for several):
+    a crash at a chosen place for the fault-injection tests. Does nothing when the variable is unset;
+    an unknown point name raises `LakeError` (a typo must not pass for "survived the fault")."""
+    spec = os.environ.get(FAULT_ENV, "").strip()
+    if not spec:
+        return
+    for wanted in (part.strip() for part in spec.split(",") if part.strip()):
+        name, _, only = wanted.partition(":")
+        if name not in FAULT_POINTS:
+            raise LakeError(f"{FAULT_ENV}: unknown fault point '{name}'; allowed: {', '.join(FAULT_POINTS)}")
+        if name == point and only in ("", table):
+            print(f"{FAULT_ENV}: kill -9 at {point} of table '{table}'", file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def check_schema(name: str, schema: StructType) -> None:
@@ -162,6 +195,46 @@ class Lake:
                 commit_properties=CommitProperties(custom_metadata=commit_info or {}))
         return self.info(name).version
 
+    def columns(self, name: str) -> list[str]:
+        """The existing table's column names, in its schema's order."""
+        self.info(name)
+        if self.engine == "delta-spark":
+            return list(self.read(name).columns)
+        return [field.name for field in self._rs_table(name).schema().fields]
+
+    def add_missing_columns(self, name: str, commit_info: dict[str, str] | None = None) -> list[str]:
+        """Schema migration: add the columns `seasonrec.tables` lists as ``added_columns`` of table
+        ``name`` that the existing table lacks, as nullable columns of their declared types, in one
+        schema-only commit (older rows read them as null). Returns the added names; [] and no commit
+        when none is missing, the table does not exist or is not registered. A concurrent migrator that
+        added them first is not an error."""
+        registered = tables.TABLES.get(name)
+        if registered is None or not registered.added_columns or not self.exists(name):
+            return []
+        missing = [c for c in registered.added_columns if c not in self.columns(name)]
+        if not missing:
+            return []
+        types = registered.types
+        try:
+            if self.engine == "delta-spark":
+                path = self.path(name).replace("`", "``")
+                added = ", ".join(f"`{c}` {types[c]}" for c in missing)
+                self.spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({added})")
+            else:
+                from deltalake import CommitProperties, Schema
+                from pyspark.sql.pandas.types import to_arrow_schema
+
+                declared = self.spark.createDataFrame([], ", ".join(f"`{c}` {types[c]}" for c in missing)).schema
+                fields = list(Schema.from_arrow(to_arrow_schema(declared)).fields)
+                self._rs_table(name).alter.add_columns(
+                    fields, commit_properties=CommitProperties(custom_metadata=commit_info or {}))
+        except Exception:
+            if [c for c in missing if c not in self.columns(name)]:
+                raise
+            return []  # another writer migrated the table meanwhile
+        log.info("table '%s': added the nullable column(s) %s declared in seasonrec/tables.py", name, missing)
+        return missing
+
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
         self.info(name)
         if self.engine == "delta-spark":
@@ -208,6 +281,8 @@ class Lake:
         check_schema(name, df.schema)
         registered = tables.TABLES.get(name)
         partition_by = list(partition_by or (registered.partition_by if registered else []))
+        if mode == "append" or replace_partitions:  # rows added to an older table: give it the new columns
+            self.add_missing_columns(name, commit_info)
         if self.engine == "delta-spark":
             writer = df.write.format("delta").mode("error" if create_only else mode).partitionBy(*partition_by)
             if mode == "overwrite" and replace_partitions:
@@ -216,8 +291,10 @@ class Lake:
                 writer = writer.option("overwriteSchema", "true")
             if commit_info:
                 writer = writer.option("userMetadata", json.dumps(commit_info))
+            fault_point("before_commit", name)
             with _concurrent_errors(name, also=("already exists",)) if create_only else contextlib.nullcontext():
                 writer.save(self.path(name))
+            fault_point("after_commit", name)
             version: int = self.version(name)  # type: ignore[assignment]
         else:
             version = self._rs_commit(df, name, mode, partition_by, replace_partitions, commit_info,
@@ -228,11 +305,13 @@ class Lake:
               partition_by: list[str] | None = None, commit_info: dict[str, str] | None = None) -> int:
         """MERGE ``df`` into the table on ``keys``: insert new keys; update (or keep) matched rows.
 
-        Creates the table on first use. Duplicate keys inside ``df`` are collapsed, so re-running a
-        job with the same input never adds rows.
+        Creates the table on first use; an existing table first gets the columns declared since it was
+        written (`add_missing_columns`). Duplicate keys inside ``df`` are collapsed, so re-running a job
+        with the same input never adds rows.
         """
         if when_matched not in ("update", "ignore"):
             raise LakeError(f"when_matched '{when_matched}' is not supported; allowed: update, ignore")
+        self.add_missing_columns(name, commit_info)
         source = df.dropDuplicates(keys)
         for attempt in range(1, MERGE_ATTEMPTS + 1):
             try:
@@ -258,8 +337,10 @@ class Lake:
             builder = self._delta_spark_table(name).alias("t").merge(source.alias("s"), condition)
             if when_matched == "update":
                 builder = builder.whenMatchedUpdateAll()
+            fault_point("before_commit", name)
             with _concurrent_errors(name):
                 builder.whenNotMatchedInsertAll().execute()
+            fault_point("after_commit", name)
             return self.version(name)  # type: ignore[return-value]
         target = self.read(name, version=read_version)
         source = source.select(*target.columns)
@@ -386,18 +467,21 @@ class Lake:
                 raise LakeError(f"table '{name}' is partitioned by {existing}, not {partition_by}")
             partition_by = existing
         adds = self._rs_stage_files(df, table_path, partition_by)
+        fault_point("before_commit", name)
         props = CommitProperties(custom_metadata={"engineInfo.seasonrec": "spark+delta-rs", **(commit_info or {})},
                                  max_commit_retries=0 if read_version is not None else None)
         try:
+            version = None
             if not exists:
                 try:
-                    return self._rs_create(table_path, name, schema, adds, partition_by, props)
+                    version = self._rs_create(table_path, name, schema, adds, partition_by, props)
                 except DeltaError as exc:
                     if "already exists" not in str(exc) or read_version is not None:
                         raise
                     # Created by a concurrent job since `exists`: commit on top of its table instead.
-            return self._rs_commit_actions(name, schema, adds, mode, partition_by, replace_partitions, props,
-                                           remove_files or [], read_version)
+            if version is None:
+                version = self._rs_commit_actions(name, schema, adds, mode, partition_by, replace_partitions, props,
+                                                  remove_files or [], read_version)
         except (CommitFailedError, DeltaError) as exc:
             if read_version is None or not _is_conflict(exc):
                 raise
@@ -405,6 +489,8 @@ class Lake:
                 with contextlib.suppress(OSError):
                     os.remove(os.path.join(table_path, add.path))
             raise ConcurrentWriteError(f"table '{name}' changed since version {read_version}: {exc}") from exc
+        fault_point("after_commit", name)
+        return version
 
     @staticmethod
     def _rs_create(table_path: str, name: str, schema: Any, adds: list[Any], partition_by: list[str],
@@ -454,6 +540,7 @@ class Lake:
         staging = f"{self.root}/_staging/{os.path.basename(table_path)}-{uuid.uuid4().hex}"
         try:
             df.write.mode("error").partitionBy(*partition_by).parquet(staging)
+            fault_point("staged", os.path.basename(table_path))
             adds = []
             for folder, _, files in os.walk(staging):
                 for file_name in sorted(files):

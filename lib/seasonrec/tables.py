@@ -6,6 +6,11 @@ Spark types, in any order; nullability is not checked) and raises one line namin
 so a job cannot silently change a table's shape; it also uses ``partition_by`` as the default
 partitioning and stores ``comment`` as the table's description when it creates the table.
 
+Schema migration: a column added to a table after lakes were written without it is declared in the
+table's ``columns`` and listed in ``added_columns`` (nullable). Before writing into an existing table
+that lacks them, `seasonrec.lake.Lake.add_missing_columns` adds them (one schema-only commit; older
+rows read them as null), so an old lake keeps working without a rebuild.
+
     >>> from seasonrec import tables
     >>> tables.spec(tables.SILVER_ITEMS).column_names
     ('item_id', 'title', 'category', 'price')
@@ -55,6 +60,12 @@ class Table:
     columns: tuple[str, ...]
     keys: tuple[str, ...] = ()
     partition_by: tuple[str, ...] = ()
+    added_columns: tuple[str, ...] = ()  # declared after tables existed without them: nullable, migrated
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.added_columns if c not in self.column_names]
+        if unknown:
+            raise ValueError(f"table '{self.name}': added_columns {unknown} are not among its columns")
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -87,9 +98,12 @@ TABLES: dict[str, Table] = {t.name: t for t in (
           ("row_hash string", "source string", "source_file string", "invoice string", "user_raw string",
            "item_raw string", "ts timestamp", "quantity double", "price double", "description string",
            "category string", "country string", "ingested_at timestamp"), keys=("row_hash",)),
-    Table(QUARANTINE, "bronze", "Source rows that could not be used, with the reason and the raw line",
+    Table(QUARANTINE, "bronze", "Source rows that could not be used, with the reason and the raw line; "
+          "resolved_at/resolved_by_run are set (the row is kept) when a later ingest brings a valid row with "
+          "the same row_hash (business key)",
           ("source string", "source_file string", "reason string", "raw_line string", "ingested_at timestamp",
-           "row_hash string"), keys=("row_hash",)),
+           "row_hash string", "resolved_at timestamp", "resolved_by_run string"), keys=("row_hash",),
+          added_columns=("resolved_at", "resolved_by_run")),
     Table(SYNTHETIC_TRUTH, "bronze", "Seasonality and weather sensitivity planted by the synthetic generator, one "
           "row per item (test ground truth; cold_sensitivity 0: demand ignores the weather)",
           ("item_raw string", "category string", "is_seasonal boolean", "season_name string", "peak_week int",

@@ -2,7 +2,8 @@
 
 bronze_transactions: row_hash, source, source_file, invoice, user_raw, item_raw, ts (UTC),
 quantity, price, description, category, country, ingested_at.
-quarantine: source, source_file, reason, raw_line, ingested_at, row_hash.
+quarantine: source, source_file, reason, raw_line, ingested_at, row_hash, resolved_at, resolved_by_run
+(set when a later ingest brings the line valid: `seasonrec.data.quarantine`).
 
 The reasons and their order are declared in `seasonrec.data.validation`. Cancellations (negative
 quantity on a cancellation invoice) are valid bronze rows: silver nets them against purchases. A row
@@ -119,6 +120,8 @@ def bronze_rows(classified: DataFrame) -> DataFrame:
 
 
 def quarantine_rows(classified: DataFrame) -> DataFrame:
-    """The refused rows of a classified frame (header lines excluded), as quarantine rows."""
+    """The refused rows of a classified frame (header lines excluded), as quarantine rows (open:
+    resolved_at and resolved_by_run null, `seasonrec.data.quarantine`)."""
+    types = tables.spec(tables.QUARANTINE).types
     return classified.where(F.col("reason").isNotNull() & (F.col("reason") != HEADER_LINE)).select(
-        *QUARANTINE_COLUMNS)
+        *[F.col(c) if c in classified.columns else F.lit(None).cast(types[c]).alias(c) for c in QUARANTINE_COLUMNS])

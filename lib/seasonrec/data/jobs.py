@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from seasonrec import tables
 from seasonrec.config import DataConfig, FileSourceConfig
 from seasonrec.context import JobError, iso_date
-from seasonrec.data import ingest, sources
+from seasonrec.data import ingest, quarantine, sources
 from seasonrec.data.validation import HEADER_LINE, SourceRules
 
 DESCRIPTION = "bronze: load the configured source (synthetic, online_retail or a mapped file) with quarantine"
@@ -46,7 +46,7 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
     try:
         counts = _count(classified, source, read.max_share)
         kept = classified.where("in_window")
-        summary = _write(ctx, kept, counts)
+        summary = _write(ctx, kept, counts, ingested_at)
         if read.truth is not None:
             ctx.lake.write(read.truth, tables.SYNTHETIC_TRUTH, commit_info=ctx.commit_info())
     finally:
@@ -141,8 +141,9 @@ def _row_count(ctx, name: str) -> int:
     return ctx.lake.read(name).count() if ctx.lake.exists(name) else 0
 
 
-def _write(ctx, kept: DataFrame, counts: Counts) -> dict[str, Any]:
-    """Insert-if-absent of the valid rows into bronze and the refused rows into quarantine; returns the
+def _write(ctx, kept: DataFrame, counts: Counts, ingested_at: dt.datetime) -> dict[str, Any]:
+    """Insert-if-absent of the valid rows into bronze and the refused rows into quarantine, then mark
+    resolved the quarantine rows this run's valid rows fix (`seasonrec.data.quarantine`); returns the
     summary after checking that every record read is accounted for."""
     good = ingest.bronze_rows(kept)
     bronze_before = _row_count(ctx, tables.BRONZE_TRANSACTIONS)
@@ -159,6 +160,9 @@ def _write(ctx, kept: DataFrame, counts: Counts) -> dict[str, Any]:
     with ctx.step("merge quarantine"):
         ctx.lake.merge(ingest.quarantine_rows(kept), tables.QUARANTINE, ["row_hash"], when_matched="ignore",
                        commit_info=ctx.commit_info())
+    with ctx.step("resolve quarantine") as step:
+        resolved = quarantine.resolve(ctx.lake, good, ctx.run_id, ingested_at, ctx.commit_info())
+        step.note(resolved=resolved)
     added = bronze_after - bronze_before
     quarantined = sum(counts.quarantined.values())
     balance = (f"{counts.records_read} records read = {counts.header_lines} header lines + {counts.before_since} "
@@ -178,6 +182,7 @@ def _write(ctx, kept: DataFrame, counts: Counts) -> dict[str, Any]:
         "duplicates_skipped": duplicates,
         "bronze_rows_added": added,
         "quarantine_rows_added": _row_count(ctx, tables.QUARANTINE) - quarantine_before,
+        "quarantine_rows_resolved": resolved,
         "bronze_rows_total": bronze_after,
         "bronze_version": bronze_version,
         "records_balance": balance,
