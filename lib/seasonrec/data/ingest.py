@@ -122,6 +122,12 @@ def bronze_rows(classified: DataFrame) -> DataFrame:
 def quarantine_rows(classified: DataFrame) -> DataFrame:
     """The refused rows of a classified frame (header lines excluded), as quarantine rows (open:
     resolved_at and resolved_by_run null, `seasonrec.data.quarantine`)."""
+    return as_quarantine(classified.where(F.col("reason").isNotNull() & (F.col("reason") != HEADER_LINE)))
+
+
+def as_quarantine(rows: DataFrame) -> DataFrame:
+    """``rows`` in the quarantine table's columns and order; columns they lack (e.g. resolved_at,
+    resolved_by_run of an open row) as typed nulls."""
     types = tables.spec(tables.QUARANTINE).types
-    return classified.where(F.col("reason").isNotNull() & (F.col("reason") != HEADER_LINE)).select(
-        *[F.col(c) if c in classified.columns else F.lit(None).cast(types[c]).alias(c) for c in QUARANTINE_COLUMNS])
+    return rows.select(*[F.col(c) if c in rows.columns else F.lit(None).cast(types[c]).alias(c)
+                         for c in QUARANTINE_COLUMNS])

@@ -46,6 +46,7 @@ from pyspark.sql import functions as F
 
 from seasonrec import tables
 from seasonrec.config import SeasonrecConfig, WeatherConfig
+from seasonrec.data.ingest import as_quarantine
 
 DAYS_IN_YEAR = 365  # day-of-year bins of the normal (29 February shares 28 February's)
 PERSISTENCE_DAYS = 3650  # daily anomalies before d that phi is estimated on
@@ -199,11 +200,11 @@ def read_file_observations(spark: SparkSession, config: WeatherConfig, path: str
     good = (typed.where(F.col("reason").isNull())
             .select(F.col("date_d").alias("date"), "region", F.col("temp_d").alias("temp_mean_c"),
                     *OPTIONAL_VARIABLES).toPandas())
-    bad = typed.where(F.col("reason").isNotNull()).select(
+    bad = as_quarantine(typed.where(F.col("reason").isNotNull()).select(
         F.lit(QUARANTINE_SOURCE).alias("source"), "source_file", "reason", "raw_line",
         F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
         F.sha2(F.concat_ws("\u0001", F.lit(QUARANTINE_SOURCE), "raw_line", F.col("occurrence").cast("string")),
-               256).alias("row_hash"))
+               256).alias("row_hash")))
     return good, bad, n_read
 
 
