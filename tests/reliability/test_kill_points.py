@@ -70,9 +70,11 @@ CHAIN = [
 # ---------------------------------------------------------------- reading a lake without Spark
 def _canonical(value: object) -> object:
     """A hashable, run-independent form of a value: floats to 9 significant digits (Spark's
-    aggregation order may change the last bits), lists to tuples."""
+    aggregation order may change the last bits), NaN to None, lists to tuples."""
     if isinstance(value, float):
-        return value if math.isnan(value) or math.isinf(value) else float(f"{value:.9g}")
+        if math.isnan(value):  # a null read into a float column; NaN != NaN would make equal rows differ
+            return None
+        return value if math.isinf(value) else float(f"{value:.9g}")
     if isinstance(value, list | tuple):
         return tuple(_canonical(v) for v in value)
     if isinstance(value, dt.datetime) and value.tzinfo is not None:
