@@ -34,6 +34,18 @@ POPULARITY = ("global_popularity", "recent_popularity", "seasonal_popularity")
 BENCH_OVERRIDES = ["training.epochs=30"]
 
 
+def workdir_overrides(workdir: str, split_dates: str) -> list[str]:
+    """The --set values of a benchmark run: lake, models, MLflow store and reports under ``workdir``,
+    Online Retail as the source, the ``TRAIN_END,VALIDATION_END,TEST_END`` split, ``BENCH_OVERRIDES``."""
+    work = Path(workdir)
+    paths = {"lake_root": work / "lake", "checkpoint_dir": work / "lake/_checkpoints",
+             "model_dir": work / "lake/_models", "mlflow_dir": work / "lake/_mlflow", "report_dir": work / "reports",
+             "petastorm_cache_dir": work / "lake/_petastorm_cache"}
+    split = [f"split.{name}={day}" for name, day in
+             zip(("train_end", "validation_end", "test_end"), split_dates.split(","), strict=True)]
+    return [f"paths.{k}={v}" for k, v in paths.items()] + ["data.source=online_retail", *split, *BENCH_OVERRIDES]
+
+
 def bars(rows: list[dict], k_list: list[int]) -> dict[str, dict[str, float | None]]:
     """Issue #13's bars for the model, measured against the baselines of the same run (ratios > 1 = model ahead)."""
     def value(method: str, metric: str, k: int, segment: str = "all") -> float | None:
@@ -84,14 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("py4j").setLevel(logging.WARNING)
     from seasonrec.cli import build_parser, run_job
 
-    work = Path(args.workdir)
-    paths = {"lake_root": work / "lake", "checkpoint_dir": work / "lake/_checkpoints",
-             "model_dir": work / "lake/_models", "mlflow_dir": work / "lake/_mlflow", "report_dir": work / "reports",
-             "petastorm_cache_dir": work / "lake/_petastorm_cache"}
-    split = [f"split.{name}={day}" for name, day in
-             zip(("train_end", "validation_end", "test_end"), args.split_dates.split(","), strict=True)]
-    overrides = [f"paths.{k}={v}" for k, v in paths.items()] + ["data.source=online_retail", *split, *BENCH_OVERRIDES,
-                                                       *args.overrides]
+    overrides = [*workdir_overrides(args.workdir, args.split_dates), *args.overrides]
     common = ["--conf", args.conf] + [item for o in overrides for item in ("--set", o)]
     parser_all = build_parser()
     jobs: list[list[str]] = []

@@ -22,16 +22,12 @@ sys.path.insert(0, str(REPO / "lib"))
 
 
 def context_for(workdir: str, split_dates: str):
+    from eval_online_retail import workdir_overrides
+
     from seasonrec.config import load_config
     from seasonrec.context import JobContext
 
-    work = Path(workdir)
-    paths = {"lake_root": work / "lake", "checkpoint_dir": work / "lake/_checkpoints",
-             "model_dir": work / "lake/_models", "mlflow_dir": work / "lake/_mlflow", "report_dir": work / "reports",
-             "petastorm_cache_dir": work / "lake/_petastorm_cache"}
-    split = [f"split.{name}={day}" for name, day in
-             zip(("train_end", "validation_end", "test_end"), split_dates.split(","), strict=True)]
-    overrides = [f"paths.{k}={v}" for k, v in paths.items()] + ["data.source=online_retail", *split]
+    overrides = workdir_overrides(workdir, split_dates)
     return JobContext.create(load_config(str(REPO / "conf/local.yaml"), overrides), "lab")
 
 
@@ -131,20 +127,15 @@ def fit(parts: list[tuple[np.ndarray, np.ndarray]], params: dict, rounds: int, s
         valid: tuple[np.ndarray, np.ndarray] | None = None):
     import lightgbm
 
-    from seasonrec.training.rerank import LGB_PARAMS
+    from seasonrec.training.rerank import EARLY_STOPPING_ROUNDS, LGB_PARAMS, ranking_rows
 
-    def dataset(x3, y2, reference=None):
-        useful = y2.sum(axis=1) > 0
-        x, y = x3[useful], y2[useful]
-        return x.reshape(-1, x.shape[-1]), y.reshape(-1), [x.shape[1]] * int(useful.sum())
-
-    xs, ys, gs = zip(*(dataset(x, y) for x, y in parts), strict=True)
+    xs, ys, gs = zip(*(ranking_rows(x, y) for x, y in parts), strict=True)
     train = lightgbm.Dataset(np.concatenate(xs), np.concatenate(ys), group=[g for gg in gs for g in gg])
     kw = {}
     if valid is not None:
-        vx, vy, vg = dataset(*valid)
+        vx, vy, vg = ranking_rows(*valid)
         kw = {"valid_sets": [lightgbm.Dataset(vx, vy, group=vg, reference=train)],
-              "callbacks": [lightgbm.early_stopping(30, verbose=False)]}
+              "callbacks": [lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)]}
     booster = lightgbm.train({**LGB_PARAMS, **params, "seed": seed, "deterministic": True}, train,
                              num_boost_round=rounds, **kw)
     return booster

@@ -25,11 +25,15 @@ def as_table(df: Any, name: str) -> Any:
                        for c, kind in declared.items()])
 
 
+def path_overrides(root: Path) -> list[str]:
+    """The --set values that put the lake, reports, models and checkpoints under ``root``."""
+    keys = ("checkpoint_dir", "model_dir", "mlflow_dir", "report_dir", "petastorm_cache_dir")
+    return [f"paths.lake_root={root}/lake", *[f"paths.{key}={root}/{key}" for key in keys]]
+
+
 def make_config(lake_root: Path, *overrides: str) -> SeasonrecConfig:
     """The test config: conf/test.yaml with every path under `lake_root`."""
-    paths = [f"paths.{key}={lake_root}/{key}" for key in
-             ("checkpoint_dir", "model_dir", "mlflow_dir", "report_dir", "petastorm_cache_dir")]
-    return load_config(REPO / "conf" / "test.yaml", [f"paths.lake_root={lake_root}/lake", *paths, *overrides])
+    return load_config(REPO / "conf" / "test.yaml", [*path_overrides(lake_root), *overrides])
 
 
 def train_on_feature_lake(feature_lake: Any, work: Path) -> Any:

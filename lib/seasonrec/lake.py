@@ -91,6 +91,14 @@ def fault_point(point: str, table: str) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _delta_rs_schema(schema: StructType) -> Any:
+    """A Spark schema as a delta-rs `Schema` (through Arrow, as Spark writes the files)."""
+    from deltalake import Schema
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return Schema.from_arrow(to_arrow_schema(schema))
+
+
 def check_schema(name: str, schema: StructType) -> None:
     """Raise `LakeError` when ``schema`` does not have the columns and types `seasonrec.tables`
     declares for table ``name`` (unregistered names pass: scratch and test tables)."""
@@ -214,18 +222,15 @@ class Lake:
         missing = [c for c in registered.added_columns if c not in self.columns(name)]
         if not missing:
             return []
-        types = registered.types
+        added = ", ".join(f"`{c}` {registered.types[c]}" for c in missing)
         try:
             if self.engine == "delta-spark":
                 path = self.path(name).replace("`", "``")
-                added = ", ".join(f"`{c}` {types[c]}" for c in missing)
                 self.spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({added})")
             else:
-                from deltalake import CommitProperties, Schema
-                from pyspark.sql.pandas.types import to_arrow_schema
+                from deltalake import CommitProperties
 
-                declared = self.spark.createDataFrame([], ", ".join(f"`{c}` {types[c]}" for c in missing)).schema
-                fields = list(Schema.from_arrow(to_arrow_schema(declared)).fields)
+                fields = list(_delta_rs_schema(self.spark.createDataFrame([], added).schema).fields)
                 self._rs_table(name).alter.add_columns(
                     fields, commit_properties=CommitProperties(custom_metadata=commit_info or {}))
         except Exception:
@@ -452,12 +457,11 @@ class Lake:
         """Stage ``df``'s files and commit them. ``read_version``: the version the files were computed
         from; the commit must be the next one (else `ConcurrentWriteError`, the staged files deleted);
         -1 means "the table must not exist yet". None: commit on top of whatever is latest."""
-        from deltalake import CommitProperties, Schema
+        from deltalake import CommitProperties
         from deltalake.exceptions import CommitFailedError, DeltaError
-        from pyspark.sql.pandas.types import to_arrow_schema
 
         table_path = self.path(name)
-        schema = Schema.from_arrow(to_arrow_schema(df.schema))
+        schema = _delta_rs_schema(df.schema)
         exists = self.exists(name)
         if exists and read_version == -1:
             raise ConcurrentWriteError(f"table '{name}' was created by another writer")

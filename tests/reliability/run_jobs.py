@@ -19,15 +19,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `support`
 
-from support import REPO, make_config  # noqa: E402
+from support import REPO, make_config, path_overrides  # noqa: E402
 
 JOBS = ("ingest", "features", "score", "maintain")
-
-
-def path_overrides(root: Path) -> list[str]:
-    """The --set values that put the lake, reports, models and checkpoints under ``root``."""
-    keys = ("checkpoint_dir", "model_dir", "mlflow_dir", "report_dir", "petastorm_cache_dir")
-    return [f"paths.lake_root={root}/lake", *[f"paths.{key}={root}/{key}" for key in keys]]
 
 
 def factors_model(lake, seed: int = 11):

@@ -228,8 +228,9 @@ def with_cold_start(scores: np.ndarray, features: np.ndarray, signal: str,
     return out
 
 
-def _dataset(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Flattened rows of the units that have at least one positive (lambdarank learns nothing from others)."""
+def ranking_rows(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """(rows [m, F], labels [m], group sizes) of the [n, c, F] ``features`` / [n, c] ``labels`` units
+    that have at least one positive (lambdarank learns nothing from the others), one group per unit."""
     useful = labels.sum(axis=1) > 0
     x, y = features[useful], labels[useful]
     return x.reshape(-1, x.shape[-1]), y.reshape(-1), [x.shape[1]] * int(useful.sum())
@@ -246,7 +247,7 @@ def fit_ranker(features: np.ndarray, labels: np.ndarray, seed: int,
     """
     import lightgbm
 
-    x, y, group = _dataset(features, labels)
+    x, y, group = ranking_rows(features, labels)
     if not group:
         raise ValueError("no unit has a bought item in its candidate pool; nothing to learn a ranking from")
     params = {**LGB_PARAMS, **(params or {}), "seed": seed, "deterministic": True}
@@ -254,7 +255,7 @@ def fit_ranker(features: np.ndarray, labels: np.ndarray, seed: int,
     callbacks = []
     valid_sets = []
     if valid is not None:
-        vx, vy, vgroup = _dataset(*valid)
+        vx, vy, vgroup = ranking_rows(*valid)
         if vgroup:
             valid_sets = [lightgbm.Dataset(vx, vy, group=vgroup, reference=train)]
             callbacks = [lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, first_metric_only=False, verbose=False)]
