@@ -214,7 +214,14 @@ class FeaturesConfig(Section):
     })
 
 
+TrainingBackend = Literal["horovod", "local"]
+
+
 class TrainingConfig(Section):
+    backend: TrainingBackend = Field(
+        default="horovod", description="how the two-tower and the forecaster's LSTM train (seasonrec.core.backends): "
+                                       "horovod (num_proc processes as Spark tasks) or local (one process, the "
+                                       "driver; no Horovod needed)")
     num_proc: int = Field(default=2, ge=1)
     epochs: int = Field(default=8, ge=1)
     batch_size: int = Field(default=512, ge=1)

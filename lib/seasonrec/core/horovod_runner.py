@@ -1,5 +1,9 @@
 """The one Horovod + Petastorm machinery of seasonrec (recommender and demand LSTM share it).
 
+Training code reaches it through the backend seam (:mod:`seasonrec.core.backends`: its
+``HorovodBackend``/``HorovodWorker`` are this module; ``LocalBackend`` reuses the Petastorm half).
+Used directly, as by the smoke test and the benchmark:
+
 Driver side (a Spark job)::
 
     from seasonrec.core import horovod_runner as dist
@@ -221,8 +225,8 @@ def standard_callbacks(base_learning_rate: float, steps_per_epoch: int, warmup_e
         callbacks.append(hvd.callbacks.LearningRateWarmupCallback(
             initial_lr=base_learning_rate * hvd.size(), warmup_epochs=warmup_epochs,
             steps_per_epoch=steps_per_epoch, verbose=0))
-    if progress is not None:
-        callbacks.append(_epoch_progress(progress))  # after MetricAverageCallback: metrics averaged over ranks
+    if progress is not None:  # after MetricAverageCallback: metrics averaged over ranks
+        callbacks.append(epoch_progress(progress, chief=hvd.rank() == 0))
     return callbacks
 
 
@@ -246,9 +250,9 @@ def epoch_line(label: str, epoch: int, epochs: int, metrics: dict[str, float], c
     return f"{label} epoch {epoch}/{epochs}: {values} ({clock.eta(epoch, epochs)})"
 
 
-def _epoch_progress(label: str) -> Any:
-    """A Keras callback printing :func:`epoch_line` on rank 0 at each epoch's end (the learning rate left out)."""
-    import horovod.tensorflow.keras as hvd
+def epoch_progress(label: str, chief: bool) -> Any:
+    """A Keras callback printing :func:`epoch_line` at each epoch's end if ``chief`` (rank 0), the learning
+    rate left out."""
     import tensorflow as tf
 
     class EpochProgress(tf.keras.callbacks.Callback):
@@ -259,7 +263,7 @@ def _epoch_progress(label: str) -> Any:
                 self.clock = EpochClock(epoch)
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            if hvd.rank() != 0 or self.clock is None:
+            if not chief or self.clock is None:
                 return
             epochs = int(self.params.get("epochs") or epoch + 1)
             metrics = {key: value for key, value in (logs or {}).items() if key != "lr"}
@@ -281,7 +285,20 @@ def sharded_tf_dataset(converter: Any, batch_size: int, *, seed: int | None = No
     """
     import horovod.tensorflow.keras as hvd
 
-    with converter.make_tf_dataset(batch_size=batch_size, cur_shard=hvd.rank(), shard_count=hvd.size(),
+    with petastorm_tf_dataset(converter, batch_size, shard=(hvd.rank(), hvd.size()), seed=seed, shuffle=shuffle,
+                              workers_count=workers_count, num_epochs=num_epochs) as dataset:
+        yield dataset
+
+
+@contextlib.contextmanager
+def petastorm_tf_dataset(converter: Any, batch_size: int, *, shard: tuple[int, int] | None = None,
+                         seed: int | None = None, shuffle: bool = True, workers_count: int = 1,
+                         num_epochs: int | None = None) -> Iterator[Any]:
+    """A Petastorm converter as a ``tf.data.Dataset`` of namedtuple batches: every row group, or with
+    ``shard=(index, count)`` the row groups of shard ``index`` of ``count``. Arguments as in
+    :func:`sharded_tf_dataset`, the Horovod rank's shard of it."""
+    cur_shard, shard_count = shard if shard is not None else (None, None)
+    with converter.make_tf_dataset(batch_size=batch_size, cur_shard=cur_shard, shard_count=shard_count,
                                    num_epochs=num_epochs, workers_count=workers_count,
                                    shuffling_queue_capacity=batch_size * 4 if shuffle else 0,
                                    reader_pool_type="thread", seed=seed) as dataset:

@@ -17,9 +17,9 @@ calendar, last season's demand and the encoded recent history. It outputs the me
 softplus gaps, so p10 <= p50 <= p90 by construction; forecasts are clipped at 0.
 
 Examples are built per item in Spark (``applyInPandas``), written through Petastorm and trained
-with the shared Horovod machinery of ``seasonrec.core.horovod_runner`` — one Horovod launch fits
-one model per origin, each on examples whose targets end before that origin. TensorFlow is
-imported inside functions only.
+through the training backend seam of ``seasonrec.core.backends`` (``training.backend``: Horovod or
+one local process) — one launch fits one model per origin, each on examples whose targets end
+before that origin. TensorFlow is imported inside functions only.
 """
 
 from __future__ import annotations
@@ -27,9 +27,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from seasonrec.core.backends import Worker
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +187,8 @@ def predict_quantiles(model: Any, examples: dict[str, np.ndarray], batch_size: i
 
 def fit_local(model: Any, examples: dict[str, np.ndarray], quantiles: list[float], epochs: int,
               batch_size: int, learning_rate: float, seed: int = 0) -> list[float]:
-    """Plain single-process Keras training (model unit tests; the job trains with Horovod)."""
+    """Plain single-process Keras training on in-memory examples (model unit tests; the job trains from
+    Petastorm through the backend seam, :func:`train_fn`)."""
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(seed)
@@ -194,11 +198,12 @@ def fit_local(model: Any, examples: dict[str, np.ndarray], quantiles: list[float
     return [float(v) for v in history.history["loss"]]
 
 
-# ---------------------------------------------------------------------------- Horovod
-def horovod_train_fn(converter: Any, windows: list[tuple[int, int, int]], model_kwargs: dict[str, Any],
-                     quantiles: list[float], epochs: int, batch_size: int, learning_rate: float,
-                     seed: int) -> dict[int, dict[str, Any]]:
-    """Runs on every Horovod rank: one model per ``(window, cutoff_index, steps_per_epoch)``.
+# ---------------------------------------------------------------------------- training processes
+def train_fn(worker: Worker, converter: Any, windows: list[tuple[int, int, int]], model_kwargs: dict[str, Any],
+             quantiles: list[float], epochs: int, batch_size: int, learning_rate: float,
+             seed: int) -> dict[int, dict[str, Any]]:
+    """Runs on every training process (a ``seasonrec.core.backends.Worker``): one model per
+    ``(window, cutoff_index, steps_per_epoch)``.
 
     Each model reads only examples with ``target_end < cutoff_index``. Rank 0 returns the weights.
     """
@@ -207,23 +212,23 @@ def horovod_train_fn(converter: Any, windows: list[tuple[int, int, int]], model_
     from seasonrec.core import horovod_runner as dist
     from seasonrec.forecasting.deep import build_model, model_inputs, pinball_loss
 
-    hvd = dist.init_worker(seed)
+    worker.init(seed)
     trained: dict[int, dict[str, Any]] = {}
     for number, (window, cutoff_index, steps_per_epoch) in enumerate(windows, 1):
         tf.keras.utils.set_random_seed(seed + window)
         model = build_model(**model_kwargs)
-        model.compile(optimizer=dist.distributed_optimizer(learning_rate), loss=pinball_loss(quantiles))
-        callbacks = dist.standard_callbacks(learning_rate, steps_per_epoch,
-                                            progress=f"[forecast] LSTM {number}/{len(windows)}")
+        model.compile(optimizer=worker.optimizer(learning_rate), loss=pinball_loss(quantiles))
+        callbacks = worker.callbacks(learning_rate, steps_per_epoch,
+                                     progress=f"[forecast] LSTM {number}/{len(windows)}")
         cutoff = tf.constant(float(cutoff_index))
-        with dist.sharded_tf_dataset(converter, batch_size=batch_size, seed=seed + window) as dataset:
+        with worker.dataset(converter, batch_size=batch_size, seed=seed + window) as dataset:
             examples = (dataset.unbatch()
                         .filter(lambda row, cutoff=cutoff: tf.cast(row.target_end, tf.float32) < cutoff)
                         .batch(batch_size)
                         .map(lambda b: (model_inputs(b), tf.cast(b.target, tf.float32))))
             history = model.fit(examples, steps_per_epoch=steps_per_epoch, epochs=epochs,
                                 callbacks=callbacks, verbose=0)
-        if hvd.rank() == 0:
+        if worker.rank() == 0:
             trained[window] = {"weights": model.get_weights(), "loss": [float(v) for v in history.history["loss"]],
                                "digest": dist.weights_digest(model)}
         else:

@@ -116,7 +116,7 @@ def build_weekly_demand(ctx: JobContext, final: S.Origin) -> tuple[DataFrame, Da
 # ---------------------------------------------------------------------------- LSTM (driver side)
 def lstm_forecasts(ctx: JobContext, item_demand: DataFrame, origins: list[S.Origin],
                    week_calendar: Any) -> tuple[DataFrame, dict[str, Any]]:
-    """Train the global LSTM (Horovod + Petastorm, one model per origin) and forecast every origin.
+    """Train the global LSTM (Petastorm, ``training.backend``; one model per origin) and forecast every origin.
 
     ``item_demand``: item_id, category, week_start, quantity with ``week_start`` < the final cutoff.
     ``week_calendar``: pandas frame of weekly calendar features covering every forecast week.
@@ -124,7 +124,7 @@ def lstm_forecasts(ctx: JobContext, item_demand: DataFrame, origins: list[S.Orig
     import numpy as np
     import pandas as pd
 
-    from seasonrec.core import horovod_runner as dist
+    from seasonrec.core import backends
     from seasonrec.forecasting import deep
 
     config = ctx.config.forecast
@@ -187,7 +187,8 @@ def lstm_forecasts(ctx: JobContext, item_demand: DataFrame, origins: list[S.Orig
     per_window = train.agg(*[F.sum((F.col("target_end") < c).cast("int")).alias(str(w))
                              for w, c in cutoffs.items()]).first()
     counts = {w: int(per_window[str(w)] or 0) for w in cutoffs}
-    windows = [(w, c, dist.steps_per_epoch(counts[w], config.batch_size, config.num_proc))
+    backend = backends.make_backend(ctx.config.training.backend, config.num_proc)
+    windows = [(w, c, backend.steps_per_epoch(counts[w], config.batch_size))
                for w, c in cutoffs.items() if counts[w] >= config.batch_size]
     skipped = sorted(set(cutoffs) - {w for w, _, _ in windows})
     info: dict[str, Any] = {"examples": counts, "windows_skipped": skipped}
@@ -198,13 +199,10 @@ def lstm_forecasts(ctx: JobContext, item_demand: DataFrame, origins: list[S.Orig
     model_kwargs = {"lookback": spec.lookback, "steps": steps, "n_items": len(item_index),
                     "n_categories": len(category_index), "units": config.lstm_units,
                     "embedding_dim": config.item_embedding_dim}
-    with (ctx.step(f"LSTM: Horovod training of {len(windows)} model(s) on {config.num_proc} process(es)"),
-          dist.petastorm_converter(ctx, train) as converter):
-        results = dist.run_horovod(spark, deep.horovod_train_fn, num_proc=config.num_proc,
-                                   converter=converter, windows=windows, model_kwargs=model_kwargs,
-                                   quantiles=list(config.quantiles), epochs=config.epochs,
-                                   batch_size=config.batch_size, learning_rate=config.learning_rate,
-                                   seed=config.seed)
+    with ctx.step(f"LSTM: {backend.name} training of {len(windows)} model(s) on {backend.size} process(es)"):
+        results = backend.fit(ctx, train, deep.train_fn, windows=windows, model_kwargs=model_kwargs,
+                              quantiles=list(config.quantiles), epochs=config.epochs, batch_size=config.batch_size,
+                              learning_rate=config.learning_rate, seed=config.seed)
     trained = results[0]
     digests_agree = all(r[w]["digest"] == trained[w]["digest"] for r in results for w in trained)
     info.update({"loss": {int(w): [round(v, 4) for v in t["loss"]] for w, t in trained.items()},

@@ -1,4 +1,5 @@
-"""Driver side of `seasonrec train`: data -> Horovod training -> second stage -> artifacts, Delta, MLflow."""
+"""Driver side of `seasonrec train`: data -> training (backend: Horovod or local) -> second stage -> artifacts,
+Delta, MLflow."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pandas as pd
 
 from seasonrec import tables
 from seasonrec.context import JobContext, JobError
-from seasonrec.core import horovod_runner as dist
+from seasonrec.core import backends
 from seasonrec.core.contract import ITEM_SIGNALS
 from seasonrec.features.item_activity import ItemActivity, item_activity
 from seasonrec.features.item_neighbours import fit_content_neighbours, fit_copurchase, item_repeat_rate
@@ -38,7 +39,7 @@ from seasonrec.training.rerank import (
     with_cold_start,
     with_discovery,
 )
-from seasonrec.training.trainer import horovod_train_fn
+from seasonrec.training.trainer import train_fn
 
 log = logging.getLogger("seasonrec")
 
@@ -361,16 +362,15 @@ def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = N
     partial = TwoStageModel(model_version, data.item_ids, np.zeros((len(data.item_ids), 1), np.float32), data.spec,
                            {"seen_user_buckets": data.seen_user_buckets}, ablate_context=not use_context)
     val_inputs = partial.encode(validation.frame, None)
-    steps = dist.steps_per_epoch(data.n_train_rows, cfg.batch_size, cfg.num_proc)
+    backend = backends.make_backend(cfg.backend, cfg.num_proc)
+    steps = backend.steps_per_epoch(data.n_train_rows, cfg.batch_size)
     mlflow_run = start_mlflow_run(ctx, params, data.spec.to_dict(), model_version, data.table_versions)
-    with ctx.step(f"horovod training on {cfg.num_proc} processes, {steps} steps/epoch"):
+    with ctx.step(f"{backend.name} training on {backend.size} process(es), {steps} steps/epoch"):
         train_started = time.perf_counter()
-        with dist.petastorm_converter(ctx, data.train_rows, min_files=max(4, 2 * cfg.num_proc)) as converter:
-            results = dist.run_horovod(
-                ctx.spark, horovod_train_fn, cfg.num_proc, converter=converter, params=params, spec=spec_dict,
-                item_tables=data.item_tables, val_inputs=val_inputs, val_targets=validation.targets,
-                steps_per_epoch=steps, checkpoint_dir=ckpt_dir, export_dir=version_dir, resume=resume,
-                fail_after_epoch=fail_after_epoch, mlflow_run=mlflow_run)
+        results = backend.fit(
+            ctx, data.train_rows, train_fn, params=params, spec=spec_dict, item_tables=data.item_tables,
+            val_inputs=val_inputs, val_targets=validation.targets, steps_per_epoch=steps, checkpoint_dir=ckpt_dir,
+            export_dir=version_dir, resume=resume, fail_after_epoch=fail_after_epoch, mlflow_run=mlflow_run)
         train_seconds = time.perf_counter() - train_started
     chief = results[0]
     state = chief["state"]

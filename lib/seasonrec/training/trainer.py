@@ -1,10 +1,11 @@
-"""Horovod training of the two-tower model: the per-rank function and the driver that runs it.
+"""Training of the two-tower model: the function each training process runs, whatever the backend.
 
-Per rank (``horovod_train_fn``): Horovod init and device pinning, the rank's Petastorm shard, the
-distributed optimizer with scaled LR and warm-up, and at each epoch end full-catalog validation
-Recall@K on rank 0 (broadcast, so every rank takes the same early-stopping decision). Rank 0
-alone writes the checkpoint (model + optimizer + ``state.json`` with the next epoch), the best
-weights, TensorBoard logs and the exported tower weights.
+Per process (``train_fn``, run by a :class:`seasonrec.core.backends.Backend` chosen by
+``training.backend``): the backend's init and device pinning, the process's Petastorm share, the
+backend's optimizer (Horovod: distributed, scaled LR and warm-up) and at each epoch end full-catalog
+validation Recall@K on rank 0 (broadcast, so every rank takes the same early-stopping decision).
+Rank 0 alone writes the checkpoint (model + optimizer + ``state.json`` with the next epoch), the
+best weights, TensorBoard logs and the exported tower weights.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from seasonrec.core.backends import Worker
     from seasonrec.core.horovod_runner import EpochClock
 
 STATE_FILE = "state.json"
@@ -77,19 +79,21 @@ def report_epoch(row: dict[str, float], epochs: int, mlflow_run: dict[str, str] 
         print(f"[train] epoch metrics not logged to MLflow: {type(exc).__name__}: {exc}", flush=True)
 
 
-def horovod_train_fn(converter: Any, params: dict[str, Any], spec: dict[str, Any], item_tables: dict[str, np.ndarray],
-                     val_inputs: dict[str, np.ndarray], val_targets: list[list[int]], steps_per_epoch: int,
-                     checkpoint_dir: str, export_dir: str, resume: bool, fail_after_epoch: int | None = None,
-                     mlflow_run: dict[str, str] | None = None) -> dict[str, Any]:
+def train_fn(worker: Worker, converter: Any, params: dict[str, Any], spec: dict[str, Any],
+             item_tables: dict[str, np.ndarray], val_inputs: dict[str, np.ndarray], val_targets: list[list[int]],
+             steps_per_epoch: int, checkpoint_dir: str, export_dir: str, resume: bool,
+             fail_after_epoch: int | None = None, mlflow_run: dict[str, str] | None = None) -> dict[str, Any]:
+    """One training process: fit from ``converter``'s rows (resuming from ``checkpoint_dir``), rank 0
+    exports ``tower.npz`` and the Keras weights to ``export_dir``; returns this process's state and timing."""
     import tensorflow as tf
 
     from seasonrec.core import horovod_runner as dist
     from seasonrec.training.model import build_model
 
-    hvd = dist.init_worker(seed=int(params["seed"]))
-    rank = hvd.rank()
+    worker.init(seed=int(params["seed"]))
+    rank = worker.rank()
     model = build_model(item_tables, spec, params)
-    optimizer = dist.distributed_optimizer(float(params["learning_rate"]))
+    optimizer = worker.optimizer(float(params["learning_rate"]))
     model.compile(optimizer=optimizer)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     last_prefix = os.path.join(checkpoint_dir, "last", "ckpt")
@@ -108,7 +112,7 @@ def horovod_train_fn(converter: Any, params: dict[str, Any], spec: dict[str, Any
     class EpochEnd(tf.keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             recall = full_catalog_recall(model, val_inputs, val_targets, recall_k) if rank == 0 else None
-            recall = float(dist.broadcast_object(recall, name=f"val_recall_{epoch}"))
+            recall = float(worker.broadcast(recall, name=f"val_recall_{epoch}"))
             improved = recall > state["best_recall"] + 1e-6
             if improved:
                 state.update(best_recall=recall, best_epoch=epoch + 1, bad_epochs=0)
@@ -126,13 +130,13 @@ def horovod_train_fn(converter: Any, params: dict[str, Any], spec: dict[str, Any
                 checkpoint.write(last_prefix)
                 _write_state(checkpoint_dir, state)
                 report_epoch(state["history"][-1], epochs, mlflow_run, clock)
-            dist.broadcast_object(True, name=f"checkpoint_written_{epoch}")  # barrier: checkpoint is complete
+            worker.broadcast(True, name=f"checkpoint_written_{epoch}")  # barrier: checkpoint is complete
             if fail_after_epoch is not None and epoch + 1 >= fail_after_epoch:
-                os._exit(3)  # simulate a killed run (tests of --resume)
+                worker.crash(3)  # simulate a killed run (tests of --resume)
 
     # No generic progress line: EpochEnd prints one with the validation recall (report_epoch).
-    callbacks: list[Any] = dist.standard_callbacks(float(params["learning_rate"]), steps_per_epoch,
-                                                   int(params["warmup_epochs"]), initial_epoch)
+    callbacks: list[Any] = worker.callbacks(float(params["learning_rate"]), steps_per_epoch,
+                                            int(params["warmup_epochs"]), initial_epoch)
     callbacks.append(EpochEnd())
     if rank == 0:
         callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(checkpoint_dir, "tensorboard"),
@@ -141,15 +145,14 @@ def horovod_train_fn(converter: Any, params: dict[str, Any], spec: dict[str, Any
     clock = dist.EpochClock(initial_epoch)
     steps_run = 0
     if initial_epoch < epochs and not state["stopped"]:
-        with dist.sharded_tf_dataset(converter, batch_size=int(params["batch_size"]),
-                                     seed=int(params["seed"])) as dataset:
+        with worker.dataset(converter, batch_size=int(params["batch_size"]), seed=int(params["seed"])) as dataset:
             dataset = dataset.map(lambda b: {"user_bucket": b.user_bucket, "user_dense": b.user_dense,
                                              "history": b.history, "context": b.context, "item_index": b.item_index})
             model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs, initial_epoch=initial_epoch,
                       callbacks=callbacks, verbose=0)
         steps_run = (int(state["epoch"]) - initial_epoch) * steps_per_epoch
     seconds = time.perf_counter() - started
-    result = {"rank": rank, "size": hvd.size(), "initial_epoch": initial_epoch, "state": state,
+    result = {"rank": rank, "size": worker.size(), "initial_epoch": initial_epoch, "state": state,
               "seconds": seconds, "examples": steps_run * int(params["batch_size"]),
               "digest": dist.weights_digest(model)}
     if rank == 0:
