@@ -175,18 +175,28 @@ def run_variant(cache: str, variant: dict, seed: int = 7, folds: int = 4) -> dic
     fold_of = {u: i % folds for i, u in enumerate(unique.tolist())}
     fold = np.array([fold_of[u] for u in users])
     oof = np.zeros(val["labels"].shape, np.float32)
-    trees = []
-    for f in range(folds):
-        scored, stop = fold == f, fold == (f + 1) % folds
-        keep = ~scored & ~stop
-        b = fit([(vx[keep], val["labels"][keep]), *extra], params, 300, seed,
-                valid=(vx[stop], val["labels"][stop]))
-        oof[scored] = predict(b, vx[scored])
-        trees.append(b.best_iteration or b.current_iteration())
-    final = fit([(vx, val["labels"]), *extra], params, int(np.median(trees)), seed)
     tx = variant_features(test, variant, False)
-    return {"val": measure(val, oof, items), "test": measure(test, predict(final, tx), items),
+    test_scores = np.zeros(test["labels"].shape, np.float32)
+    rounds = variant.get("rounds", 300)
+    trees = []
+    # "bag": several seeds (LightGBM's bagging and feature fraction differ), scores averaged by rank.
+    for bag_seed in range(seed, seed + variant.get("bag", 1)):
+        for f in range(folds):
+            scored, stop = fold == f, fold == (f + 1) % folds
+            keep = ~scored & ~stop
+            b = fit([(vx[keep], val["labels"][keep]), *extra], params, rounds, bag_seed,
+                    valid=(vx[stop], val["labels"][stop]))
+            oof[scored] += rank_scores(predict(b, vx[scored]))
+            trees.append(b.best_iteration or b.current_iteration())
+        final = fit([(vx, val["labels"]), *extra], params, int(np.median(trees)), bag_seed)
+        test_scores += rank_scores(predict(final, tx))
+    return {"val": measure(val, oof, items), "test": measure(test, test_scores, items),
             "trees": int(np.median(trees))}
+
+
+def rank_scores(scores: np.ndarray) -> np.ndarray:
+    """Each row's scores as ranks (higher is better), so seeds average on one scale."""
+    return np.argsort(np.argsort(scores, axis=1, kind="stable"), axis=1).astype(np.float32)
 
 
 def repeat_buy(cache: str) -> dict:
@@ -224,7 +234,44 @@ VARIANTS = {
     "earlier2_fitted_nan": {"earlier": 2, "fitted_nan_in_sample": True},
     "country": {"extra": country_features},
     "country_earlier2": {"extra": country_features, "earlier": 2},
+    "regularised": {"params": {"num_leaves": 7, "min_data_in_leaf": 200, "lambda_l2": 10.0}},
+    "xendcg": {"params": {"objective": "rank_xendcg"}},
+    "xendcg_reg": {"params": {"objective": "rank_xendcg", "num_leaves": 7, "min_data_in_leaf": 200,
+                              "lambda_l2": 10.0}},
+    "bag5": {"bag": 5},
+    "slow": {"params": {"learning_rate": 0.02}, "rounds": 800},
+    "trunc20": {"params": {"lambdarank_truncation_level": 20}},
+    "binary": {"params": {"objective": "binary", "metric": "auc"}},
+    "binary_ndcg": {"params": {"objective": "binary"}},
+    "binary_reg": {"params": {"objective": "binary", "num_leaves": 7, "min_data_in_leaf": 200, "lambda_l2": 10.0}},
+    "binary_bag5": {"params": {"objective": "binary"}, "bag": 5},
 }
+
+
+def cold(args: argparse.Namespace) -> None:
+    """New-user recall@20 of single cold-start signals and of two-signal blends (sum of weighted log
+    counts), on the validation window (the decision) and the test window (information)."""
+    from seasonrec.training.metrics import recall_at_k
+    from seasonrec.training.rerank import FEATURE_NAMES
+
+    signals = ("log_first_orders", "log_season_ahead", "log_popularity", "log_recent", "trend")
+    for name in ("val", "test"):
+        w = load(args.cache, name)
+        new = np.flatnonzero(~(w["history"] > 0).any(axis=1))
+        targets = [w["targets"][i] for i in new]
+        x = w["features"][new]
+        column = {s: x[:, :, FEATURE_NAMES.index(s)] for s in signals}
+        results = {}
+        for a in signals:
+            for b in signals:
+                for weight in ((1.0,) if a == b else (0.75, 0.5, 0.25)):
+                    if a > b and weight != 1.0:
+                        continue
+                    score = weight * column[a] + (1 - weight) * column[b]
+                    top = np.take_along_axis(w["candidates"][new], np.argsort(-score, axis=1, kind="stable"), 1)
+                    results[f"{a}*{weight}+{b}"] = round(recall_at_k(top, targets, 20), 4)
+        best = sorted(results.items(), key=lambda kv: -kv[1])[:12]
+        print(name, len(new), "users", json.dumps(dict(best)), flush=True)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -241,11 +288,11 @@ def main() -> None:
     parser.add_argument("--earlier", type=int, default=2)
     parser.add_argument("--width", type=int, default=None)
     parser.add_argument("--variants", default=None)
-    parser.add_argument("step", choices=["build", "run"])
+    parser.add_argument("step", choices=["build", "run", "cold"])
     args = parser.parse_args()
     args.cache = args.cache or os.path.join(args.workdir, "ranker_lab")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    build(args) if args.step == "build" else run(args)
+    {"build": build, "run": run, "cold": cold}[args.step](args)
 
 
 if __name__ == "__main__":
