@@ -333,6 +333,7 @@ def test_created_tables_carry_the_declared_comments_and_not_null_keys(spark, tmp
 
     items = tables.spec(tables.SILVER_ITEMS)
     frame = spark.createDataFrame([("i1", "RED MUG", "kitchen", 2.5)], items.ddl)
+    frame = frame.withColumn("title", F.col("title").alias("title", metadata={"comment": "from elsewhere"}))
     for version in (0, 1):  # created, then fully overwritten (delta-rs replaces the schema then)
         assert tmp_lake.write(frame, tables.SILVER_ITEMS) == version
         metadata = _last_metadata(tmp_lake.path(tables.SILVER_ITEMS))
@@ -340,6 +341,7 @@ def test_created_tables_carry_the_declared_comments_and_not_null_keys(spark, tmp
         assert metadata["description"] == items.comment
         assert fields["item_id"]["metadata"] == {"comment": items.column_comments["item_id"]}
         assert fields["item_id"]["nullable"] is False and fields["title"]["nullable"] is True
+        assert fields["title"]["metadata"] == {}  # only declared comments: none travels from another table
     assert [f.metadata for f in tmp_lake.read(tables.SILVER_ITEMS).schema.fields][0] == {
         "comment": items.column_comments["item_id"]}  # what Spark's DESCRIBE shows as the column comment
 
@@ -393,15 +395,25 @@ def test_recommendations_record_a_change_data_feed(spark, tmp_lake: Lake) -> Non
             tables.RECOMMENDATIONS).keys))
 
 
-def test_a_table_created_before_its_properties_were_declared_gets_them_on_the_next_write(spark, tmp_lake) -> None:
+def test_a_table_created_before_its_declarations_gets_them_on_the_next_write(spark, tmp_lake: Lake) -> None:
+    """An older lake's recommendations (no comments, no Change Data Feed): the next write adds the table
+    and column comments (one commit each) and the property, once."""
     import shutil
 
     from seasonrec import tables
 
-    day = dt.date(2011, 12, 1)
+    recs, day = tables.spec(tables.RECOMMENDATIONS), dt.date(2011, 12, 1)
     tmp_lake.write(_recommendation(spark, "u1", day), "old_recommendations",  # as an older seasonrec wrote it
                    partition_by=["context_date"])
     shutil.move(tmp_lake.path("old_recommendations"), tmp_lake.path(tables.RECOMMENDATIONS))
     assert tmp_lake.properties(tables.RECOMMENDATIONS) == {}
-    assert tmp_lake.write(_recommendation(spark, "u2", day), tables.RECOMMENDATIONS, replace_partitions=True) == 2
+    assert tmp_lake.comments(tables.RECOMMENDATIONS) == (None, dict.fromkeys(recs.column_names, ""))
+    version = tmp_lake.write(_recommendation(spark, "u2", day), tables.RECOMMENDATIONS, replace_partitions=True)
+    assert version == 1 + len(recs.column_comments) + 2  # description, each column, the data, the property
     assert tmp_lake.properties(tables.RECOMMENDATIONS) == tables.CHANGE_DATA_FEED
+    description, columns = tmp_lake.comments(tables.RECOMMENDATIONS)
+    assert description == recs.comment and {c: columns[c] for c in recs.column_comments} == recs.column_comments
+    assert tmp_lake.add_missing_comments(tables.RECOMMENDATIONS) == []
+    assert tmp_lake.write(_recommendation(spark, "u3", day), tables.RECOMMENDATIONS, replace_partitions=True) == (
+        version + 1)  # nothing left to add: the data's commit only
+    assert [r["user_id"] for r in tmp_lake.read(tables.RECOMMENDATIONS).collect()] == ["u3"]

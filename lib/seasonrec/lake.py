@@ -18,7 +18,9 @@ Either way the result is a standard Delta table that any Delta reader opens.
 Declarations (`seasonrec.tables`): a registered table is created, on both engines, with its comment as
 the Delta table description, its column comments as ``{"comment": ...}`` column metadata, its NOT
 NULL columns and its table properties; a full overwrite writes the declared schema again. A null in a
-NOT NULL column fails the write in Spark, before anything is committed (`LakeError` naming it).
+NOT NULL column fails the write in Spark, before anything is committed (`LakeError` naming it). An
+existing table gets comments declared (or edited) since it was written before the next write or merge
+(`Lake.add_missing_comments`).
 
 Change Data Feed (``recommendations``): delta-rs commits the Parquet files Spark wrote with plain
 add/remove actions and cannot write ``_change_data`` files for them. The Delta protocol lets a commit
@@ -106,27 +108,29 @@ def fault_point(point: str, table: str) -> None:
 
 def _delta_rs_schema(schema: StructType) -> Any:
     """A Spark schema as a delta-rs `Schema`: types through Arrow, as Spark writes the files; the
-    fields' nullability and metadata (column comments) as in ``schema`` (Arrow drops the metadata)."""
+    fields' nullability and comments as in ``schema`` (Arrow drops the metadata). Other Spark metadata
+    (e.g. ML attributes listing every label) stays out of the table's schema."""
     from deltalake import Schema
     from pyspark.sql.pandas.types import to_arrow_schema
 
     converted = json.loads(Schema.from_arrow(to_arrow_schema(schema)).to_json())
     for field, spark_field in zip(converted["fields"], schema.fields, strict=True):
-        field["nullable"], field["metadata"] = spark_field.nullable, dict(spark_field.metadata or {})
+        comment = (spark_field.metadata or {}).get("comment")
+        field["nullable"], field["metadata"] = spark_field.nullable, {"comment": comment} if comment else {}
     return Schema.from_json(json.dumps(converted))
 
 
 def declared_schema(name: str, schema: StructType) -> StructType:
     """``schema`` (of a write to table ``name``) as `seasonrec.tables` declares it: NOT NULL exactly on
-    the table's ``not_null`` columns, each commented column with ``{"comment": ...}`` metadata.
+    the table's ``not_null`` columns, and the declared column comments as ``{"comment": ...}`` metadata,
+    the only metadata kept (a comment read from another table does not travel with its column).
     Unregistered tables: ``schema`` unchanged."""
     registered = tables.TABLES.get(name)
     if registered is None:
         return schema
     comments = registered.column_comments
     return StructType([StructField(f.name, f.dataType, f.name not in registered.not_null,
-                                   {**(f.metadata or {}), **({"comment": comments[f.name]} if f.name in comments
-                                                             else {})})
+                                   {"comment": comments[f.name]} if f.name in comments else {})
                        for f in schema.fields])
 
 
@@ -254,7 +258,7 @@ class Lake:
             return self.info(name).version
         if self.engine == "delta-spark":
             path = self.path(name).replace("`", "``")
-            pairs = ", ".join(f"'{k}' = '{v}'" for k, v in properties.items())
+            pairs = ", ".join(f"{_sql_string(k)} = {_sql_string(v)}" for k, v in properties.items())
             self.spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({pairs})")
         else:
             from deltalake import CommitProperties
@@ -301,6 +305,66 @@ class Lake:
             return []  # another writer migrated the table meanwhile
         log.info("table '%s': added the nullable column(s) %s declared in seasonrec/tables.py", name, missing)
         return missing
+
+    def comments(self, name: str) -> tuple[str | None, dict[str, str]]:
+        """The existing table's description and {column: comment} for every column ("" without one)."""
+        self.info(name)
+        if self.engine == "delta-spark":
+            path = self.path(name).replace("`", "``")
+            description = self.spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["description"]
+            fields = [(f.name, f.metadata or {}) for f in self.read(name).schema.fields]
+        else:
+            table = self._rs_table(name)
+            description = table.metadata().description
+            fields = [(f.name, f.metadata or {}) for f in table.schema().fields]
+        return description, {column: meta.get("comment", "") for column, meta in fields}
+
+    def add_missing_comments(self, name: str, commit_info: dict[str, str] | None = None) -> list[str]:
+        """Give an existing registered table the comments `seasonrec.tables` declares where it lacks them
+        or has others (a table created before they were declared, or a comment edited since): the
+        table's description and its columns' comments. Returns what changed (``name`` for the table
+        comment, then column names); [] and no commit when all match, the table does not exist or is
+        not registered. One commit per change (both engines alter one thing at a time); a concurrent
+        writer that set them first is not an error."""
+        registered = tables.TABLES.get(name)
+        if registered is None or not self.exists(name):
+            return []
+        table_comment, columns = self._comments_to_set(registered)
+        if table_comment is None and not columns:
+            return []
+        try:
+            self._set_comments(name, table_comment, columns, commit_info)
+        except Exception:
+            if self._comments_to_set(registered) != (None, {}):
+                raise
+            return []  # another writer set them meanwhile
+        changed = [name] * (table_comment is not None) + list(columns)
+        log.info("table '%s': comments from seasonrec/tables.py set on %s", name, changed)
+        return changed
+
+    def _comments_to_set(self, registered: tables.Table) -> tuple[str | None, dict[str, str]]:
+        """(the table comment to set, or None; {column: comment} to set) for the existing table."""
+        description, existing = self.comments(registered.name)
+        columns = {c: text for c, text in registered.column_comments.items() if existing.get(c, text) != text}
+        return (registered.comment if description != registered.comment else None), columns
+
+    def _set_comments(self, name: str, table_comment: str | None, columns: dict[str, str],
+                      commit_info: dict[str, str] | None) -> None:
+        if self.engine == "delta-spark":
+            path = self.path(name).replace("`", "``")
+            if table_comment is not None:  # Delta takes a 'comment' property as the table's description
+                self.spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('comment' = "
+                               f"{_sql_string(table_comment)})")
+            for column, text in columns.items():
+                self.spark.sql(f"ALTER TABLE delta.`{path}` ALTER COLUMN `{column}` COMMENT {_sql_string(text)}")
+            return
+        from deltalake import CommitProperties
+
+        alter, props = self._rs_table(name).alter, CommitProperties(custom_metadata=commit_info or {})
+        if table_comment is not None:
+            alter.set_table_description(table_comment, commit_properties=props)
+        for column, text in columns.items():
+            alter.set_column_metadata(column, {"comment": text}, commit_properties=props)
 
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
         self.info(name)
@@ -355,6 +419,7 @@ class Lake:
         # which keep a registered table's declared schema).
         if mode == "append" or replace_partitions or self.engine == "delta-spark":
             self.add_missing_columns(name, commit_info)
+        self.add_missing_comments(name, commit_info)
         df = fail_on_nulls(df, name)
         with _nulls_refused():
             if self.engine == "delta-spark":
@@ -380,6 +445,7 @@ class Lake:
             raise LakeError(f"table '{name}' declares Change Data Feed, which the delta-rs engine's copy-on-write "
                             "MERGE update cannot record (see seasonrec.lake); overwrite its partitions instead")
         self.add_missing_columns(name, commit_info)
+        self.add_missing_comments(name, commit_info)
         source = fail_on_nulls(df.dropDuplicates(keys), name)
         for attempt in range(1, MERGE_ATTEMPTS + 1):
             try:
@@ -698,6 +764,11 @@ def _newest_mtime(path: str) -> float:
             with contextlib.suppress(OSError):
                 newest = max(newest, os.path.getmtime(os.path.join(folder, entry)))
     return newest
+
+
+def _sql_string(text: str) -> str:
+    """``text`` as a Spark SQL string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _remove_action(table_path: str, uri: str, now_ms: int) -> Any:

@@ -8,7 +8,8 @@ table (and on every full overwrite) it writes the declaration into the Delta sch
 ``comment`` as the table's description, ``column_comments`` as the columns' ``comment`` metadata, the
 ``not_null`` columns (the keys, but ``nullable_keys``, plus ``also_not_null``) as NOT NULL (a write
 with a null there fails and commits nothing), every other column nullable, and ``properties`` (e.g.
-Change Data Feed) as table properties.
+Change Data Feed) as table properties. An older table gets the comments and properties on its next
+write (`seasonrec.lake.Lake.add_missing_comments`); NOT NULL only with a full overwrite (delta-rs).
 
 Schema migration: a column added to a table after lakes were written without it is declared in the
 table's ``columns`` and listed in ``added_columns`` (nullable). Before writing into an existing table
