@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import threading
 import time
@@ -303,3 +304,116 @@ def test_an_older_table_gets_its_added_columns_once_then_merges_and_appends_work
     rows = {r["row_hash"]: (r["resolved_at"], r["resolved_by_run"]) for r in tmp_lake.read(tables.QUARANTINE).collect()}
     assert rows == {"h1": (at, "run-2"), "h2": (None, None), "h3": (None, None)}
     assert [h["operation"] for h in tmp_lake.history(tables.QUARANTINE)].count("ADD COLUMN") == 1
+
+
+def _last_metadata(table_path: str) -> dict:
+    """The newest ``metaData`` action in the table's ``_delta_log`` JSON (what any Delta reader sees)."""
+    import json
+    from pathlib import Path
+
+    for commit in sorted((Path(table_path) / "_delta_log").glob("*.json"), reverse=True):
+        actions = [json.loads(line) for line in commit.read_text().splitlines() if line.strip()]
+        found = [a["metaData"] for a in actions if "metaData" in a]
+        if found:
+            return found[-1]
+    raise AssertionError(f"no metaData action under {table_path}")
+
+
+def _recommendation(spark, user: str | None, day: dt.date, rank: int = 1):
+    from seasonrec import tables
+
+    row = (user, rank, "i1", 0.5, "Tin", "kitchen", 2.5, "re-buy", True, "v1", day, "r1")
+    return spark.createDataFrame([row], tables.spec(tables.RECOMMENDATIONS).ddl)
+
+
+def test_created_tables_carry_the_declared_comments_and_not_null_keys(spark, tmp_lake: Lake) -> None:
+    """tables.py's table and column comments and NOT NULL keys land in the Delta log locally (delta-rs),
+    and stay there when the table is overwritten with a frame that has neither."""
+    from seasonrec import tables
+
+    items = tables.spec(tables.SILVER_ITEMS)
+    frame = spark.createDataFrame([("i1", "RED MUG", "kitchen", 2.5)], items.ddl)
+    frame = frame.withColumn("title", F.col("title").alias("title", metadata={"comment": "from elsewhere"}))
+    for version in (0, 1):  # created, then fully overwritten (delta-rs replaces the schema then)
+        assert tmp_lake.write(frame, tables.SILVER_ITEMS) == version
+        metadata = _last_metadata(tmp_lake.path(tables.SILVER_ITEMS))
+        fields = {f["name"]: f for f in json.loads(metadata["schemaString"])["fields"]}
+        assert metadata["description"] == items.comment
+        assert fields["item_id"]["metadata"] == {"comment": items.column_comments["item_id"]}
+        assert fields["item_id"]["nullable"] is False and fields["title"]["nullable"] is True
+        assert fields["title"]["metadata"] == {}  # only declared comments: none travels from another table
+    assert [f.metadata for f in tmp_lake.read(tables.SILVER_ITEMS).schema.fields][0] == {
+        "comment": items.column_comments["item_id"]}  # what Spark's DESCRIBE shows as the column comment
+
+
+def test_every_registered_key_has_a_comment_and_is_not_null_unless_declared_nullable() -> None:
+    from seasonrec import tables
+
+    for table in tables.TABLES.values():
+        assert all(table.column_comments[k] for k in table.keys), table.name
+        assert set(table.keys) - set(table.nullable_keys) <= set(table.not_null), table.name
+    assert tables.spec(tables.EVALUATION_RUNS).nullable_keys == ("k",)  # counts have no cut-off
+    assert "user_id" not in tables.spec(tables.SILVER_INTERACTIONS).not_null  # guests
+    with pytest.raises(ValueError, match="keys without a comment"):
+        tables.Table("t", "silver", "t", ("a string",), keys=("a",))
+
+
+def test_a_null_key_fails_the_write_and_commits_nothing(spark, tmp_lake: Lake) -> None:
+    from seasonrec import tables
+
+    day = dt.date(2011, 12, 1)
+    assert tmp_lake.write(_recommendation(spark, "u1", day), tables.RECOMMENDATIONS) == 0
+    with pytest.raises(LakeError, match=r"table 'recommendations': a row has a null user_id, which .* NOT NULL"):
+        tmp_lake.write(_recommendation(spark, None, day), tables.RECOMMENDATIONS, replace_partitions=True)
+    with pytest.raises(LakeError, match=r"a row has a null item_raw"):  # MERGE creating a table too
+        tmp_lake.merge(spark.createDataFrame([(None, "c", False, None, None, 0.0)],
+                                             tables.spec(tables.SYNTHETIC_TRUTH).ddl),
+                       tables.SYNTHETIC_TRUTH, ["item_raw"])
+    assert tmp_lake.version(tables.RECOMMENDATIONS) == 0 and not tmp_lake.exists(tables.SYNTHETIC_TRUTH)
+    assert [r["user_id"] for r in tmp_lake.read(tables.RECOMMENDATIONS).collect()] == ["u1"]
+    nullable_user = spark.createDataFrame([(None, "i1")], "user_id string, item_id string")
+    assert tmp_lake.write(nullable_user, "scratch") == 0  # unregistered tables declare nothing
+
+
+def test_recommendations_record_a_change_data_feed(spark, tmp_lake: Lake) -> None:
+    """Created with delta.enableChangeDataFeed; a partition replacement reads back through delta-rs'
+    CDF reader as the old rows deleted and the new ones inserted, the other partition untouched."""
+    from seasonrec import tables
+
+    first, second = dt.date(2011, 12, 1), dt.date(2011, 12, 8)
+    tmp_lake.write(_recommendation(spark, "u1", first).unionByName(_recommendation(spark, "u1", second)),
+                   tables.RECOMMENDATIONS)
+    assert _last_metadata(tmp_lake.path(tables.RECOMMENDATIONS))["configuration"] == tables.CHANGE_DATA_FEED
+    assert tmp_lake.version(tables.RECOMMENDATIONS) == 0  # set by the creating commit, not a second one
+    tmp_lake.write(_recommendation(spark, "u2", first), tables.RECOMMENDATIONS, replace_partitions=True)
+    changes = DeltaTable(tmp_lake.path(tables.RECOMMENDATIONS)).load_cdf(starting_version=1).read_all()
+    columns = [[v.as_py() for v in changes[c]] for c in ("_change_type", "user_id", "context_date")]
+    rows = sorted(zip(*columns, strict=True))
+    assert rows == [("delete", "u1", first), ("insert", "u2", first)]
+    with pytest.raises(LakeError, match="Change Data Feed"):  # a copy-on-write update could not record it
+        tmp_lake.merge(_recommendation(spark, "u2", first), tables.RECOMMENDATIONS, list(tables.spec(
+            tables.RECOMMENDATIONS).keys))
+
+
+def test_a_table_created_before_its_declarations_gets_them_on_the_next_write(spark, tmp_lake: Lake) -> None:
+    """An older lake's recommendations (no comments, no Change Data Feed): the next write adds the table
+    and column comments (one commit each) and the property, once."""
+    import shutil
+
+    from seasonrec import tables
+
+    recs, day = tables.spec(tables.RECOMMENDATIONS), dt.date(2011, 12, 1)
+    tmp_lake.write(_recommendation(spark, "u1", day), "old_recommendations",  # as an older seasonrec wrote it
+                   partition_by=["context_date"])
+    shutil.move(tmp_lake.path("old_recommendations"), tmp_lake.path(tables.RECOMMENDATIONS))
+    assert tmp_lake.properties(tables.RECOMMENDATIONS) == {}
+    assert tmp_lake.comments(tables.RECOMMENDATIONS) == (None, dict.fromkeys(recs.column_names, ""))
+    version = tmp_lake.write(_recommendation(spark, "u2", day), tables.RECOMMENDATIONS, replace_partitions=True)
+    assert version == 1 + len(recs.column_comments) + 2  # description, each column, the data, the property
+    assert tmp_lake.properties(tables.RECOMMENDATIONS) == tables.CHANGE_DATA_FEED
+    description, columns = tmp_lake.comments(tables.RECOMMENDATIONS)
+    assert description == recs.comment and {c: columns[c] for c in recs.column_comments} == recs.column_comments
+    assert tmp_lake.add_missing_comments(tables.RECOMMENDATIONS) == []
+    assert tmp_lake.write(_recommendation(spark, "u3", day), tables.RECOMMENDATIONS, replace_partitions=True) == (
+        version + 1)  # nothing left to add: the data's commit only
+    assert [r["user_id"] for r in tmp_lake.read(tables.RECOMMENDATIONS).collect()] == ["u3"]

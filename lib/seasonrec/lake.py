@@ -15,6 +15,20 @@ the next version; when another writer got there first it recomputes against the 
 
 Either way the result is a standard Delta table that any Delta reader opens.
 
+Declarations (`seasonrec.tables`): a registered table is created, on both engines, with its comment as
+the Delta table description, its column comments as ``{"comment": ...}`` column metadata, its NOT
+NULL columns and its table properties; a full overwrite writes the declared schema again. A null in a
+NOT NULL column fails the write in Spark, before anything is committed (`LakeError` naming it). An
+existing table gets comments declared (or edited) since it was written before the next write or merge
+(`Lake.add_missing_comments`).
+
+Change Data Feed (``recommendations``): delta-rs commits the Parquet files Spark wrote with plain
+add/remove actions and cannot write ``_change_data`` files for them. The Delta protocol lets a commit
+without change files stand for its changes when it only adds files and removes whole files (readers
+take added rows as inserts, removed files' rows as deletes): appends, overwrites and partition
+replacements are exact. The copy-on-write MERGE update of this engine rewrites whole files and would
+report unchanged rows as deleted and inserted, so it is refused on a table declaring the feed.
+
 Fault injection (tests only): with ``SEASONREC_FAULT=<point>[:<table>][,...]`` in the environment the
 process kills itself with SIGKILL at that named point of a commit (`fault_point`, `FAULT_POINTS`):
 ``staged`` (Spark's files written to ``_staging``, nothing moved), ``before_commit`` (files moved into
@@ -33,6 +47,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -45,7 +60,7 @@ from urllib.parse import unquote, urlparse
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
+from pyspark.sql.types import StructField, StructType
 
 from seasonrec import tables
 
@@ -92,11 +107,62 @@ def fault_point(point: str, table: str) -> None:
 
 
 def _delta_rs_schema(schema: StructType) -> Any:
-    """A Spark schema as a delta-rs `Schema` (through Arrow, as Spark writes the files)."""
+    """A Spark schema as a delta-rs `Schema`: types through Arrow, as Spark writes the files; the
+    fields' nullability and comments as in ``schema`` (Arrow drops the metadata). Other Spark metadata
+    (e.g. ML attributes listing every label) stays out of the table's schema."""
     from deltalake import Schema
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    return Schema.from_arrow(to_arrow_schema(schema))
+    converted = json.loads(Schema.from_arrow(to_arrow_schema(schema)).to_json())
+    for field, spark_field in zip(converted["fields"], schema.fields, strict=True):
+        comment = (spark_field.metadata or {}).get("comment")
+        field["nullable"], field["metadata"] = spark_field.nullable, {"comment": comment} if comment else {}
+    return Schema.from_json(json.dumps(converted))
+
+
+def declared_schema(name: str, schema: StructType) -> StructType:
+    """``schema`` (of a write to table ``name``) as `seasonrec.tables` declares it: NOT NULL exactly on
+    the table's ``not_null`` columns, and the declared column comments as ``{"comment": ...}`` metadata,
+    the only metadata kept (a comment read from another table does not travel with its column).
+    Unregistered tables: ``schema`` unchanged."""
+    registered = tables.TABLES.get(name)
+    if registered is None:
+        return schema
+    comments = registered.column_comments
+    return StructType([StructField(f.name, f.dataType, f.name not in registered.not_null,
+                                   {"comment": comments[f.name]} if f.name in comments else {})
+                       for f in schema.fields])
+
+
+_NULL_MARKER = "seasonrec: null in a NOT NULL column"
+
+
+def fail_on_nulls(df: DataFrame, name: str) -> DataFrame:
+    """``df`` whose computation fails (Spark's ``raise_error``, in the same pass as the write) on a null
+    in a column table ``name`` declares NOT NULL; columns Spark already knows non-null are untouched.
+    `_nulls_refused` turns the failure into one `LakeError` line."""
+    registered = tables.TABLES.get(name)
+    checked = {f.name for f in df.schema.fields if f.nullable} & set(registered.not_null if registered else ())
+    if not checked:
+        return df
+    return df.select(*[
+        F.when(F.col(f"`{c}`").isNull(), F.raise_error(F.lit(f"{_NULL_MARKER} [{name}.{c}]")))
+        .otherwise(F.col(f"`{c}`")).alias(c) if c in checked else F.col(f"`{c}`") for c in df.columns])
+
+
+@contextlib.contextmanager
+def _nulls_refused() -> Any:
+    """`fail_on_nulls`'s Spark failure (a Java stack trace) as one `LakeError` line."""
+    try:
+        yield
+    except LakeError:
+        raise
+    except Exception as exc:
+        found = re.search(re.escape(_NULL_MARKER) + r" \[([^\].]+)\.([^\]]+)\]", str(exc))
+        if found is None:
+            raise
+        raise LakeError(f"table '{found[1]}': a row has a null {found[2]}, which seasonrec/tables.py declares "
+                        "NOT NULL; nothing was committed") from None
 
 
 def check_schema(name: str, schema: StructType) -> None:
@@ -192,7 +258,7 @@ class Lake:
             return self.info(name).version
         if self.engine == "delta-spark":
             path = self.path(name).replace("`", "``")
-            pairs = ", ".join(f"'{k}' = '{v}'" for k, v in properties.items())
+            pairs = ", ".join(f"{_sql_string(k)} = {_sql_string(v)}" for k, v in properties.items())
             self.spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({pairs})")
         else:
             from deltalake import CommitProperties
@@ -240,6 +306,66 @@ class Lake:
         log.info("table '%s': added the nullable column(s) %s declared in seasonrec/tables.py", name, missing)
         return missing
 
+    def comments(self, name: str) -> tuple[str | None, dict[str, str]]:
+        """The existing table's description and {column: comment} for every column ("" without one)."""
+        self.info(name)
+        if self.engine == "delta-spark":
+            path = self.path(name).replace("`", "``")
+            description = self.spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["description"]
+            fields = [(f.name, f.metadata or {}) for f in self.read(name).schema.fields]
+        else:
+            table = self._rs_table(name)
+            description = table.metadata().description
+            fields = [(f.name, f.metadata or {}) for f in table.schema().fields]
+        return description, {column: meta.get("comment", "") for column, meta in fields}
+
+    def add_missing_comments(self, name: str, commit_info: dict[str, str] | None = None) -> list[str]:
+        """Give an existing registered table the comments `seasonrec.tables` declares where it lacks them
+        or has others (a table created before they were declared, or a comment edited since): the
+        table's description and its columns' comments. Returns what changed (``name`` for the table
+        comment, then column names); [] and no commit when all match, the table does not exist or is
+        not registered. One commit per change (both engines alter one thing at a time); a concurrent
+        writer that set them first is not an error."""
+        registered = tables.TABLES.get(name)
+        if registered is None or not self.exists(name):
+            return []
+        table_comment, columns = self._comments_to_set(registered)
+        if table_comment is None and not columns:
+            return []
+        try:
+            self._set_comments(name, table_comment, columns, commit_info)
+        except Exception:
+            if self._comments_to_set(registered) != (None, {}):
+                raise
+            return []  # another writer set them meanwhile
+        changed = [name] * (table_comment is not None) + list(columns)
+        log.info("table '%s': comments from seasonrec/tables.py set on %s", name, changed)
+        return changed
+
+    def _comments_to_set(self, registered: tables.Table) -> tuple[str | None, dict[str, str]]:
+        """(the table comment to set, or None; {column: comment} to set) for the existing table."""
+        description, existing = self.comments(registered.name)
+        columns = {c: text for c, text in registered.column_comments.items() if existing.get(c, text) != text}
+        return (registered.comment if description != registered.comment else None), columns
+
+    def _set_comments(self, name: str, table_comment: str | None, columns: dict[str, str],
+                      commit_info: dict[str, str] | None) -> None:
+        if self.engine == "delta-spark":
+            path = self.path(name).replace("`", "``")
+            if table_comment is not None:  # Delta takes a 'comment' property as the table's description
+                self.spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('comment' = "
+                               f"{_sql_string(table_comment)})")
+            for column, text in columns.items():
+                self.spark.sql(f"ALTER TABLE delta.`{path}` ALTER COLUMN `{column}` COMMENT {_sql_string(text)}")
+            return
+        from deltalake import CommitProperties
+
+        alter, props = self._rs_table(name).alter, CommitProperties(custom_metadata=commit_info or {})
+        if table_comment is not None:
+            alter.set_table_description(table_comment, commit_properties=props)
+        for column, text in columns.items():
+            alter.set_column_metadata(column, {"comment": text}, commit_properties=props)
+
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
         self.info(name)
         if self.engine == "delta-spark":
@@ -279,31 +405,28 @@ class Lake:
         `ConcurrentWriteError` when it exists (nothing committed). ``properties``: table properties
         the written data satisfies (`properties`), set by a commit right after the data's when they
         differ (never before it: a crash in between leaves new data with the old properties, which
-        readers of the property refuse, never old data with new ones). Returns the latest version.
+        readers of the property refuse, never old data with new ones). A registered table's declared
+        properties are always among them, so a table created before they were declared gets them on its
+        next write. A null in a column declared NOT NULL raises `LakeError`. Returns the latest version.
         """
         if mode not in ("overwrite", "append"):
             raise LakeError(f"write mode '{mode}' is not supported; allowed: overwrite, append")
         check_schema(name, df.schema)
         registered = tables.TABLES.get(name)
         partition_by = list(partition_by or (registered.partition_by if registered else []))
-        if mode == "append" or replace_partitions:  # rows added to an older table: give it the new columns
+        properties = {**(registered.properties if registered else {}), **(properties or {})}
+        # Rows added to an older table: give it the new columns first (so do delta-spark overwrites,
+        # which keep a registered table's declared schema).
+        if mode == "append" or replace_partitions or self.engine == "delta-spark":
             self.add_missing_columns(name, commit_info)
-        if self.engine == "delta-spark":
-            writer = df.write.format("delta").mode("error" if create_only else mode).partitionBy(*partition_by)
-            if mode == "overwrite" and replace_partitions:
-                writer = writer.option("partitionOverwriteMode", "dynamic")
-            elif mode == "overwrite":
-                writer = writer.option("overwriteSchema", "true")
-            if commit_info:
-                writer = writer.option("userMetadata", json.dumps(commit_info))
-            fault_point("before_commit", name)
-            with _concurrent_errors(name, also=("already exists",)) if create_only else contextlib.nullcontext():
-                writer.save(self.path(name))
-            fault_point("after_commit", name)
-            version: int = self.version(name)  # type: ignore[assignment]
-        else:
-            version = self._rs_commit(df, name, mode, partition_by, replace_partitions, commit_info,
-                                      read_version=-1 if create_only else None)
+        self.add_missing_comments(name, commit_info)
+        df = fail_on_nulls(df, name)
+        with _nulls_refused():
+            if self.engine == "delta-spark":
+                version = self._spark_write(df, name, mode, partition_by, replace_partitions, commit_info, create_only)
+            else:
+                version = self._rs_commit(df, name, mode, partition_by, replace_partitions, commit_info,
+                                          read_version=-1 if create_only else None)
         return self.set_properties(name, properties, commit_info) if properties else version
 
     def merge(self, df: DataFrame, name: str, keys: list[str], when_matched: Literal["update", "ignore"] = "update",
@@ -316,11 +439,18 @@ class Lake:
         """
         if when_matched not in ("update", "ignore"):
             raise LakeError(f"when_matched '{when_matched}' is not supported; allowed: update, ignore")
+        registered = tables.TABLES.get(name)
+        if when_matched == "update" and self.engine == "delta-rs" and registered and (
+                registered.properties.get("delta.enableChangeDataFeed") == "true"):
+            raise LakeError(f"table '{name}' declares Change Data Feed, which the delta-rs engine's copy-on-write "
+                            "MERGE update cannot record (see seasonrec.lake); overwrite its partitions instead")
         self.add_missing_columns(name, commit_info)
-        source = df.dropDuplicates(keys)
+        self.add_missing_comments(name, commit_info)
+        source = fail_on_nulls(df.dropDuplicates(keys), name)
         for attempt in range(1, MERGE_ATTEMPTS + 1):
             try:
-                return self._merge_once(source, name, keys, when_matched, partition_by, commit_info)
+                with _nulls_refused():
+                    return self._merge_once(source, name, keys, when_matched, partition_by, commit_info)
             except ConcurrentWriteError:
                 if attempt == MERGE_ATTEMPTS:
                     raise LakeError(f"table '{name}': MERGE lost the commit race {MERGE_ATTEMPTS} times to "
@@ -434,6 +564,45 @@ class Lake:
         return removed
 
     # ---------------------------------------------------------------- delta-spark engine
+    def _spark_write(self, df: DataFrame, name: str, mode: WriteMode, partition_by: list[str],
+                     replace_partitions: bool, commit_info: dict[str, str] | None, create_only: bool) -> int:
+        """Write ``df`` with delta-spark. A registered table is first created from its declaration
+        (`_spark_create`) and keeps that schema on overwrites: Delta's DataFrame writer would make every
+        column nullable and drop the comments. Returns the latest version."""
+        registered = name in tables.TABLES
+        if registered and (create_only or not self.exists(name)):
+            self._spark_create(name, df.schema, partition_by, create_only)
+            create_only = False  # the table exists now, empty: the data is its next commit
+        writer = df.write.format("delta").mode("error" if create_only else mode).partitionBy(*partition_by)
+        if mode == "overwrite" and replace_partitions:
+            writer = writer.option("partitionOverwriteMode", "dynamic")
+        elif mode == "overwrite" and not registered:
+            writer = writer.option("overwriteSchema", "true")
+        if commit_info:
+            writer = writer.option("userMetadata", json.dumps(commit_info))
+        fault_point("before_commit", name)
+        with _concurrent_errors(name, also=("already exists",)) if create_only else contextlib.nullcontext():
+            writer.save(self.path(name))
+        fault_point("after_commit", name)
+        return self.version(name)  # type: ignore[return-value]
+
+    def _spark_create(self, name: str, schema: StructType, partition_by: list[str], create_only: bool) -> None:
+        """Create the registered table ``name`` (delta-spark, empty): ``schema`` as declared (NOT NULL
+        columns, column comments), partitioning, table comment and properties. ``create_only``: raise
+        `ConcurrentWriteError` when the table exists; else an existing table is left as it is."""
+        from delta.tables import DeltaTable
+
+        registered = tables.spec(name)
+        builder = (DeltaTable.create if create_only else DeltaTable.createIfNotExists)(self.spark)
+        builder = (builder.location(self.path(name)).addColumns(declared_schema(name, schema))
+                   .comment(registered.comment))
+        if partition_by:
+            builder = builder.partitionedBy(*partition_by)
+        for key, value in registered.properties.items():
+            builder = builder.property(key, value)
+        with _concurrent_errors(name, also=("already exists",)) if create_only else contextlib.nullcontext():
+            builder.execute()
+
     def _jvm_delta(self) -> Any:
         return self.spark._jvm.io.delta.tables.DeltaTable  # type: ignore[union-attr]
 
@@ -461,7 +630,7 @@ class Lake:
         from deltalake.exceptions import CommitFailedError, DeltaError
 
         table_path = self.path(name)
-        schema = _delta_rs_schema(df.schema)
+        schema = _delta_rs_schema(declared_schema(name, df.schema))
         exists = self.exists(name)
         if exists and read_version == -1:
             raise ConcurrentWriteError(f"table '{name}' was created by another writer")
@@ -504,14 +673,13 @@ class Lake:
         registered = tables.TABLES.get(name)
         create_table_with_add_actions(table_path, schema, adds, mode="error", partition_by=partition_by,
                                       name=name, description=registered.comment if registered else None,
+                                      configuration=dict(registered.properties) if registered else None,
                                       commit_properties=props)
         return 0
 
     def _rs_commit_actions(self, name: str, schema: Any, adds: list[Any], mode: WriteMode, partition_by: list[str],
                            replace_partitions: bool, props: Any, remove_files: list[str],
                            read_version: int | None) -> int:
-        from deltalake.transaction import RemoveAction
-
         table_path = self.path(name)
         table = self._rs_table(name, read_version if read_version is not None and read_version >= 0 else None)
         now_ms = int(time.time() * 1000)
@@ -525,10 +693,9 @@ class Lake:
             covered = {tuple(sorted(a.partition_values.items())) for a in adds}
             # One OR-of-ANDs predicate over partition values ('' matches a null partition).
             predicate = [[(k, "=", "" if v is None else v) for k, v in values] for values in covered]
-            for uri in table.file_uris(file_pruning_predicate=predicate) if predicate else []:
-                removes.append(RemoveAction(os.path.relpath(_local_path(uri), table_path), True, now_ms))
-        for uri in remove_files:
-            removes.append(RemoveAction(os.path.relpath(_local_path(uri), table_path), True, now_ms))
+            removes += [_remove_action(table_path, uri, now_ms)
+                        for uri in (table.file_uris(file_pruning_predicate=predicate) if predicate else [])]
+        removes += [_remove_action(table_path, uri, now_ms) for uri in remove_files]
         table.create_write_transaction(adds + removes, "append", schema, partition_by, commit_properties=props)
         return self.version(name)  # type: ignore[return-value]
 
@@ -597,6 +764,23 @@ def _newest_mtime(path: str) -> float:
             with contextlib.suppress(OSError):
                 newest = max(newest, os.path.getmtime(os.path.join(folder, entry)))
     return newest
+
+
+def _sql_string(text: str) -> str:
+    """``text`` as a Spark SQL string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _remove_action(table_path: str, uri: str, now_ms: int) -> Any:
+    """The delta-rs remove action of the table file ``uri``, with its size and partition values (from its
+    Hive-style folders, as the lake and delta-rs lay files out): Change Data Feed readers need both to
+    return the removed rows as deletes."""
+    from deltalake.transaction import RemoveAction
+
+    local = _local_path(uri)
+    relative = os.path.relpath(local, table_path)
+    return RemoveAction(relative, True, now_ms, size=os.path.getsize(local) if os.path.exists(local) else None,
+                        partition_values=_partition_values(os.path.dirname(relative)))
 
 
 def _partition_values(rel_dir: str) -> dict[str, str | None]:
