@@ -7,4 +7,6 @@
 - `core.randomness`: hashed, partitioning-independent randomness for Spark columns.
 - `core.horovod_runner`: the Horovod + Petastorm machinery (launch on Spark, sharded readers,
   callbacks, checkpoints) that the recommender and the demand LSTM both train with.
+- `core.backends`: the training seam over it (`training.backend: horovod|local`): a `Backend` runs a
+  train function on its processes, the train function sees only a `Worker`.
 """
