@@ -15,6 +15,7 @@ STAGE_NOTEBOOKS = [p for p in NOTEBOOKS if not p.name.startswith("00_")]
 HEADER = "# Databricks notebook source"
 SEPARATOR = "\n# COMMAND ----------\n"
 PIPELINE = ["ingest", "features", "train", "register", "score", "forecast", "evaluate"]
+GPU_TASKS = {"train", "score", "forecast"}
 BUNDLE_TASKS = [*PIPELINE, "maintain"]  # the lake's housekeeping ends the bundle's run (not `seasonrec pipeline`)
 SMALL = [
     "data.synthetic.n_users=120", "data.synthetic.n_items=60", "data.synthetic.n_events=3000",
@@ -106,9 +107,19 @@ def test_bundle_runs_the_notebooks_in_pipeline_order() -> None:
     for previous, current in zip(BUNDLE_TASKS, BUNDLE_TASKS[1:], strict=False):
         assert tasks[current]["depends_on"] == [{"task_key": previous}]
     clusters = {c["job_cluster_key"]: c["new_cluster"] for c in job["job_clusters"]}
+    variables = {name: str(v.get("default")) for name, v in bundle["variables"].items()}
+
+    def runtime(cluster: dict) -> str:
+        version = cluster["spark_version"]
+        return variables[version[6:-1]] if version.startswith("${var.") else version
+
     for name, task in tasks.items():
         cluster = clusters[task["job_cluster_key"]]
-        assert "gpu" in cluster["spark_version"] or "gpu" in str(bundle["variables"]["spark_version"]["default"])
+        # Only the Horovod trainings and the scoring UDF take the GPU cluster; both runtimes are one release.
+        assert ("-gpu-ml-" in runtime(cluster)) == (name in GPU_TASKS), (name, runtime(cluster))
+        assert runtime(cluster).split("-")[0] == variables["spark_version"].split("-")[0]
+        assert ("spark.task.resource.gpu.amount" in cluster["spark_conf"]) == (name in GPU_TASKS)
+        assert 0 < task["timeout_seconds"] <= 6 * 3600 and 1 <= task["max_retries"] <= 3, name
         notebook = REPO / task["notebook_task"]["notebook_path"]
         assert notebook.is_file() and notebook.stem.endswith(name)
         assert set(task["notebook_task"]["base_parameters"]) <= widgets(notebook), f"{name}: parameter w/o widget"
@@ -116,6 +127,16 @@ def test_bundle_runs_the_notebooks_in_pipeline_order() -> None:
     assert "seasonrec_wheel" in bundle["artifacts"]
     assert {p["name"] for p in job["parameters"]} == {"conf", "set"}
     assert (REPO / "conf" / "databricks.yaml").is_file()
+
+
+def test_bundle_prod_target_runs_as_a_service_principal_with_notifications() -> None:
+    prod = yaml.safe_load((REPO / "databricks.yml").read_text())["targets"]["prod"]
+    assert prod["mode"] == "production" and prod["root_path"].startswith("/Workspace/")
+    assert prod["run_as"] == {"service_principal_name": "${var.service_principal}"}
+    assert {p["level"] for p in prod["permissions"]} == {"CAN_MANAGE", "CAN_VIEW"}
+    job = prod["resources"]["jobs"]["seasonrec_pipeline"]
+    assert job["email_notifications"]["on_failure"] == ["${var.failure_email}"]
+    assert [p["level"] for p in job["permissions"]] == ["CAN_MANAGE_RUN"]
 
 
 def run_notebook(path: Path) -> dict:
