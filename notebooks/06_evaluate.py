@@ -22,14 +22,12 @@
 # COMMAND ----------
 
 # DBTITLE 1,Setup
-import sys
 from pathlib import Path
 
-# Outside an installed wheel (a Databricks Repo / workspace files), import seasonrec from ../lib.
-sys.path[:0] = [str(p) for p in (Path.cwd() / "lib", Path.cwd().parent / "lib") if (p / "seasonrec").is_dir()]
-
-from seasonrec import tables  # noqa: E402
-from seasonrec.notebook import Notebook  # noqa: E402
+# seasonrec is the wheel the bundle installs on the cluster (the task's `libraries`), or the project's venv
+# locally (`make setup` installs it editable): never workspace files, so driver and executors run one version.
+from seasonrec import tables
+from seasonrec.notebook import Notebook
 
 nb = Notebook(globals())  # widgets and display() on Databricks, SEASONREC_<NAME> variables elsewhere
 ON_DATABRICKS = nb.on_databricks

@@ -15,20 +15,16 @@
 # MAGIC | widget | environment (local) | meaning |
 # MAGIC |---|---|---|
 # MAGIC | `conf` | `SEASONREC_CONF` | config file (`../conf/databricks.yaml` on Databricks, `conf/local.yaml` locally) |
-# MAGIC | `set` | `SEASONREC_SET` | space-separated `section.key=value` overrides (e.g. `maintenance.retention_hours=336`) |
+# MAGIC | `set` | `SEASONREC_SET` | `section.key=value` overrides, e.g. `maintenance.retention_hours=336` |
 # MAGIC | `compact` | `SEASONREC_COMPACT` | true: also compact small files |
 # MAGIC | `options` | `SEASONREC_OPTIONS` | any other `seasonrec maintain` options |
 
 # COMMAND ----------
 
 # DBTITLE 1,Setup
-import sys
-from pathlib import Path
-
-# Outside an installed wheel (a Databricks Repo / workspace files), import seasonrec from ../lib.
-sys.path[:0] = [str(p) for p in (Path.cwd() / "lib", Path.cwd().parent / "lib") if (p / "seasonrec").is_dir()]
-
-from seasonrec.notebook import Notebook  # noqa: E402
+# seasonrec is the wheel the bundle installs on the cluster (the task's `libraries`), or the project's venv
+# locally (`make setup` installs it editable): never workspace files, so driver and executors run one version.
+from seasonrec.notebook import Notebook
 
 nb = Notebook(globals())  # widgets and display() on Databricks, SEASONREC_<NAME> variables elsewhere
 ON_DATABRICKS = nb.on_databricks

@@ -93,6 +93,8 @@ def test_databricks_source_format(path: Path) -> None:
     compile(code, str(path), "exec")
     # Logic lives in seasonrec: notebooks declare parameters and call the job entry point (run below).
     assert not re.search(r"^\s*(def|class) \w+", code, re.M), "no logic defined in notebooks"
+    # The driver imports the wheel the executors run, never workspace files (#18).
+    assert "sys.path" not in code, "notebooks import the installed seasonrec only"
     dbutils = declared_widgets(path)
     assert {"conf", "set"} <= set(dbutils.declared)
     assert sorted(dbutils.read) == sorted(dbutils.declared)  # every widget is read back
