@@ -45,6 +45,7 @@ ITEM_EMBEDDINGS = "item_embeddings"
 RECOMMENDATIONS = "recommendations"
 DEMAND_FORECAST = "demand_forecast"
 FORECAST_BACKTEST = "forecast_backtest"
+FORECAST_BACKTEST_WEEKLY = "forecast_backtest_weekly"
 EVALUATION_RUNS = "evaluation_runs"
 USER_RECENT_ACTIVITY = "user_recent_activity"  # kept up to date by `seasonrec stream`
 
@@ -173,6 +174,12 @@ TABLES: dict[str, Table] = {t.name: t for t in (
            "mean_forecast double", "abs_error double", "wape double", "mase double", "bias double",
            "mean_bias double", "pinball double", "coverage double", "selected boolean"),
           keys=("as_of", "level", "item_id", "model", "window"), partition_by=("as_of",)),
+    Table(FORECAST_BACKTEST_WEEKLY, "serving", "Week by week forecast of the model chosen per series at every "
+          "backtest origin (P10/P50/P90, mean) with the actual units: the report's forecast fan chart",
+          ("as_of date", "run_id string", "level string", "item_id string", "model string", "window int",
+           "origin date", "week_start date", "p10 double", "p50 double", "p90 double", "mean double",
+           "actual double"),
+          keys=("as_of", "level", "item_id", "window", "week_start"), partition_by=("as_of",)),
     Table(EVALUATION_RUNS, "serving", "Offline evaluation results: one row per run, method, metric, k, segment",
           ("run_id string", "method string", "metric string", "k int", "segment string", "value double",
            "table_versions string", "created_at timestamp"), keys=("run_id", "method", "metric", "k", "segment")),
