@@ -129,7 +129,7 @@ def write_report(out_dir: str, run_id: str, rows: list[dict[str, Any]], summary:
     segments = sorted({r["segment"] for r in rows if r["metric"] == "recall" and r["segment"] != "all"})
     if segments:
         lines += [f"## Recall@{k} / NDCG@{k} by user segment", ""]
-        body = [[m] + [f"{_fmt(_get(rows, m, 'recall', k, s))} / {_fmt(_get(rows, m, 'ndcg', k, s))}"
+        body = [[m] + [f"{_fmt(_get(rows, m, 'recall', k, s), DIGITS)} / {_fmt(_get(rows, m, 'ndcg', k, s), DIGITS)}"
                        for s in segments] for m in methods]
         counts = [_fmt(_get(rows, methods[0], "n_users", None, s)) if methods else "–" for s in segments]
         lines += [_table(["method"] + segments, [["users", *counts], *body]), ""]
@@ -146,7 +146,8 @@ def write_report(out_dir: str, run_id: str, rows: list[dict[str, Any]], summary:
         lines += ["## Discovery knob (`scoring.discovery`, default "
                   f"{summary.get('discovery_default', 0):g}): model at each value", ""]
         header = ["discovery"] + [f"{m}@{10 if m == 'ndcg' else 20}" for m in metrics]
-        lines += [_table(header, [[f"{v:g}"] + [_fmt(values.get(m)) for m in metrics] for v, values in tradeoff]),
+        lines += [_table(header, [[f"{v:g}"] + [_fmt(values.get(m), DIGITS) for m in metrics]
+                                  for v, values in tradeoff]),
                   ""]
     excluded = [(m, _get(rows, m, "n_users_no_relevant", None)) for m in methods]
     if excluded:
