@@ -50,6 +50,7 @@ ITEM_EMBEDDINGS = "item_embeddings"
 RECOMMENDATIONS = "recommendations"
 DEMAND_FORECAST = "demand_forecast"
 FORECAST_BACKTEST = "forecast_backtest"
+FORECAST_BACKTEST_WEEKLY = "forecast_backtest_weekly"
 EVALUATION_RUNS = "evaluation_runs"
 USER_RECENT_ACTIVITY = "user_recent_activity"  # kept up to date by `seasonrec stream`
 
@@ -234,6 +235,14 @@ TABLES: dict[str, Table] = {t.name: t for t in (
           keys=("as_of", "level", "item_id", "model", "window"), partition_by=("as_of",),
           column_comments={**_FORECAST_KEY_COMMENTS, "model": "Forecast model backtested",
                            "window": "Backtest window (rolling origin number)"}),
+    Table(FORECAST_BACKTEST_WEEKLY, "serving", "Week by week forecast of the model chosen per series at every "
+          "backtest origin (P10/P50/P90, mean) with the actual units: the report's forecast fan chart",
+          ("as_of date", "run_id string", "level string", "item_id string", "model string", "window int",
+           "origin date", "week_start date", "p10 double", "p50 double", "p90 double", "mean double",
+           "actual double"),
+          keys=("as_of", "level", "item_id", "window", "week_start"), partition_by=("as_of",),
+          column_comments={**_FORECAST_KEY_COMMENTS, "window": "Backtest window (rolling origin number)",
+                           "week_start": "Monday of the forecast week"}),
     Table(EVALUATION_RUNS, "serving", "Offline evaluation results: one row per run, method, metric, k, segment",
           ("run_id string", "method string", "metric string", "k int", "segment string", "value double",
            "table_versions string", "created_at timestamp"), keys=("run_id", "method", "metric", "k", "segment"),

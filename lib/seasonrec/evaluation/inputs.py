@@ -137,9 +137,11 @@ def _peaking_in(profile: DataFrame, weeks: list[int], quantile: float) -> DataFr
 # ---------------------------------------------------------------- plot data (small, pandas)
 def plot_data(ctx: Any, method_recs: dict[str, DataFrame], inputs: EvaluationInputs, window: EvalWindow,
               versions: dict[str, int], top_items: int) -> dict[str, Any]:
-    """Top recommended items (of the model, else the first method) with their seasonality profile,
-    their weekly sales around the window and, when a forecast exists, its quantiles."""
-    data: dict[str, Any] = {"window_weeks": sorted(window.weeks_of_year()), "window": window}
+    """Top recommended items (of the model, else the first method) with their titles, seasonality
+    profile, forecast fan (`forecast_fan`), the forecast backtest summary, and the weather plot's data
+    (`weather_data`, under ``weather``)."""
+    data: dict[str, Any] = {"window_weeks": sorted(window.weeks_of_year()), "window": window,
+                            "weather": weather_data(ctx, versions)}
     if not method_recs:
         return data
     method = "model" if "model" in method_recs else next(iter(method_recs))
@@ -155,22 +157,8 @@ def plot_data(ctx: Any, method_recs: dict[str, DataFrame], inputs: EvaluationInp
         if "seasonality" in features.columns:
             rows = features.where(F.col("item_id").isin(top_ids)).select("item_id", "seasonality").collect()
             data["seasonality"] = {r["item_id"]: list(r["seasonality"] or []) for r in rows}
-    silver = ctx.lake.read(tables.SILVER_INTERACTIONS, version=versions[tables.SILVER_INTERACTIONS])
-    weekly = (silver.where(F.col("item_id").isin(top_ids) & window.contains("ts"))
-              .groupBy("item_id", F.col("week_start")).agg(F.sum("quantity").alias("actual")))
-    data["actual_weekly"] = weekly.toPandas()
-    if tables.DEMAND_FORECAST in versions:
-        forecast = ctx.lake.read(tables.DEMAND_FORECAST, version=versions[tables.DEMAND_FORECAST])
-        as_ofs = [r["as_of"] for r in forecast.where(F.col("as_of") <= F.lit(window.start))
-                  .select("as_of").distinct().orderBy(F.col("as_of").desc()).limit(1).collect()]
-        if as_ofs:
-            rows = (forecast.where((F.col("as_of") == F.lit(as_ofs[0])) & (F.col("level") == "item")
-                                   & F.col("item_id").isin(top_ids)
-                                   & (F.col("week_start") < F.lit(window.end))
-                                   & (F.col("week_start") > F.lit(window.start - dt.timedelta(days=7))))
-                    .select("item_id", "week_start", "p10", "p50", "p90", "model"))
-            data["forecast"] = rows.toPandas()
-            data["forecast_as_of"] = as_ofs[0]
+    data["titles"] = item_titles(ctx, versions, top_ids)
+    data.update(forecast_fan(ctx, versions, window, top_ids))
     if tables.FORECAST_BACKTEST in versions:
         backtest = ctx.lake.read(tables.FORECAST_BACKTEST, version=versions[tables.FORECAST_BACKTEST])
         wanted = {"as_of", "level", "model", "abs_error", "actual", "forecast", "mase"}
@@ -186,3 +174,132 @@ def plot_data(ctx: Any, method_recs: dict[str, DataFrame], inputs: EvaluationInp
             data["backtest"] = summary.toPandas()
             data["backtest_as_of"] = latest
     return data
+
+
+def item_titles(ctx: Any, versions: dict[str, int], items: list[str]) -> dict[str, str]:
+    """{item_id: title} of ``items`` from ``silver_items`` (plots name items by title where there is one)."""
+    if tables.SILVER_ITEMS not in versions or not items:
+        return {}
+    catalogue = ctx.lake.read(tables.SILVER_ITEMS, version=versions[tables.SILVER_ITEMS])
+    return {r["item_id"]: r["title"] for r in
+            catalogue.where(F.col("item_id").isin(items)).select("item_id", "title").collect() if r["title"]}
+
+
+FAN_HISTORY_WEEKS = 8  # actual weeks drawn before the forecast's first week, for context
+
+
+def forecast_fan(ctx: Any, versions: dict[str, int], window: EvalWindow, items: list[str]) -> dict[str, Any]:
+    """The forecast to draw for ``items`` around the window, and their actual weekly units.
+
+    The latest ``demand_forecast`` made on or before the window start; when none precedes the window
+    (``seasonrec forecast`` runs as of the data's last day), the chosen models' forecasts from a
+    backtest origin of the latest run (``forecast_backtest_weekly``, see `_fan_origin`).
+    Keys: forecast (item_id, week_start, p10, p50, p90), forecast_as_of (last day of its history),
+    forecast_source, actual_weekly (item_id, week_start, actual: units sold in the forecast weeks and
+    the ``FAN_HISTORY_WEEKS`` before, from actual_from). {} when neither table has rows for these items.
+    """
+    lake = ctx.lake
+    columns = ["item_id", "week_start", "p10", "p50", "p90"]
+    out: dict[str, Any] = {}
+    if tables.DEMAND_FORECAST in versions:
+        forecast = lake.read(tables.DEMAND_FORECAST, version=versions[tables.DEMAND_FORECAST])
+        items_rows = forecast.where((F.col("level") == "item") & F.col("item_id").isin(items))
+        as_of = items_rows.where(F.col("as_of") <= F.lit(window.start)).agg(F.max("as_of")).first()[0]
+        if as_of is not None:
+            rows = items_rows.where((F.col("as_of") == F.lit(as_of)) & (F.col("week_start") < F.lit(window.end))
+                                    & (F.col("week_start") > F.lit(window.start - dt.timedelta(days=7))))
+            frame = rows.select(*columns).toPandas()
+            if len(frame):
+                out = {"forecast": frame, "forecast_as_of": as_of, "forecast_source": f"demand_forecast as of {as_of}"}
+    if not out and tables.FORECAST_BACKTEST_WEEKLY in versions:
+        weekly = lake.read(tables.FORECAST_BACKTEST_WEEKLY, version=versions[tables.FORECAST_BACKTEST_WEEKLY])
+        items_rows = weekly.where((F.col("level") == "item") & F.col("item_id").isin(items))
+        latest = items_rows.agg(F.max("as_of")).first()[0]
+        items_rows = items_rows.where(F.col("as_of") == F.lit(latest))
+        origin = _fan_origin([(r["origin"], r["week_start"]) for r in
+                              items_rows.select("origin", "week_start").distinct().collect()], window)
+        if origin is not None:
+            rows = items_rows.where(F.col("origin") == F.lit(origin))
+            out = {"forecast": rows.select(*columns).toPandas(), "forecast_as_of": origin - dt.timedelta(days=1),
+                   "forecast_source": f"backtest origin {origin} (history before it) of the forecast run as of "
+                                      f"{latest}"}
+    if not out:
+        return out
+    weeks = out["forecast"]["week_start"]
+    first = min(weeks) - dt.timedelta(weeks=FAN_HISTORY_WEEKS)
+    silver = lake.read(tables.SILVER_INTERACTIONS, version=versions[tables.SILVER_INTERACTIONS])
+    actual = (silver.where(F.col("item_id").isin(items) & F.col("week_start").between(first, max(weeks)))
+              .groupBy("item_id", "week_start").agg(F.sum("quantity").alias("actual")))
+    out.update(actual_weekly=actual.toPandas(), actual_from=first)
+    return out
+
+
+def _fan_origin(origin_weeks: list[tuple[dt.date, dt.date]], window: EvalWindow) -> dt.date | None:
+    """The backtest origin whose forecast weeks (``(origin, week_start)`` pairs) overlap the window in
+    the most weeks, the latest among equals: with origins every 13 weeks, the latest origin often
+    starts in the window's last days and forecasts the weeks after it."""
+    overlap: dict[dt.date, int] = {}
+    for origin, week in origin_weeks:
+        inside = week < window.end and week + dt.timedelta(days=7) > window.start
+        overlap[origin] = overlap.get(origin, 0) + int(inside)
+    return max(overlap, key=lambda origin: (overlap[origin], origin)) if overlap else None
+
+
+WEATHER_ITEMS = 4  # items drawn against the anomaly
+WEATHER_MIN_WEEKS = 8  # weeks with sales an item needs before its correlation with the weather counts
+
+
+def weather_data(ctx: Any, versions: dict[str, int]) -> dict[str, Any]:
+    """The report's weather plot: the daily anomaly of the main market's weather region (the region of
+    most units sold) over the data period, and the weekly units sold there of the most weather-sensitive
+    items: the planted cold-sensitive ones when ``synthetic_truth`` has them, else the items whose weekly
+    units correlate most negatively with the region's weekly mean anomaly.
+
+    Keys: region, daily (date, anomaly_c, anomaly_7d_c, cold_spell), weekly_units (item_id, week_start,
+    units, anomaly), items ([(item_id, correlation)] in drawing order), chosen_from, titles. {} without
+    ``context_daily`` or a sold country with weather.
+    """
+    from seasonrec.features import weather as W
+
+    if tables.CONTEXT_DAILY not in versions:
+        return {}
+    lake = ctx.lake
+    silver = lake.read(tables.SILVER_INTERACTIONS, version=versions[tables.SILVER_INTERACTIONS])
+    units = {r["country"]: r["units"] or 0.0 for r in
+             silver.groupBy("country").agg(F.sum("quantity").alias("units")).collect() if r["country"]}
+    mapping = W.region_map(ctx.config)
+    weights = W.region_weights(units, mapping)
+    if not weights:
+        return {}
+    region = max(weights, key=lambda r: weights[r])
+    first, last = silver.agg(F.min("date"), F.max("date")).first()
+    context = (lake.read(tables.CONTEXT_DAILY, version=versions[tables.CONTEXT_DAILY])
+               .where((F.col("region") == region) & F.col("date").between(first, last)
+                      & F.col("anomaly_c").isNotNull()))
+    daily = context.select("date", "anomaly_c", "anomaly_7d_c", "cold_spell").orderBy("date").toPandas()
+    if daily.empty:
+        return {}
+    weekly_anomaly = (context.groupBy(F.date_trunc("week", "date").cast("date").alias("week_start"))
+                      .agg(F.avg("anomaly_c").alias("anomaly")))
+    sold = (silver.where(F.col("country").isin([c for c, r in mapping.items() if r == region]))
+            .groupBy("item_id", "week_start").agg(F.sum("quantity").alias("units")))
+    regular = sold.groupBy("item_id").count().where(F.col("count") >= WEATHER_MIN_WEEKS).select("item_id")
+    # Every week of the period, 0 where an item sold nothing: a cold week without sales is evidence too.
+    grid = (regular.crossJoin(weekly_anomaly).join(sold, ["item_id", "week_start"], "left")
+            .fillna(0.0, ["units"])).persist()
+    correlation = grid.groupBy("item_id").agg(F.corr("units", "anomaly").alias("corr")).where(
+        F.col("corr").isNotNull())
+    chosen_from = "the items whose weekly units correlate most negatively with the weekly anomaly"
+    if tables.SYNTHETIC_TRUTH in versions:
+        truth = lake.read(tables.SYNTHETIC_TRUTH, version=versions[tables.SYNTHETIC_TRUTH])
+        planted = truth.where(F.col("cold_sensitivity") > 0).select(F.col("item_raw").cast("string").alias("item_id"))
+        if planted.take(1):
+            correlation = correlation.join(planted, "item_id")
+            chosen_from = "the cold-sensitive items planted by the synthetic generator (synthetic_truth)"
+    items = [(r["item_id"], r["corr"]) for r in
+             correlation.orderBy("corr", "item_id").limit(WEATHER_ITEMS).collect()]
+    ids = [item for item, _ in items]
+    weekly_units = grid.where(F.col("item_id").isin(ids)).toPandas()
+    grid.unpersist()
+    return {"region": region, "daily": daily, "weekly_units": weekly_units, "items": items,
+            "chosen_from": chosen_from, "titles": item_titles(ctx, versions, ids)}

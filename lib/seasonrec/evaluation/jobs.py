@@ -22,8 +22,9 @@ DESCRIPTION = "offline evaluation of the model and baselines on a split window: 
 
 log = logging.getLogger(__name__)
 
-INPUT_TABLES = ("silver_interactions", "gold_item_features", "gold_user_features", "synthetic_truth",
-                "calendar", "demand_forecast", "forecast_backtest", "gold_weekly_demand")
+INPUT_TABLES = ("silver_interactions", "silver_items", "gold_item_features", "gold_user_features", "synthetic_truth",
+                "calendar", "context_daily", "demand_forecast", "forecast_backtest", "forecast_backtest_weekly",
+                "gold_weekly_demand")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -171,7 +172,7 @@ def _discovery_sweep(ctx: Any, model_dir: str, users: Any, day: Any, eval_inputs
             options = ScoringOptions(**{**base.__dict__, "discovery": value})
             recs = scoring_run(ctx, model_dir, users, day, max_k, options=options).recommendations
             recs = recs.select("user_id", "rank", "item_id", "score").localCheckpoint(eager=True)
-            metric_rows = evaluate_method(recs, eval_inputs)
+            metric_rows = evaluate_method(recs, eval_inputs, intervals=False)
             recs.unpersist()
         for metric, k in TRADEOFF_METRICS:
             out.append({"method": "model", "metric": f"tradeoff_{metric}", "k": k, "segment": f"discovery={value:g}",

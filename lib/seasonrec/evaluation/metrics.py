@@ -29,6 +29,12 @@ Long tail (over all target users' lists, whether or not they bought in the windo
 - recall_by_decile@K: micro recall (hits / relevant user-item pairs) per item popularity decile
 Seasonality:
 - seasonal_recall@K: Recall@K restricted to the window's seasonal items (same population rule as tail)
+
+Uncertainty: for the headline metrics (``HEADLINE_METRICS`` at every K) a 95% percentile bootstrap
+interval over the evaluated users (``<metric>_ci95_low`` / ``<metric>_ci95_high`` rows, segment all):
+users are resampled with replacement ``BOOTSTRAP_RESAMPLES`` times with a fixed seed.
+
+Which way is better: ``BETTER`` (the report marks each column's best value with it).
 """
 
 from __future__ import annotations
@@ -36,12 +42,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
 RANKING_METRICS = ("precision", "recall", "ndcg", "map", "hit_rate")
 ALL_SEGMENT = "all"
+HEADLINE_METRICS = ("ndcg", "recall")  # with bootstrap intervals over users
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 18
+CI_LEVEL = 0.95
+
+# Which way is better per metric name, for marking the best value: every list metric here rises with
+# quality or discovery; the forecast accuracy columns (report's backtest table) are errors, and a
+# bias is best at zero.
+BETTER: dict[str, str] = {
+    **{m: "max" for m in (*RANKING_METRICS, "tail_recall", "seasonal_recall", "coverage", "tail_share",
+                          "novelty", "user_coverage")},
+    "wape": "min", "median_mase": "min", "mase": "min", "pinball": "min", "bias": "zero",
+}
+
+
+def best_value(metric: str, values: list[float | None]) -> float | None:
+    """The best of ``values`` by ``BETTER[metric]`` (None when the metric has no direction or no value)."""
+    present = [v for v in values if v is not None]
+    direction = BETTER.get(metric)
+    if not present or direction is None:
+        return None
+    if direction == "zero":
+        return min(present, key=abs)
+    return max(present) if direction == "max" else min(present)
 
 
 @dataclass
@@ -234,15 +265,61 @@ def _decile_rows(pairs: DataFrame, k_list: list[int]) -> list[dict[str, Any]]:
             for row in pairs.groupBy("decile").agg(*aggs).collect() for k in k_list]
 
 
-def evaluate_method(recs: DataFrame, inputs: EvaluationInputs) -> list[dict[str, Any]]:
+def interval_metric(metric: str, side: str) -> str:
+    """Row name of a bootstrap bound: ``interval_metric("ndcg", "low")`` -> ``ndcg_ci95_low``."""
+    return f"{metric}_ci{round(CI_LEVEL * 100)}_{side}"
+
+
+def bootstrap_interval(values: np.ndarray, counts: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES,
+                       seed: int = BOOTSTRAP_SEED, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Percentile interval of the mean over users, ``counts[i]`` users having the value ``values[i]``,
+    under resampling the users with replacement.
+
+    How many users of each distinct value a resample of n users holds is multinomial(n, counts / n),
+    the same distribution as drawing the n users one by one: exact, at resamples x distinct values
+    (a few thousand distinct NDCG/recall values) instead of resamples x users.
+    """
+    n = int(counts.sum())
+    draws = np.random.default_rng(seed).multinomial(n, counts / n, size=resamples)
+    low, high = np.quantile(draws @ values / n, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def bootstrap_rows(per_user: DataFrame, k_list: list[int]) -> list[dict[str, Any]]:
+    """Bootstrap bounds of ``HEADLINE_METRICS`` at every K over the users of ``per_user``
+    (`per_user_metrics`): one Spark action collects each column's distinct values with user counts."""
+    columns = [f"{m}_{k}" for k in k_list for m in HEADLINE_METRICS]
+    cells = F.explode(F.array(*[F.struct(F.lit(c).alias("column"), F.round(F.col(c), 9).alias("value"))
+                                for c in columns]))
+    counts: dict[str, list[tuple[float, int]]] = {}
+    for row in per_user.select(cells.alias("cell")).groupBy("cell.column", "cell.value").count().collect():
+        counts.setdefault(row["column"], []).append((row["value"], row["count"]))
+    rows: list[dict[str, Any]] = []
+    for k in k_list:
+        for metric in HEADLINE_METRICS:
+            found = counts.get(f"{metric}_{k}")
+            if not found:
+                continue
+            values, users = (np.array(part, dtype="float64") for part in zip(*found, strict=True))
+            low, high = bootstrap_interval(values, users)
+            rows += [metric_row(interval_metric(metric, "low"), low, k),
+                     metric_row(interval_metric(metric, "high"), high, k)]
+    return rows
+
+
+def evaluate_method(recs: DataFrame, inputs: EvaluationInputs, intervals: bool = True) -> list[dict[str, Any]]:
     """Every metric of this module for one method's lists (rows: metric, k, segment, value).
 
-    Three Spark actions: per-segment averages, per-decile recall, list (slot) statistics.
+    Three Spark actions: per-segment averages, per-decile recall, list (slot) statistics; a fourth for
+    the bootstrap intervals of the headline metrics unless ``intervals`` is False.
     """
     recs = _target_lists(recs.select("user_id", "rank", "item_id", "score"), inputs).persist()
     pairs = relevant_pairs(recs, inputs).persist()
     try:
-        rows = _segment_rows(per_user_metrics(pairs, recs, inputs.k_list), inputs, USER_METRICS)
+        per_user = per_user_metrics(pairs, recs, inputs.k_list)
+        rows = _segment_rows(per_user, inputs, USER_METRICS)
+        if intervals:
+            rows += bootstrap_rows(per_user, inputs.k_list)
         return rows + _decile_rows(pairs, inputs.k_list) + _slot_rows(recs, inputs)
     finally:
         pairs.unpersist()

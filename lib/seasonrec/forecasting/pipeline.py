@@ -17,6 +17,10 @@ Tables written (all through ``ctx.lake`` with the run's commit info):
   backtest window: as_of, run_id, level, item_id, segment, model, window, origin, n_weeks, actual,
   forecast (sum of p50), mean_forecast (sum of mean), abs_error, wape, mase (p50), bias (p50),
   mean_bias, pinball, coverage, selected.
+- ``forecast_backtest_weekly`` (partitioned by ``as_of``; replaced likewise): the chosen model's forecast
+  of every series at every backtest origin, week by week: as_of, run_id, level, item_id, model, window,
+  origin, week_start, p10, p50, p90, mean, actual (the evaluation report draws its fan chart from it
+  when no forecast precedes the evaluated window).
 
 Before scoring, every model's item-level P10 is floored to whole units (``whole_unit_intervals``).
 
@@ -274,6 +278,12 @@ def whole_unit_intervals(candidates: DataFrame) -> DataFrame:
 
 
 # ---------------------------------------------------------------------------- backtest
+def origin_of(origins: list[S.Origin]) -> Any:
+    """Column: the cutoff date of the backtest origin in the ``window`` column."""
+    return F.create_map(*[x for o in origins if o.is_backtest for x in (F.lit(o.window), F.lit(o.cutoff))])[
+        F.col("window")]
+
+
 def backtest_errors(candidates: DataFrame, series: DataFrame, history: DataFrame, origins: list[S.Origin],
                     season_length: int, quantiles: list[float]) -> DataFrame:
     """Per model x series x backtest window: errors of the forecasts against the weeks that followed.
@@ -311,10 +321,9 @@ def backtest_errors(candidates: DataFrame, series: DataFrame, history: DataFrame
     scale = (lagged.where(F.col("lag").isNotNull())
              .groupBy("level", "series_id", "window")
              .agg(F.avg(F.abs(F.col("quantity") - F.col("lag"))).alias("scale")))
-    cutoff_of = F.create_map(*[x for o in origins if o.is_backtest for x in (F.lit(o.window), F.lit(o.cutoff))])
     return (per_window.join(scale, ["level", "series_id", "window"], "left")
             .select("level", F.col("series_id").alias("item_id"), "model", "window",
-                    cutoff_of[F.col("window")].alias("origin"), "n_weeks", "actual", "forecast", "mean_forecast",
+                    origin_of(origins).alias("origin"), "n_weeks", "actual", "forecast", "mean_forecast",
                     "abs_error",
                     F.when(F.col("actual") > 0, F.col("abs_error") / F.col("actual")).alias("wape"),
                     F.when(F.col("scale") > 0, F.col("abs_error") / F.col("n_weeks") / F.col("scale")).alias("mase"),
@@ -526,12 +535,19 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
 
     summary = _summary(forecast, backtest, n_series, origins, info)
     if write:
-        with ctx.step("write demand_forecast and forecast_backtest"):
+        with ctx.step("write demand_forecast, forecast_backtest and forecast_backtest_weekly"):
             summary["demand_forecast_version"] = ctx.lake.write(
                 forecast, tables.DEMAND_FORECAST, mode="overwrite", partition_by=["as_of"],
                 replace_partitions=True, commit_info=commit)
             summary["forecast_backtest_version"] = ctx.lake.write(
                 backtest, tables.FORECAST_BACKTEST, mode="overwrite", partition_by=["as_of"],
+                replace_partitions=True, commit_info=commit)
+            weekly = picked_actual.select(
+                F.lit(as_of).cast("date").alias("as_of"), F.lit(ctx.run_id).alias("run_id"), "level",
+                F.col("series_id").alias("item_id"), "model", "window", origin_of(origins).alias("origin"),
+                "week_start", "p10", "p50", "p90", "mean", "actual").localCheckpoint(eager=True)
+            summary["forecast_backtest_weekly_version"] = ctx.lake.write(
+                weekly, tables.FORECAST_BACKTEST_WEEKLY, mode="overwrite", partition_by=["as_of"],
                 replace_partitions=True, commit_info=commit)
     return ForecastRun(as_of, horizon, origins, gold, candidates, backtest, forecast, summary)
 
