@@ -441,7 +441,7 @@ class Lake:
             raise LakeError(f"when_matched '{when_matched}' is not supported; allowed: update, ignore")
         registered = tables.TABLES.get(name)
         if when_matched == "update" and self.engine == "delta-rs" and registered and (
-                registered.properties.get("delta.enableChangeDataFeed") == "true"):
+                registered.properties.items() >= tables.CHANGE_DATA_FEED.items()):
             raise LakeError(f"table '{name}' declares Change Data Feed, which the delta-rs engine's copy-on-write "
                             "MERGE update cannot record (see seasonrec.lake); overwrite its partitions instead")
         self.add_missing_columns(name, commit_info)
