@@ -32,6 +32,14 @@ POPULARITY = ("global_popularity", "recent_popularity", "seasonal_popularity")
 # validation recall still climbs there (0.164 at 5, best 0.181 at epoch 10 of the September split), so
 # the benchmark lets early stopping on the validation window choose (patience 2, at most 30 epochs).
 BENCH_OVERRIDES = ["training.epochs=30"]
+HADCET = REPO.parent / "shared/data/weather/hadcet_daily_1991_2021.csv"
+
+
+def weather_overrides(path: str) -> list[str]:
+    """Real UK weather for Online Retail (``path``: a HadCET-layout file, GB -> central_england, the
+    default ``weather.regions``), or no weather (``none``): the synthetic weather, the config's default,
+    belongs to the synthetic data only."""
+    return ["weather.source=none"] if path == "none" else ["weather.source=file", f"weather.path={path}"]
 
 
 def workdir_overrides(workdir: str, split_dates: str) -> list[str]:
@@ -88,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split-dates", default=SEPTEMBER, metavar="TRAIN_END,VALIDATION_END,TEST_END",
                         help="train < TRAIN_END <= validation < VALIDATION_END <= test < TEST_END "
                              f"(default {SEPTEMBER}: test = September 2011)")
+    parser.add_argument("--weather", default=str(HADCET),
+                        help="daily weather file for context_daily (HadCET layout), or 'none'")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
 
@@ -96,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("py4j").setLevel(logging.WARNING)
     from seasonrec.cli import build_parser, run_job
 
-    overrides = [*workdir_overrides(args.workdir, args.split_dates), *args.overrides]
+    overrides = [*workdir_overrides(args.workdir, args.split_dates), *weather_overrides(args.weather), *args.overrides]
     common = ["--conf", args.conf] + [item for o in overrides for item in ("--set", o)]
     parser_all = build_parser()
     jobs: list[list[str]] = []
