@@ -185,6 +185,23 @@ class TableInfo:
     engine: str
 
 
+@dataclass(frozen=True)
+class _Declared:
+    """What `Lake.conform` compares with a table's declaration: its columns in schema order, its
+    description and {column: comment} ("" without one)."""
+
+    columns: list[str]
+    description: str | None
+    comments: dict[str, str]
+
+
+def _comments_to_set(registered: tables.Table, snapshot: _Declared) -> tuple[str | None, dict[str, str]]:
+    """(the table comment to set, or None; {column: comment} to set): the declared comments the table
+    lacks or has otherwise; columns it does not have yet are left for after they are added."""
+    columns = {c: text for c, text in registered.column_comments.items() if snapshot.comments.get(c, text) != text}
+    return (registered.comment if snapshot.description != registered.comment else None), columns
+
+
 def delta_spark_available(spark: SparkSession) -> bool:
     """True when io.delta's classes are loadable and its SQL extension is configured."""
     try:
@@ -271,10 +288,55 @@ class Lake:
 
     def columns(self, name: str) -> list[str]:
         """The existing table's column names, in its schema's order."""
-        self.info(name)
+        return self._snapshot_of(name).columns
+
+    def comments(self, name: str) -> tuple[str | None, dict[str, str]]:
+        """The existing table's description and {column: comment} for every column ("" without one)."""
+        snapshot = self._snapshot_of(name)
+        return snapshot.description, snapshot.comments
+
+    def _snapshot(self, name: str) -> _Declared | None:
+        """What the declaration checks read of table ``name`` (columns, description, column comments),
+        from one read of its log; None when it does not exist. Every write and merge checks the table
+        against `seasonrec.tables` first: reading the log once for both checks matters on object
+        stores, where each read lists and fetches the log."""
         if self.engine == "delta-spark":
-            return list(self.read(name).columns)
-        return [field.name for field in self._rs_table(name).schema().fields]
+            if not self.exists(name):
+                return None
+            path = self.path(name).replace("`", "``")
+            description = self.spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["description"]
+            fields = [(f.name, f.metadata or {}) for f in self.spark.read.format("delta").load(self.path(name)).schema]
+        else:
+            from deltalake import DeltaTable
+            from deltalake.exceptions import TableNotFoundError
+
+            try:
+                table = DeltaTable(self.path(name))
+            except TableNotFoundError:
+                return None
+            description = table.metadata().description
+            fields = [(f.name, f.metadata or {}) for f in table.schema().fields]
+        return _Declared([column for column, _ in fields], description,
+                         {column: meta.get("comment", "") for column, meta in fields})
+
+    def _snapshot_of(self, name: str) -> _Declared:
+        snapshot = self._snapshot(name)
+        if snapshot is None:
+            self.info(name)  # raises the one-line "does not exist" error
+        return snapshot
+
+    def conform(self, name: str, commit_info: dict[str, str] | None = None, *, add_columns: bool = True) -> None:
+        """Bring an existing registered table up to its declaration in `seasonrec.tables` before a
+        write: the declared ``added_columns`` it lacks (``add_columns``; see `add_missing_columns`),
+        then the comments it lacks (`add_missing_comments`). One log read when nothing is missing;
+        nothing for an unregistered or absent table."""
+        registered = tables.TABLES.get(name)
+        snapshot = self._snapshot(name) if registered is not None else None
+        if snapshot is None:
+            return
+        if add_columns and self._add_missing_columns(registered, snapshot, commit_info):
+            snapshot = self._snapshot(name)  # the new columns may carry declared comments
+        self._add_missing_comments(registered, snapshot, commit_info)
 
     def add_missing_columns(self, name: str, commit_info: dict[str, str] | None = None) -> list[str]:
         """Schema migration: add the columns `seasonrec.tables` lists as ``added_columns`` of table
@@ -283,9 +345,13 @@ class Lake:
         when none is missing, the table does not exist or is not registered. A concurrent migrator that
         added them first is not an error."""
         registered = tables.TABLES.get(name)
-        if registered is None or not registered.added_columns or not self.exists(name):
-            return []
-        missing = [c for c in registered.added_columns if c not in self.columns(name)]
+        snapshot = self._snapshot(name) if registered is not None and registered.added_columns else None
+        return [] if snapshot is None else self._add_missing_columns(registered, snapshot, commit_info)
+
+    def _add_missing_columns(self, registered: tables.Table, snapshot: _Declared,
+                             commit_info: dict[str, str] | None) -> list[str]:
+        name = registered.name
+        missing = [c for c in registered.added_columns if c not in snapshot.columns]
         if not missing:
             return []
         added = ", ".join(f"`{c}` {registered.types[c]}" for c in missing)
@@ -306,19 +372,6 @@ class Lake:
         log.info("table '%s': added the nullable column(s) %s declared in seasonrec/tables.py", name, missing)
         return missing
 
-    def comments(self, name: str) -> tuple[str | None, dict[str, str]]:
-        """The existing table's description and {column: comment} for every column ("" without one)."""
-        self.info(name)
-        if self.engine == "delta-spark":
-            path = self.path(name).replace("`", "``")
-            description = self.spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["description"]
-            fields = [(f.name, f.metadata or {}) for f in self.read(name).schema.fields]
-        else:
-            table = self._rs_table(name)
-            description = table.metadata().description
-            fields = [(f.name, f.metadata or {}) for f in table.schema().fields]
-        return description, {column: meta.get("comment", "") for column, meta in fields}
-
     def add_missing_comments(self, name: str, commit_info: dict[str, str] | None = None) -> list[str]:
         """Give an existing registered table the comments `seasonrec.tables` declares where it lacks them
         or has others (a table created before they were declared, or a comment edited since): the
@@ -327,26 +380,25 @@ class Lake:
         not registered. One commit per change (both engines alter one thing at a time); a concurrent
         writer that set them first is not an error."""
         registered = tables.TABLES.get(name)
-        if registered is None or not self.exists(name):
-            return []
-        table_comment, columns = self._comments_to_set(registered)
+        snapshot = self._snapshot(name) if registered is not None else None
+        return [] if snapshot is None else self._add_missing_comments(registered, snapshot, commit_info)
+
+    def _add_missing_comments(self, registered: tables.Table, snapshot: _Declared,
+                              commit_info: dict[str, str] | None) -> list[str]:
+        name = registered.name
+        table_comment, columns = _comments_to_set(registered, snapshot)
         if table_comment is None and not columns:
             return []
         try:
             self._set_comments(name, table_comment, columns, commit_info)
         except Exception:
-            if self._comments_to_set(registered) != (None, {}):
+            again = self._snapshot(name)
+            if again is None or _comments_to_set(registered, again) != (None, {}):
                 raise
             return []  # another writer set them meanwhile
         changed = [name] * (table_comment is not None) + list(columns)
         log.info("table '%s': comments from seasonrec/tables.py set on %s", name, changed)
         return changed
-
-    def _comments_to_set(self, registered: tables.Table) -> tuple[str | None, dict[str, str]]:
-        """(the table comment to set, or None; {column: comment} to set) for the existing table."""
-        description, existing = self.comments(registered.name)
-        columns = {c: text for c, text in registered.column_comments.items() if existing.get(c, text) != text}
-        return (registered.comment if description != registered.comment else None), columns
 
     def _set_comments(self, name: str, table_comment: str | None, columns: dict[str, str],
                       commit_info: dict[str, str] | None) -> None:
@@ -417,9 +469,8 @@ class Lake:
         properties = {**(registered.properties if registered else {}), **(properties or {})}
         # Rows added to an older table: give it the new columns first (so do delta-spark overwrites,
         # which keep a registered table's declared schema).
-        if mode == "append" or replace_partitions or self.engine == "delta-spark":
-            self.add_missing_columns(name, commit_info)
-        self.add_missing_comments(name, commit_info)
+        self.conform(name, commit_info,
+                     add_columns=mode == "append" or replace_partitions or self.engine == "delta-spark")
         df = fail_on_nulls(df, name)
         with _nulls_refused():
             if self.engine == "delta-spark":
@@ -444,8 +495,7 @@ class Lake:
                 registered.properties.items() >= tables.CHANGE_DATA_FEED.items()):
             raise LakeError(f"table '{name}' declares Change Data Feed, which the delta-rs engine's copy-on-write "
                             "MERGE update cannot record (see seasonrec.lake); overwrite its partitions instead")
-        self.add_missing_columns(name, commit_info)
-        self.add_missing_comments(name, commit_info)
+        self.conform(name, commit_info)
         source = fail_on_nulls(df.dropDuplicates(keys), name)
         for attempt in range(1, MERGE_ATTEMPTS + 1):
             try:
