@@ -169,6 +169,24 @@ def test_merge_racing_another_merge_of_the_same_rows_stores_them_once(spark, tmp
     assert _parquet_files(path) == referenced  # the losing attempt's files were deleted
 
 
+def test_merge_counted_says_what_its_own_commit_inserted_when_it_loses_the_race(spark, tmp_lake: Lake,
+                                                                                monkeypatch) -> None:
+    """A job's "rows added" must be its commit's, not the table's growth: the merge that lost the race
+    (creation, then insert) found every row there and inserted none, though the table grew meanwhile."""
+    d = dt.date(2011, 1, 1)
+    batch = _rows(spark, [(1, "a", d, 1.0, None), (2, "b", d, 2.0, None), (2, "b", d, 2.0, None)])
+    won = []
+    _while_staging(tmp_lake, monkeypatch, lambda: won.append(Lake(spark, tmp_lake.root).merge_counted(
+        batch, "t", ["id"], when_matched="ignore")))
+    lost = tmp_lake.merge_counted(batch, "t", ["id"], when_matched="ignore")
+    assert (won[0].version, won[0].rows_inserted) == (0, 2)  # created the table: every distinct key
+    assert (lost.version, lost.rows_inserted) == (1, 0)
+    more = tmp_lake.merge_counted(_rows(spark, [(2, "b", d, 2.0, None), (3, "c", d, 3.0, None)]), "t", ["id"],
+                                  when_matched="ignore")
+    assert more.rows_inserted == 1 and tmp_lake.merge(batch, "t", ["id"], when_matched="ignore") == 3
+    assert _ids(tmp_lake.read("t")) == [1, 2, 3]
+
+
 def test_two_jobs_creating_one_table_both_commit(spark, tmp_lake: Lake, monkeypatch) -> None:
     """Issue #20: the second creator failed with "A Delta Lake table already exists" and lost its
     results; it now commits on top (an overwrite wins as the later version, a merge merges)."""

@@ -11,7 +11,9 @@
 Concurrency: ``append`` and ``overwrite`` commit on top of whatever is latest (two creators of one
 table both succeed). ``merge`` is optimistic: it reads the table at a version and commits only as
 the next version; when another writer got there first it recomputes against the new version (up to
-``MERGE_ATTEMPTS`` times), so two jobs inserting the same new keys store them once.
+``MERGE_ATTEMPTS`` times), so two jobs inserting the same new keys store them once. `Lake.merge_counted`
+also returns the rows the merge's own commit inserted (the loser of such a race inserted none, though
+the table grew meanwhile). ``bench/bench_concurrency.py`` races real job processes.
 
 Either way the result is a standard Delta table that any Delta reader opens.
 
@@ -200,6 +202,18 @@ def _comments_to_set(registered: tables.Table, snapshot: _Declared) -> tuple[str
     lacks or has otherwise; columns it does not have yet are left for after they are added."""
     columns = {c: text for c, text in registered.column_comments.items() if snapshot.comments.get(c, text) != text}
     return (registered.comment if snapshot.description != registered.comment else None), columns
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What one `Lake.merge_counted` committed: the table's version after it and the rows its own commit
+    inserted (None when the engine does not say: an update merge on delta-rs, a delta-spark without
+    MERGE metrics). A job's "rows added" must come from here, not from the table's count before and
+    after: a concurrent writer's rows would count as its own (two ingests of one file both reported
+    every row added)."""
+
+    version: int
+    rows_inserted: int | None
 
 
 def delta_spark_available(spark: SparkSession) -> bool:
@@ -476,8 +490,8 @@ class Lake:
             if self.engine == "delta-spark":
                 version = self._spark_write(df, name, mode, partition_by, replace_partitions, commit_info, create_only)
             else:
-                version = self._rs_commit(df, name, mode, partition_by, replace_partitions, commit_info,
-                                          read_version=-1 if create_only else None)
+                version, _ = self._rs_commit(df, name, mode, partition_by, replace_partitions, commit_info,
+                                             read_version=-1 if create_only else None)
         return self.set_properties(name, properties, commit_info) if properties else version
 
     def merge(self, df: DataFrame, name: str, keys: list[str], when_matched: Literal["update", "ignore"] = "update",
@@ -486,8 +500,15 @@ class Lake:
 
         Creates the table on first use; an existing table first gets the columns declared since it was
         written (`add_missing_columns`). Duplicate keys inside ``df`` are collapsed, so re-running a job
-        with the same input never adds rows.
+        with the same input never adds rows. Returns the latest version (`merge_counted` also says how
+        many rows this merge inserted).
         """
+        return self.merge_counted(df, name, keys, when_matched, partition_by, commit_info).version
+
+    def merge_counted(self, df: DataFrame, name: str, keys: list[str],
+                      when_matched: Literal["update", "ignore"] = "update", partition_by: list[str] | None = None,
+                      commit_info: dict[str, str] | None = None) -> MergeResult:
+        """`merge`, returning the version and the rows this merge's own commit inserted (`MergeResult`)."""
         if when_matched not in ("update", "ignore"):
             raise LakeError(f"when_matched '{when_matched}' is not supported; allowed: update, ignore")
         registered = tables.TABLES.get(name)
@@ -510,13 +531,14 @@ class Lake:
         raise AssertionError("unreachable")
 
     def _merge_once(self, source: DataFrame, name: str, keys: list[str], when_matched: str,
-                    partition_by: list[str] | None, commit_info: dict[str, str] | None) -> int:
+                    partition_by: list[str] | None, commit_info: dict[str, str] | None) -> MergeResult:
         """One optimistic MERGE: read the table at a version, commit only on top of that version
         (else `ConcurrentWriteError`: the caller recomputes against the newer one). Without the check,
         two jobs inserting the same new keys would both see them absent and both append them."""
         read_version = self.version(name)
         if read_version is None:  # create it; a concurrent creator wins and this attempt merges again
-            return self.write(source, name, "overwrite", partition_by, commit_info=commit_info, create_only=True)
+            version = self.write(source, name, "overwrite", partition_by, commit_info=commit_info, create_only=True)
+            return MergeResult(version, source.count())  # the table is ours: every (deduplicated) row
         if self.engine == "delta-spark":  # Delta's own optimistic concurrency: conflicts raise, then retry
             condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
             builder = self._delta_spark_table(name).alias("t").merge(source.alias("s"), condition)
@@ -524,24 +546,26 @@ class Lake:
                 builder = builder.whenMatchedUpdateAll()
             fault_point("before_commit", name)
             with _concurrent_errors(name):
-                builder.whenNotMatchedInsertAll().execute()
+                metrics = builder.whenNotMatchedInsertAll().execute()
             fault_point("after_commit", name)
-            return self.version(name)  # type: ignore[return-value]
+            return MergeResult(self.version(name), _inserted_rows(metrics))  # type: ignore[arg-type]
         target = self.read(name, version=read_version)
         source = source.select(*target.columns)
         partitions = self._rs_partition_by(name)
         if when_matched == "ignore":
             new_rows = source.join(target.select(*keys), on=keys, how="left_anti")
-            return self._rs_commit(new_rows, name, "append", partitions, False, commit_info,
-                                   read_version=read_version)
+            version, inserted = self._rs_commit(new_rows, name, "append", partitions, False, commit_info,
+                                                read_version=read_version)
+            return MergeResult(version, inserted)
         # Copy-on-write MERGE computed by Spark: rewrite only the files holding matched keys.
         with_file = target.withColumn("_file", F.input_file_name())
         matched = with_file.join(source.select(*keys), on=keys).select("_file").distinct()
         touched = [row["_file"] for row in matched.collect()]
         kept = with_file.where(F.col("_file").isin(touched)).drop("_file").join(source.select(*keys), keys, "left_anti")
         rewritten = kept.select(*target.columns).unionByName(source)
-        return self._rs_commit(rewritten, name, "append", partitions, False, commit_info,
-                               remove_files=touched, read_version=read_version)
+        version, _ = self._rs_commit(rewritten, name, "append", partitions, False, commit_info,
+                                     remove_files=touched, read_version=read_version)
+        return MergeResult(version, None)  # the rewritten files hold kept and updated rows too
 
     def vacuum(self, name: str, retention_hours: int = 168, commit_info: dict[str, str] | None = None) -> list[str]:
         """Delete the table's data files that no version newer than ``retention_hours`` references:
@@ -672,10 +696,11 @@ class Lake:
 
     def _rs_commit(self, df: DataFrame, name: str, mode: WriteMode, partition_by: list[str],
                    replace_partitions: bool, commit_info: dict[str, str] | None,
-                   remove_files: list[str] | None = None, read_version: int | None = None) -> int:
-        """Stage ``df``'s files and commit them. ``read_version``: the version the files were computed
-        from; the commit must be the next one (else `ConcurrentWriteError`, the staged files deleted);
-        -1 means "the table must not exist yet". None: commit on top of whatever is latest."""
+                   remove_files: list[str] | None = None, read_version: int | None = None) -> tuple[int, int]:
+        """Stage ``df``'s files and commit them; returns (the latest version, the rows in the committed
+        files). ``read_version``: the version the files were computed from; the commit must be the next
+        one (else `ConcurrentWriteError`, the staged files deleted); -1 means "the table must not exist
+        yet". None: commit on top of whatever is latest."""
         from deltalake import CommitProperties
         from deltalake.exceptions import CommitFailedError, DeltaError
 
@@ -713,7 +738,7 @@ class Lake:
                     os.remove(os.path.join(table_path, add.path))
             raise ConcurrentWriteError(f"table '{name}' changed since version {read_version}: {exc}") from exc
         fault_point("after_commit", name)
-        return version
+        return version, sum(json.loads(add.stats)["numRecords"] for add in adds)
 
     @staticmethod
     def _rs_create(table_path: str, name: str, schema: Any, adds: list[Any], partition_by: list[str],
@@ -785,6 +810,15 @@ class Lake:
             return adds
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _inserted_rows(metrics: Any) -> int | None:
+    """``num_inserted_rows`` of the DataFrame delta-spark's MERGE ``execute()`` returns (Delta 3+);
+    None when it returns nothing (older Delta)."""
+    if not isinstance(metrics, DataFrame) or "num_inserted_rows" not in metrics.columns:
+        return None
+    row = metrics.first()
+    return None if row is None else int(row["num_inserted_rows"])
 
 
 def _is_conflict(exc: BaseException) -> bool:
