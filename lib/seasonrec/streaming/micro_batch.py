@@ -166,17 +166,20 @@ def recent_activity(user_purchases: DataFrame, recent_items_max: int, salt_value
 
 
 def _insert_new(lake: Lake, rows: DataFrame, name: str, commit_info: dict[str, str]) -> int:
-    """Insert the rows whose row_hash the table does not hold yet; returns how many (0: no commit)."""
+    """Insert the rows whose row_hash the table does not hold yet; returns how many this commit
+    inserted (0: no commit)."""
     new = rows.dropDuplicates(["row_hash"])
     if lake.exists(name):
         new = new.join(lake.read(name).select("row_hash"), "row_hash", "left_anti")
     new = new.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         count = new.count()
-        if count:
-            # Still a MERGE (not an append): another writer may have inserted some of them meanwhile.
-            lake.merge(new, name, ["row_hash"], when_matched="ignore", commit_info=commit_info)
-        return count
+        if not count:
+            return 0
+        # Still a MERGE (not an append): another writer may have inserted some of them meanwhile, and
+        # then only what this commit inserted is this batch's (`Lake.merge_counted`).
+        merged = lake.merge_counted(new, name, ["row_hash"], when_matched="ignore", commit_info=commit_info)
+        return count if merged.rows_inserted is None else merged.rows_inserted
     finally:
         new.unpersist()
 
