@@ -36,6 +36,7 @@ setup(
             "matplotlib",
             "psutil",
             "cloudpickle",
+            "openpyxl>=3.1,<4",  # `seasonrec ingest` of .xlsx workbooks (the official UCI Online Retail file)
         ],
         # CPU TensorFlow for laptops/CI; GPU clusters install `[local,gpu]` and build Horovod with NCCL.
         "cpu": ["tensorflow-cpu==2.15.1"],

@@ -55,6 +55,7 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -617,12 +618,31 @@ class Lake:
             commit_properties=CommitProperties(custom_metadata=commit_info or {}))
         return {"files_removed": int(metrics["numFilesRemoved"]), "files_added": int(metrics["numFilesAdded"])}
 
+    @contextlib.contextmanager
+    def staging_folder(self, purpose: str) -> Iterator[str]:
+        """A new folder ``<root>/_staging/<purpose>-<id>`` for files a job writes on the driver before
+        Spark reads them (the CSV copy of an .xlsx workbook), removed when the block ends; under the lake
+        root so that cluster executors see it too, and so that one a killed process leaves behind is
+        removed by `remove_staging_leftovers`. Yields the folder's path; `LakeError` when the root is
+        not a driver-local (or mounted) path."""
+        root = _local_path(self.root)
+        if urlparse(root).scheme:
+            raise LakeError(f"lake root {self.root} is remote: staging {purpose} files needs a driver-local or "
+                            "mounted lake root (e.g. /Volumes/... on Databricks)")
+        folder = os.path.join(root, "_staging", f"{purpose}-{uuid.uuid4().hex}")
+        os.makedirs(folder)
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
     def remove_staging_leftovers(self, retention_hours: int = 168) -> list[str]:
-        """Delete the staging folders (``<root>/_staging/<table>-<id>``) of writes that died before
-        cleaning up (kill -9), when nothing in them changed for ``retention_hours``: a write in
-        progress keeps its folder fresh. Returns the deleted folders (delta-spark never stages)."""
-        staging = f"{self.root}/_staging"
-        if self.engine == "delta-spark" or not os.path.isdir(staging):
+        """Delete the staging folders (``<root>/_staging/<table or purpose>-<id>``: Parquet of delta-rs
+        writes, `staging_folder`s) of jobs that died before cleaning up (kill -9), when nothing in them
+        changed for ``retention_hours``: a write in progress keeps its folder fresh. Returns the deleted
+        folders (none under a remote root)."""
+        staging = f"{_local_path(self.root)}/_staging"
+        if urlparse(staging).scheme or not os.path.isdir(staging):
             return []
         cutoff = time.time() - retention_hours * 3600
         removed = []

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +25,8 @@ DESCRIPTION = "bronze: load the configured source (synthetic, online_retail or a
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", choices=["synthetic", "online_retail", "file"], default=None,
                         help="default: data.source from the config")
-    parser.add_argument("--path", default=None, help="input file/folder/glob (file and online_retail sources)")
+    parser.add_argument("--path", default=None,
+                        help="input file/folder/glob, or an .xlsx workbook (file and online_retail sources)")
     parser.add_argument("--since", type=iso_date, default=None,
                         help="load only rows with a timestamp on/after this date (YYYY-MM-DD)")
 
@@ -37,20 +40,26 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
     spark.conf.set("spark.sql.legacy.timeParserPolicy", "CORRECTED")
     source = args.source or ctx.config.data.source
     ingested_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-    with ctx.step(f"read {source}"):
-        read = _read_source(spark, ctx.config.data, source, args.path)
-    classified = ingest.classify(read.staged, source, ingested_at, read.timestamp_format, read.timezone, read.rules)
-    in_window = F.lit(True) if args.since is None else (
-        F.col("ts").isNull() | (F.col("ts") >= F.lit(args.since).cast("timestamp")))
-    classified = classified.withColumn("in_window", in_window).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        counts = _count(classified, source, read.max_share)
-        kept = classified.where("in_window")
-        summary = _write(ctx, kept, counts, ingested_at)
-        if read.truth is not None:
-            ctx.lake.write(read.truth, tables.SYNTHETIC_TRUTH, commit_info=ctx.commit_info())
-    finally:
-        classified.unpersist()
+    # Files the read stages (the CSV copy of an .xlsx) are read until the last merge: removed at the end.
+    with contextlib.ExitStack() as staged_files:
+        def staging() -> str:
+            return staged_files.enter_context(ctx.lake.staging_folder("ingest"))
+
+        with ctx.step(f"read {source}"):
+            read = _read_source(spark, ctx.config.data, source, args.path, staging)
+        classified = ingest.classify(read.staged, source, ingested_at, read.timestamp_format, read.timezone,
+                                     read.rules)
+        in_window = F.lit(True) if args.since is None else (
+            F.col("ts").isNull() | (F.col("ts") >= F.lit(args.since).cast("timestamp")))
+        classified = classified.withColumn("in_window", in_window).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            counts = _count(classified, source, read.max_share)
+            kept = classified.where("in_window")
+            summary = _write(ctx, kept, counts, ingested_at)
+            if read.truth is not None:
+                ctx.lake.write(read.truth, tables.SYNTHETIC_TRUTH, commit_info=ctx.commit_info())
+        finally:
+            classified.unpersist()
     return {"source": source, **summary}
 
 
@@ -66,8 +75,10 @@ class SourceRead:
     truth: DataFrame | None = None
 
 
-def _read_source(spark: SparkSession, config: DataConfig, source: str, path: str | None) -> SourceRead:
-    """The staged frame and settings of ``source`` under the data config section ``config``."""
+def _read_source(spark: SparkSession, config: DataConfig, source: str, path: str | None,
+                 staging: Callable[[], str]) -> SourceRead:
+    """The staged frame and settings of ``source`` under the data config section ``config``; ``staging``
+    gives a folder for files the read writes first (`sources.read_file_source`)."""
     if source == "synthetic":
         staged, truth = sources.read_synthetic(spark, config.synthetic)
         # The generator writes every field, ISO timestamps in UTC, C-invoices for cancellations.
@@ -77,7 +88,7 @@ def _read_source(spark: SparkSession, config: DataConfig, source: str, path: str
     file_config = config.online_retail if source == "online_retail" else config.file
     max_share = config.quarantine_max_share if file_config.quarantine_max_share is None \
         else file_config.quarantine_max_share
-    return SourceRead(sources.read_file_source(spark, file_config, path), file_config.timestamp_format,
+    return SourceRead(sources.read_file_source(spark, file_config, path, staging), file_config.timestamp_format,
                       file_config.timezone, SourceRules.of(file_config, config.validation), max_share)
 
 

@@ -6,13 +6,15 @@ or fewer fields than the header) and ``is_header`` (a line equal to the header).
 here, so a bad value reaches `ingest` intact and can be quarantined with its raw line.
 
 CSV is read as RFC 4180: fields in double quotes may hold commas, line breaks and doubled quotes
-(``"HEART ""BIG"", WHITE"`` is ``HEART "BIG", WHITE``).
+(``"HEART ""BIG"", WHITE"`` is ``HEART "BIG", WHITE``). An Excel workbook (``.xlsx``) is read as the CSV
+file `seasonrec.data.xlsx` converts it to, through the same CSV reader.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable
 from functools import reduce
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from seasonrec.config import FileSourceConfig
 from seasonrec.context import JobError
+from seasonrec.data import xlsx
 
 FIELDS = ("invoice", "user", "item", "timestamp", "quantity", "price", "description", "category", "country")
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -55,11 +58,25 @@ def _cells_schema(n_fields: int) -> StructType:
                       + [StructField(CORRUPT, StringType())])
 
 
-def read_file_source(spark: SparkSession, config: FileSourceConfig, path: str | None = None) -> DataFrame:
-    """The staged frame of a file source (``path`` or ``config.path``: file, folder or glob)."""
+def read_file_source(spark: SparkSession, config: FileSourceConfig, path: str | None = None,
+                     staging: Callable[[], str] | None = None) -> DataFrame:
+    """The staged frame of a file source (``path`` or ``config.path``: file, folder or glob).
+
+    An Excel workbook (``.xlsx``, by its extension, whatever ``config.format``) is converted into a CSV
+    file in the folder ``staging()`` returns (`seasonrec.data.xlsx`) and read as that CSV; the caller
+    removes the folder once the frame is no longer read. Its rows' ``source_file`` is the workbook."""
     location = resolve_path(path or config.path)
     mapping = config.columns
-    if config.format == "csv":
+    if xlsx.is_workbook(location):
+        if staging is None:
+            raise JobError(f"{location}: reading a workbook needs a staging folder for its CSV copy")
+        csv_copy = xlsx.workbook_to_csv(location, staging())
+        # multiline: a cell holding a line break is one quoted field of the copy, never two records.
+        staged = (read_csv_source(spark, csv_copy, mapping, multiline=True)
+                  .withColumn("source_file", F.lit(Path(location).as_uri())))
+    elif location.lower().endswith(".xls"):
+        raise JobError(f"{location}: the old binary .xls format is not read; save the workbook as .xlsx")
+    elif config.format == "csv":
         staged = read_csv_source(spark, location, mapping, config.multiline)
     else:
         raw = spark.read.format(config.format).load(location)

@@ -1,0 +1,123 @@
+"""Excel workbooks (``.xlsx``, e.g. the official UCI ``Online Retail.xlsx``) as CSV files.
+
+A workbook is not read by a second reader: `workbook_to_csv` streams its first worksheet into a CSV file
+in the layout of a CSV export (header row, one record per row, RFC 4180 quoting), and the ingest reads
+that file through `seasonrec.data.sources.read_csv_source`, so every validation and quarantine rule, the
+records balance and the row hashes are those of a CSV file with the same rows.
+
+Cells are written as the export writes them: a datetime as ISO ``YYYY-MM-DD HH:MM:SS`` (a fraction of a
+second only when there is one), a date as ``YYYY-MM-DD``, an integer as digits, a float as Python's
+shortest round-trip text (``2.55``, ``17850.0``), an empty cell as an empty field, text as it is
+(blanks kept: the ingest trims). A row is as wide as the header unless it has values beyond it: then it
+keeps them, as a CSV line with extra fields would (the ingest quarantines it, ``field_count_mismatch``).
+Rows without any value are worksheet padding, not records (as blank lines of a CSV file are): they are
+skipped and counted in the log.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+import os
+import time
+import warnings
+import zipfile
+from typing import Any
+
+from seasonrec.context import JobError
+
+log = logging.getLogger(__name__)
+
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
+PROGRESS_EVERY = 100_000  # rows between two progress lines (the UCI file: 5 lines)
+
+
+def is_workbook(location: str) -> bool:
+    """True when ``location`` (a path or URI) names an Excel workbook, by its extension."""
+    return location.lower().endswith(WORKBOOK_SUFFIXES)
+
+
+def cell_text(value: Any) -> str:
+    """One cell value as openpyxl reads it (``data_only``: formulas as their cached results) -> its CSV
+    field text, as the CSV export writes it."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        # isoformat keeps a fraction of a second only when there is one: never silently truncated.
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bool):  # before int: bool is an int
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return repr(value)  # shortest text that reads back as the same double
+    return str(value)
+
+
+def csv_record(row: tuple[Any, ...], width: int | None) -> list[str] | None:
+    """One worksheet row (its cell values) -> its CSV fields: padded with empty fields to ``width`` (the
+    header's; None for the header itself), longer only when the row has values beyond it. None for a row
+    without any value."""
+    values = list(row)
+    while values and values[-1] in (None, ""):
+        values.pop()  # trailing empty cells: the sheet's used range, not fields
+    if not values:
+        return None
+    return [cell_text(v) for v in values] + [""] * ((width or 0) - len(values))
+
+
+def workbook_to_csv(path: str, folder: str) -> str:
+    """Stream the first worksheet of the workbook at ``path`` (a driver-local file) into
+    ``<folder>/<workbook name>.csv``; returns that CSV file's path. Logs a progress line every
+    `PROGRESS_EVERY` rows and one when done. `JobError` (one line) when openpyxl is not installed, the
+    file is not a readable workbook, or its first worksheet is empty."""
+    try:
+        import openpyxl
+    except ImportError:
+        raise JobError(f"{os.path.basename(path)}: reading .xlsx needs the openpyxl package "
+                       "(pip install openpyxl, or the project's [local] extra)") from None
+    if "://" in path:
+        raise JobError(f"{path}: an .xlsx is converted on the driver; give a driver-local path")
+    name = os.path.basename(path)
+    target = os.path.join(folder, os.path.splitext(name)[0] + ".csv")
+    started = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            # Some writers leave out the default style; openpyxl warns and applies its own (values unaffected).
+            warnings.filterwarnings("ignore", message="Workbook contains no default style", category=UserWarning)
+            workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise JobError(f"{name}: not a readable .xlsx workbook ({type(exc).__name__}: {exc})") from None
+    try:
+        sheet = workbook.worksheets[0]
+        if len(workbook.worksheets) > 1:
+            log.warning("[ingest] %s: %d worksheets, reading the first (%s) only", name, len(workbook.worksheets),
+                        sheet.title)
+        # Opening a large workbook takes a while (~10 s for the UCI file's size): say what comes next.
+        log.info("[ingest] %s: opened in %.1fs, converting worksheet %s to CSV", name, time.perf_counter() - started,
+                 sheet.title)
+        width: int | None = None
+        records = empty = 0
+        with open(target, "w", encoding="utf-8", newline="") as handle:
+            # QUOTE_MINIMAL with doubled quotes is RFC 4180; "\n" ends a record as in the CSV export.
+            writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+            for row in sheet.iter_rows(values_only=True):
+                record = csv_record(row, width)
+                if record is None:
+                    empty += 1
+                    continue
+                width = width or len(record)  # the first non-empty row is the header
+                writer.writerow(record)
+                records += 1
+                if records % PROGRESS_EVERY == 0:
+                    log.info("[ingest] %s: %d rows converted to CSV (%.0fs)", name, records,
+                             time.perf_counter() - started)
+    finally:
+        workbook.close()  # a read-only workbook keeps its file open until closed
+    if records == 0:
+        raise JobError(f"{name}: its first worksheet ({sheet.title}) is empty")
+    log.info("[ingest] %s: worksheet %s, %d rows (header included) converted to CSV in %.1fs%s", name,
+             sheet.title, records, time.perf_counter() - started,
+             f"; {empty} rows without any value skipped" if empty else "")
+    return target
