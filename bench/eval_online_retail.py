@@ -32,7 +32,6 @@ POPULARITY = ("global_popularity", "recent_popularity", "seasonal_popularity")
 # validation recall still climbs there (0.164 at 5, best 0.181 at epoch 10 of the September split), so
 # the benchmark lets early stopping on the validation window choose (patience 2, at most 30 epochs).
 BENCH_OVERRIDES = ["training.epochs=30"]
-HADCET = REPO.parent / "shared/data/weather/hadcet_daily_1991_2021.csv"
 
 
 def weather_overrides(path: str) -> list[str]:
@@ -88,18 +87,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="/tmp/seasonrec_online_retail")
     parser.add_argument("--conf", default=str(REPO / "conf" / "local.yaml"))
-    parser.add_argument("--data", default=str(REPO.parent / "shared/data/online_retail/"
-                                              "online_retail_2010-12_2011-09.csv.gz"))
+    parser.add_argument("--data", default=None,
+                        help="Online Retail CSV(.gz) or 'Online Retail.xlsx' (required unless --skip-ingest), e.g. "
+                             "../shared/data/online_retail/online_retail_2010-12_2011-09.csv.gz")
     parser.add_argument("--skip-ingest", action="store_true", help="reuse bronze/silver/gold in --workdir")
     parser.add_argument("--train", action="store_true", help="train (and evaluate) the model too")
     parser.add_argument("--methods", default=None, help="evaluation methods (default: all configured)")
     parser.add_argument("--split-dates", default=SEPTEMBER, metavar="TRAIN_END,VALIDATION_END,TEST_END",
                         help="train < TRAIN_END <= validation < VALIDATION_END <= test < TEST_END "
                              f"(default {SEPTEMBER}: test = September 2011)")
-    parser.add_argument("--weather", default=str(HADCET),
-                        help="daily weather file for context_daily (HadCET layout), or 'none'")
+    parser.add_argument("--weather", default="none",
+                        help="daily weather file for context_daily (HadCET layout, e.g. "
+                             "../shared/data/weather/hadcet_daily_1991_2021.csv), or 'none' (default)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
+    if args.data is None and not args.skip_ingest:
+        parser.error("--data is required unless --skip-ingest: the Online Retail CSV or workbook "
+                     "(kept outside the repo)")
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
