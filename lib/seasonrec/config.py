@@ -217,6 +217,9 @@ class FeaturesConfig(Section):
 TrainingBackend = Literal["horovod", "local"]
 
 
+WeatherFeatures = Literal["auto", "on", "off"]
+
+
 class TrainingConfig(Section):
     backend: TrainingBackend = Field(
         default="horovod", description="how the two-tower and the forecaster's LSTM train (seasonrec.core.backends): "
@@ -240,6 +243,12 @@ class TrainingConfig(Section):
     early_stopping_patience: int = Field(default=2, ge=0)
     recall_k: int = Field(default=20, ge=1)
     reranker: bool = True
+    weather_features: WeatherFeatures = Field(
+        default="auto", description="the ranker's weather features (anomaly, spells, item weather sensitivity; "
+                                    "seasonrec.features.item_weather): on, off, or auto = the ranker is fitted "
+                                    "with and without them on the validation window and the weather one is kept "
+                                    "only when its cross-fitted NDCG@10 is not lower; the other is kept for "
+                                    "seasonrec evaluate's weather ablation")
     rerank_candidates: int = Field(default=300, ge=1, description="ranker pool per user: every candidate "
                                                                   "source's proposals, then the two-tower's best")
     copurchase_neighbours: int = Field(default=20, ge=1, description="co-purchase and content neighbours kept "
