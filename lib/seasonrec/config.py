@@ -220,6 +220,12 @@ TrainingBackend = Literal["horovod", "local"]
 WeatherFeatures = Literal["auto", "on", "off"]
 
 
+def on_off(value: Any) -> Any:
+    """A bare YAML on/off (read as a boolean by YAML 1.1, in config files and `key=value` overrides)
+    back to "on"/"off"; anything else unchanged."""
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
 class TrainingConfig(Section):
     backend: TrainingBackend = Field(
         default="horovod", description="how the two-tower and the forecaster's LSTM train (seasonrec.core.backends): "
@@ -256,6 +262,11 @@ class TrainingConfig(Section):
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str = "seasonrec"
     seed: int = 7
+
+    @field_validator("weather_features", mode="before")
+    @classmethod
+    def _weather_on_off(cls, value: Any) -> Any:
+        return on_off(value)
 
 
 class ScoringConfig(Section):
@@ -357,8 +368,7 @@ class ForecastConfig(Section):
     @field_validator("drift_correction", mode="before")
     @classmethod
     def _on_off(cls, value: Any) -> Any:
-        # YAML 1.1 reads a bare on/off as a boolean (in config files and in `key=value` overrides).
-        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+        return on_off(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> ForecastConfig:
