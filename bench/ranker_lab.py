@@ -92,7 +92,7 @@ def build(args: argparse.Namespace) -> None:
     for name, arrays in out.items():
         np.savez(os.path.join(args.cache, f"{name}.npz"), **arrays)
     np.savez(os.path.join(args.cache, "items.npz"), is_tail=data.is_tail, log_q=model.weights["log_q"],
-             novelty=model.novelty, item_ids=data.item_ids.astype(str))
+             item_ids=data.item_ids.astype(str))
     pd.Series({k: str(v) for k, v in starts.items()}).to_json(os.path.join(args.cache, "windows.json"))
 
 

@@ -283,8 +283,8 @@ class ScoringConfig(Section):
     rerank_candidates: int | None = Field(default=None, ge=1,
                                           description="first-stage candidates per user; None: training's")
     discovery: float | None = Field(
-        default=None, ge=0, description="long-tail boost: adds discovery x the spread of the user's scores x "
-                                        "the item's standardised self-information to the ranker score (users "
+        default=None, ge=0, description="long-tail boost: adds discovery x the spread of the user's scores to "
+                                        "the ranker score of every long-tail item (popularity tier tail; users "
                                         "with a history only); None: the value training chose on validation "
                                         "users (the smallest that matches repeat-buy's tail share and tail "
                                         "recall while keeping recall@20 and NDCG@10 within 5% of no boost "

@@ -167,19 +167,26 @@ def test_content_neighbours_share_tokens_and_category_never_themselves():
     assert all(i not in row for i, row in enumerate(neighbours.items.tolist()))
 
 
+def _tail_pool(n_users: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """40 items, the last 10 the tail; every user's ranker rates two tail items (30, 31) just below
+    the head's top 5 and has bought them (repeat-buy shows them). Returns (candidates, scores, bought)."""
+    row = np.concatenate([np.linspace(1.0, 0.5, 30), [0.925, 0.92], np.linspace(0.3, 0.2, 8)]).astype(np.float32)
+    bought = np.zeros((n_users, 5), np.int64)
+    bought[:, :2] = [31, 32]  # positions + 1 of items 30, 31
+    return np.tile(np.arange(40), (n_users, 1)), np.tile(row, (n_users, 1)), bought
+
+
+TAIL_IS_LAST_10 = np.arange(40) >= 30
+LOG_Q = np.log(np.linspace(1.0, 0.01, 40)).astype(np.float32)
+
+
 def test_discovery_default_is_the_smallest_boost_matching_repeat_buys_tail():
     from seasonrec.training.pipeline import calibrate_discovery
 
-    n_items, k = 40, 5
-    is_tail = np.arange(n_items) >= 30  # items 30..39 are the tail
-    log_q = np.log(np.linspace(1.0, 0.01, n_items)).astype(np.float32)
-    novelty = ((-log_q - (-log_q).mean()) / (-log_q).std()).astype(np.float32)
-    candidates = np.tile(np.arange(n_items), (4, 1))
-    scores = np.tile(np.linspace(1.0, 0.0, n_items), (4, 1)).astype(np.float32)  # head first without a boost
-    bought = np.zeros((4, 5), np.int64)
-    bought[:, :2] = [40, 39]  # each user bought the two rarest items (positions 39, 38): repeat-buy shows them
-    targets = [[39, 1], [38], [39, 2], [3]]
-    value, curve = calibrate_discovery(scores, candidates, targets, bought, log_q, novelty, is_tail, k)
+    k = 5
+    candidates, scores, bought = _tail_pool(4)
+    targets = [[30, 0], [31], [30, 1], [0]]  # the users re-buy their tail items: the boost pays
+    value, curve = calibrate_discovery(scores, candidates, targets, bought, LOG_Q, TAIL_IS_LAST_10, k)
     assert curve[0]["tail_share"] == 0.0 and value > 0
     chosen = next(p for p in curve if p["discovery"] == value)
     assert chosen["tail_share"] >= 2 / k and chosen["tail_recall"] > 0
@@ -199,16 +206,10 @@ def test_item_repeat_rate_counts_occasions_per_known_buyer(spark):
 def test_discovery_default_never_spends_more_than_the_recall_budget():
     from seasonrec.training.pipeline import DISCOVERY_RECALL_BUDGET, calibrate_discovery
 
-    n_items, k = 40, 5
-    is_tail = np.arange(n_items) >= 30
-    log_q = np.log(np.linspace(1.0, 0.01, n_items)).astype(np.float32)
-    novelty = ((-log_q - (-log_q).mean()) / (-log_q).std()).astype(np.float32)
-    candidates = np.tile(np.arange(n_items), (4, 1))
-    scores = np.tile(np.linspace(1.0, 0.0, n_items), (4, 1)).astype(np.float32)
-    bought = np.zeros((4, 5), np.int64)
-    bought[:, :2] = [40, 39]  # repeat-buy shows two tail items...
-    targets = [[0, 1, 39], [1, 2], [0, 3], [2, 4]]  # ...but users buy head items: boosting the tail costs recall
-    value, curve = calibrate_discovery(scores, candidates, targets, bought, log_q, novelty, is_tail, k)
+    k = 5
+    candidates, scores, bought = _tail_pool(4)
+    targets = [[0, 1, 3], [1, 2], [0, 3], [2, 4]]  # users buy head items: boosting the tail costs recall
+    value, curve = calibrate_discovery(scores, candidates, targets, bought, LOG_Q, TAIL_IS_LAST_10, k)
     chosen = next(p for p in curve if p["discovery"] == value)
     assert chosen["recall"] >= (1 - DISCOVERY_RECALL_BUDGET) * curve[0]["recall"]
     assert any(p["tail_share"] >= 2 / k and p["recall"] < chosen["recall"] for p in curve)  # the tail was dearer
@@ -239,20 +240,13 @@ def test_cross_fitted_scores_never_see_their_own_units():
 def test_discovery_budget_must_hold_in_every_fold_not_only_on_average():
     from seasonrec.training.pipeline import calibrate_discovery
 
-    n_items, k = 40, 5
-    is_tail = np.arange(n_items) >= 30
-    log_q = np.log(np.linspace(1.0, 0.01, n_items)).astype(np.float32)
-    novelty = ((-log_q - (-log_q).mean()) / (-log_q).std()).astype(np.float32)
-    n_users = 8
-    candidates = np.tile(np.arange(n_items), (n_users, 1))
-    scores = np.tile(np.linspace(1.0, 0.0, n_items), (n_users, 1)).astype(np.float32)
-    bought = np.zeros((n_users, 5), np.int64)
-    bought[:, :2] = [40, 39]  # repeat-buy shows two tail items
-    # Fold 0 buys the tail (a boost helps it), fold 1 buys the head (a boost hurts it).
-    targets = [[39, 38, 0], [37, 36, 1], [35, 39, 2], [38, 34, 3]] + [[0, 1], [1, 2], [2, 3], [3, 4]]
+    k = 5
+    candidates, scores, bought = _tail_pool(8)
+    # Fold 0 buys the tail (a boost helps it), fold 1 buys head items 3 and 4 (a boost pushes them out).
+    targets = [[30, 31, 0], [30, 33, 1], [31, 34, 2], [30, 35, 3]] + [[0, 4], [1, 3], [2, 4], [0, 1]]
     folds = np.array([0, 0, 0, 0, 1, 1, 1, 1])
-    pooled, pooled_curve = calibrate_discovery(scores, candidates, targets, bought, log_q, novelty, is_tail, k)
-    robust, curve = calibrate_discovery(scores, candidates, targets, bought, log_q, novelty, is_tail, k,
+    pooled, _ = calibrate_discovery(scores, candidates, targets, bought, LOG_Q, TAIL_IS_LAST_10, k)
+    robust, curve = calibrate_discovery(scores, candidates, targets, bought, LOG_Q, TAIL_IS_LAST_10, k,
                                         folds=folds)
     assert pooled > 0  # on average the tail pays for itself...
     assert robust < pooled  # ...but not in fold 1, so the robust default boosts less
@@ -315,3 +309,15 @@ def test_discovery_out_of_reach_of_the_tail_spends_only_accuracy_above_the_bar()
     assert discovery_choice(curve, 0.15, 0.15, repeat_buy_ndcg=0.30) == 0.4  # the bar is far below: use the budget
     assert discovery_choice(curve, 0.15, 0.15, repeat_buy_ndcg=0.40) == 0.0  # already under the bar: spend nothing
     assert discovery_choice(curve, 0.07, 0.07, repeat_buy_ndcg=0.40) == 0.2  # the tail is reachable: smallest that does
+
+
+def test_discovery_lifts_every_tail_item_by_the_same_share_of_the_users_spread():
+    from seasonrec.training.rerank import with_discovery
+
+    scores = np.array([[3.0, 2.0, 1.0, 0.0], [3.0, 2.0, 1.0, 0.0]], np.float32)
+    is_tail = np.array([[False, False, True, True], [False, False, True, True]])
+    boosted = with_discovery(scores, is_tail, 1.0, known=np.array([True, False]))
+    spread = np.std(scores[0])
+    np.testing.assert_allclose(boosted[0], scores[0] + spread * is_tail[0])  # head unchanged, tail + spread
+    np.testing.assert_array_equal(boosted[1], scores[1])  # no history: nothing for the tail to fit
+    assert list(np.argsort(-boosted[0])) == [0, 2, 1, 3]  # tail order kept, the best tail item moves up

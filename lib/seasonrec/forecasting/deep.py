@@ -228,7 +228,7 @@ def train_fn(worker: Worker, converter: Any, windows: list[tuple[int, int, int]]
                         .map(lambda b: (model_inputs(b), tf.cast(b.target, tf.float32))))
             history = model.fit(examples, steps_per_epoch=steps_per_epoch, epochs=epochs,
                                 callbacks=callbacks, verbose=0)
-        if worker.rank() == 0:
+        if worker.is_chief():
             trained[window] = {"weights": model.get_weights(), "loss": [float(v) for v in history.history["loss"]],
                                "digest": dist.weights_digest(model)}
         else:

@@ -131,7 +131,7 @@ class TwoStageModel:
     meta: dict[str, Any] = field(default_factory=dict)
     reranker: Ranker | None = None
     ablate_context: bool = False
-    discovery: float = 0.0  # + discovery x (standardised self-information) on final scores; see calibrated_discovery
+    discovery: float = 0.0  # + discovery x score spread x is_tail on final scores; see calibrated_discovery
 
     @property
     def reranker_enabled(self) -> bool:
@@ -225,7 +225,7 @@ class TwoStageModel:
         features = self.rerank_features(inputs, users, candidate_positions, candidate_scores, context, pool)
         final = reranker.score(features)
         if self.discovery:
-            final = with_discovery(final, self.novelty[np.asarray(candidate_positions)], self.discovery,
+            final = with_discovery(final, self.is_tail[np.asarray(candidate_positions)], self.discovery,
                                    known=(inputs["history"] > 0).any(axis=1))
         return final.astype(np.float32)
 
@@ -235,10 +235,10 @@ class TwoStageModel:
         return float(self.meta.get("discovery", 0.0))
 
     @cached_property
-    def novelty(self) -> np.ndarray:
-        """Standardised self-information (-log popularity) per item: what `discovery` adds."""
-        info = -np.asarray(self.weights["log_q"], np.float64)
-        return ((info - info.mean()) / max(info.std(), 1e-9)).astype(np.float32)
+    def is_tail(self) -> np.ndarray:
+        """bool [n_items]: the item is in the long tail (gold popularity tier "tail" at training time),
+        what `discovery` boosts."""
+        return np.asarray(self.weights["is_tail"], bool)
 
     @cached_property
     def copurchase(self) -> ItemNeighbours | None:

@@ -172,10 +172,17 @@ def weather_features(inputs: PoolInputs, candidates: np.ndarray) -> np.ndarray:
     return np.concatenate([user, sensitivity[:, :, None], interaction[:, :, None]], axis=2).astype(np.float32)
 
 
-def with_discovery(scores: np.ndarray, novelty: np.ndarray, discovery: float,
+def with_discovery(scores: np.ndarray, is_tail: np.ndarray, discovery: float,
                    known: np.ndarray | None = None) -> np.ndarray:
-    """The long-tail knob: scores + discovery x (each user's score spread) x novelty, all [n, c].
+    """The long-tail knob: scores + discovery x (each user's score spread) x is_tail, all [n, c].
 
+    The boost is the same for every long-tail item (popularity tier "tail") and zero for the others,
+    the head/tail re-weighting of popularity-bias re-ranking (Abdollahpouri et al., 2019): it moves
+    up the tail items the ranker already rates close to the user's list, mostly tail re-buys and
+    close neighbours. A boost growing with rarity (self-information, tried first) spends its lift
+    on the rarest items, which are seldom bought: on Online Retail's August validation users
+    (out-of-fold ranker scores), reaching repeat-buy's tail share and tail recall cost 5.6% NDCG@10
+    with it and 0.9% with the flat boost.
     Scaling by the spread of the user's own pool keeps the knob's meaning the same for every user.
     ``known`` (bool [n]) limits it to users with a purchase history: discovery means "less-known items
     that fit what you buy"; for a user without history there is nothing for them to fit, and boosting
@@ -184,7 +191,7 @@ def with_discovery(scores: np.ndarray, novelty: np.ndarray, discovery: float,
     spread = np.std(scores, axis=1, keepdims=True)
     if known is not None:
         spread = spread * np.asarray(known, np.float32).reshape(-1, 1)
-    return (scores + np.float32(discovery) * spread * novelty).astype(np.float32)
+    return (scores + np.float32(discovery) * spread * np.asarray(is_tail, np.float32)).astype(np.float32)
 
 
 @dataclass

@@ -91,7 +91,7 @@ def train_fn(worker: Worker, converter: Any, params: dict[str, Any], spec: dict[
     from seasonrec.training.model import build_model
 
     worker.init(seed=int(params["seed"]))
-    rank = worker.rank()
+    chief = worker.is_chief()  # rank 0 alone validates, checkpoints and reports
     model = build_model(item_tables, spec, params)
     optimizer = worker.optimizer(float(params["learning_rate"]))
     model.compile(optimizer=optimizer)
@@ -111,7 +111,7 @@ def train_fn(worker: Worker, converter: Any, params: dict[str, Any], spec: dict[
 
     class EpochEnd(tf.keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            recall = full_catalog_recall(model, val_inputs, val_targets, recall_k) if rank == 0 else None
+            recall = full_catalog_recall(model, val_inputs, val_targets, recall_k) if chief else None
             recall = float(worker.broadcast(recall, name=f"val_recall_{epoch}"))
             improved = recall > state["best_recall"] + 1e-6
             if improved:
@@ -124,7 +124,7 @@ def train_fn(worker: Worker, converter: Any, params: dict[str, Any], spec: dict[
             if state["bad_epochs"] > patience:
                 state["stopped"] = True
                 self.model.stop_training = True
-            if rank == 0:
+            if chief:
                 if improved:
                     model.save_weights(best_prefix)
                 checkpoint.write(last_prefix)
@@ -138,7 +138,7 @@ def train_fn(worker: Worker, converter: Any, params: dict[str, Any], spec: dict[
     callbacks: list[Any] = worker.callbacks(float(params["learning_rate"]), steps_per_epoch,
                                             int(params["warmup_epochs"]), initial_epoch)
     callbacks.append(EpochEnd())
-    if rank == 0:
+    if chief:
         callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(checkpoint_dir, "tensorboard"),
                                                         write_graph=False, profile_batch=0))
     started = time.perf_counter()
@@ -152,10 +152,10 @@ def train_fn(worker: Worker, converter: Any, params: dict[str, Any], spec: dict[
                       callbacks=callbacks, verbose=0)
         steps_run = (int(state["epoch"]) - initial_epoch) * steps_per_epoch
     seconds = time.perf_counter() - started
-    result = {"rank": rank, "size": worker.size(), "initial_epoch": initial_epoch, "state": state,
+    result = {"rank": worker.rank(), "size": worker.size(), "initial_epoch": initial_epoch, "state": state,
               "seconds": seconds, "examples": steps_run * int(params["batch_size"]),
               "digest": dist.weights_digest(model)}
-    if rank == 0:
+    if chief:
         if state["best_epoch"] > 0:
             model.load_weights(best_prefix)
         os.makedirs(export_dir, exist_ok=True)
