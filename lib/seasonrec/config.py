@@ -57,6 +57,12 @@ class SyntheticConfig(Section):
     cancel_share: float = Field(default=0.02, ge=0, le=1, description="purchases later cancelled (C-invoices)")
     favourite_items: int = Field(default=4, ge=1, description="items per user that repeat buys come from")
     partitions: int | None = Field(default=None, ge=1, description="None: one per 1M events (min 2)")
+    cold_sensitive_share: float = Field(
+        default=0.05, ge=0, lt=1, description="extra purchases of the planted weather-sensitive items, as a share "
+                                              "of n_events (carved out of them)")
+    cold_sensitive_first_rank: int = Field(
+        default=2, ge=1, description="popularity rank within the weather-sensitive category of the first planted "
+                                     "item (1: its best seller); the planted items are that rank and the next ones")
 
     @model_validator(mode="after")
     def _range(self) -> SyntheticConfig:
