@@ -55,6 +55,8 @@ def workdir_overrides(workdir: str, split_dates: str) -> list[str]:
 
 def bars(rows: list[dict], k_list: list[int]) -> dict[str, dict[str, float | None]]:
     """Issue #13's bars for the model, measured against the baselines of the same run (ratios > 1 = model ahead)."""
+    from seasonrec.evaluation.report import MODELS
+
     def value(method: str, metric: str, k: int, segment: str = "all") -> float | None:
         for row in rows:
             if (row["method"], row["metric"], row["k"], row["segment"]) == (method, metric, k, segment):
@@ -64,7 +66,7 @@ def bars(rows: list[dict], k_list: list[int]) -> dict[str, dict[str, float | Non
     def ratio(a: float | None, b: float | None) -> float | None:
         return None if a is None or not b else round(a / b, 3)
 
-    baselines = sorted({r["method"] for r in rows} - {"model", "model_no_context"})
+    baselines = sorted({r["method"] for r in rows} - set(MODELS))  # the model and its ablations are not baselines
     out: dict[str, dict[str, float | None]] = {}
     for metric, k in (("ndcg", 10), ("recall", 20)):
         best = max(baselines, key=lambda m: value(m, metric, k) or 0.0)

@@ -57,6 +57,12 @@ class SyntheticConfig(Section):
     cancel_share: float = Field(default=0.02, ge=0, le=1, description="purchases later cancelled (C-invoices)")
     favourite_items: int = Field(default=4, ge=1, description="items per user that repeat buys come from")
     partitions: int | None = Field(default=None, ge=1, description="None: one per 1M events (min 2)")
+    cold_sensitive_share: float = Field(
+        default=0.05, ge=0, lt=1, description="extra purchases of the planted weather-sensitive items, as a share "
+                                              "of n_events (carved out of them)")
+    cold_sensitive_first_rank: int = Field(
+        default=2, ge=1, description="popularity rank within the weather-sensitive category of the first planted "
+                                     "item (1: its best seller); the planted items are that rank and the next ones")
 
     @model_validator(mode="after")
     def _range(self) -> SyntheticConfig:
@@ -217,6 +223,15 @@ class FeaturesConfig(Section):
 TrainingBackend = Literal["horovod", "local"]
 
 
+WeatherFeatures = Literal["auto", "on", "off"]
+
+
+def on_off(value: Any) -> Any:
+    """A bare YAML on/off (read as a boolean by YAML 1.1, in config files and `key=value` overrides)
+    back to "on"/"off"; anything else unchanged."""
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
 class TrainingConfig(Section):
     backend: TrainingBackend = Field(
         default="horovod", description="how the two-tower and the forecaster's LSTM train (seasonrec.core.backends): "
@@ -240,6 +255,12 @@ class TrainingConfig(Section):
     early_stopping_patience: int = Field(default=2, ge=0)
     recall_k: int = Field(default=20, ge=1)
     reranker: bool = True
+    weather_features: WeatherFeatures = Field(
+        default="auto", description="the ranker's weather features (anomaly, spells, item weather sensitivity; "
+                                    "seasonrec.features.item_weather): on, off, or auto = the ranker is fitted "
+                                    "with and without them on the validation window and the weather one is kept "
+                                    "only when its cross-fitted NDCG@10 is not lower; the other is kept for "
+                                    "seasonrec evaluate's weather ablation")
     rerank_candidates: int = Field(default=300, ge=1, description="ranker pool per user: every candidate "
                                                                   "source's proposals, then the two-tower's best")
     copurchase_neighbours: int = Field(default=20, ge=1, description="co-purchase and content neighbours kept "
@@ -247,6 +268,11 @@ class TrainingConfig(Section):
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str = "seasonrec"
     seed: int = 7
+
+    @field_validator("weather_features", mode="before")
+    @classmethod
+    def _weather_on_off(cls, value: Any) -> Any:
+        return on_off(value)
 
 
 class ScoringConfig(Section):
@@ -348,8 +374,7 @@ class ForecastConfig(Section):
     @field_validator("drift_correction", mode="before")
     @classmethod
     def _on_off(cls, value: Any) -> Any:
-        # YAML 1.1 reads a bare on/off as a boolean (in config files and in `key=value` overrides).
-        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+        return on_off(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> ForecastConfig:

@@ -186,3 +186,75 @@ def test_synthetic_generator_plants_cold_sensitive_items(spark) -> None:
 
     assert cold_over_warm(sales[sales["extra"]]) > 2.0  # planted: about exp(0.3 x 4 degC) = 3.3; unplanted: 1
     assert cold_over_warm(sales) > 1.15  # diluted by the items' ordinary, weather-blind purchases
+
+
+def _planted_sales(spark, context: pd.DataFrame, day: dt.date, tamper: bool) -> object:
+    """silver-like rows: item A sells more in GB weeks colder than normal, B and Z are flat; ``tamper`` adds a
+    burst of A and B on and after ``day`` (what the features must never see)."""
+    gb = context[context["region"] == "synthetic_gb"].set_index("date")["anomaly_c"]
+    rows = []
+    start = dt.date(2010, 1, 4)
+    for week in range(60):
+        monday = start + dt.timedelta(weeks=week)
+        cold = -float(np.nanmean([gb.get(monday + dt.timedelta(days=d), np.nan) for d in range(7)]))
+        rows += [(f"g{week}-{n}", "A", monday, "GB") for n in range(int(max(0.0, 4 + 2 * cold)))]
+        rows += [(f"b{week}-{n}", "B", monday, "GB") for n in range(4)]
+        rows += [(f"x{week}-{n}", "C", monday, "AU") for n in range(3)]
+        # A big flat seller outside the scored items: shares then move with A's demand, not B's.
+        rows += [(f"z{week}-{n}", "Z", monday, "GB") for n in range(150)]
+    if tamper:
+        rows += [(f"late{n}", item, day + dt.timedelta(days=n % 20), "GB") for n in range(300) for item in "AB"]
+    frame = pd.DataFrame(rows, columns=["invoice", "item_id", "date", "country"])
+    frame["user_id"] = None
+    frame["ts"] = pd.to_datetime(frame["date"])
+    frame["week_start"] = [d - dt.timedelta(days=d.weekday()) for d in frame["date"]]
+    return spark.createDataFrame(frame, "invoice string, item_id string, date date, country string, user_id string, "
+                                        "ts timestamp, week_start date")
+
+
+def test_ranker_weather_features_never_read_weather_or_sales_on_or_after_the_date(spark, context) -> None:
+    """The leakage pattern of the item signals (scramble everything from the decision date on, nothing
+    moves) applied to the ranker's weather features: user weather, item sensitivity, interaction."""
+    from seasonrec.features.item_weather import weather_history
+    from seasonrec.training.rerank import WEATHER_FEATURE_NAMES, PoolInputs, weather_features
+
+    config = WeatherConfig()
+    items = np.array(["A", "B", "C", "D"])
+    regions = {"GB": "synthetic_gb", "AU": "synthetic_au", "US": "synthetic_us"}  # US: no weather
+    day = dt.date(2011, 1, 17)
+    before = dt.date(2011, 3, 1)
+
+    def features(context: pd.DataFrame, tamper: bool, anomaly: float | None = None) -> np.ndarray:
+        history = weather_history(_planted_sales(spark, context, day, tamper), items, before, context, regions,
+                                  config)
+        weather = history.at(day)
+        countries = ["GB", "AU", "US", None]
+        pool = PoolInputs(history=np.zeros((4, 1), np.int64), bought=(np.zeros((4, 1)),) * 3,
+                          week_kernel=np.zeros((4, 52)), copurchase=None, copurchase_affinity=None, content=None,
+                          item_signals={}, weather=weather.user_weather(countries, [None, None, None, anomaly]),
+                          weather_sensitivity=weather.sensitivity)
+        return weather_features(pool, np.tile(np.arange(4), (4, 1)))
+
+    honest = features(context, tamper=False)
+    assert honest.shape == (4, 4, len(WEATHER_FEATURE_NAMES))
+    sensitivity = honest[0, :, WEATHER_FEATURE_NAMES.index("item_weather_sensitivity")]
+    assert sensitivity[0] < -0.1 and abs(sensitivity[1]) < 0.05 and sensitivity[3] == 0  # A cold-loving; D unsold
+    gb = context[(context["region"] == "synthetic_gb") & (context["date"] == day - dt.timedelta(days=1))]
+    np.testing.assert_allclose(honest[0, 0, 0], gb["anomaly_7d_c"].iloc[0], rtol=1e-5)
+    assert (honest[2:, :, :4] == 0).all()  # a country without weather, and no country: zeros, known 0
+    # Weather and sales from the decision date on are rewritten: no weather feature moves.
+    future = pd.to_datetime(context["date"]) >= pd.Timestamp(day)
+    tampered = context.copy()
+    for column in ("temp_mean_c", "anomaly_c", "anomaly_7d_c"):
+        tampered.loc[future, column] = tampered.loc[future, column] - 12.0
+    tampered.loc[future, "cold_spell"] = True
+    np.testing.assert_array_equal(honest, features(tampered, tamper=True))
+    # ... while the weather of the day before the date does reach them (the test can fail).
+    yesterday = pd.to_datetime(context["date"]) == pd.Timestamp(day - dt.timedelta(days=1))
+    moved = context.copy()
+    moved.loc[yesterday, "anomaly_c"] -= 5.0
+    assert not np.array_equal(honest, features(moved, tamper=False))
+    # A supplied anomaly (a served request's anomaly_7d_c) replaces the country's, spells from the thresholds.
+    supplied = features(context, tamper=False, anomaly=-3.0)
+    assert supplied[3, 0, :4].tolist() == [-3.0, 1.0, 0.0, 1.0]
+    np.testing.assert_allclose(supplied[3, :, 5], sensitivity * -3.0, rtol=1e-6)

@@ -77,7 +77,7 @@ def test_register_logs_a_pyfunc_with_signature_and_promotes_by_the_gate(register
     assert (str(aliases.get(ctx.config.serving.champion_alias)) == summary["registered_version"]) == gate["passed"]
     model = _pyfunc(ctx, summary)
     inputs = {c.name for c in model.metadata.get_input_schema().inputs}
-    assert inputs == {"user_id", "date", "country", "recent_items", "k"}
+    assert inputs == {"user_id", "date", "country", "recent_items", "k", "anomaly_7d_c"}  # all optional
     assert model.metadata.saved_input_example_info is not None
 
 
@@ -241,3 +241,46 @@ def test_seasonrec_serve_answers_on_loopback(registered, tmp_path):
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         log.close()
+
+
+def test_served_weather_comes_from_the_request_or_what_the_snapshot_knew(registered):
+    """Weather in a served answer (issue #19): at the snapshot date the batch's weather; a later date
+    gets the decayed persistence of what the snapshot knew (never a realised later day); a request's
+    ``anomaly_7d_c`` replaces the country's; an unknown country is not an error."""
+    from seasonrec.core.contract import WEATHER
+    from seasonrec.features.item_weather import country_weather
+    from seasonrec.scoring.engine import item_side_at
+    from seasonrec.serving.recommender import RequestError, SeasonalRecommender
+    from seasonrec.training.artifacts import load_scoring_model
+
+    ctx, summary, raw = registered
+    model = _pyfunc(ctx, summary)
+    recommender = model.unwrap_python_model().recommender
+    snapshot = recommender.snapshot
+    day = snapshot.day
+    assert snapshot.weather_context is not None and snapshot.weather_context["date"].max() < day
+    served = recommender._context(day)[WEATHER]
+    batch = item_side_at(ctx, load_scoring_model(ctx.config.paths.model_dir), day, True)[WEATHER]
+    assert served.by_country == batch.by_country and served.by_country
+    np.testing.assert_array_equal(served.sensitivity, batch.sensitivity)
+    later_day = day + dt.timedelta(days=10)
+    later = recommender._context(later_day)[WEATHER]
+    assert later.by_country == country_weather(snapshot.weather_context, day, later_day, snapshot.weather_regions,
+                                               ctx.config.weather)
+    realised = country_weather(ctx.lake.read(tables.CONTEXT_DAILY).toPandas(), later_day, later_day,
+                               snapshot.weather_regions, ctx.config.weather)
+    assert later.by_country != realised
+    # Through the real pyfunc (signature included): the optional field is accepted, old requests still work.
+    iso = day.isoformat()
+    for extra in ({}, {"anomaly_7d_c": -8.0}, {"country": "Atlantis"}):
+        answer = model.predict(pd.DataFrame([{"user_id": raw[0], "date": iso, "k": K, **extra}]))
+        assert len(answer) == K
+    with pytest.raises(RequestError, match="anomaly_7d_c"):
+        model.predict(pd.DataFrame([{"user_id": raw[0], "date": iso, "anomaly_7d_c": 99.0}]))
+    # A ranker that reads the weather ranks differently for a cold and a warm request of the same user.
+    scoring = recommender.model
+    weather_model = scoring if scoring.uses_weather else scoring.weather_ablation()
+    reader = SeasonalRecommender(weather_model, snapshot, recommender._salt)
+    cold, warm = (reader.recommend(pd.DataFrame([{"user_id": raw[0], "date": iso, "k": K, "anomaly_7d_c": value}]))
+                  for value in (-8.0, 8.0))
+    assert not np.allclose(cold["score"].to_numpy(), warm["score"].to_numpy())

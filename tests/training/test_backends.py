@@ -153,23 +153,25 @@ def test_lstm_trains_through_either_backend_to_close_losses(spark, tmp_path) -> 
     assert losses["local"][-1] == pytest.approx(losses["horovod"][-1], rel=0.25)
 
 
-def test_forecast_job_trains_its_lstm_with_the_local_backend(feature_lake) -> None:
-    """`training.backend` also picks how `seasonrec forecast` trains the LSTM: here in the driver."""
+def test_forecast_job_trains_its_lstm_with_the_local_backend(feature_lake, tmp_path) -> None:
+    """`training.backend` also picks how `seasonrec forecast` trains the LSTM: here in the driver
+    (on a copy of the shared lake: the forecast tables it writes must not reach other tests)."""
     import argparse
+    import shutil
 
     from seasonrec.context import JobContext
     from seasonrec.forecasting import jobs
+    from support import make_config
 
-    config = feature_lake.config.model_copy(update={
-        "training": feature_lake.config.training.model_copy(update={"backend": "local"}),
-        "forecast": feature_lake.config.forecast.model_copy(
-            update={"models": ["lstm", "seasonal_naive"], "backtest_windows": 1, "epochs": 2})})
+    shutil.copytree(feature_lake.config.paths.lake_root, tmp_path / "lake")
+    config = make_config(tmp_path, "training.backend=local", "forecast.models=[lstm,seasonal_naive]",
+                         "forecast.backtest_windows=1", "forecast.epochs=2")
     parser = argparse.ArgumentParser()
     jobs.add_arguments(parser)
-    ctx = JobContext(config=config, spark=feature_lake.spark, lake=feature_lake.lake, job="forecast")
+    ctx = JobContext.create(config, "forecast", feature_lake.spark)
     summary = jobs.run(ctx, parser.parse_args(["--as-of", "2011-05-31", "--horizon", "4"]))
     print("[backend parity] forecast job, local LSTM:", summary["lstm"])
     assert summary["lstm"]["ranks_in_sync"] and summary["lstm"]["loss"]
     assert all(len(loss) == 2 for loss in summary["lstm"]["loss"].values())
-    backtest = feature_lake.lake.read(tables.FORECAST_BACKTEST).where(f"run_id = '{ctx.run_id}'")
+    backtest = ctx.lake.read(tables.FORECAST_BACKTEST).where(f"run_id = '{ctx.run_id}'")
     assert backtest.where("model = 'lstm'").count() > 0  # the locally trained models forecast every origin

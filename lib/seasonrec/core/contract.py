@@ -20,6 +20,13 @@ ITEM_SIGNALS = "item_signals"
 # date (`seasonrec.features.item_neighbours.ItemNeighbours`); without it a model uses its own,
 # fitted before its training cut.
 COPURCHASE = "copurchase_neighbours"
+# Key of the context dict carrying the weather of the request date (`seasonrec.features.item_weather.
+# WeatherAt`: the countries' trailing anomaly and spells, the items' weather sensitivity); without it
+# the ranker's weather features are zeros (weather unknown).
+WEATHER = "weather"
+# Optional column of a user row: a trailing 7-day temperature anomaly (degC) the caller supplies (a
+# served request's ``anomaly_7d_c``); it replaces the user's country's weather from `WEATHER`.
+USER_ANOMALY = "anomaly_7d_c"
 
 
 @runtime_checkable

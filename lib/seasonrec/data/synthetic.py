@@ -16,10 +16,13 @@ What is planted (and recorded in `synthetic_truth` for tests):
 - weather: one seeded daily temperature series per country (region ``synthetic_<code>``, see
   `weather_region`): a seasonal normal by hemisphere plus AR(1) anomalies (`weather_frame`), from
   `WEATHER_SPIN_UP_YEARS` before the data start so climate normals have a span;
-- weather-sensitive items: the `COLD_SENSITIVE_ITEMS` most popular `COLD_SENSITIVE_CATEGORY` items after
-  its best seller get extra purchases (`COLD_SENSITIVE_SHARE` of the n_events, carved out of them) whose daily rate per
-  country is x exp(-`COLD_SENSITIVITY` x the country's trailing 7-day temperature anomaly), on top of
-  the calendar's day multiplier: a 3 degC cold spell doubles-plus them (`synthetic_truth.cold_sensitivity`).
+- weather-sensitive items: `COLD_SENSITIVE_ITEMS` `COLD_SENSITIVE_CATEGORY` items, from popularity rank
+  ``cold_sensitive_first_rank`` in the category on (default 2: the most popular ones after its best
+  seller; a later rank plants mid-popular items), get extra purchases (``cold_sensitive_share`` of the
+  n_events, default 5%, carved out of them) whose daily rate per country is x exp(-`COLD_SENSITIVITY`
+  x the country's trailing 7-day temperature anomaly), on top of the calendar's day multiplier: a
+  3 degC cold spell doubles-plus them (`synthetic_truth.cold_sensitivity`). Both knobs are
+  `SyntheticConfig` fields.
 """
 
 from __future__ import annotations
@@ -89,7 +92,6 @@ WEATHER_TRAILING_DAYS = 7  # the planted demand reacts to this trailing mean of 
 COLD_SENSITIVE_CATEGORY = "home_decor"
 COLD_SENSITIVE_ITEMS = 4
 COLD_SENSITIVITY = 0.3  # demand x exp(-COLD_SENSITIVITY x trailing anomaly)
-COLD_SENSITIVE_SHARE = 0.05  # extra purchases of the sensitive items, as a share of n_events
 COLD_SENSITIVE_INVOICE_BASE = 900_000_000
 
 
@@ -310,7 +312,7 @@ def cold_sensitive_rates(config: SyntheticConfig) -> pd.DataFrame:
     weather = trailing_anomaly(weather_frame(config))
     weather = weather[(weather["date"] >= config.start) & (weather["date"] <= config.end)]
     n_days = (config.end - config.start).days + 1
-    per_item_day = COLD_SENSITIVE_SHARE * config.n_events / (n_days * COLD_SENSITIVE_ITEMS)
+    per_item_day = config.cold_sensitive_share * config.n_events / (n_days * COLD_SENSITIVE_ITEMS)
     parts = []
     for country, rows in weather.groupby("country"):
         multiplier = np.array([day_multiplier(d, country, config.start, cn_dates) for d in rows["date"]])
@@ -322,15 +324,18 @@ def cold_sensitive_rates(config: SyntheticConfig) -> pd.DataFrame:
 
 def cold_sensitive_events(config: SyntheticConfig) -> int:
     """How many of the n_events purchases are the weather-sensitive items' extra ones."""
-    return int(round(COLD_SENSITIVE_SHARE * config.n_events))
+    return int(round(config.cold_sensitive_share * config.n_events))
 
 
 def _cold_sensitive_events(spark: SparkSession, config: SyntheticConfig, item_df: DataFrame,
                            user_df: DataFrame) -> tuple[DataFrame, list[str]]:
-    """Extra purchases of the weather-sensitive items (transaction string fields) and their item_raw."""
+    """Extra purchases of the weather-sensitive items (transaction string fields) and their item_raw:
+    the `COLD_SENSITIVE_ITEMS` items of `COLD_SENSITIVE_CATEGORY` from popularity rank
+    ``config.cold_sensitive_first_rank`` on (fewer when the category has fewer items)."""
+    skip = config.cold_sensitive_first_rank - 1
     ranked = (item_df.where(F.col("category") == COLD_SENSITIVE_CATEGORY)
               .orderBy(F.col("zipf_weight").desc(), "item_number")
-              .select("item_raw", "title", "price").limit(COLD_SENSITIVE_ITEMS + 1).collect())[1:]
+              .select("item_raw", "title", "price").limit(skip + COLD_SENSITIVE_ITEMS).collect())[skip:]
     if not ranked:
         return spark.createDataFrame([], TRANSACTION_FIELDS), []
     by_country = Window.partitionBy("country").orderBy("user_number")

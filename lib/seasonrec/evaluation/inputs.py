@@ -303,3 +303,38 @@ def weather_data(ctx: Any, versions: dict[str, int]) -> dict[str, Any]:
     grid.unpersist()
     return {"region": region, "daily": daily, "weekly_units": weekly_units, "items": items,
             "chosen_from": chosen_from, "titles": item_titles(ctx, versions, ids)}
+
+
+def cold_spell_planted_truth(ctx: Any, interactions: DataFrame, truth: DataFrame, window: EvalWindow,
+                             versions: dict[str, int]) -> DataFrame | None:
+    """The window's purchases (``truth``: user_id, item_id) of the planted weather-sensitive items
+    (``synthetic_truth.cold_sensitivity > 0``) by users whose country was in a cold spell when the
+    lists were made (the day before the window start, `item_weather.country_weather`: what the model
+    could know). None without planted items or weather; the user's country is that of their last
+    purchase before the window end."""
+    from seasonrec.features.item_weather import country_weather, read_context
+    from seasonrec.features.weather import region_map
+
+    if tables.SYNTHETIC_TRUTH not in versions or tables.CONTEXT_DAILY not in versions:
+        return None
+    planted = (ctx.lake.read(tables.SYNTHETIC_TRUTH, version=versions[tables.SYNTHETIC_TRUTH])
+               .where(F.col("cold_sensitivity") > 0).select(F.col("item_raw").cast("string").alias("item_id")))
+    context = read_context(ctx.lake)
+    weather = country_weather(context, window.start, window.start, region_map(ctx.config), ctx.config.weather)
+    cold = [country for country, (_, is_cold, _) in weather.items() if is_cold]
+    if not cold or not planted.take(1):
+        return None
+    last = (interactions.where(F.col("ts") < F.lit(str(window.end)).cast("timestamp"))
+            .groupBy("user_id").agg(F.max_by("country", "ts").alias("country")))
+    users = last.where(F.col("country").isin(*cold)).select("user_id")
+    return truth.join(planted, "item_id").join(users, "user_id").select("user_id", "item_id").persist()
+
+
+def recall_of_pairs(recs: DataFrame, pairs: DataFrame, k: int) -> float | None:
+    """Share of ``pairs`` (user_id, item_id) found in the users' top ``k`` of ``recs`` (micro recall;
+    None when there are no pairs)."""
+    total = pairs.count()
+    if not total:
+        return None
+    top = recs.where(F.col("rank") <= k).select("user_id", "item_id")
+    return pairs.join(top, ["user_id", "item_id"]).count() / total

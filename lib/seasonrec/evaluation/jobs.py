@@ -114,6 +114,9 @@ def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
                                          (summary["discovery_default"], method_rows))
             rows += [{"method": method, **row} for row in method_rows]
             method_recs[method] = recs
+            if method == "model":
+                rows += _weather_ablation(ctx, model_dir, model_users, window, eval_inputs, recs, interactions,
+                                          versions, max_k, summary)
             summary["methods"][method] = {f"{m}@{max_k}": _value(method_rows, m, max_k)
                                           for m in ("recall", "ndcg", "seasonal_recall", "coverage")}
     if tuning is not None:
@@ -151,6 +154,45 @@ def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
             summary["mlflow_run_id"] = _log_mlflow(ctx, rows, summary, os.path.dirname(report_path))
     summary["n_metric_rows"] = len(rows)
     return summary
+
+
+WEATHER_ABLATION_K = 20
+
+
+def _weather_ablation(ctx: Any, model_dir: str, users: Any, window: Any, eval_inputs: Any, recs: Any,
+                      interactions: Any, versions: dict[str, int], max_k: int,
+                      summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model's weather ablation (issue #19), same run: the model again with the ranker training
+    fitted the other way (`TwoStageModel.weather_ablation`: without the weather features when the
+    kept ranker reads them, else with them), scored through the same `recommend` path. Rows: the
+    counterpart's metrics as method ``model_no_weather`` / ``model_with_weather``, and for both
+    ``cold_spell_planted_recall`` @``WEATHER_ABLATION_K`` (`inputs.cold_spell_planted_truth`) when the
+    lake has planted weather-sensitive items. Sets summary["weather_ablation"]; [] without a counterpart."""
+    from seasonrec.evaluation import inputs as I  # noqa: E741
+    from seasonrec.evaluation.metrics import evaluate_method
+    from seasonrec.scoring import recommend
+    from seasonrec.scoring.engine import resolve_model
+
+    model = resolve_model(model_dir)[0]
+    ablation = getattr(model, "weather_ablation", lambda: None)()
+    if ablation is None:
+        return []
+    name = "model_no_weather" if model.uses_weather else "model_with_weather"
+    other = recommend(ctx, ablation, users, window.start, max_k).select("user_id", "rank", "item_id", "score")
+    other = other.localCheckpoint(eager=True)
+    out = [{"method": name, **row} for row in evaluate_method(other, eval_inputs, intervals=False)]
+    planted = I.cold_spell_planted_truth(ctx, interactions, eval_inputs.truth, window, versions)
+    info: dict[str, Any] = {"model_uses_weather": model.uses_weather, "ablation": name}
+    if planted is not None:
+        info["cold_spell_planted_pairs"] = planted.count()
+        for method, method_recs in (("model", recs), (name, other)):
+            value = I.recall_of_pairs(method_recs, planted, WEATHER_ABLATION_K)
+            out.append({"method": method, "metric": "cold_spell_planted_recall", "k": WEATHER_ABLATION_K,
+                        "segment": "all", "value": value})
+            info[f"{method}_cold_spell_planted_recall@{WEATHER_ABLATION_K}"] = value
+    summary["weather_ablation"] = info
+    other.unpersist()
+    return out
 
 
 TRADEOFF_METRICS = (("ndcg", 10), ("tail_share", 20), ("recall", 20), ("tail_recall", 20), ("seasonal_recall", 20))

@@ -10,7 +10,8 @@ from seasonrec.evaluation.metrics import BETTER, BOOTSTRAP_RESAMPLES, best_value
 RANKING = ("precision", "recall", "ndcg", "map", "hit_rate")
 LONG_TAIL = ("coverage", "tail_share", "tail_recall", "novelty", "seasonal_recall")
 DIGITS = 3  # of the metric tables: differences below 0.001 are noise at these user counts
-MODELS = ("model", "model_no_context")  # the rest are baselines
+WEATHER_ABLATIONS = ("model_no_weather", "model_with_weather")  # evaluation.jobs._weather_ablation
+MODELS = ("model", "model_no_context", *WEATHER_ABLATIONS)  # the rest are baselines
 BAR_METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "tail_recall", "seasonal_recall", "coverage")
 
 
@@ -160,6 +161,7 @@ def write_report(out_dir: str, run_id: str, rows: list[dict[str, Any]], summary:
     else:
         lines += ["## Forecast accuracy", "", "No forecast backtest in the lake (run `seasonrec forecast`).", ""]
     lines += weather_section(out_dir, plot_data.get("weather") or {})
+    lines += weather_ablation_section(rows, summary.get("weather_ablation"))
     for title, png in images:
         lines += [f"## {title}", "", f"![{title}]({os.path.basename(png)})", ""]
     path = os.path.join(out_dir, "report.md")
@@ -201,8 +203,9 @@ def run_summary(rows: list[dict[str, Any]], summary: dict[str, Any], k_list: lis
     """Three Markdown lines from the numbers: who wins on NDCG, the model's ratio to the best baseline,
     and the model's (else the winner's) standing on tail items, seasonal items and new users."""
     k_ndcg, k_recall = _headline_ks(k_list)
-    # The ablation is not a contender: its comparison with the model is the context lift table.
-    methods = [m for m in _methods(rows) if _get(rows, m, "ndcg", k_ndcg) is not None and m != "model_no_context"]
+    # The ablations are not contenders: their comparison with the model has its own tables.
+    methods = [m for m in _methods(rows) if _get(rows, m, "ndcg", k_ndcg) is not None
+               and (m == "model" or m not in MODELS)]
     if not methods:
         return ["No method produced lists for this window."]
     ndcg = {m: _get(rows, m, "ndcg", k_ndcg) for m in methods}
@@ -272,6 +275,38 @@ def weather_section(out_dir: str, weather: dict[str, Any]) -> list[str]:
             f"there of {weather['chosen_from']}: {items}. r: correlation of an item's weekly units with the "
             "week's mean anomaly (negative: it sells more when it is colder than normal).", "",
             f"![Weather anomaly and weekly units]({os.path.basename(png)})", ""]
+
+
+def weather_ablation_section(rows: list[dict[str, Any]], info: dict[str, Any] | None) -> list[str]:
+    """The "Weather ablation" table: the model and the same model with its ranker fitted the other way
+    (with / without the weather features), same run: Recall@20, NDCG@10 and the planted
+    weather-sensitive items' Recall@20 for users in a cold spell; [] without an ablation."""
+    if not info:
+        return []
+    ablation = info["ablation"]
+    uses = bool(info["model_uses_weather"])
+    label = {"model": f"model ({'with' if uses else 'without'} weather)",
+             ablation: f"{ablation} ({'without' if uses else 'with'} weather)"}
+    with_weather, without = ("model", ablation) if uses else (ablation, "model")
+    columns = [("recall", 20), ("ndcg", 10), ("cold_spell_planted_recall", 20)]
+    body = [[label[m], *[_fmt(_get(rows, m, metric, k), DIGITS) for metric, k in columns]]
+            for m in (with_weather, without)]
+    lift = []
+    for metric, k in columns:
+        on, off = _get(rows, with_weather, metric, k), _get(rows, without, metric, k)
+        lift.append(_percent(on / off - 1) if on is not None and off else "–")
+    body.append(["with / without − 1", *lift])
+    pairs = info.get("cold_spell_planted_pairs")
+    return ["## Weather ablation", "",
+            _table(["method", "recall@20", "ndcg@10", "cold-spell planted recall@20"], body), "",
+            "The ranker is fitted with and without the weather features (anomaly, spells, item weather "
+            "sensitivity) on the validation window; `training.weather_features` (default `auto`) keeps the "
+            "weather one only when its cross-fitted NDCG@10 is not lower, and this model "
+            f"{'reads' if uses else 'does not read'} them. Both are scored here through the same path. "
+            "Cold-spell planted recall@20: share of the window's purchases of the planted weather-sensitive "
+            "items by users whose country was in a cold spell the day before the window that reached their top 20"
+            + (f" ({pairs} purchases)." if pairs is not None else " (no planted items or no cold spell: –)."),
+            ""]
 
 
 def _weather_plot(out_dir: str, weather: dict[str, Any]) -> str | None:

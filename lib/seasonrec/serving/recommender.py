@@ -2,7 +2,10 @@
 
 A request is one row: ``user_id`` (the raw customer id, pseudonymised here with the salt; None for
 an anonymous visitor), ``date`` (YYYY-MM-DD, the season of the request), optional ``country``,
-optional ``recent_items`` (the session's basket: item ids) and optional ``k``. The answer has one row
+optional ``recent_items`` (the session's basket: item ids), optional ``k`` and optional
+``anomaly_7d_c`` (the current trailing 7-day temperature anomaly where the user is, degC; without
+it the snapshot's weather of the user's country on the day before ``date`` as known at the
+snapshot, a country without weather: zeros). The answer has one row
 per recommended item: ``request`` (the row's position in the input), rank, item_id, score, title,
 category, price, ``reason`` (re-buy / similar to <title> / in season / popular now) and
 ``cold_start`` (the user has no purchase history). The raw user id is never part of the answer.
@@ -33,11 +36,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from seasonrec.config import WeatherConfig
+from seasonrec.core.contract import USER_ANOMALY, WEATHER
 from seasonrec.features.silver import country_code_of, pseudonym
 from seasonrec.scoring.engine import EXCLUDE_COLUMN, build_item_side, recommend_users, rerank_candidates
 from seasonrec.serving.snapshot import ServingSnapshot
 
-REQUEST_COLUMNS = ("user_id", "date", "country", "recent_items", "k")
+REQUEST_COLUMNS = ("user_id", "date", "country", "recent_items", "k", USER_ANOMALY)
 ANSWER_COLUMNS = ("request", "rank", "item_id", "score", "title", "category", "price", "reason", "cold_start")
 DEFAULT_K = 10
 MAX_K = 100
@@ -62,6 +67,7 @@ class ParsedRequest:
     country: str | None
     recent_items: list[str]
     k: int
+    anomaly: float | None = None
 
 
 class SeasonalRecommender:
@@ -145,8 +151,9 @@ class SeasonalRecommender:
         countries = [None if _missing(v) else country_code_of(v) for v in values("country")]
         baskets = [_item_list(v) for v in values("recent_items")]
         ks = [_k(v, self._k_limit) for v in values("k")]
+        anomalies = [_anomaly(v) for v in values(USER_ANOMALY)]
         return [ParsedRequest(*fields) for fields in zip(range(len(requests)), users, days, countries, baskets, ks,
-                                                         strict=True)]
+                                                         anomalies, strict=True)]
 
     def _date(self, value: Any) -> dt.date:
         if _missing(value):
@@ -176,6 +183,7 @@ class SeasonalRecommender:
             row["last_items"] = _dedupe(basket + list(row["last_items"]))[: self._history_length]
         columns = self.items.column_of[np.asarray(basket, np.int64)] if basket else np.zeros(0, np.int64)
         row[EXCLUDE_COLUMN] = [int(c) for c in columns if c >= 0]
+        row[USER_ANOMALY] = request.anomaly  # None: the country's weather from the context
         row["cold_start"] = not len(row["bought_items"])
         return row
 
@@ -198,7 +206,14 @@ class SeasonalRecommender:
         if context is None:
             row = self._calendar.loc[day]
             context = {key: (value.item() if isinstance(value, np.generic) else value) for key, value in row.items()}
-            context = self._contexts[day] = {**context, **self.snapshot.item_context}
+            context = {**context, **self.snapshot.item_context}
+            weather = context.get(WEATHER)
+            if weather is not None and day > self.snapshot.day and self.snapshot.weather_context is not None:
+                # Only what was known at the snapshot: decayed persistence, never a realised later day.
+                context[WEATHER] = weather.moved_to(day, self.snapshot.weather_context,
+                                                    self.snapshot.weather_regions or {},
+                                                    WeatherConfig(**(self.snapshot.weather_config or {})))
+            self._contexts[day] = context
         return context
 
     def _answer(self, ranked: pd.DataFrame, group: Sequence[ParsedRequest],
@@ -272,6 +287,18 @@ def _item_list(value: Any) -> list[str]:
     if isinstance(value, str) or not hasattr(value, "__iter__"):
         raise RequestError("recent_items must be a list of item ids, e.g. [\"85123A\", \"22423\"]")
     return [str(v) for v in value]
+
+
+def _anomaly(value: Any) -> float | None:
+    if _missing(value):
+        return None
+    try:
+        anomaly = float(value)
+    except (TypeError, ValueError):
+        anomaly = float("nan")
+    if not -60.0 <= anomaly <= 60.0:
+        raise RequestError(f"anomaly_7d_c must be a temperature anomaly in degC (-60 .. 60); got {value!r}")
+    return anomaly
 
 
 def _k(value: Any, upper: int) -> int:

@@ -67,7 +67,7 @@ def _signature() -> Any:
     inputs = Schema([ColSpec("string", "user_id", required=False), ColSpec("string", "date", required=False),
                      ColSpec("string", "country", required=False),
                      ColSpec(AnyType(), "recent_items", required=False),
-                     ColSpec("long", "k", required=False)])
+                     ColSpec("long", "k", required=False), ColSpec("double", "anomaly_7d_c", required=False)])
     kinds = {"request": "long", "rank": "long", "item_id": "string", "score": "double", "title": "string",
              "category": "string", "price": "double", "reason": "string", "cold_start": "boolean"}
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(kinds[c], c) for c in ANSWER_COLUMNS]))

@@ -25,8 +25,10 @@ import pandas as pd
 
 from seasonrec import tables
 from seasonrec.context import JobContext
-from seasonrec.core.contract import has_reranker
+from seasonrec.core.contract import WEATHER, has_reranker
 from seasonrec.features.as_of import user_features_as_of
+from seasonrec.features.item_weather import read_context
+from seasonrec.features.weather import region_map
 from seasonrec.scoring.engine import ScoringOptions, item_side_at, sellable_items
 
 SNAPSHOT_FILE = "snapshot.pkl"
@@ -41,7 +43,11 @@ class ServingSnapshot:
     name any date it covers); ``catalogue``: item_id, title, category, price; ``item_context``: the
     ranker's item signals and co-purchase neighbours at ``day`` (`item_side_at`); ``sellable``: items
     sold in the ``scoring.sellable_weeks`` before ``day`` (None: no filter); ``options``: the
-    `ScoringOptions` fields; ``bought_items_max``: features.bought_items_max.
+    `ScoringOptions` fields; ``bought_items_max``: features.bought_items_max. Weather (when the lake
+    has `context_daily`): ``item_context`` holds the ranker's `WeatherAt` of ``day``;
+    ``weather_context`` the context_daily rows dated before ``day`` (never later: a request for a
+    later date gets the decayed persistence of what was known, `WeatherAt.moved_to`),
+    ``weather_regions`` the country -> region map and ``weather_config`` the weather config fields.
     """
 
     day: dt.date
@@ -53,6 +59,9 @@ class ServingSnapshot:
     options: dict[str, Any]
     bought_items_max: int
     model_version: str
+    weather_context: pd.DataFrame | None = None
+    weather_regions: dict[str, str] | None = None
+    weather_config: dict[str, Any] | None = None
 
     def scoring_options(self, top_k: int) -> ScoringOptions:
         """The batch job's options with the list length set to ``top_k``."""
@@ -75,8 +84,12 @@ def build_snapshot(ctx: JobContext, model: Any, day: dt.date, options: ScoringOp
     catalogue = ctx.lake.read(tables.SILVER_ITEMS).select("item_id", "title", "category", "price").toPandas()
     item_context = item_side_at(ctx, model, day, options.fresh_copurchase) if has_reranker(model) else {}
     sellable = sorted(sellable_items(ctx, day, options.sellable_weeks), key=str) if options.sellable_weeks else None
+    weather = read_context(ctx.lake) if WEATHER in item_context else None
     return ServingSnapshot(day, users, calendar, catalogue, item_context, sellable, asdict(options),
-                           ctx.config.features.bought_items_max, str(model.model_version))
+                           ctx.config.features.bought_items_max, str(model.model_version),
+                           weather_context=None if weather is None else weather[weather["date"] < day],
+                           weather_regions=region_map(ctx.config) if weather is not None else None,
+                           weather_config=ctx.config.weather.model_dump() if weather is not None else None)
 
 
 def save_snapshot(snapshot: ServingSnapshot, directory: str) -> str:

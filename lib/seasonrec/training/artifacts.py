@@ -27,6 +27,10 @@ Contract (what `seasonrec.scoring` codes against)::
   trending, last year's weeks ahead, popular now: `seasonrec.training.candidates`).
 - ``context[ITEM_SIGNALS]`` (optional): the item signals at the request date
   (`seasonrec.features.item_activity`); the scoring job and evaluation always set it.
+- ``context[WEATHER]`` (optional): the weather of the request date (`seasonrec.features.item_weather.
+  WeatherAt`); a user row's optional ``anomaly_7d_c`` replaces its country's. Without it the ranker's
+  weather features are zeros. ``model.weather_ablation()``: the same model with the ranker fitted
+  the other way (with / without weather features), for the evaluation's ablation.
 - ``context[COPURCHASE]`` (optional): co-purchase neighbours refitted on the baskets before the
   request date (``scoring.fresh_copurchase``); else the model's own, fitted before its training cut.
 - ``model.known_user_mask(users)``: bool [n_users], False = unseen at training time.
@@ -54,7 +58,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seasonrec.core.contract import COPURCHASE, ITEM_SIGNALS
+from seasonrec.core.contract import COPURCHASE, ITEM_SIGNALS, USER_ANOMALY, WEATHER
 from seasonrec.core.topk import top_candidates
 from seasonrec.features.item_activity import ACTIVITY_FEATURES
 from seasonrec.features.item_neighbours import RECENCY_DECAY, ItemNeighbours
@@ -66,9 +70,18 @@ from seasonrec.training.encoding import (
     encode_users,
     user_bucket,
 )
-from seasonrec.training.rerank import FEATURE_NAMES, PoolInputs, Ranker, candidate_features, with_discovery
+from seasonrec.training.rerank import (
+    FEATURE_NAMES,
+    WEATHER_FEATURE_NAMES,
+    PoolInputs,
+    Ranker,
+    candidate_features,
+    with_discovery,
+)
 
 LATEST_FILE = "LATEST"
+# scoring.npz entry of the weather-ablation ranker's model text (see `TwoStageModel.weather_ablation`).
+WEATHER_ABLATION_ARRAY = "ranker_model_weather_ablation"
 META_FILE = "meta.json"
 WEIGHTS_FILE = "scoring.npz"
 
@@ -254,11 +267,18 @@ class TwoStageModel:
         history = inputs["history"]
         copurchase, content = (context or {}).get(COPURCHASE) or self.copurchase, self.content
         bought = bought_matrices(users, self.spec.bought_items_max)
+        weather = (context or {}).get(WEATHER)
+        user_weather = weather_sensitivity = None
+        if weather is not None:
+            countries = users["country"].tolist() if "country" in users else [None] * len(users)
+            anomalies = users[USER_ANOMALY].tolist() if USER_ANOMALY in users else None
+            user_weather, weather_sensitivity = weather.user_weather(countries, anomalies), weather.sensitivity
         return PoolInputs(history=history, bought=bought, week_kernel=self.week_kernel(inputs["context"]),
                           copurchase=None if copurchase is None else copurchase.user_scores(history),
                           copurchase_affinity=None if copurchase is None else copurchase.affinity_scores(*bought[:2]),
                           content=None if content is None else content.user_scores(history),
-                          item_signals=self.item_signals(context))
+                          item_signals=self.item_signals(context), weather=user_weather,
+                          weather_sensitivity=weather_sensitivity)
 
     def block_pool(self, block: EncodedUsers) -> PoolInputs:
         """`pool_inputs` of an encoded block, computed on first use and kept with it (the candidate
@@ -323,6 +343,23 @@ class TwoStageModel:
     def with_ablated_context(self, ablate: bool = True) -> TwoStageModel:
         return TwoStageModel(self.model_version, self.item_ids, self.item_matrix, self.spec, self.weights,
                             self.meta, self.reranker, ablate, self.discovery)
+
+    @property
+    def uses_weather(self) -> bool:
+        """The kept ranker reads the weather features (``training.weather_features``)."""
+        return bool(self.reranker is not None and set(WEATHER_FEATURE_NAMES) & set(self.reranker.feature_names))
+
+    def weather_ablation(self) -> TwoStageModel | None:
+        """The same model with the ranker training fitted the other way (without the weather features
+        when the kept one reads them, else with them), same cold start and discovery; None when
+        training kept no such ranker. The evaluation scores it through the same path as the model."""
+        if self.reranker is None or WEATHER_ABLATION_ARRAY not in self.weights:
+            return None
+        names = self.meta.get("weather_ablation_features") or FEATURE_NAMES
+        ranker = Ranker.from_arrays({"ranker_model": self.weights[WEATHER_ABLATION_ARRAY]}, names,
+                                    self.reranker.cold_start)
+        return TwoStageModel(self.model_version, self.item_ids, self.item_matrix, self.spec, self.weights,
+                            self.meta, ranker, self.ablate_context, self.discovery)
 
 
 def resolve_version_dir(model_dir: str) -> str:

@@ -17,11 +17,13 @@ import pandas as pd
 from seasonrec import tables
 from seasonrec.context import JobContext, JobError
 from seasonrec.core import backends
-from seasonrec.core.contract import ITEM_SIGNALS
+from seasonrec.core.contract import ITEM_SIGNALS, WEATHER
 from seasonrec.features.item_activity import ItemActivity, item_activity
 from seasonrec.features.item_neighbours import fit_content_neighbours, fit_copurchase, item_repeat_rate
+from seasonrec.features.item_weather import WeatherHistory, load_weather_history
 from seasonrec.training.artifacts import (
     DEFAULT_SOURCE_LIMITS,
+    WEATHER_ABLATION_ARRAY,
     TwoStageModel,
     load_scoring_model,
     mark_latest,
@@ -33,11 +35,13 @@ from seasonrec.training.metrics import ndcg_at_k, recall_at_k, repeat_buy_top_k,
 from seasonrec.training.rerank import (
     COLD_START_SIGNALS,
     FEATURE_NAMES,
+    NO_WEATHER_NAMES,
     RANKER_GRID,
     Ranker,
     fit_ranker,
     with_cold_start,
     with_discovery,
+    without_weather,
 )
 from seasonrec.training.trainer import train_fn
 
@@ -93,9 +97,11 @@ class UnitPools:
     history: np.ndarray  # [n, L] encoded recent history
 
 
-def unit_pools(model: TwoStageModel, units: Units, activity: ItemActivity, k: int) -> UnitPools:
-    """Pools and features for `units`, one week at a time: each week's item signals are read at that
-    week's Monday (`ItemActivity.at`), exactly as `seasonrec score` reads them at the scored day."""
+def unit_pools(model: TwoStageModel, units: Units, activity: ItemActivity, k: int,
+               weather: WeatherHistory | None = None) -> UnitPools:
+    """Pools and features for `units`, one week at a time: each week's item signals (and weather,
+    `WeatherHistory.at`, when ``weather`` is given) are read at that week's Monday
+    (`ItemActivity.at`), exactly as `seasonrec score` reads them at the scored day."""
     frame = units.frame.reset_index(drop=True)
     weeks = pd.to_datetime(frame["week"]).dt.date.to_numpy()
     parts: dict[str, list[np.ndarray]] = {name: [] for name in UnitPools.__dataclass_fields__}
@@ -104,7 +110,7 @@ def unit_pools(model: TwoStageModel, units: Units, activity: ItemActivity, k: in
     for week in sorted(set(weeks)):
         rows = np.flatnonzero(weeks == week)
         block = frame.iloc[rows].reset_index(drop=True)
-        context = {ITEM_SIGNALS: activity.at(week)}
+        context = {ITEM_SIGNALS: activity.at(week), **({WEATHER: weather.at(week)} if weather is not None else {})}
         inputs = model.encode(block, None)
         scores = model.user_matrix_from_inputs(inputs) @ model.item_matrix.T
         groups.append((rows, block, context, inputs, scores, model.candidate_pairs(block, context)))
@@ -140,11 +146,11 @@ def _ranked(pools: UnitPools, scores: np.ndarray) -> np.ndarray:
 
 
 def evaluate(model: TwoStageModel, units: Units, is_tail: np.ndarray, k: int, activity: ItemActivity,
-             use_reranker: bool = True) -> dict[str, float]:
+             use_reranker: bool = True, weather: WeatherHistory | None = None) -> dict[str, float]:
     """Full-catalog first stage, the ranker over the multi-source pool, and the repeat-buy heuristic on `units`."""
     if not len(units):
         return {}
-    pools = unit_pools(model, units, activity, k)
+    pools = unit_pools(model, units, activity, k, weather)
     first = pools.first
     discoveries = new_to_user(units.targets, pools.bought_items)
     out = {f"recall_at_{k}": recall_at_k(first, units.targets, k), "ndcg_at_10": ndcg_at_k(first, units.targets, 10),
@@ -169,7 +175,8 @@ RANKER_FOLDS = 4
 
 
 def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, activity: ItemActivity,
-                       is_tail: np.ndarray) -> tuple[Ranker | None, dict[str, Any]]:
+                       is_tail: np.ndarray, weather: WeatherHistory | None = None,
+                       weather_mode: str = "auto") -> tuple[Ranker | None, dict[str, Any], Ranker | None]:
     """Fit the LightGBM ranker on validation pools, cross-fitted over users so every decision is
     made on users the deciding model never saw: the users fall in ``RANKER_FOLDS`` folds; for each
     fold a ranker is fitted on the others (early-stopped on the next fold) and scores it. Those
@@ -177,10 +184,16 @@ def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, ac
     beats the first stage (recall@k), and calibrate the discovery knob; the kept ranker is refitted
     on every unit with the median early-stopped number of trees. ``reranker_pool_recall`` in the
     returned info is the share of the units' purchases that reached the pool (the ranker's ceiling);
-    ``discovery`` the calibrated default of the long-tail knob (`calibrate_discovery`)."""
+    ``discovery`` the calibrated default of the long-tail knob (`calibrate_discovery`).
+
+    Weather (``weather``: the units' `WeatherHistory`; ``weather_mode``: ``training.weather_features``):
+    the search runs twice, with every feature and without ``WEATHER_FEATURE_NAMES``; ``on``/``off``
+    keep that ranker, ``auto`` the weather one when its cross-fitted NDCG@10 is not below the other's.
+    The other is refitted the same way (its own settings and trees; same cold start) and returned
+    third, for the evaluation's weather ablation (None when no ranker is kept)."""
     if len(units) < 20:
-        return None, {"reranker": "skipped: fewer than 20 validation units"}
-    pools = unit_pools(model, units, activity, k)
+        return None, {"reranker": "skipped: fewer than 20 validation units"}, None
+    pools = unit_pools(model, units, activity, k, weather)
     labels = np.array([np.isin(row, t) for row, t in zip(pools.candidates, units.targets, strict=True)],
                       dtype=np.float32)
     users = units.frame["user_id"].astype(str).to_numpy()
@@ -188,15 +201,22 @@ def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, ac
     fold_of = {user: i % RANKER_FOLDS for i, user in enumerate(unique.tolist())}
     folds = np.array([fold_of[u] for u in users])
 
-    trials = []
-    for params in RANKER_GRID:
-        try:
-            scores, trees = cross_fit(pools.features, labels, folds, seed, params)
-        except ValueError as exc:
-            return None, {"reranker": f"skipped: {exc}"}
-        trials.append({"params": params, "scores": scores, "trees": int(np.median(trees)),
-                       "ndcg": ndcg_at_k(_ranked(pools, scores), units.targets, 10)})
-    best = max(trials, key=lambda trial: trial["ndcg"])
+    variants = {True: (pools.features, list(FEATURE_NAMES)), False: (without_weather(pools.features), NO_WEATHER_NAMES)}
+    searched: dict[bool, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    for with_weather, (features, names) in variants.items():
+        trials = []
+        for params in RANKER_GRID:
+            try:
+                scores, trees = cross_fit(features, labels, folds, seed, params, names)
+            except ValueError as exc:
+                return None, {"reranker": f"skipped: {exc}"}, None
+            trials.append({"params": params, "scores": scores, "trees": int(np.median(trees)),
+                           "ndcg": ndcg_at_k(_ranked(pools, scores), units.targets, 10)})
+        searched[with_weather] = (max(trials, key=lambda trial: trial["ndcg"]), trials)
+    weather_ndcg, plain_ndcg = searched[True][0]["ndcg"], searched[False][0]["ndcg"]
+    use_weather = weather_mode == "on" or (weather_mode == "auto" and weather_ndcg >= plain_ndcg)
+    best, trials = searched[use_weather]
+    features, names = variants[use_weather]
     pool_recall = float(np.mean([labels[i].sum() / len(set(t)) for i, t in enumerate(units.targets) if len(t)]))
     first_recall = recall_at_k(_ranked(pools, pools.first_scores), units.targets, k)
     second_recall = recall_at_k(_ranked(pools, best["scores"]), units.targets, k)
@@ -207,9 +227,11 @@ def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, ac
             "reranker_grid_ndcg": [{"params": t["params"], "ndcg_at_10": round(t["ndcg"], 4), "trees": t["trees"]}
                                    for t in trials],
             "reranker_params": best["params"], "reranker_trees": best["trees"],
-            "reranker": "kept" if keep else "dropped (no held-out gain)"}
+            "reranker": "kept" if keep else "dropped (no held-out gain)",
+            "weather_features": weather_mode, "reranker_uses_weather": use_weather,
+            "weather_heldout_ndcg": round(weather_ndcg, 4), "no_weather_heldout_ndcg": round(plain_ndcg, 4)}
     if not keep:
-        return None, info
+        return None, info, None
     cold_start, cold_recalls = choose_cold_start(pools, best["scores"], units.targets, k)
     info.update({"cold_start": cold_start, "cold_start_heldout_recall": cold_recalls})
     scores = best["scores"] if cold_start is None else with_cold_start(best["scores"], pools.features, cold_start)
@@ -217,10 +239,14 @@ def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, ac
                                            model.weights["log_q"], is_tail, k,
                                            known=(pools.history > 0).any(axis=1), folds=folds)
     info.update({"discovery": discovery, "discovery_curve": curve})
-    final = fit_ranker(pools.features, labels, seed, rounds=max(best["trees"], 1), params=best["params"])
+    final = fit_ranker(features, labels, seed, rounds=max(best["trees"], 1), params=best["params"], feature_names=names)
     final.cold_start = cold_start
+    other, (other_features, other_names) = searched[not use_weather][0], variants[not use_weather]
+    ablation = fit_ranker(other_features, labels, seed, rounds=max(other["trees"], 1), params=other["params"],
+                          feature_names=other_names)
+    ablation.cold_start = cold_start
     info["reranker_feature_gain"] = final.feature_importance()
-    return final, info
+    return final, info, ablation
 
 
 MIN_COLD_START_UNITS = 20
@@ -247,17 +273,19 @@ def choose_cold_start(pools: UnitPools, scores: np.ndarray, targets: list[list[i
 
 
 def cross_fit(features: np.ndarray, labels: np.ndarray, folds: np.ndarray, seed: int,
-              params: dict[str, Any]) -> tuple[np.ndarray, list[int]]:
+              params: dict[str, Any], feature_names: list[str] | None = None) -> tuple[np.ndarray, list[int]]:
     """Out-of-fold ranker scores [n, C] for [n, C, F] ``features`` / [n, C] ``labels``: fold f is
     scored by a ranker fitted on the folds other than f and f+1, early-stopped on fold f+1.
-    ``folds``: int [n] fold of each unit (0..max). Returns (scores, early-stopped trees per fold)."""
+    ``folds``: int [n] fold of each unit (0..max); ``feature_names``: the columns' names when not
+    ``FEATURE_NAMES``. Returns (scores, early-stopped trees per fold)."""
     n_folds = int(folds.max()) + 1
     scores = np.zeros(labels.shape, np.float32)
     trees = []
     for fold in range(n_folds):
         scored, stop = folds == fold, folds == (fold + 1) % n_folds
         fit = ~scored & ~stop
-        ranker = fit_ranker(features[fit], labels[fit], seed, valid=(features[stop], labels[stop]), params=params)
+        ranker = fit_ranker(features[fit], labels[fit], seed, valid=(features[stop], labels[stop]), params=params,
+                            feature_names=feature_names)
         scores[scored] = ranker.score(features[scored])
         trees.append(ranker.best_iteration)
     return scores, trees
@@ -386,6 +414,7 @@ def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = N
         repeat_rate = item_repeat_rate(silver, data.item_ids, config.split.train_end)
         # Read only at each unit's / window's own date (ItemActivity.at): no later week reaches a feature.
         activity = item_activity(silver, data.item_ids, config.split.test_end)
+        weather = load_weather_history(ctx.lake, config, data.item_ids, config.split.test_end)
     arrays = {**weights, **{key: data.item_tables[key] for key in ITEM_TABLE_KEYS},
               **copurchase.to_arrays("copurchase"), **content.to_arrays("content"), "item_repeat_rate": repeat_rate,
               "seen_user_buckets": data.seen_user_buckets, "item_ids": data.item_ids.astype(str),
@@ -413,23 +442,26 @@ def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = N
                                "train_rows": data.n_train_rows, "history": state["history"]}
     if cfg.reranker:
         with ctx.step("second stage (re-ranker)"):
-            reranker, info = train_second_stage(model, ranker_units(ctx, data), cfg.recall_k, cfg.seed, activity,
-                                                data.is_tail)
+            reranker, info, ablation = train_second_stage(model, ranker_units(ctx, data), cfg.recall_k, cfg.seed,
+                                                          activity, data.is_tail, weather, cfg.weather_features)
             summary.update(info)
             if reranker is not None:
                 arrays.update(reranker.to_arrays())
+                if ablation is not None:
+                    arrays[WEATHER_ABLATION_ARRAY] = ablation.to_arrays()["ranker_model"]
+                    meta["weather_ablation_features"] = ablation.feature_names
                 meta["discovery"] = info["discovery"]
                 meta["cold_start"] = reranker.cold_start
                 meta["reranker_enabled"] = True
-                meta["reranker_features"] = FEATURE_NAMES
+                meta["reranker_features"] = reranker.feature_names
                 model.reranker = reranker
     with ctx.step("evaluate on test (and holdout) windows"):
         k = cfg.recall_k
         test = _units(data, split="test")
         for label, units in (("test", test), *((("holdout", _units(data, window=holdout)),) if holdout else ())):
-            metrics = evaluate(model, units, data.is_tail, k, activity)
+            metrics = evaluate(model, units, data.is_tail, k, activity, weather=weather)
             if use_context:
-                ablated = evaluate(model.with_ablated_context(), units, data.is_tail, k, activity)
+                ablated = evaluate(model.with_ablated_context(), units, data.is_tail, k, activity, weather=weather)
                 metrics.update({f"context_ablated_{key}": value for key, value in ablated.items()
                                 if not key.startswith("repeat_buy")})
             summary[label] = {"units": len(units), **metrics}

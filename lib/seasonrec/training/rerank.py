@@ -23,6 +23,12 @@ source's proposals. Features of (user, candidate item) at the request date, ``FE
 - user: log purchase occasions, log distinct items bought, log tenure (days since the oldest last
   purchase in the summary), log mean days between purchase occasions, share of the user's purchase
   occasions that were re-buys, no history at all (new user).
+- weather (appended, `WEATHER_FEATURE_NAMES`; `seasonrec.features.item_weather`, point in time): the
+  trailing 7-day temperature anomaly of the user's country's weather region on the last completed
+  day, its cold/warm spell flags, whether it is known (0 and zeros for countries without weather),
+  the item's weather sensitivity (relative change of its share of baskets per degC, from weeks
+  before the date, shrunk for items with few sales) and sensitivity x anomaly (> 0: the weather
+  favours the item now). ``training.weather_features`` decides whether the kept ranker reads them.
 All are defined for a user without history (zeros and the new-user flag), so cold start goes
 through the same ranker. The ranker is fitted on validation-window pools (label: bought in the
 unit's week), grouped by (user, week), and kept only when it beats the first stage on held-out users.
@@ -43,6 +49,10 @@ FEATURE_NAMES = ["score", "score_gap", "score_rank", "log_times_bought", "bought
                  "log_first_orders", "copurchase", "copurchase_affinity", "content", "user_log_occasions",
                  "user_log_items",
                  "user_log_tenure_days", "user_log_cycle_days", "user_rebuy_share", "user_is_new"]
+WEATHER_FEATURE_NAMES = ["weather_anomaly_7d", "weather_cold_spell", "weather_warm_spell", "weather_known",
+                         "item_weather_sensitivity", "weather_sensitivity_x_anomaly"]
+# Appended last (after any feature added to the list above), built by `weather_features`.
+FEATURE_NAMES = [*FEATURE_NAMES, *WEATHER_FEATURE_NAMES]
 LGB_PARAMS = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10, 20], "learning_rate": 0.05,
               "num_leaves": 31, "min_data_in_leaf": 50, "feature_fraction": 0.9, "bagging_fraction": 0.8,
               "bagging_freq": 1, "lambdarank_truncation_level": 30, "verbose": -1, "num_threads": 2}
@@ -73,6 +83,8 @@ class PoolInputs:
     copurchase_affinity: np.ndarray | None  # [n, n_items] over the whole purchase summary, or None
     content: np.ndarray | None  # [n, n_items] or None
     item_signals: dict[str, np.ndarray]  # ItemActivity.at(date)
+    weather: np.ndarray | None = None  # [n, 4] item_weather.USER_WEATHER_COLUMNS per user, or None (unknown)
+    weather_sensitivity: np.ndarray | None = None  # [n_items] item_weather sensitivity, or None (zeros)
 
 
 def candidate_features(inputs: PoolInputs, candidates: np.ndarray, scores: np.ndarray, season_lift: np.ndarray,
@@ -112,7 +124,7 @@ def candidate_features(inputs: PoolInputs, candidates: np.ndarray, scores: np.nd
     def user(column: np.ndarray) -> np.ndarray:
         return np.broadcast_to(column, (n, c))
 
-    return np.stack([
+    base = np.stack([
         scores.astype(np.float32),
         (scores - scores.max(axis=1, keepdims=True)).astype(np.float32),
         by_score,
@@ -143,6 +155,21 @@ def candidate_features(inputs: PoolInputs, candidates: np.ndarray, scores: np.nd
         user(rebuy_share),
         user(is_new),
     ], axis=2).astype(np.float32)
+    return np.concatenate([base, weather_features(inputs, candidates)], axis=2)
+
+
+def weather_features(inputs: PoolInputs, candidates: np.ndarray) -> np.ndarray:
+    """[n, c, len(WEATHER_FEATURE_NAMES)] float32: the user's weather (``inputs.weather``, zeros when
+    None), the candidates' sensitivity (``inputs.weather_sensitivity``, zeros when None) and their
+    product with the anomaly."""
+    n, c = candidates.shape
+    weather = np.zeros((n, 4), np.float32) if inputs.weather is None else inputs.weather.astype(np.float32)
+    sensitivity = (np.zeros((n, c), np.float32) if inputs.weather_sensitivity is None
+                   else inputs.weather_sensitivity[candidates].astype(np.float32))
+    user = np.broadcast_to(weather[:, None, :], (n, c, weather.shape[1]))
+    # sensitivity < 0 = sells more when colder: with a negative anomaly the product is > 0 (favoured now).
+    interaction = sensitivity * user[:, :, 0]
+    return np.concatenate([user, sensitivity[:, :, None], interaction[:, :, None]], axis=2).astype(np.float32)
 
 
 def with_discovery(scores: np.ndarray, is_tail: np.ndarray, discovery: float,
@@ -245,12 +272,13 @@ def ranking_rows(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, 
 
 def fit_ranker(features: np.ndarray, labels: np.ndarray, seed: int,
                valid: tuple[np.ndarray, np.ndarray] | None = None, rounds: int | None = None,
-               params: dict[str, Any] | None = None) -> Ranker:
+               params: dict[str, Any] | None = None, feature_names: list[str] | None = None) -> Ranker:
     """LightGBM lambdarank on [n_units, c, F] features and [n_units, c] 0/1 labels, one group per unit.
 
     With ``valid`` (features, labels of other units) it stops early on their NDCG; ``rounds``
     fixes the number of trees instead (e.g. the early-stopped count, when refitting on everything).
-    ``params`` override ``LGB_PARAMS`` (e.g. one entry of ``RANKER_GRID``).
+    ``params`` override ``LGB_PARAMS`` (e.g. one entry of ``RANKER_GRID``). ``feature_names``: the
+    names of the features' columns when they are a subset of ``FEATURE_NAMES`` (e.g. `without_weather`).
     """
     import lightgbm
 
@@ -258,7 +286,8 @@ def fit_ranker(features: np.ndarray, labels: np.ndarray, seed: int,
     if not group:
         raise ValueError("no unit has a bought item in its candidate pool; nothing to learn a ranking from")
     params = {**LGB_PARAMS, **(params or {}), "seed": seed, "deterministic": True}
-    train = lightgbm.Dataset(x, y, group=group, feature_name=FEATURE_NAMES, free_raw_data=True)
+    names = list(feature_names or FEATURE_NAMES)
+    train = lightgbm.Dataset(x, y, group=group, feature_name=names, free_raw_data=True)
     callbacks = []
     valid_sets = []
     if valid is not None:
@@ -269,4 +298,14 @@ def fit_ranker(features: np.ndarray, labels: np.ndarray, seed: int,
     booster = lightgbm.train(params, train, num_boost_round=rounds or MAX_ROUNDS, valid_sets=valid_sets,
                              callbacks=callbacks)
     best = int(booster.best_iteration or booster.current_iteration())
-    return Ranker(booster.model_to_string(num_iteration=best), list(FEATURE_NAMES), best)
+    return Ranker(booster.model_to_string(num_iteration=best), names, best)
+
+
+NO_WEATHER_COLUMNS = [i for i, name in enumerate(FEATURE_NAMES) if name not in WEATHER_FEATURE_NAMES]
+NO_WEATHER_NAMES = [FEATURE_NAMES[i] for i in NO_WEATHER_COLUMNS]
+
+
+def without_weather(features: np.ndarray) -> np.ndarray:
+    """[n, c, F] features laid out as ``FEATURE_NAMES`` -> the columns of ``NO_WEATHER_NAMES`` (the
+    weather ablation: a ranker fitted on them never reads the weather)."""
+    return features[:, :, NO_WEATHER_COLUMNS]
