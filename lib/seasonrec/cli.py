@@ -173,6 +173,15 @@ def _one_line_reason(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``seasonrec`` command: run one job (``seasonrec <job> [options]``) or ``seasonrec pipeline --jobs a,b``.
+
+    ``argv`` defaults to ``sys.argv[1:]``. Returns the process exit code: 0 on success, 2 for an unknown job or no job
+    (help printed), 1 when a job fails (one ``seasonrec <job>: error: ...`` line on stderr, the traceback only with
+    ``--debug``), 130 on Ctrl-C.
+
+    >>> import sys
+    >>> sys.exit(main(["ingest", "--source", "synthetic"]))  # doctest: +SKIP
+    """
     logging.basicConfig(level=logging.INFO, format=logs.FORMAT, datefmt=logs.DATEFMT)
     argv = sys.argv[1:] if argv is None else argv
     requested = argv[0] if argv and not argv[0].startswith("-") else None

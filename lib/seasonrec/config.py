@@ -20,6 +20,8 @@ class ConfigError(ValueError):
 
 
 class Section(BaseModel):
+    """Base of every config section: unknown keys are errors (``extra="forbid"``) and assignments are validated."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
@@ -33,6 +35,8 @@ class PathsConfig(Section):
 
 
 class SparkConfig(Section):
+    """The ``spark`` section: master, app name, driver memory, shuffle partitions, log level and extra Spark conf."""
+
     master: str | None = Field(default=None, description="None: keep what spark-submit/Databricks set, else local[*]")
     app_name: str = "seasonrec"
     driver_memory: str = "4g"
@@ -42,6 +46,9 @@ class SparkConfig(Section):
 
 
 class SyntheticConfig(Section):
+    """The ``data.synthetic`` section: size, dates, seed, popularity skew, re-buys, countries, cancellations and the
+    planted cold-sensitive items of the generated data set (`seasonrec.data.synthetic`)."""
+
     seed: int = 42
     n_users: int = Field(default=2000, ge=10)
     n_items: int = Field(default=800, ge=10)
@@ -159,6 +166,9 @@ ONLINE_RETAIL_PRESET: dict[str, Any] = {
 
 
 class DataConfig(Section):
+    """The ``data`` section: which source ``seasonrec ingest`` reads (synthetic, online_retail, file), each source's
+    settings, the quarantine threshold and the validation rules."""
+
     source: Literal["synthetic", "online_retail", "file"] = "synthetic"
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     file: FileSourceConfig = Field(default_factory=FileSourceConfig)
@@ -190,6 +200,9 @@ class SplitConfig(Section):
 
 
 class FeaturesConfig(Section):
+    """The ``features`` section: countries, product filters, salt, negative sampling, history lengths, popularity tiers,
+    seasonality smoothing and text/category settings of the silver and gold tables."""
+
     countries: list[str] = Field(default_factory=lambda: ["GB", "DE", "FR", "CN", "AU", "US"])
     southern_hemisphere: list[str] = Field(default_factory=lambda: ["AU", "NZ", "ZA", "AR", "BR", "CL"])
     non_product_pattern: str = r"^(POST|DOT|M|C2|BANK CHARGES|AMAZONFEE|PADS|CRUK|D|S|B|gift_.*|TEST.*)$"
@@ -233,6 +246,9 @@ def on_off(value: Any) -> Any:
 
 
 class TrainingConfig(Section):
+    """The ``training`` section: backend and processes, the two-tower model and its training loop, the candidate
+    sources, the ranker and the weather features of ``seasonrec train``."""
+
     backend: TrainingBackend = Field(
         default="horovod", description="how the two-tower and the forecaster's LSTM train (seasonrec.core.backends): "
                                        "horovod (num_proc processes as Spark tasks) or local (one process, the "
@@ -276,6 +292,9 @@ class TrainingConfig(Section):
 
 
 class ScoringConfig(Section):
+    """The ``scoring`` section: list length, blocks and partitions, filters (bought, sellable, category cap), the second
+    stage, fresh co-purchase neighbours and the long-tail ``discovery`` boost of ``seasonrec score``."""
+
     top_k: int = Field(default=20, ge=1)
     user_block_size: int = Field(default=1024, ge=1)
     exclude_bought: bool = False
@@ -521,6 +540,9 @@ class WeatherConfig(Section):
 
 
 class SeasonrecConfig(Section):
+    """The whole configuration (``conf/<env>.yaml`` plus ``--set`` overrides): ``env`` and one field per section (paths,
+    spark, data, split, features, training, scoring, forecast, evaluation, serving, streaming, maintenance, weather)."""
+
     env: str = "local"
     paths: PathsConfig = Field(default_factory=PathsConfig)
     spark: SparkConfig = Field(default_factory=SparkConfig)

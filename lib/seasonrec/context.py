@@ -22,6 +22,9 @@ log = logging.getLogger("seasonrec")
 
 @dataclass
 class JobContext:
+    """What a job runs with: the validated config, the Spark session, the `Lake` at ``paths.lake_root``, the job's name
+    and a fresh 12-hex-digit ``run_id`` (recorded in commits, logs and MLflow)."""
+
     config: SeasonrecConfig
     spark: SparkSession
     lake: Lake
@@ -30,6 +33,8 @@ class JobContext:
 
     @classmethod
     def create(cls, config: SeasonrecConfig, job: str, spark: SparkSession | None = None) -> JobContext:
+        """A context for ``job`` on ``config``; ``spark`` defaults to `seasonrec.spark.get_spark` (the session the
+        config describes, created or reused)."""
         from seasonrec.spark import get_spark
 
         spark = spark or get_spark(config)
@@ -63,9 +68,11 @@ class Step:
     counts: dict[str, object] = field(default_factory=dict)
 
     def note(self, **counts: object) -> None:
+        """Add or replace counts (``rows=n``) shown on the step's closing log line."""
         self.counts.update(counts)
 
     def suffix(self) -> str:
+        """The noted counts as ``" (rows 10, users 3)"``; empty when nothing was noted."""
         return (" (" + ", ".join(f"{key} {value}" for key, value in self.counts.items()) + ")") if self.counts else ""
 
 

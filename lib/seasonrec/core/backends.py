@@ -84,6 +84,7 @@ class Worker(abc.ABC):
         """End training as a killed process would (tests of --resume)."""
 
     def is_chief(self) -> bool:
+        """True on rank 0, the process that writes artifacts and logs progress."""
         return self.rank() == 0
 
 
@@ -91,36 +92,47 @@ class HorovodWorker(Worker):
     """A Horovod rank (Gloo on CPU, NCCL on GPU when built with it)."""
 
     def init(self, seed: int | None = None) -> None:
+        """``hvd.init()``, this process pinned to its local rank's GPU (if any), every seed set from ``seed``, CPU
+        threads limited (`horovod_runner.init_worker`)."""
         dist.init_worker(seed)
 
     def rank(self) -> int:
+        """``hvd.rank()``."""
         import horovod.tensorflow.keras as hvd
 
         return hvd.rank()
 
     def size(self) -> int:
+        """``hvd.size()``."""
         import horovod.tensorflow.keras as hvd
 
         return hvd.size()
 
     def optimizer(self, base_learning_rate: float) -> Any:
+        """Legacy Keras Adam at ``base_learning_rate * size`` wrapped in ``hvd.DistributedOptimizer``."""
         return dist.distributed_optimizer(base_learning_rate)
 
     def callbacks(self, base_learning_rate: float, steps_per_epoch: int, warmup_epochs: int = 1,
                   initial_epoch: int = 0, progress: str | None = None) -> list[Any]:
+        """Broadcast of rank 0's initial weights, metric averaging and a learning-rate warm-up over ``warmup_epochs``
+        (`horovod_runner.standard_callbacks`); plus epoch progress on rank 0 with ``progress``."""
         return dist.standard_callbacks(base_learning_rate, steps_per_epoch, warmup_epochs, initial_epoch, progress)
 
     def dataset(self, converter: Any, batch_size: int, *, seed: int | None = None,
                 shuffle: bool = True) -> contextlib.AbstractContextManager[Any]:
+        """This rank's shard of the Petastorm ``converter`` (`horovod_runner.sharded_tf_dataset`)."""
         return dist.sharded_tf_dataset(converter, batch_size, seed=seed, shuffle=shuffle)
 
     def broadcast(self, obj: Any, name: str) -> Any:
+        """Rank 0's ``obj`` on every rank (``hvd.broadcast_object``)."""
         return dist.broadcast_object(obj, name=name)
 
     def allreduce_mean(self, value: float, name: str) -> float:
+        """Mean of ``value`` over all ranks (``hvd.allreduce``), as a float."""
         return dist.average_metric(value, name)
 
     def crash(self, code: int) -> None:
+        """``os._exit(code)``: the rank dies without cleanup and Horovod fails the whole job."""
         os._exit(code)  # the rank dies without cleanup; Horovod fails the whole job
 
 
@@ -128,6 +140,8 @@ class LocalWorker(Worker):
     """The driver process training alone: rank 0 of 1, the whole dataset, a plain Adam optimizer."""
 
     def init(self, seed: int | None = None) -> None:
+        """Memory growth on every visible GPU and, with ``seed``, every random generator seeded (Keras
+        ``set_random_seed``)."""
         import tensorflow as tf
 
         for gpu in tf.config.list_physical_devices("GPU"):
@@ -137,12 +151,15 @@ class LocalWorker(Worker):
             tf.keras.utils.set_random_seed(seed)
 
     def rank(self) -> int:
+        """Always 0."""
         return 0
 
     def size(self) -> int:
+        """Always 1."""
         return 1
 
     def optimizer(self, base_learning_rate: float) -> Any:
+        """Legacy Keras Adam at ``base_learning_rate`` (the optimizer Horovod wraps, without the allreduce)."""
         import tensorflow as tf
 
         # The legacy Keras 2 Adam, as Horovod wraps: the two backends differ only in the allreduce.
@@ -150,20 +167,25 @@ class LocalWorker(Worker):
 
     def callbacks(self, base_learning_rate: float, steps_per_epoch: int, warmup_epochs: int = 1,
                   initial_epoch: int = 0, progress: str | None = None) -> list[Any]:
+        """No callbacks (one process, no warm-up), or the epoch progress line when ``progress`` is given."""
         # No broadcast or metric averaging (one process) and no warm-up: it ramps to lr * size = lr.
         return [] if progress is None else [dist.epoch_progress(progress, chief=True)]
 
     def dataset(self, converter: Any, batch_size: int, *, seed: int | None = None,
                 shuffle: bool = True) -> contextlib.AbstractContextManager[Any]:
+        """All of ``converter`` as a ``tf.data.Dataset`` (`horovod_runner.petastorm_tf_dataset`)."""
         return dist.petastorm_tf_dataset(converter, batch_size, seed=seed, shuffle=shuffle)
 
     def broadcast(self, obj: Any, name: str) -> Any:
+        """``obj`` unchanged (there is no other rank)."""
         return obj
 
     def allreduce_mean(self, value: float, name: str) -> float:
+        """``value`` as a float (the mean over one rank)."""
         return float(value)
 
     def crash(self, code: int) -> None:
+        """Raise `SimulatedCrash`: killing the only process would end the caller too."""
         raise SimulatedCrash(f"simulated crash of the local training process (exit code {code})")
 
 
@@ -204,6 +226,8 @@ class HorovodBackend(Backend):
         self.size = num_proc
 
     def run(self, spark: SparkSession, train_fn: Callable[..., Any], **kwargs: Any) -> list[Any]:
+        """``train_fn(HorovodWorker(), **kwargs)`` on ``size`` Horovod ranks launched as Spark tasks; results by
+        rank."""
         return dist.run_horovod(spark, _horovod_rank, self.size, rank_fn=train_fn, **kwargs)
 
 
@@ -219,6 +243,7 @@ class LocalBackend(Backend):
     size = 1
 
     def run(self, spark: SparkSession, train_fn: Callable[..., Any], **kwargs: Any) -> list[Any]:
+        """``[train_fn(LocalWorker(), **kwargs)]`` in the driver process (``spark`` is not used)."""
         logs.quiet_task()  # the same third-party warning filters a Horovod rank sets
         return [train_fn(LocalWorker(), **kwargs)]
 

@@ -54,11 +54,16 @@ class Recommender(Protocol):
     item_matrix: np.ndarray
     ablate_context: bool
 
-    def user_matrix(self, users_pdf: pd.DataFrame, context: dict[str, Any]) -> np.ndarray: ...
+    def user_matrix(self, users_pdf: pd.DataFrame, context: dict[str, Any]) -> np.ndarray:
+        """[n_users, d] float32 user vectors for the rows of ``users_pdf`` in the request ``context``."""
 
     def rerank(self, users_pdf: pd.DataFrame, candidate_positions: np.ndarray, candidate_scores: np.ndarray,
-               context: dict[str, Any]) -> np.ndarray: ...
+               context: dict[str, Any]) -> np.ndarray:
+        """[n, C] final scores of each user's candidates (``candidate_positions``: int [n, C] rows of ``item_matrix``;
+        ``candidate_scores``: [n, C] first-stage scores)."""
 
 
 def has_reranker(model: Any) -> bool:
+    """True when ``model`` has a callable ``rerank`` and does not say ``has_reranker = False`` (the engine then runs the
+    second stage)."""
     return callable(getattr(model, "rerank", None)) and bool(getattr(model, "has_reranker", True))

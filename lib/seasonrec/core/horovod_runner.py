@@ -163,6 +163,7 @@ def _run_task(payload: bytes, verbose: bool) -> Any:
 
 
 def clean_dir(path: str) -> None:
+    """Delete the directory ``path`` and everything under it; missing paths and errors are ignored."""
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -321,6 +322,7 @@ def broadcast_object(obj: Any, name: str = "object") -> Any:
 
 
 def is_chief() -> bool:
+    """True on Horovod rank 0 (call only inside a Horovod process, after ``hvd.init()``)."""
     import horovod.tensorflow as hvd_tf
 
     return hvd_tf.rank() == 0

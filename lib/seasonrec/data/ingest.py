@@ -64,6 +64,8 @@ FLOAT_EXPORTED_ID = r"^(\d+)\.0+$"
 
 
 def normalize_user(column: str) -> Column:
+    """String column ``column`` with float-exported numeric ids (``'17850.0'``) back to ``'17850'``; other values
+    unchanged."""
     return F.regexp_replace(F.col(column), FLOAT_EXPORTED_ID, "$1")
 
 

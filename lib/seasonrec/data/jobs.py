@@ -23,6 +23,7 @@ DESCRIPTION = "bronze: load the configured source (synthetic, online_retail or a
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``seasonrec ingest`` options: ``--source`` (synthetic, online_retail, file), ``--path``, ``--since``."""
     parser.add_argument("--source", choices=["synthetic", "online_retail", "file"], default=None,
                         help="default: data.source from the config")
     parser.add_argument("--path", default=None,

@@ -48,6 +48,10 @@ SOUTHERN = {"AU", "NZ", "ZA", "AR", "BR", "CL"}
 
 @dataclass(frozen=True)
 class Category:
+    """A generated product category: its share of the items, base price, title nouns and, for a seasonal one, the
+    season's name, peak ISO week and width in weeks (``flips_south``: the peak moves 26 weeks later south of the
+    equator)."""
+
     name: str
     item_share: float
     base_price: float

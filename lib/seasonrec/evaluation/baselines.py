@@ -56,6 +56,7 @@ class EvalWindow:
 
     @classmethod
     def from_split(cls, split: SplitConfig, name: str) -> EvalWindow:
+        """The ``validation`` or ``test`` window of ``split``; any other ``name`` raises ValueError."""
         if name == "validation":
             return cls("validation", split.train_end, split.validation_end)
         if name == "test":
@@ -64,6 +65,7 @@ class EvalWindow:
 
     @property
     def days(self) -> int:
+        """Length of the window in days (end exclusive)."""
         return (self.end - self.start).days
 
     def weeks_of_year(self) -> set[int]:
@@ -72,6 +74,7 @@ class EvalWindow:
         return {min(day.isocalendar()[1], 52) for day in days}
 
     def contains(self, column: str = "ts") -> Any:
+        """Spark condition: ``column`` (a timestamp) is in [start, end)."""
         return (F.col(column) >= _ts(self.start)) & (F.col(column) < _ts(self.end))
 
 
@@ -101,6 +104,7 @@ class TrainingView:
 
     @classmethod
     def for_window(cls, interactions: DataFrame, window: EvalWindow) -> TrainingView:
+        """The view of ``interactions`` before ``window.start``: what methods evaluated on ``window`` may fit on."""
         return cls(interactions, window.start, window)
 
     def frame(self) -> DataFrame:
@@ -120,6 +124,7 @@ class TrainingView:
         return self._frame.where((F.col("ts") >= _ts(start)) & (F.col("ts") < _ts(end)))
 
     def check_window(self, window: EvalWindow) -> None:
+        """Raise `LeakageError` when this view reaches past the start of ``window``."""
         if self.cutoff > window.start:
             raise LeakageError(f"a view ending {self.cutoff} cannot be used for the {window.name} window "
                                f"starting {window.start}")
@@ -182,6 +187,7 @@ class BaselineContext:
 
 
 def global_popularity(bc: BaselineContext) -> DataFrame:
+    """Baseline: the ``top_k`` items with most distinct buyers in the view, the same list for every target user."""
     return same_list_for_all(bc.users, popular_items(bc.view.frame(), bc.top_k), bc.top_k)
 
 
@@ -191,10 +197,14 @@ def _recent_items(bc: BaselineContext, n: int) -> DataFrame:
 
 
 def recent_popularity(bc: BaselineContext) -> DataFrame:
+    """Baseline: the most bought items of the last ``evaluation.recent_weeks`` before the cutoff, the same list
+    for all."""
     return same_list_for_all(bc.users, _recent_items(bc, bc.top_k), bc.top_k)
 
 
 def seasonal_popularity(bc: BaselineContext) -> DataFrame:
+    """Baseline: the most bought items of the same window one year (364 days) earlier, completed with recent popularity;
+    the same list for all users."""
     year = dt.timedelta(days=364)
     start, end = bc.window.start - year, min(bc.window.end - year, bc.view.cutoff)
     last_year = popular_items(bc.view.between(start, end), bc.top_k)
@@ -204,6 +214,8 @@ def seasonal_popularity(bc: BaselineContext) -> DataFrame:
 
 
 def repeat_buy(bc: BaselineContext) -> DataFrame:
+    """Baseline: each user's own items by times bought (ties: most recent), completed to ``top_k`` with recent
+    popularity."""
     bought = (bc.view.frame().join(bc.users.select("user_id").distinct(), "user_id")
               .groupBy("user_id", "item_id").agg(F.count("*").alias("n"), F.max("ts").alias("last_ts")))
     order = Window.partitionBy("user_id").orderBy(F.col("n").desc(), F.col("last_ts").desc(), F.col("item_id"))
@@ -221,6 +233,9 @@ def _recent_distinct_items(frame: DataFrame, max_items: int) -> DataFrame:
 
 
 def item_knn(bc: BaselineContext) -> DataFrame:
+    """Baseline: item-item cosine similarity over co-buyers (each user's ``knn_max_items_per_user`` most recent items,
+    ``knn_neighbors`` neighbours per item); a user's score of an item is the summed similarity to the items they
+    bought. Returns (user_id, rank, item_id, score), checkpointed."""
     history = _recent_distinct_items(bc.view.frame(), bc.config.knn_max_items_per_user).persist()
     try:
         buyers = history.groupBy("item_id").agg(F.count("*").cast("double").alias("n"))
@@ -245,15 +260,19 @@ def item_knn(bc: BaselineContext) -> DataFrame:
 # ---------------------------------------------------------------- ALS
 @dataclass(frozen=True)
 class ALSParams:
+    """One point of the implicit-ALS grid: ``rank``, ``reg_param`` and confidence ``alpha``."""
+
     rank: int
     reg_param: float
     alpha: float
 
     def label(self) -> str:
+        """``"rank=16,reg=0.1,alpha=10"``: how the grid point appears in logs and tuning rows."""
         return f"rank={self.rank},reg={self.reg_param:g},alpha={self.alpha:g}"
 
 
 def als_grid(config: EvaluationConfig) -> list[ALSParams]:
+    """Every combination of ``evaluation.als_ranks`` x ``als_reg_params`` x ``als_alphas``."""
     return [ALSParams(r, g, a) for r, g, a in itertools.product(config.als_ranks, config.als_reg_params,
                                                                  config.als_alphas)]
 
@@ -296,6 +315,9 @@ def als_recommend(view: TrainingView, users: DataFrame, top_k: int, params: ALSP
 
 @dataclass
 class ALSTuning:
+    """Result of `tune_als`: the tuning window, each grid point with its score, the best point, and the metric and k it
+    was scored with."""
+
     window: EvalWindow
     results: list[tuple[ALSParams, float]]
     best: ALSParams
@@ -328,6 +350,8 @@ def tune_als(view: TrainingView, window: EvalWindow,
 
 
 def als_baseline(bc: BaselineContext, params: ALSParams) -> DataFrame:
+    """Baseline: implicit ALS with ``params`` fitted on the view; (user_id, rank, item_id, score) for target users known
+    to the view (others get no list)."""
     return als_recommend(bc.view, bc.users, bc.top_k, params, bc.config)
 
 

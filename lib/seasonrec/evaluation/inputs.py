@@ -38,6 +38,12 @@ log = logging.getLogger(__name__)
 
 def build_inputs(ctx: Any, interactions: DataFrame, view: TrainingView, window: EvalWindow,
                  versions: dict[str, int]) -> tuple[EvaluationInputs, dict[str, Any]]:
+    """Truth, target users, segments and item labels of ``window`` (see the module docstring), with popularity from
+    ``view`` only and item tables read at ``versions`` (table name -> Delta version).
+
+    Returns the `EvaluationInputs` (its frames persisted) and facts for the run summary: n_target_users, n_truth_pairs,
+    catalog_size, n_seasonal_items, seasonal_items_from, window_weeks_of_year.
+    """
     config = ctx.config
     in_window = interactions.where(window.contains("ts"))
     truth = in_window.select("user_id", "item_id").distinct().persist()

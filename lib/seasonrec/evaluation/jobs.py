@@ -28,6 +28,7 @@ INPUT_TABLES = ("silver_interactions", "silver_items", "gold_item_features", "go
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``seasonrec evaluate`` options: ``--split``, ``--methods``, ``--model-dir``, ``--no-mlflow``."""
     parser.add_argument("--split", choices=["validation", "test"], default="test",
                         help="window to evaluate (dates from split.*); fitting only sees rows before it")
     parser.add_argument("--methods", default=None,
@@ -38,6 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Score the model and the configured baselines on the ``--split`` window; append the metric rows to
+    ``evaluation_runs``, write the Markdown report and (unless ``--no-mlflow``) log to MLflow.
+
+    Returns the summary: split, window, training_cutoff, per-method headline metrics (``methods``), ``skipped`` methods
+    with the reason, the facts of `inputs.build_inputs`, evaluation_runs_version, report (path), mlflow_run_id and
+    n_metric_rows, among others.
+    """
     from seasonrec import tables
     from seasonrec.context import JobError
     from seasonrec.evaluation import baselines as B

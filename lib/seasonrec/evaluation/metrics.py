@@ -98,15 +98,18 @@ class EvaluationInputs:
 
     @property
     def max_k(self) -> int:
+        """The largest cut-off of ``k_list``: how long every method's lists must be."""
         return max(self.k_list)
 
     def target_count(self) -> int:
+        """Number of distinct target users (counted once, then cached in ``n_target_users``)."""
         if self.n_target_users is None:
             self.n_target_users = self.users.select("user_id").distinct().count()
         return self.n_target_users
 
 
 def metric_row(metric: str, value: float | None, k: int | None = None, segment: str = ALL_SEGMENT) -> dict[str, Any]:
+    """One metric row as ``evaluation_runs`` stores it: metric, k, segment and the value as a float (or None)."""
     return {"metric": metric, "k": k, "segment": segment, "value": None if value is None else float(value)}
 
 

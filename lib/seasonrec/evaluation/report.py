@@ -85,6 +85,12 @@ def methods_metrics_table(rows: list[dict[str, Any]], k_list: list[int]) -> str:
 
 def write_report(out_dir: str, run_id: str, rows: list[dict[str, Any]], summary: dict[str, Any],
                  plot_data: dict[str, Any], k_list: list[int]) -> str:
+    """Write ``report.md`` and its PNG plots into ``out_dir`` and return the report's path.
+
+    ``rows``: the run's metric rows (method, metric, k, segment, value); ``summary``: the evaluate job's summary;
+    ``plot_data``: `inputs.plot_data` (top items, seasonality, forecasts, weather); ``k_list``: the cut-offs (the
+    largest is the one plotted).
+    """
     import matplotlib
 
     matplotlib.use("Agg")

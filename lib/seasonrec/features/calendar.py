@@ -128,6 +128,8 @@ def calendar_frame(start: dt.date, end: dt.date, countries: list[str]):
 
 
 def calendar(spark: SparkSession, start: dt.date, end: dt.date, countries: list[str]) -> DataFrame:
+    """The ``calendar`` table from ``start`` to ``end`` for ``countries`` as a Spark DataFrame (see
+    `calendar_frame`)."""
     frame = calendar_frame(start, end, countries)
     return spark.createDataFrame(list(frame.itertuples(index=False, name=None)), tables.spec(tables.CALENDAR).ddl)
 

@@ -32,6 +32,7 @@ STOPWORDS = ("of", "and", "the", "in", "with", "for", "set", "a", "an", "to", "o
 
 
 def before(interactions: DataFrame, as_of: dt.date) -> DataFrame:
+    """Rows of ``interactions`` with ``ts`` strictly before ``as_of`` (midnight)."""
     return interactions.where(F.col("ts") < F.lit(as_of).cast("timestamp"))
 
 
@@ -42,6 +43,7 @@ def dense_index(ids: DataFrame, id_col: str, index_col: str) -> DataFrame:
 
 
 def week_of_year(date: Column) -> Column:
+    """ISO week of the date column, week 53 folded into 52 (the features' 1..52 convention)."""
     return F.least(F.weekofyear(date), F.lit(WEEKS))
 
 
@@ -93,6 +95,13 @@ def seasonality(history: DataFrame, item_ids: DataFrame, config: FeaturesConfig)
 
 def item_features(silver_items: DataFrame, interactions: DataFrame, as_of: dt.date,
                   config: FeaturesConfig) -> DataFrame:
+    """``gold_item_features``: one row per item of ``silver_items`` or ``interactions``, aggregates from interactions
+    before ``as_of`` only.
+
+    Columns: item_id, item_index (dense, 0..n_items-1), category, category_index, price_mean, price_bucket (0..4 price
+    quintile), tokens, token_ids (title vocabulary of ``text_vocab_size``), popularity_tier (head/torso/tail by
+    cumulative purchase share), n_purchases, seasonality, peak_week, seasonality_strength, as_of, title.
+    """
     history = before(interactions, as_of)
     ids = dense_index(silver_items.select(F.col("item_id")).unionByName(interactions.select("item_id")),
                       "item_id", "item_index")
@@ -133,10 +142,12 @@ def item_features(silver_items: DataFrame, interactions: DataFrame, as_of: dt.da
 
 # ------------------------------------------------------------------------------------------- users
 def southern(country: Column, config: FeaturesConfig) -> Column:
+    """Boolean column: ``country`` is in ``features.southern_hemisphere`` (null countries: False)."""
     return F.coalesce(country.isin(*config.southern_hemisphere), F.lit(False))
 
 
 def user_countries(interactions: DataFrame) -> DataFrame:
+    """(user_id, country): each user's most frequent non-null country (ties: the first alphabetically)."""
     by_user = Window.partitionBy("user_id").orderBy(F.col("n").desc(), "country")
     return (interactions.where(F.col("country").isNotNull()).groupBy("user_id", "country")
             .agg(F.count("*").alias("n")).withColumn("r", F.row_number().over(by_user)).where("r = 1")
@@ -159,6 +170,13 @@ def _season_flags(calendar_cols: DataFrame, config: FeaturesConfig) -> list[Colu
 
 def user_features(interactions: DataFrame, items: DataFrame, calendar: DataFrame, as_of: dt.date,
                   config: FeaturesConfig, n_categories: int) -> DataFrame:
+    """``gold_user_features``: one row per user of ``interactions``, aggregates from rows before ``as_of``; ``items`` is
+    gold_item_features, ``calendar`` the calendar table.
+
+    Columns: user_id, user_index (dense), country, recency_days (-1 without history), frequency (baskets), monetary,
+    category_affinity ([n_categories] shares), season_affinity, last_items (up to ``history_length`` item_index, most
+    recent first), bought_items / bought_counts / bought_days_ago (`bought_summary`), as_of.
+    """
     ids = dense_index(interactions.select("user_id"), "user_id", "user_index")
     countries = user_countries(interactions)
     history = (before(interactions, as_of)
@@ -237,6 +255,14 @@ def _split(ts: Column, split: SplitConfig) -> Column:
 
 def training_examples(interactions: DataFrame, items: DataFrame, users: DataFrame, calendar: DataFrame,
                       split: SplitConfig, config: FeaturesConfig, n_items: int) -> DataFrame:
+    """``gold_training_examples``: purchases before ``split.test_end`` (label 1), each with the items of its user's
+    earlier baskets as ``history``, plus ``negatives_per_positive`` sampled negatives (label 0; popularity-weighted
+    or uniform) copying the positive's ts, history and context.
+
+    Rows carry ``split`` (train/validation/test by ts), the calendar context of the date (week sin/cos, hemisphere-aware
+    season_index, holiday and event distances) and the columns of ``tables.TRAINING_EXAMPLES``. ``n_items`` bounds the
+    uniform negatives.
+    """
     index = F.broadcast(items.select("item_id", "item_index"))
     positives = (interactions.where(F.col("ts") < F.lit(split.test_end).cast("timestamp"))
                  .groupBy("user_id", "item_id", "ts", "date").agg(F.sum("quantity").alias("quantity"))

@@ -66,10 +66,12 @@ class ItemNeighbours:
         return scores
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        """``{prefix}_items`` (int32) and ``{prefix}_weights`` (float32) arrays, for an ``.npz`` artifact."""
         return {f"{prefix}_items": self.items.astype(np.int32), f"{prefix}_weights": self.weights.astype(np.float32)}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> ItemNeighbours | None:
+        """The neighbours `to_arrays` stored under ``prefix``, or None when ``arrays`` has none."""
         if f"{prefix}_items" not in arrays:
             return None
         return cls(np.asarray(arrays[f"{prefix}_items"]), np.asarray(arrays[f"{prefix}_weights"]))

@@ -20,6 +20,7 @@ def _moment(text: str) -> dt.datetime:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``seasonrec features`` options: ``--since`` (incremental silver rebuild from that UTC date or time)."""
     parser.add_argument("--since", type=_moment, default=None,
                         help="incremental: rebuild only silver months touched by bronze rows ingested at/after "
                              "this UTC date or time (YYYY-MM-DD[THH:MM:SS]); gold is always rebuilt from silver")
@@ -57,6 +58,12 @@ def _silver_interactions(ctx, since: dt.datetime | None, salt: str) -> dict[str,
 
 
 def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
+    """Build silver (interactions, items), the calendar, the daily weather context and gold (item features, user
+    features, training examples) from bronze.
+
+    Returns the summary: silver (the incremental rebuild), weather, as_of, row counts per table (``rows``),
+    examples_by_split_label, popularity_tiers, n_categories.
+    """
     from seasonrec import tables
     from seasonrec.context import JobError
     from seasonrec.features import calendar as calendar_mod

@@ -131,6 +131,8 @@ def personal(interactions: DataFrame) -> DataFrame:
 
 
 def country_code(country: Column) -> Column:
+    """Column of country codes: names known to ``COUNTRY_CODES`` mapped to ISO-3166 alpha-2, anything else trimmed and
+    upper-cased."""
     upper = F.upper(F.trim(country))
     mapping = F.create_map(*[F.lit(x) for pair in COUNTRY_CODES.items() for x in pair])
     return F.coalesce(mapping[upper], F.when(F.length(upper) == 2, upper), upper)
@@ -164,6 +166,12 @@ def net_returns(rows: DataFrame) -> DataFrame:
 
 
 def interactions(bronze: DataFrame, config: FeaturesConfig, salt_value: str) -> DataFrame:
+    """``silver_interactions`` from bronze: product rows only, returns netted, users pseudonymised with ``salt_value``
+    (guests stay null).
+
+    Columns: user_id, item_id, ts, date, week_start, quantity, price, revenue, country (code), invoice, event_month
+    (``yyyy-MM``).
+    """
     rows = net_returns(product_rows(bronze, config))
     return rows.select(
         pseudonymize(F.col("user_raw"), salt_value).alias("user_id"),
@@ -181,6 +189,8 @@ def interactions(bronze: DataFrame, config: FeaturesConfig, salt_value: str) -> 
 
 
 def keyword_category(description: Column, keywords: dict[str, list[str]]) -> Column:
+    """String column: the first category of ``keywords`` (in dict order) with a keyword (or its plural) as a whole word
+    of the upper-cased ``description``; ``"other"`` when none matches."""
     upper = F.upper(F.coalesce(description, F.lit("")))
     result: Column = F.lit("other")
     for category, words in reversed(list(keywords.items())):
