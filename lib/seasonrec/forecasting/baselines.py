@@ -35,6 +35,11 @@ _CONFORMAL_WINDOWS = 26
 
 
 def interval_level(quantiles: list[float]) -> int:
+    """The central interval's level in percent from the ``[low, 0.5, high]`` quantiles (statsforecast's ``level``).
+
+    >>> interval_level([0.1, 0.5, 0.9])
+    80
+    """
     return round((quantiles[2] - quantiles[0]) * 100)
 
 

@@ -48,14 +48,20 @@ class WeekIndex:
     start: dt.date
 
     def of(self, week: dt.date) -> int:
+        """Index of the week starting ``week`` (a Monday): whole weeks since ``start``."""
         return (week - self.start).days // 7
 
     def week(self, index: int) -> dt.date:
+        """The Monday of week ``index``."""
         return self.start + dt.timedelta(weeks=int(index))
 
 
 @dataclass(frozen=True)
 class ExampleSpec:
+    """How LSTM examples are cut from a weekly series: ``lookback`` weeks of history, ``steps`` weeks forecast,
+    ``season_length`` weeks per season (for last season's lag), at least ``min_history`` observed weeks before an
+    origin, origins ``stride`` weeks apart. ``steps + 1`` must stay below ``season_length``."""
+
     lookback: int
     steps: int
     season_length: int
@@ -127,6 +133,9 @@ def training_origins(first_index: int, n_observed: int, spec: ExampleSpec) -> li
 # ---------------------------------------------------------------------------- model
 def build_model(lookback: int, steps: int, n_items: int, n_categories: int, units: int = 32,
                 embedding_dim: int = 8) -> Any:
+    """The Keras demand LSTM: inputs ``history`` [b, lookback * 6], ``future`` [b, steps * 7], ``item_index`` and
+    ``category_index`` (int [b]; ``n_items`` / ``n_categories`` size their embeddings, plus one); output [b, steps,
+    3] ordered P10/P50/P90 quantiles of scaled demand. ``units``: LSTM and dense width."""
     import tensorflow as tf
 
     layers = tf.keras.layers
@@ -156,6 +165,8 @@ def _ordered_quantiles(raw: Any) -> Any:
 
 
 def pinball_loss(quantiles: list[float]) -> Any:
+    """A Keras loss: the mean pinball loss of [b, steps, len(quantiles)] predictions against [b, steps] targets (named
+    ``pinball``)."""
     import tensorflow as tf
 
     q = tf.constant(quantiles, dtype=tf.float32)

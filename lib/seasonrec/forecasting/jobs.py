@@ -22,6 +22,7 @@ def _weeks(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``seasonrec forecast`` options: ``--as-of`` (date the forecast starts from) and ``--horizon`` (weeks)."""
     parser.add_argument("--as-of", dest="as_of", type=iso_date, default=None,
                         help="forecast from this date: history = full weeks up to it (YYYY-MM-DD; "
                              "default: the last date in silver_interactions)")
@@ -30,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
+    """Forecast weekly demand ``--horizon`` weeks after ``--as-of`` (default: the last date in silver_interactions) with
+    `pipeline.run_forecast`, writing the forecast tables.
+
+    Returns as_of, horizon and the run's summary (series, chosen models, backtest scores, table versions).
+    """
     from pyspark.sql import functions as F
 
     from seasonrec import tables

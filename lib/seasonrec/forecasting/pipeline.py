@@ -75,6 +75,9 @@ QUANTITY_COLUMNS = COMB.QUANTITY_COLUMNS
 
 @dataclass
 class ForecastRun:
+    """What `run_forecast` produced: the dates, the origins, the weekly demand, every candidate model's forecasts, this
+    run's backtest and final forecast rows, and the summary."""
+
     as_of: dt.date
     horizon: int
     origins: list[S.Origin]
@@ -334,6 +337,9 @@ def backtest_errors(candidates: DataFrame, series: DataFrame, history: DataFrame
 
 
 def final_forecast(candidates: DataFrame, weights: DataFrame) -> DataFrame:
+    """The real forecast (window 0) of every series: candidate forecasts weighted by the chosen ``weights`` (level,
+    series_id, model, weight, chosen). Returns level, series_id, week_start, chosen and the weighted p10, p50, p90,
+    mean."""
     final = candidates.where(F.col("window") == 0).join(weights, ["level", "series_id", "model"])
     return final.groupBy("level", "series_id", "week_start", "chosen").agg(
         *[F.sum(F.col(c) * F.col("weight")).alias(c) for c in QUANTITY_COLUMNS])
@@ -416,6 +422,13 @@ def forecast_weather(ctx: JobContext, week_calendar: Any, steps: int, cutoff: dt
 
 # ---------------------------------------------------------------------------- the run
 def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = True) -> ForecastRun:
+    """One forecast run from ``as_of`` for ``horizon`` weeks: weekly demand, every configured model at every origin,
+    backtest, model choice, reconciliation, drift correction and cold start (the module docstring has the steps).
+
+    With ``write`` (default), writes demand_forecast, forecast_backtest and forecast_backtest_weekly (the summary gets
+    their versions); gold_weekly_demand is always written. A ``horizon`` over ``forecast.season_length - 3`` raises
+    JobError. Returns the `ForecastRun`.
+    """
     config = ctx.config.forecast
     if horizon + 1 > config.season_length - 2:
         raise JobError(f"--horizon {horizon} is too long: at most forecast.season_length - 3 "

@@ -46,14 +46,17 @@ class Origin:
 
     @property
     def is_backtest(self) -> bool:
+        """True for a backtest window (``window`` >= 1), False for the real forecast."""
         return self.window > 0
 
     @property
     def weeks(self) -> list[dt.date]:
+        """The ``steps`` week starts forecast from ``cutoff``."""
         return [self.cutoff + dt.timedelta(weeks=s) for s in range(self.steps)]
 
     @property
     def output_weeks(self) -> list[dt.date]:
+        """The forecast weeks that are reported: ``weeks`` from ``first_output`` on."""
         return [w for w in self.weeks if w >= self.first_output]
 
 
@@ -76,6 +79,7 @@ def plan_origins(as_of: dt.date, horizon: int, backtest_windows: int) -> list[Or
 
 
 def origins_frame(spark: SparkSession, origins: list[Origin]) -> DataFrame:
+    """The origins as a Spark DataFrame (window, cutoff, steps, first_output), to join with series."""
     schema = T.StructType([
         T.StructField("window", T.IntegerType(), False),
         T.StructField("cutoff", T.DateType(), False),

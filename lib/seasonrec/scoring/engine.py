@@ -65,6 +65,10 @@ SEASON_LIFT_IN_SEASON = 0.5
 
 @dataclass(frozen=True)
 class ScoringOptions:
+    """How a scoring run ranks and filters: list length, user block size, second stage and its candidate count, category
+    cap, output partitions, bought/sellable filters, the long-tail ``discovery`` boost, fresh co-purchase neighbours,
+    worker statistics and per-item reasons (``explain``). Usually built with `from_config`."""
+
     top_k: int = 20
     user_block_size: int = 1024
     rerank: bool = True
@@ -80,6 +84,8 @@ class ScoringOptions:
 
     @classmethod
     def from_config(cls, config: Any, top_k: int | None = None) -> ScoringOptions:
+        """The options of the config's ``scoring`` section; ``top_k`` overrides ``scoring.top_k`` when given.
+        ``record_worker_stats`` and ``explain`` keep their defaults (callers replace them)."""
         scoring = config.scoring
         return cls(top_k=top_k or scoring.top_k, user_block_size=scoring.user_block_size, rerank=scoring.rerank,
                    rerank_candidates=scoring.rerank_candidates,
@@ -111,6 +117,8 @@ class ModelHandle:
 
     @property
     def cache_key(self) -> tuple[str, str]:
+        """``(source, model_version)``: the model dir (or ``broadcast:<token>``) and version a worker caches the loaded
+        model under."""
         source = self.model_dir if self.model_dir is not None else f"broadcast:{self.token}"
         return source, self.model_version
 
@@ -341,6 +349,8 @@ def _score_partitions(handle: ModelHandle, items_bc: Any, context: dict[str, Any
 
 
 def rerank_candidates(options: ScoringOptions, model: Any) -> int:
+    """First-stage candidates per user for the second stage: ``options.rerank_candidates``, else the model's
+    ``rerank_candidates`` (200 when it has none), and never fewer than ``options.top_k``."""
     return max(options.rerank_candidates or int(getattr(model, "rerank_candidates", 200)), options.top_k)
 
 
@@ -356,10 +366,12 @@ class ScoringRun:
     stats: Any = field(repr=False, default=None)
 
     def worker_stats(self) -> dict[str, float]:
+        """The workers' accumulated counters (empty before an action ran or without statistics)."""
         values = dict(self.stats.value) if self.stats is not None else {}
         return values
 
     def summary(self) -> dict[str, Any]:
+        """The run's ``facts`` plus the worker counters under ``workers``."""
         return {**self.facts, "workers": self.worker_stats()}
 
 
@@ -501,6 +513,7 @@ def build_recommendations(spark: SparkSession, model_dir_or_model: Any, users_df
 
 # ---------------------------------------------------------------- lake inputs
 def as_date(value: str | dt.date | dt.datetime) -> dt.date:
+    """A ``date`` from a date, a datetime (its date) or an ISO ``YYYY-MM-DD`` string; anything else raises JobError."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):

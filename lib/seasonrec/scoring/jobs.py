@@ -30,6 +30,7 @@ RUN_COLUMNS = ("model_version", "context_date", "run_id")  # the same for every 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``seasonrec score`` options: ``--date``, ``--top-k``, ``--model-dir``, ``--ablate-context``."""
     parser.add_argument("--date", default=None, metavar="YYYY-MM-DD",
                         help="context date (its season/holidays); default: split.validation_end, "
                              "the first day of the test period")
@@ -131,6 +132,9 @@ def readable(ctx: JobContext, recommendations: DataFrame, day: dt.date) -> DataF
 
 
 def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
+    """Score every user at ``--date`` (default: ``split.validation_end``) with the model in ``--model-dir`` (default
+    ``paths.model_dir``) and replace that date's partition of ``recommendations``; returns the `score_and_write`
+    summary (table version, users and rows written, worker counters, ...)."""
     context_date = args.date or ctx.config.split.validation_end.isoformat()
     model_dir = args.model_dir or ctx.config.paths.model_dir
     return score_and_write(ctx, model_dir, context_date, args.top_k, ablate_context=args.ablate_context)

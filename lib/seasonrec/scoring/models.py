@@ -60,9 +60,12 @@ class ALSFactorsModel:
         return where, known
 
     def known_user_mask(self, users_pdf: pd.DataFrame) -> np.ndarray:
+        """bool [n_users]: True for rows of ``users_pdf`` whose ``user_key`` has ALS factors."""
         return self._lookup(users_pdf[self.user_key].to_numpy())[1]
 
     def user_matrix(self, users_pdf: pd.DataFrame, context: dict[str, Any]) -> np.ndarray:
+        """[n_users, d] float32: each user's ALS factors; an unknown user gets the mean of the item vectors of their
+        ``history_key`` items (item ids), else the mean user vector. ``context`` is ignored."""
         where, known = self._lookup(users_pdf[self.user_key].to_numpy())
         vectors = np.where(known[:, None], self._user_factors[where], self._mean_user[None, :]).astype(np.float32)
         if self.history_key is not None and not known.all():
@@ -98,13 +101,17 @@ class ItemBiasReranker:
         self.ablate_context = False
 
     def known_user_mask(self, users_pdf: pd.DataFrame) -> np.ndarray:
+        """The base model's `known_user_mask`."""
         return self.base.known_user_mask(users_pdf)
 
     def user_matrix(self, users_pdf: pd.DataFrame, context: dict[str, Any]) -> np.ndarray:
+        """The base model's user vectors (the first stage is unchanged)."""
         return self.base.user_matrix(users_pdf, context)
 
     def rerank(self, users_pdf: pd.DataFrame, candidate_positions: np.ndarray, candidate_scores: np.ndarray,
                context: dict[str, Any]) -> np.ndarray:
+        """[n, C] ``candidate_scores`` + the item bias of each candidate position, plus
+        ``season_bias[context["season_north"]]`` when that season has one (not when ``ablate_context``)."""
         bias = self.item_bias
         season = None if self.ablate_context else context.get("season_north")
         if season in self.season_bias:

@@ -12,6 +12,7 @@ DESCRIPTION = ("log the trained recommender as an MLflow pyfunc model with a ser
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``seasonrec register`` options: ``--date`` (snapshot date) and ``--model-dir``."""
     parser.add_argument("--date", type=iso_date, default=None, metavar="YYYY-MM-DD",
                         help="snapshot date of user features and item signals (default: split.validation_end, "
                              "the date `seasonrec score` uses by default)")
@@ -19,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Register the trained model with a serving snapshot at ``--date`` (default: ``split.validation_end``) and promote
+    it when it passes the gate; returns the `registry.register_recommender` summary."""
     from seasonrec.serving.registry import register_recommender
 
     day = args.date or ctx.config.split.validation_end

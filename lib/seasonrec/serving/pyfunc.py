@@ -87,6 +87,9 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
     """`SeasonalRecommender` behind MLflow's pyfunc interface."""
 
     def load_context(self, context: Any) -> None:
+        """MLflow's load hook: read the serving settings, resolve the salt, load the scoring model and the snapshot from
+        ``context.artifacts`` into a `SeasonalRecommender`, and start following recent activity (one BLAS thread, a
+        request lock, a frozen GC heap)."""
         with open(os.path.join(context.artifacts["serving"], SERVING_FILE), encoding="utf-8") as handle:
             settings = json.load(handle)
         # The salt of the lake the model was registered from: required unless that was env local/test

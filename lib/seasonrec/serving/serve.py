@@ -23,6 +23,7 @@ NEEDS_SPARK = False  # run(config, args): the CLI starts no Spark session for th
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``seasonrec serve`` options: ``--model-uri``, ``--host``, ``--port``."""
     parser.add_argument("--model-uri", default=None,
                         help="what to serve (default: models:/<serving.model_name>@<serving.champion_alias>)")
     parser.add_argument("--host", default=None, help="bind address (default: serving.host, loopback)")
