@@ -93,6 +93,8 @@ def quiet_task(verbose: bool | None = None) -> None:
 
 
 def stderr_is_terminal() -> bool:
+    """True when stderr is an interactive terminal; False when redirected, closed or replaced by an object without
+    ``isatty``."""
     try:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):

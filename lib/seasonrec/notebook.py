@@ -24,15 +24,21 @@ TRUE_WORDS = ("1", "true", "yes")
 
 
 class Notebook:
+    """A notebook's parameters and job calls, on Databricks (``dbutils`` widgets) or elsewhere (``SEASONREC_<NAME>``
+    environment variables); build it with ``Notebook(globals())``."""
+
     def __init__(self, namespace: dict[str, Any]) -> None:
         self.dbutils = namespace.get("dbutils")
         self.display = namespace.get("display")
 
     @property
     def on_databricks(self) -> bool:
+        """True when the notebook's namespace has Databricks' ``dbutils``."""
         return self.dbutils is not None
 
     def param(self, name: str, default: str = "", label: str = "") -> str:
+        """Parameter ``name`` as a stripped string: a text widget (created with ``default`` and ``label``) on
+        Databricks, else the environment variable ``SEASONREC_<NAME>`` or ``default``."""
         if self.on_databricks:
             self.dbutils.widgets.text(name, default, label or name)
             return self.dbutils.widgets.get(name).strip()
@@ -54,9 +60,12 @@ class Notebook:
         return [flag] if self.param(name, "false", label).lower() in TRUE_WORDS else []
 
     def extra_options(self) -> list[str]:
+        """The ``options`` parameter split shell-style: more CLI options for the job."""
         return shlex.split(self.param("options", "", "other job options"))
 
     def run_job(self, job: str, conf: str, overrides: list[str], options: list[str]) -> dict[str, Any]:
+        """Run ``job`` as ``seasonrec <job> --conf conf --set k=v ... <options>`` would (through
+        `seasonrec.cli.run_job`) and return its summary dict."""
         from seasonrec.cli import build_parser, run_job
 
         argv = [job, "--conf", conf, *[arg for kv in overrides for arg in ("--set", kv)], *options]
@@ -64,6 +73,8 @@ class Notebook:
 
     def run_jobs(self, jobs: list[str], conf: str, overrides: list[str],
                  options: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+        """`run_job` for each of ``jobs`` in order, ``options[job]`` as its CLI options; returns the summaries by job.
+        An unknown job name raises ConfigError before anything runs."""
         from seasonrec.cli import JOBS
         from seasonrec.config import ConfigError
 

@@ -97,6 +97,7 @@ class Table:
 
     @property
     def column_names(self) -> tuple[str, ...]:
+        """The column names, in order (the first word of each ``columns`` DDL entry)."""
         return tuple(column.split(" ", 1)[0] for column in self.columns)
 
     @property

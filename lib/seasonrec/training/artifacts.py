@@ -135,10 +135,12 @@ class TwoStageModel:
 
     @property
     def reranker_enabled(self) -> bool:
+        """True when the model carries a second-stage ranker."""
         return self.reranker is not None
 
     @property
     def has_reranker(self) -> bool:
+        """True when the model carries a second-stage ranker (the `Recommender` contract's flag)."""
         return self.reranker is not None
 
     def known_user_mask(self, users: pd.DataFrame | EncodedUsers) -> np.ndarray:
@@ -149,10 +151,12 @@ class TwoStageModel:
 
     @property
     def rerank_candidates(self) -> int:
+        """First-stage candidates per user the ranker was trained on (``meta.json``; 200 when absent)."""
         return int(self.meta.get("rerank_candidates", 200))
 
     @property
     def embedding_dim(self) -> int:
+        """Width ``d`` of the item (and user) vectors: ``item_matrix.shape[1]``."""
         return int(self.item_matrix.shape[1])
 
     def encode(self, users: pd.DataFrame, context: dict[str, Any] | None) -> dict[str, np.ndarray]:
@@ -172,6 +176,8 @@ class TwoStageModel:
         return EncodedUsers(users, context, self.encode(users, context))
 
     def user_matrix(self, users: pd.DataFrame | EncodedUsers, context: dict[str, Any] | None) -> np.ndarray:
+        """[n_users, d] float32 user vectors for gold_user_features rows (or an `EncodedUsers` block) at ``context`` (a
+        calendar row; None: the rows carry the context columns)."""
         return self.user_matrix_from_inputs(self.prepare(users, context).inputs)
 
     @cached_property
@@ -182,6 +188,8 @@ class TwoStageModel:
         return np.vstack([np.zeros((1, core.shape[1]), np.float32), core])
 
     def user_matrix_from_inputs(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The user tower in numpy on `encode`'s arrays: [n, d] float32, the L2-normalised user core followed by
+        ``season_scale`` x the [n, 52] `week_kernel` (mirrors ``TwoTowerModel.user_full``)."""
         w = self.weights
         history = inputs["history"]
         vectors = self._padded_item_core[history]  # [n, L, d]
@@ -198,11 +206,14 @@ class TwoStageModel:
         return np.concatenate([user_core, w["season_scale"] * kernel], axis=1).astype(np.float32)
 
     def week_kernel(self, context: np.ndarray) -> np.ndarray:
+        """[n, 52] float32 softmax over weeks of the year from the context's week sin/cos (``context``: [n, CONTEXT_DIM]
+        inputs), scaled by their norm: all zeros when the context is ablated."""
         sin_cos = context[:, :2]
         strength = np.linalg.norm(sin_cos, axis=1, keepdims=True)
         return (_softmax(sin_cos @ self.weights["week_w"] + self.weights["week_b"]) * strength).astype(np.float32)
 
     def scores(self, users: pd.DataFrame, context: dict[str, Any] | None) -> np.ndarray:
+        """[n_users, n_items] first-stage scores: `user_matrix` @ ``item_matrix.T``."""
         return self.user_matrix(users, context) @ self.item_matrix.T
 
     def rerank(self, users: pd.DataFrame | EncodedUsers, candidate_positions: np.ndarray,
@@ -242,14 +253,17 @@ class TwoStageModel:
 
     @cached_property
     def copurchase(self) -> ItemNeighbours | None:
+        """The co-purchase neighbours fitted before the training cut (``copurchase_*`` arrays), or None."""
         return ItemNeighbours.from_arrays(self.weights, "copurchase")
 
     @cached_property
     def content(self) -> ItemNeighbours | None:
+        """The content (description/category) neighbours (``content_*`` arrays), or None."""
         return ItemNeighbours.from_arrays(self.weights, "content")
 
     @property
     def source_limits(self) -> dict[str, int]:
+        """Proposals per user of each candidate source, by source name (``meta.json``, else the defaults)."""
         return dict(self.meta.get("source_limits", DEFAULT_SOURCE_LIMITS))
 
     def item_signals(self, context: dict[str, Any] | None) -> dict[str, np.ndarray]:
@@ -264,6 +278,10 @@ class TwoStageModel:
 
     def pool_inputs(self, inputs: dict[str, np.ndarray], users: pd.DataFrame,
                     context: dict[str, Any] | None) -> PoolInputs:
+        """What the ranker's features need about a block besides the candidates (`PoolInputs`): history, purchase
+        summary, week kernel, co-purchase scores (``context[COPURCHASE]``, else the model's own), content scores, the
+        item signals and, with ``context[WEATHER]``, the users' weather and the items' sensitivity. ``inputs``:
+        `encode`'s arrays for ``users``."""
         history = inputs["history"]
         copurchase, content = (context or {}).get(COPURCHASE) or self.copurchase, self.content
         bought = bought_matrices(users, self.spec.bought_items_max)
@@ -341,6 +359,7 @@ class TwoStageModel:
         return {key: value for key, value in self.__dict__.items() if key not in derived}
 
     def with_ablated_context(self, ablate: bool = True) -> TwoStageModel:
+        """The same model with ``ablate_context`` set to ``ablate`` (weights shared, not copied)."""
         return TwoStageModel(self.model_version, self.item_ids, self.item_matrix, self.spec, self.weights,
                             self.meta, self.reranker, ablate, self.discovery)
 
@@ -374,6 +393,9 @@ def resolve_version_dir(model_dir: str) -> str:
 
 
 def load_scoring_model(model_dir: str, ablate_context: bool = False) -> TwoStageModel:
+    """Load a trained model for scoring from a version directory or a model root (following its ``LATEST``): meta.json
+    and scoring.npz only, no TensorFlow or Spark. ``ablate_context`` zeroes the calendar context (also forced when
+    the model was trained without it). The ranker is loaded when training kept one."""
     version_dir = resolve_version_dir(model_dir)
     with open(os.path.join(version_dir, META_FILE), encoding="utf-8") as handle:
         meta = json.load(handle)
@@ -402,6 +424,7 @@ def save_scoring_model(version_dir: str, meta: dict[str, Any], arrays: dict[str,
 
 
 def mark_latest(model_dir: str, model_version: str) -> None:
+    """Point ``<model_dir>/LATEST`` at ``model_version`` (atomic rename, so readers never see a partial file)."""
     tmp = os.path.join(model_dir, LATEST_FILE + ".tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(model_version)

@@ -49,10 +49,13 @@ class CandidateRequest:
 
     @property
     def n_users(self) -> int:
+        """Number of user rows in the block."""
         return len(self.history)
 
 
 class CandidateSource(Protocol):
+    """What every candidate source implements: a ``name`` (its key in the source limits and reports) and `pairs`."""
+
     name: str
 
     def pairs(self, request: CandidateRequest, limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -93,9 +96,12 @@ def _global_top(request: CandidateRequest, name: str, limit: int,
 
 @dataclass(frozen=True)
 class RebuySource:
+    """Proposes the user's most bought items (the purchase summary, most bought first)."""
+
     name: str = "rebuy"
 
     def pairs(self, request: CandidateRequest, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """(user rows, item positions) of each user's first ``limit`` items of ``bought_items``."""
         items = request.bought_items[:, :limit]
         rows, slots = np.nonzero(items > 0)
         return rows, items[rows, slots].astype(np.int64) - 1
@@ -115,25 +121,36 @@ def _per_user_top(scores: np.ndarray | None, limit: int) -> tuple[np.ndarray, np
 
 @dataclass(frozen=True)
 class CoPurchaseSource:
+    """Proposes the items most bought together with the user's recent items."""
+
     name: str = "copurchase"
 
     def pairs(self, request: CandidateRequest, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """(user rows, item positions): each user's ``limit`` best items by co-purchase score
+        (``request.copurchase``)."""
         return _per_user_top(request.copurchase, limit)
 
 
 @dataclass(frozen=True)
 class ContentSource:
+    """Proposes items similar in description and category to the user's recent items."""
+
     name: str = "content"
 
     def pairs(self, request: CandidateRequest, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """(user rows, item positions): each user's ``limit`` best items by content similarity (``request.content``)."""
         return _per_user_top(request.content, limit)
 
 
 @dataclass(frozen=True)
 class TrendingSource:
+    """Proposes the items whose sales ramp up now, the same list for every user."""
+
     name: str = "trending"
 
     def pairs(self, request: CandidateRequest, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """(user rows, item positions): the ``limit`` items with the best ``trend x log1p(recent)`` (> 0) for every
+        user."""
         signals = request.item_signals
         # Ramp-up weighted by volume, so a jump from 0 to 1 basket does not outrank a season's start.
         return _global_top(request, self.name, limit, lambda: signals["trend"] * np.log1p(signals["recent"]))
@@ -141,9 +158,13 @@ class TrendingSource:
 
 @dataclass(frozen=True)
 class LastYearSource:
+    """Proposes what sold in the weeks ahead one year earlier, the same list for every user."""
+
     name: str = "last_year"
 
     def pairs(self, request: CandidateRequest, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """(user rows, item positions): the ``limit`` items with most sales in last year's weeks ahead, for every user;
+        nothing when the signals reach back less than a year."""
         signals = request.item_signals
         if not signals["has_last_year"].any():
             return np.empty(0, np.int64), np.empty(0, np.int64)
@@ -152,17 +173,23 @@ class LastYearSource:
 
 @dataclass(frozen=True)
 class NewCustomerFavouritesSource:
+    """Proposes what new customers put in their first basket lately (cold start)."""
+
     name: str = "first_orders"
 
     def pairs(self, request: CandidateRequest, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """(user rows, item positions): the ``limit`` items most present in recent first orders, for every user."""
         return _global_top(request, self.name, limit, lambda: request.item_signals["log_first_orders"])
 
 
 @dataclass(frozen=True)
 class PopularNowSource:
+    """Proposes the most bought items of the last weeks, the same list for every user."""
+
     name: str = "popular_now"
 
     def pairs(self, request: CandidateRequest, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """(user rows, item positions): the ``limit`` items with the most recent sales, for every user."""
         return _global_top(request, self.name, limit, lambda: request.item_signals["recent"])
 
 

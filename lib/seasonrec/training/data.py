@@ -60,6 +60,10 @@ def with_season(examples: DataFrame, southern: list[str]) -> DataFrame:
 
 @dataclass
 class TrainingData:
+    """What `load_training_data` hands to training: the feature spec, per-item arrays (`build_item_tables`), item ids
+    and tail flags by item_index, the encoded train positives (Spark, Petastorm-ready) and their count, the user
+    buckets seen in training, the examples and user features frames, and the Delta versions read."""
+
     spec: FeatureSpec
     item_tables: dict[str, np.ndarray]
     item_ids: np.ndarray
@@ -74,6 +78,12 @@ class TrainingData:
 
 def load_training_data(ctx: JobContext, *, use_context: bool = True,
                        holdout: tuple[dt.date, dt.date] | None = None) -> TrainingData:
+    """Read gold training examples, item and user features (at their current versions) and prepare the two-tower's
+    inputs: positives of the train split (minus the ``holdout`` date range, if given) encoded with (``use_context``)
+    or without the calendar context.
+
+    Missing tables or columns, a non-dense item_index or no train positive raise JobError.
+    """
     config = ctx.config
     cfg = config.training
     for name in (tables.TRAINING_EXAMPLES, tables.ITEM_FEATURES, tables.USER_FEATURES):
@@ -134,6 +144,10 @@ def load_training_data(ctx: JobContext, *, use_context: bool = True,
 
 
 def build_item_tables(items: pd.DataFrame, train_counts: dict[int, int], item_buckets: int) -> dict[str, np.ndarray]:
+    """Per-item model arrays, indexed by item_index (``items`` sorted by it): item_id_bucket (0 for items never bought
+    in training), category_index, price_bucket, token_ids [n, MAX_TOKENS] (+1, 0 pads), season_lift [n, 52] (shrunk
+    for rarely bought items) and log_q (log sampling probability for the logQ correction). ``train_counts``:
+    item_index -> train positives."""
     n = len(items)
     counts = np.array([train_counts.get(i, 0) for i in range(n)], dtype=np.float64)
     tokens = np.zeros((n, MAX_TOKENS), dtype=np.int32)

@@ -43,13 +43,16 @@ class FeatureSpec:
 
     @property
     def user_dense_dim(self) -> int:
+        """Width of `user_dense_matrix`: 3 RFM + one-hot countries (+ other) + category and season affinities."""
         return 3 + len(self.countries) + 1 + self.n_category_affinity + self.n_season_affinity
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as a JSON-ready dict (stored in meta.json)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        """The spec `to_dict` stored."""
         return cls(**data)
 
 
@@ -61,6 +64,7 @@ def user_bucket(user_ids: Any, buckets: int) -> np.ndarray:
 
 
 def item_bucket(item_index: np.ndarray, buckets: int) -> np.ndarray:
+    """int32 id bucket 1..buckets-1 of each item_index (0 is kept for out-of-vocabulary items)."""
     width = max(1, buckets - 1)
     return (np.asarray(item_index, dtype=np.int64) % width + 1).astype(np.int32)
 
@@ -151,6 +155,8 @@ def _log_rfm(frame: pd.DataFrame) -> np.ndarray:
 
 
 def user_dense_matrix(frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
+    """[n, spec.user_dense_dim] float32 dense user features of gold_user_features rows: normalised log RFM, country
+    one-hot (last column: any other country), category affinity, season affinity."""
     rfm = (_log_rfm(frame) - np.asarray(spec.rfm_mean)) / np.asarray(spec.rfm_std)
     country = np.zeros((len(frame), len(spec.countries) + 1), dtype=np.float32)
     lookup = {c: i for i, c in enumerate(spec.countries)}
@@ -162,6 +168,8 @@ def user_dense_matrix(frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
 
 
 def fit_rfm_normalizer(users: pd.DataFrame) -> tuple[list[float], list[float]]:
+    """Mean and standard deviation (1.0 where constant) of log1p(recency_days, frequency, monetary) over ``users``, as
+    two 3-element lists for `FeatureSpec`."""
     rfm = _log_rfm(users)
     std = rfm.std(axis=0)
     return rfm.mean(axis=0).tolist(), np.where(std > 1e-6, std, 1.0).tolist()

@@ -23,6 +23,13 @@ def recall_at_k(recommended: np.ndarray, targets: Sequence[Sequence[int]], k: in
 
 
 def ndcg_at_k(recommended: np.ndarray, targets: Sequence[Sequence[int]], k: int) -> float:
+    """Mean over users of binary-relevance NDCG@k: ``recommended`` int [n, m] item positions, best first, ``targets``
+    the positions each user bought (users without purchases are skipped; 0.0 when none is left).
+
+    >>> import numpy as np
+    >>> ndcg_at_k(np.array([[3, 1, 2]]), [[1]], k=3)
+    0.6309297535714575
+    """
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     values = []
     for row, t in zip(recommended, targets, strict=True):

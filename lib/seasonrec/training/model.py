@@ -29,6 +29,11 @@ from seasonrec.training.encoding import CONTEXT_DIM, WEEKS
 
 
 class TwoTowerModel(tf.keras.Model):
+    """The season-aware two-tower Keras model (see the module docstring): the item tower reads the per-item
+    ``item_tables`` (`data.build_item_tables`), the user tower a batch's ``user_bucket``, ``history``, ``user_dense``
+    and ``context``; trained with the in-batch softmax of `batch_loss` at ``temperature``, with ``logq_strength``
+    popularity adjustment and ``id_dropout`` of user ids."""
+
     def __init__(self, item_tables: dict[str, np.ndarray], user_dense_dim: int, history_length: int,
                  embedding_dim: int, user_buckets: int, item_buckets: int, temperature: float = 0.1,
                  logq_strength: float = 1.0, id_dropout: float = 0.1, **kwargs: Any):
@@ -92,11 +97,14 @@ class TwoTowerModel(tf.keras.Model):
         return tf.math.l2_normalize(tf.matmul(hidden, self.item_w2) + self.item_b2, axis=1)
 
     def item_full(self, item_core: tf.Tensor | None = None) -> tf.Tensor:
+        """[n_items, d + 52] item vectors: the item core (computed unless given) followed by the seasonality lift."""
         core = self.item_core() if item_core is None else item_core
         return tf.concat([core, self.season_lift], axis=1)
 
     def user_full(self, inputs: dict[str, tf.Tensor], item_core: tf.Tensor | None = None,
                   training: bool = False) -> tf.Tensor:
+        """[B, d + 52] user vectors of a batch: the L2-normalised user core followed by ``softplus(season_scale)`` x
+        `week_kernel` (with ``training``, user ids drop out to the OOV bucket)."""
         core = self.item_core() if item_core is None else item_core
         bucket = tf.cast(tf.reshape(inputs["user_bucket"], [-1]), tf.int32)
         if training and self.id_dropout > 0:
@@ -120,6 +128,7 @@ class TwoTowerModel(tf.keras.Model):
         return tf.concat([user_core, tf.nn.softplus(self.season_scale) * self.week_kernel(context)], axis=1)
 
     def week_kernel(self, context: tf.Tensor) -> tf.Tensor:
+        """[B, 52] learned soft one-hot over weeks of the year from the context's week sin/cos, scaled by their norm."""
         sin_cos = context[:, :2]
         strength = tf.norm(sin_cos, axis=1, keepdims=True)
         return tf.nn.softmax(tf.matmul(sin_cos, self.week_w) + self.week_b, axis=1) * strength
@@ -131,6 +140,8 @@ class TwoTowerModel(tf.keras.Model):
 
     # ------------------------------------------------------------------ training
     def batch_loss(self, batch: dict[str, tf.Tensor], training: bool) -> tf.Tensor:
+        """Scalar in-batch softmax cross-entropy of a batch (each row's own item is its positive, the other rows' items
+        its negatives, duplicates masked), logits ``score / temperature + (logq_strength - 1) * log q``."""
         core = self.item_core()
         users = self.user_full(batch, core, training=training)
         items = tf.cast(tf.reshape(batch["item_index"], [-1]), tf.int32)
@@ -145,6 +156,8 @@ class TwoTowerModel(tf.keras.Model):
         return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
 
     def train_step(self, data: Any) -> dict[str, tf.Tensor]:
+        """One optimisation step on a batch (through ``optimizer.minimize`` with the tape, as Horovod needs); returns
+        ``{"loss": mean loss so far}``."""
         batch = data[0] if isinstance(data, tuple) else data
         with tf.GradientTape() as tape:
             loss = self.batch_loss(batch, training=True)
@@ -155,6 +168,7 @@ class TwoTowerModel(tf.keras.Model):
 
     @property
     def metrics(self) -> list[Any]:
+        """The loss tracker, so Keras resets it every epoch."""
         return [self.loss_tracker]
 
     def numpy_weights(self) -> dict[str, np.ndarray]:
@@ -169,6 +183,8 @@ class TwoTowerModel(tf.keras.Model):
 
 
 def build_model(item_tables: dict[str, np.ndarray], spec_dict: dict[str, Any], params: dict[str, Any]) -> TwoTowerModel:
+    """A `TwoTowerModel` from the item tables, the feature spec as a dict (``user_dense_dim``, ``history_length``) and
+    the training params (embedding_dim, user/item buckets, temperature, logq_strength)."""
     return TwoTowerModel(
         item_tables=item_tables, user_dense_dim=int(spec_dict["user_dense_dim"]),
         history_length=int(spec_dict["history_length"]), embedding_dim=int(params["embedding_dim"]),

@@ -82,6 +82,7 @@ def ranker_units(ctx: JobContext, data: TrainingData) -> Units:
 
 
 def checkpoint_dir(ctx: JobContext) -> str:
+    """Where training checkpoints live (what ``--resume`` continues from): ``<paths.checkpoint_dir>/training``."""
     return os.path.join(ctx.config.paths.checkpoint_dir, "training")
 
 
@@ -476,6 +477,8 @@ def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = N
 
 
 def write_item_embeddings(ctx: JobContext, model: TwoStageModel) -> int:
+    """Overwrite the ``item_embeddings`` table with the model's item vectors (item_index, item_id, embedding,
+    model_version); returns the Delta version written."""
     frame = pd.DataFrame({
         "item_index": np.arange(len(model.item_ids), dtype=np.int32),
         "item_id": model.item_ids.astype(str),
@@ -523,5 +526,7 @@ def finish_mlflow_run(mlflow_run: dict[str, str], summary: dict[str, Any], versi
 
 
 def reload(ctx: JobContext, ablate_context: bool = False) -> TwoStageModel:
+    """The latest trained model under ``paths.model_dir`` (`load_scoring_model`), optionally with the context
+    ablated."""
     return load_scoring_model(ctx.config.paths.model_dir, ablate_context=ablate_context)
 

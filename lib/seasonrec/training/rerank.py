@@ -230,6 +230,7 @@ class Ranker:
                                                                       self.feature_names)
 
     def feature_importance(self) -> dict[str, float]:
+        """Share of the total split gain of each feature, by feature name (rounded to 4 digits)."""
         gains = self._model().feature_importance(importance_type="gain")
         total = max(float(np.sum(gains)), 1e-12)
         return {name: round(float(g) / total, 4) for name, g in zip(self.feature_names, gains, strict=True)}
@@ -239,11 +240,13 @@ class Ranker:
                 "best_iteration": self.best_iteration, "cold_start": self.cold_start, "_booster": None}
 
     def to_arrays(self) -> dict[str, np.ndarray]:
+        """The LightGBM model text as a uint8 array under ``ranker_model``, for the ``.npz`` artifact."""
         return {"ranker_model": np.frombuffer(self.model_text.encode("utf-8"), dtype=np.uint8)}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], feature_names: list[str],
                     cold_start: str | None = None) -> Ranker:
+        """The ranker `to_arrays` stored, with its ``feature_names`` and ``cold_start`` setting (from meta.json)."""
         return cls(bytes(np.asarray(arrays["ranker_model"], dtype=np.uint8)).decode("utf-8"), list(feature_names),
                    cold_start=cold_start)
 
