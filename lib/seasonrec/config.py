@@ -246,8 +246,8 @@ def on_off(value: Any) -> Any:
 
 
 class TrainingConfig(Section):
-    """The ``training`` section: backend and processes, the two-tower model and its training loop, the candidate
-    sources, the ranker and the weather features of ``seasonrec train``."""
+    """The ``training`` section: backend and processes, the two-tower model and its training loop, the ranker with
+    its candidate pool, neighbours and weather features, and the MLflow tracking of ``seasonrec train``."""
 
     backend: TrainingBackend = Field(
         default="horovod", description="how the two-tower and the forecaster's LSTM train (seasonrec.core.backends): "
