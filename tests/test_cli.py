@@ -195,6 +195,8 @@ def test_closing_block_names_report_tables_and_mlflow(tmp_path: Path) -> None:
     assert f"summaries: {tmp_path}/r/runs/<job>-<run_id>.json" in text
     assert f"tables:    {tmp_path}/lake/<table> (recommendations)" in text
     assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path}/mlflow/mlflow.db" in text
+    named = config.model_copy(update={"paths": config.paths.model_copy(update={"table_namespace": "main.seasonrec"})})
+    assert "  tables:    main.seasonrec.<table>" in logs.closing_block(named, [])
 
 
 def test_a_job_prints_its_steps_and_one_summary_line_without_third_party_noise(tmp_path: Path) -> None:

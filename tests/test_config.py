@@ -68,3 +68,30 @@ def test_missing_file_and_bad_override_are_one_line_errors(tmp_path: Path) -> No
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="section.key=value"):
         load_config(None, ["training.epochs"])
+
+
+def test_table_namespace_and_location(tmp_path: Path) -> None:
+    default = load_config(None, [])
+    assert (default.paths.table_namespace, default.paths.table_location) == (None, "managed")
+    named = load_config(None, ["paths.table_namespace=main.seasonrec_dev", "paths.table_location=external",
+                               "paths.lake_root=abfss://lake@account.dfs.core.windows.net/seasonrec"])
+    assert named.paths.table_namespace == "main.seasonrec_dev" and named.paths.table_location == "external"
+    assert named.paths.lake_root == "abfss://lake@account.dfs.core.windows.net/seasonrec"  # not made a local path
+    for bad in ("main", "main.seasonrec.x", "main.", "main sea.x", "'`a`.b'", "1.5"):
+        with pytest.raises(ConfigError) as err:
+            load_config(None, [f"paths.table_namespace={bad}"])
+        message = str(err.value)
+        assert "\n" not in message and message.startswith("config key 'paths.table_namespace'"), message
+        assert ("must be catalog.schema: two names" if bad != "1.5" else "valid string") in message, message
+    with pytest.raises(ConfigError, match=r"^config key 'paths.table_location': .*'managed' or 'external'"):
+        load_config(None, ["paths.table_location=volume"])
+
+
+def test_external_tables_cannot_live_in_a_volume() -> None:
+    refused = r"^config key 'paths.table_location': .*external .*volume, which cannot hold tables"
+    with pytest.raises(ConfigError, match=refused):
+        load_config(None, ["paths.table_namespace=main.seasonrec", "paths.table_location=external",
+                           "paths.lake_root=/Volumes/main/seasonrec/lake"])
+    # Managed tables leave lake_root to files, which a volume may hold.
+    assert load_config(None, ["paths.table_namespace=main.seasonrec",
+                              "paths.lake_root=/Volumes/main/seasonrec/files"]).paths.table_location == "managed"

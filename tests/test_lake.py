@@ -435,3 +435,67 @@ def test_a_table_created_before_its_declarations_gets_them_on_the_next_write(spa
     assert tmp_lake.write(_recommendation(spark, "u3", day), tables.RECOMMENDATIONS, replace_partitions=True) == (
         version + 1)  # nothing left to add: the data's commit only
     assert [r["user_id"] for r in tmp_lake.read(tables.RECOMMENDATIONS).collect()] == ["u3"]
+
+
+# ---------------------------------------------------------------- tables by name (Unity Catalog)
+# The delta-spark engine that writes them cannot run here (no delta-spark JAR): these tests cover what
+# runs without it, the naming and the delta-rs engine's refusal.
+
+
+def test_table_identifiers_quote_every_part() -> None:
+    from seasonrec.lake import path_identifier, quote_identifier, table_identifier
+
+    assert table_identifier("main.seasonrec", "recommendations") == "`main`.`seasonrec`.`recommendations`"
+    assert table_identifier("prod.seasonrec_2", "odd`name") == "`prod`.`seasonrec_2`.`odd``name`"
+    assert quote_identifier("a.b") == "`a.b`" and quote_identifier("``") == "``````"
+    assert path_identifier("/lake/it's`x") == "delta.`/lake/it's``x`"
+    for bad in ("main", "main.seasonrec.extra", "main.", ".seasonrec", "main.sea son", "`main`.seasonrec"):
+        with pytest.raises(ValueError, match=r"must be catalog\.schema"):
+            table_identifier(bad, "recommendations")
+
+
+@pytest.mark.parametrize("engine", ["auto", "delta-rs"])
+def test_a_namespace_on_the_delta_rs_engine_is_one_line_lake_error(spark, tmp_path, engine: str) -> None:
+    root = tmp_path / "lake"
+    with pytest.raises(LakeError) as err:
+        Lake(spark, str(root), engine=engine, namespace="main.seasonrec")  # auto: delta-rs, no JAR here
+    message = str(err.value)
+    assert "\n" not in message and "paths.table_namespace" in message and "delta-spark engine" in message
+    assert not root.exists()  # refused before anything was created
+    with pytest.raises(LakeError, match=r"^table namespace 'main' must be catalog\.schema"):
+        Lake(spark, str(root), engine="delta-spark", namespace="main")
+
+
+def test_a_named_lake_says_what_each_table_is(spark, tmp_path, tmp_lake: Lake) -> None:
+    """How a lake with a namespace names its tables (`Lake.path`, `where`, the SQL reference), next to a
+    path-based one; nothing here touches a table (the delta-spark engine is not on this machine)."""
+    named = Lake(spark, str(tmp_path / "files"), engine="delta-spark", namespace="main.seasonrec")
+    assert named.named and named.where == "in main.seasonrec"
+    assert named.path("recommendations") == "main.seasonrec.recommendations"
+    assert named._ref("recommendations") == "`main`.`seasonrec`.`recommendations`"
+    assert not tmp_lake.named and tmp_lake.where == f"under {tmp_lake.root}"
+    assert tmp_lake.path("t") == f"{tmp_lake.root}/t" and tmp_lake._ref("t") == f"delta.`{tmp_lake.root}/t`"
+
+
+def test_the_job_lake_follows_paths_config(spark, tmp_path) -> None:
+    from seasonrec.config import load_config
+    from seasonrec.context import lake_of
+
+    config = load_config(None, [f"paths.lake_root={tmp_path}/lake"])
+    lake = lake_of(config, spark)
+    assert (lake.root, lake.namespace, lake.engine) == (f"{tmp_path}/lake", None, "delta-rs")
+    named = load_config(None, [f"paths.lake_root={tmp_path}/lake", "paths.table_namespace=main.seasonrec"])
+    with pytest.raises(LakeError, match="need the delta-spark engine"):
+        lake_of(named, spark)
+
+
+def test_the_served_model_reloads_recent_activity_from_folders_only(spark, tmp_path, tmp_lake: Lake) -> None:
+    """A catalog table's storage is the catalog's: the served model gets no folder to reload (it serves
+    from its snapshot and the request's recent_items; $SEASONREC_ACTIVITY_TABLE can still point it at one)."""
+    from types import SimpleNamespace
+
+    from seasonrec.serving.registry import _activity_folder
+
+    assert _activity_folder(SimpleNamespace(lake=tmp_lake)) == f"{tmp_lake.root}/user_recent_activity"
+    named = Lake(spark, str(tmp_path / "files"), engine="delta-spark", namespace="main.seasonrec")
+    assert _activity_folder(SimpleNamespace(lake=named)) is None

@@ -118,7 +118,7 @@ def run_job(name: str, args: argparse.Namespace, *, print_json: bool | None = No
     ctx = JobContext.create(config, name)
     if getattr(module, "PRINTS_RESULT", False):  # its stdout is the result (`seasonrec show`): no summary
         return {"job": name, "run_id": ctx.run_id, **module.run(ctx, args)}
-    log.info("[%s] run %s, lake %s (%s engine)", name, ctx.run_id, ctx.lake.root, ctx.lake.engine)
+    log.info("[%s] run %s, tables %s (%s engine)", name, ctx.run_id, ctx.lake.where, ctx.lake.engine)
     summary = module.run(ctx, args)
     summary = {"job": name, "run_id": ctx.run_id, "seconds": round(time.perf_counter() - started, 1), **summary}
     path = logs.write_summary(summary, config.paths.report_dir)

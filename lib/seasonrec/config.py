@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -25,13 +26,60 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+NAMESPACE_FORM = "catalog.schema: two names of letters, digits and underscores joined by one dot, e.g. main.seasonrec"
+_NAMESPACE = re.compile(r"[A-Za-z0-9_]+\.[A-Za-z0-9_]+")
+TableLocation = Literal["managed", "external"]
+
+
+def split_namespace(namespace: str) -> tuple[str, str]:
+    """``"catalog.schema"`` as (catalog, schema); `ValueError` (one line naming the allowed form) for
+    anything else: empty parts, a third part, spaces or quotes (names a plain SQL identifier can hold)."""
+    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
+        raise ValueError(f"must be {NAMESPACE_FORM}")
+    catalog, schema = namespace.split(".")
+    return catalog, schema
+
+
 class PathsConfig(Section):
+    """Where seasonrec keeps tables and files. Without ``table_namespace`` every Delta table is the folder
+    ``<lake_root>/<name>`` (local runs, plain Spark). With it (Unity Catalog or another metastore, the
+    delta-spark engine only) tables are ``<catalog>.<schema>.<name>`` and ``lake_root`` holds files only
+    (``_staging``, streaming ``_incoming``) unless ``table_location`` is external."""
+
     lake_root: str = "lake"
     checkpoint_dir: str = "lake/_checkpoints"
     model_dir: str = "lake/_models"
     mlflow_dir: str = "lake/_mlflow"
     report_dir: str = "reports"
     petastorm_cache_dir: str = "lake/_petastorm_cache"
+    table_namespace: str | None = Field(
+        default=None, description="catalog.schema to keep the tables in, by name (delta-spark engine); None: "
+                                  "path-based tables under lake_root")
+    table_location: TableLocation = Field(
+        default="managed", description="with table_namespace: managed (the catalog chooses the storage) or "
+                                       "external (each table's LOCATION is <lake_root>/<name>, e.g. an abfss:// or "
+                                       "s3:// external location; never a /Volumes/ path)")
+
+    @field_validator("table_namespace")
+    @classmethod
+    def _namespace(cls, namespace: str | None) -> str | None:
+        if namespace is not None:
+            split_namespace(namespace)
+        return namespace
+
+    @field_validator("table_location")
+    @classmethod
+    def _external_not_in_a_volume(cls, location: str, info: ValidationInfo) -> str:
+        # Databricks: a Unity Catalog volume holds files, never tables.
+        lake_root = str(info.data.get("lake_root", ""))
+        if location == "external" and info.data.get("table_namespace") and lake_root.startswith("/Volumes/"):
+            raise ValueError(f"external puts the tables under lake_root {lake_root}, a Unity Catalog volume, which "
+                             "cannot hold tables; use managed, or a lake_root on a cloud external location")
+        return location
+
+    def file_paths(self) -> dict[str, str]:
+        """{key: value} of the folder settings (every field but the table namespace settings)."""
+        return {k: v for k, v in self.model_dump().items() if k not in ("table_namespace", "table_location")}
 
 
 class SparkConfig(Section):
@@ -561,7 +609,7 @@ class SeasonrecConfig(Section):
     def resolve_paths(self, base: Path) -> SeasonrecConfig:
         """Make relative local paths absolute against `base` (URIs like dbfs:/ or s3:// are kept)."""
         resolved = self.paths.model_copy()
-        for name, value in resolved.model_dump().items():
+        for name, value in resolved.file_paths().items():
             if "://" not in value and ":/" not in value and not os.path.isabs(value):
                 setattr(resolved, name, str((base / value).resolve()))
         return self.model_copy(update={"paths": resolved})

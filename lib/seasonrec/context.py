@@ -38,7 +38,7 @@ class JobContext:
         from seasonrec.spark import get_spark
 
         spark = spark or get_spark(config)
-        return cls(config=config, spark=spark, lake=Lake(spark, config.paths.lake_root), job=job)
+        return cls(config=config, spark=spark, lake=lake_of(config, spark), job=job)
 
     def commit_info(self, **extra: str) -> dict[str, str]:
         """Recorded in every Delta commit so a table version can be traced to the run that wrote it."""
@@ -74,6 +74,13 @@ class Step:
     def suffix(self) -> str:
         """The noted counts as ``" (rows 10, users 3)"``; empty when nothing was noted."""
         return (" (" + ", ".join(f"{key} {value}" for key, value in self.counts.items()) + ")") if self.counts else ""
+
+
+def lake_of(config: SeasonrecConfig, spark: SparkSession) -> Lake:
+    """The `Lake` that ``config.paths`` describe: folders under ``lake_root``, or catalog tables in
+    ``table_namespace`` (managed or external per ``table_location``)."""
+    paths = config.paths
+    return Lake(spark, paths.lake_root, namespace=paths.table_namespace, table_location=paths.table_location)
 
 
 class JobError(RuntimeError):

@@ -17,6 +17,16 @@ the table grew meanwhile). ``bench/bench_concurrency.py`` races real job process
 
 Either way the result is a standard Delta table that any Delta reader opens.
 
+Tables by name (``paths.table_namespace = "catalog.schema"``; Unity Catalog on Databricks, or any
+metastore a delta-spark session has): the delta-spark engine then addresses each table as
+``catalog.schema.name`` instead of ``<root>/<name>`` (``saveAsTable``, ``DeltaTable.forName``, ``DESCRIBE
+DETAIL`` / ``ALTER TABLE`` on the quoted identifier, time travel by reader options), managed or, with
+``paths.table_location: external``, at ``<root>/<name>``; declarations, comments and properties apply as
+for folders. `Lake._ref` and the helpers next to it are the one place that chooses path or name. The
+delta-rs engine commits to folders and knows no catalog, so it refuses a namespace (`LakeError`). This
+code path is written against the delta-spark 3.2 / Databricks APIs; the tests cannot run it (no
+delta-spark JAR on the machines they run on).
+
 Declarations (`seasonrec.tables`): a registered table is created, on both engines, with its comment as
 the Delta table description, its column comments as ``{"comment": ...}`` column metadata, its NOT
 NULL columns and its table properties; a full overwrite writes the declared schema again. A null in a
@@ -66,6 +76,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
 from seasonrec import tables
+from seasonrec.config import TableLocation, split_namespace
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +191,41 @@ def check_schema(name: str, schema: StructType) -> None:
                         + "; ".join(problems))
 
 
+def quote_identifier(part: str) -> str:
+    """``part`` (a catalog, schema, table or column name) as one quoted Spark SQL identifier: in
+    backticks, a backtick inside doubled, so no name can end the identifier early."""
+    return "`" + part.replace("`", "``") + "`"
+
+
+def table_identifier(namespace: str, name: str) -> str:
+    """The quoted three-part SQL identifier of table ``name`` in ``namespace`` (``"catalog.schema"``),
+    e.g. ```main`.`seasonrec`.`recommendations```; `ValueError` for a namespace of another form."""
+    return ".".join(quote_identifier(part) for part in (*split_namespace(namespace), name))
+
+
+def path_identifier(path: str) -> str:
+    """The SQL identifier of the path-based Delta table in folder ``path``: ``delta.`<path>```."""
+    return f"delta.{quote_identifier(path)}"
+
+
+def _check_namespace(namespace: str, engine: str) -> None:
+    """One `LakeError` line when ``namespace`` is not ``catalog.schema`` or ``engine`` cannot keep
+    catalog tables (delta-rs commits to folders and knows no catalog)."""
+    try:
+        split_namespace(namespace)
+    except ValueError as exc:
+        raise LakeError(f"table namespace {namespace!r} {exc}") from None
+    if engine == "delta-rs":
+        raise LakeError(f"tables by name in {namespace} (paths.table_namespace) need the delta-spark engine and a "
+                        "catalog (Databricks, or spark-submit with delta-spark); the delta-rs engine keeps "
+                        "path-based tables only: unset paths.table_namespace to keep them under paths.lake_root")
+
+
 @dataclass(frozen=True)
 class TableInfo:
+    """A table as `Lake.info` finds it: ``path`` is its folder, or ``catalog.schema.name`` for a catalog
+    table (`Lake.path`)."""
+
     name: str
     path: str
     version: int
@@ -234,14 +278,21 @@ def _local_path(uri: str) -> str:
 
 
 class Lake:
-    """Named Delta tables under one root folder (``<root>/<table name>``)."""
+    """Named Delta tables: folders under one root (``<root>/<table name>``), or, with a ``namespace``
+    ("catalog.schema", delta-spark only), catalog tables ``<catalog>.<schema>.<table name>``: managed
+    (the catalog picks the storage) or, with ``table_location="external"``, at ``<root>/<table name>``.
+    The root also holds the files jobs stage for Spark (`staging_folder`) either way."""
 
-    def __init__(self, spark: SparkSession, root: str, engine: Literal["auto", "delta-spark", "delta-rs"] = "auto"):
+    def __init__(self, spark: SparkSession, root: str, engine: Literal["auto", "delta-spark", "delta-rs"] = "auto",
+                 namespace: str | None = None, table_location: TableLocation = "managed"):
         self.spark = spark
         self.root = root.rstrip("/")
         if engine == "auto":
             engine = "delta-spark" if delta_spark_available(spark) else "delta-rs"
         self.engine = engine
+        self.namespace, self.table_location = namespace, table_location
+        if namespace is not None:
+            _check_namespace(namespace, engine)
         if engine == "delta-rs":
             if "://" in self.root and not self.root.startswith("file://"):
                 raise LakeError(f"lake root {root} is remote; the delta-rs engine needs a driver-local path. "
@@ -249,37 +300,96 @@ class Lake:
             self.root = _local_path(self.root)
             os.makedirs(self.root, exist_ok=True)
 
-    # ---------------------------------------------------------------- introspection
+    # ---------------------------------------------------------------- where a table is
+    # The only place that knows whether tables are addressed by path or by catalog name.
+    @property
+    def named(self) -> bool:
+        """True when tables are catalog tables (``catalog.schema.name``), not folders."""
+        return self.namespace is not None
+
+    @property
+    def where(self) -> str:
+        """Where the tables are, for messages: ``under <root>`` or ``in <catalog.schema>``."""
+        return f"in {self.namespace}" if self.named else f"under {self.root}"
+
     def path(self, name: str) -> str:
+        """What table ``name`` is, for people and logs: ``<catalog>.<schema>.<name>`` when the lake names
+        its tables, else its folder ``<root>/<name>``."""
+        return f"{self.namespace}.{name}" if self.named else self._location(name)
+
+    def _location(self, name: str) -> str:
+        """The folder of a path-based (or external) table."""
         return f"{self.root}/{name}"
 
+    def _ref(self, name: str) -> str:
+        """Table ``name`` in Spark SQL: a quoted catalog identifier, or ``delta.`<folder>```."""
+        return table_identifier(self.namespace, name) if self.named else path_identifier(self._location(name))
+
+    def _delta_table(self, name: str) -> Any:
+        """delta-spark's `DeltaTable` of table ``name`` (history, MERGE, vacuum, OPTIMIZE)."""
+        from delta.tables import DeltaTable  # shipped with the delta-spark package/jar
+
+        if self.named:
+            return DeltaTable.forName(self.spark, self._ref(name))
+        return DeltaTable.forPath(self.spark, self._location(name))
+
+    def _spark_load(self, name: str, **options: str) -> DataFrame:
+        """Table ``name`` read by delta-spark with reader ``options`` (time travel)."""
+        reader = self.spark.read.format("delta").options(**options)
+        return reader.table(self._ref(name)) if self.named else reader.load(self._location(name))
+
+    def _spark_save(self, writer: Any, name: str) -> None:
+        """Run the DataFrame ``writer`` (format, mode and options set) into table ``name``. By name as by
+        path, Delta's overwrite keeps an existing table's schema, comments and properties unless the
+        writer sets ``overwriteSchema`` (which `_spark_write` does for unregistered tables only)."""
+        if not self.named:
+            writer.save(self._location(name))
+            return
+        if self.table_location == "external":  # a table this write creates lives at <root>/<name>
+            writer = writer.option("path", self._location(name))
+        writer.saveAsTable(self._ref(name))
+
+    def _spark_place(self, builder: Any, name: str) -> Any:
+        """delta-spark's `DeltaTableBuilder` pointed at table ``name``: its name and/or location."""
+        if self.named:
+            builder = builder.tableName(self._ref(name))
+        if not self.named or self.table_location == "external":
+            builder = builder.location(self._location(name))
+        return builder
+
+    def _spark_exists(self, name: str) -> bool:
+        if self.named:
+            return bool(self.spark.catalog.tableExists(self._ref(name)))
+        jvm_delta = self.spark._jvm.io.delta.tables.DeltaTable  # type: ignore[union-attr]
+        return bool(jvm_delta.isDeltaTable(self.spark._jsparkSession, self._location(name)))
+
+    # ---------------------------------------------------------------- introspection
     def exists(self, name: str) -> bool:
         if self.engine == "delta-spark":
-            return bool(self._jvm_delta().isDeltaTable(self.spark._jsparkSession, self.path(name)))
+            return self._spark_exists(name)
         from deltalake import DeltaTable
 
-        return DeltaTable.is_deltatable(self.path(name))
+        return DeltaTable.is_deltatable(self._location(name))
 
     def version(self, name: str) -> int | None:
         """Latest committed version, or None when the table does not exist."""
         if not self.exists(name):
             return None
         if self.engine == "delta-spark":
-            return int(self._delta_spark_table(name).history(1).collect()[0]["version"])
+            return int(self._delta_table(name).history(1).collect()[0]["version"])
         return self._rs_table(name).version()
 
     def info(self, name: str) -> TableInfo:
         version = self.version(name)
         if version is None:
-            raise LakeError(f"table '{name}' does not exist under {self.root}; run the job that creates it first")
+            raise LakeError(f"table '{name}' does not exist {self.where}; run the job that creates it first")
         return TableInfo(name, self.path(name), version, self.engine)
 
     def properties(self, name: str) -> dict[str, str]:
         """The table's properties (Delta ``metadata.configuration``), e.g. ``{"seasonrec.pseudonym": ...}``."""
         self.info(name)
         if self.engine == "delta-spark":
-            path = self.path(name).replace("`", "``")
-            return dict(self.spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["properties"] or {})
+            return dict(self.spark.sql(f"DESCRIBE DETAIL {self._ref(name)}").first()["properties"] or {})
         return {k: v for k, v in self._rs_table(name).metadata().configuration.items() if v is not None}
 
     def set_properties(self, name: str, properties: dict[str, str],
@@ -289,9 +399,8 @@ class Lake:
         if all(current.get(k) == v for k, v in properties.items()):
             return self.info(name).version
         if self.engine == "delta-spark":
-            path = self.path(name).replace("`", "``")
             pairs = ", ".join(f"{_sql_string(k)} = {_sql_string(v)}" for k, v in properties.items())
-            self.spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({pairs})")
+            self.spark.sql(f"ALTER TABLE {self._ref(name)} SET TBLPROPERTIES ({pairs})")
         else:
             from deltalake import CommitProperties
 
@@ -318,15 +427,14 @@ class Lake:
         if self.engine == "delta-spark":
             if not self.exists(name):
                 return None
-            path = self.path(name).replace("`", "``")
-            description = self.spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["description"]
-            fields = [(f.name, f.metadata or {}) for f in self.spark.read.format("delta").load(self.path(name)).schema]
+            description = self.spark.sql(f"DESCRIBE DETAIL {self._ref(name)}").first()["description"]
+            fields = [(f.name, f.metadata or {}) for f in self._spark_load(name).schema]
         else:
             from deltalake import DeltaTable
             from deltalake.exceptions import TableNotFoundError
 
             try:
-                table = DeltaTable(self.path(name))
+                table = DeltaTable(self._location(name))
             except TableNotFoundError:
                 return None
             description = table.metadata().description
@@ -372,8 +480,7 @@ class Lake:
         added = ", ".join(f"`{c}` {registered.types[c]}" for c in missing)
         try:
             if self.engine == "delta-spark":
-                path = self.path(name).replace("`", "``")
-                self.spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({added})")
+                self.spark.sql(f"ALTER TABLE {self._ref(name)} ADD COLUMNS ({added})")
             else:
                 from deltalake import CommitProperties
 
@@ -418,12 +525,12 @@ class Lake:
     def _set_comments(self, name: str, table_comment: str | None, columns: dict[str, str],
                       commit_info: dict[str, str] | None) -> None:
         if self.engine == "delta-spark":
-            path = self.path(name).replace("`", "``")
+            ref = self._ref(name)
             if table_comment is not None:  # Delta takes a 'comment' property as the table's description
-                self.spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('comment' = "
-                               f"{_sql_string(table_comment)})")
+                self.spark.sql(f"ALTER TABLE {ref} SET TBLPROPERTIES ('comment' = {_sql_string(table_comment)})")
             for column, text in columns.items():
-                self.spark.sql(f"ALTER TABLE delta.`{path}` ALTER COLUMN `{column}` COMMENT {_sql_string(text)}")
+                self.spark.sql(f"ALTER TABLE {ref} ALTER COLUMN {quote_identifier(column)} COMMENT "
+                               f"{_sql_string(text)}")
             return
         from deltalake import CommitProperties
 
@@ -436,7 +543,7 @@ class Lake:
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
         self.info(name)
         if self.engine == "delta-spark":
-            rows = self._delta_spark_table(name).history(limit).collect()
+            rows = self._delta_table(name).history(limit).collect()
             return [row.asDict(recursive=True) for row in rows]
         return self._rs_table(name).history(limit)
 
@@ -445,12 +552,9 @@ class Lake:
         """The table as a Spark DataFrame: latest, or as of a version or timestamp (time travel)."""
         self.info(name)
         if self.engine == "delta-spark":
-            reader = self.spark.read.format("delta")
             if version is not None:
-                reader = reader.option("versionAsOf", version)
-            elif timestamp is not None:
-                reader = reader.option("timestampAsOf", str(timestamp))
-            return reader.load(self.path(name))
+                return self._spark_load(name, versionAsOf=str(version))
+            return self._spark_load(name, **({"timestampAsOf": str(timestamp)} if timestamp is not None else {}))
         table = self._rs_table(name, version)
         if timestamp is not None:
             table.load_as_version(timestamp)
@@ -458,7 +562,7 @@ class Lake:
         files = table.file_uris()
         if not files:
             return self.spark.createDataFrame([], schema)
-        df = self.spark.read.schema(schema).option("basePath", self.path(name)).parquet(*files)
+        df = self.spark.read.schema(schema).option("basePath", self._location(name)).parquet(*files)
         return df.select(*[F.col(f"`{f}`") for f in schema.fieldNames()])
 
     # ---------------------------------------------------------------- writes
@@ -542,7 +646,7 @@ class Lake:
             return MergeResult(version, source.count())  # the table is ours: every (deduplicated) row
         if self.engine == "delta-spark":  # Delta's own optimistic concurrency: conflicts raise, then retry
             condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-            builder = self._delta_spark_table(name).alias("t").merge(source.alias("s"), condition)
+            builder = self._delta_table(name).alias("t").merge(source.alias("s"), condition)
             if when_matched == "update":
                 builder = builder.whenMatchedUpdateAll()
             fault_point("before_commit", name)
@@ -575,15 +679,14 @@ class Lake:
         to delete, nothing is deleted and no commit is written (both engines log a vacuum as commits)."""
         self.info(name)
         if self.engine == "delta-spark":
-            path = self.path(name).replace("`", "``")
             check = "spark.databricks.delta.retentionDurationCheck.enabled"
             previous = self.spark.conf.get(check, "true")
             self.spark.conf.set(check, "false")  # the caller's retention is the rule (0 in tests)
             try:
                 doomed = [str(row[0]) for row in self.spark.sql(
-                    f"VACUUM delta.`{path}` RETAIN {int(retention_hours)} HOURS DRY RUN").collect()]
+                    f"VACUUM {self._ref(name)} RETAIN {int(retention_hours)} HOURS DRY RUN").collect()]
                 if doomed:
-                    self._delta_spark_table(name).vacuum(float(retention_hours))
+                    self._delta_table(name).vacuum(float(retention_hours))
             finally:
                 self.spark.conf.set(check, previous)
             return doomed
@@ -594,7 +697,7 @@ class Lake:
         # delta-rs lists the files of expired removes again on every run until a checkpoint forgets
         # them, deleted or not: only files still on disk count (else every rerun would commit).
         doomed = [p for p in table.vacuum(dry_run=True, **options)
-                  if any(os.path.exists(os.path.join(self.path(name), c)) for c in (p, unquote(p)))]
+                  if any(os.path.exists(os.path.join(self._location(name), c)) for c in (p, unquote(p)))]
         if not doomed:
             return []
         table.vacuum(dry_run=False, commit_properties=CommitProperties(custom_metadata=commit_info or {}), **options)
@@ -607,7 +710,7 @@ class Lake:
         self.info(name)
         if self.engine == "delta-spark":
             before = self.version(name)
-            metrics = self._delta_spark_table(name).optimize().executeCompaction().collect()
+            metrics = self._delta_table(name).optimize().executeCompaction().collect()
             if self.version(name) == before or not metrics:
                 return {"files_removed": 0, "files_added": 0}
             row = metrics[0]["metrics"]
@@ -676,7 +779,7 @@ class Lake:
             writer = writer.option("userMetadata", json.dumps(commit_info))
         fault_point("before_commit", name)
         with _concurrent_errors(name, also=("already exists",)) if create_only else contextlib.nullcontext():
-            writer.save(self.path(name))
+            self._spark_save(writer, name)
         fault_point("after_commit", name)
         return self.version(name)  # type: ignore[return-value]
 
@@ -688,8 +791,7 @@ class Lake:
 
         registered = tables.spec(name)
         builder = (DeltaTable.create if create_only else DeltaTable.createIfNotExists)(self.spark)
-        builder = (builder.location(self.path(name)).addColumns(declared_schema(name, schema))
-                   .comment(registered.comment))
+        builder = self._spark_place(builder, name).addColumns(declared_schema(name, schema)).comment(registered.comment)
         if partition_by:
             builder = builder.partitionedBy(*partition_by)
         for key, value in registered.properties.items():
@@ -697,19 +799,11 @@ class Lake:
         with _concurrent_errors(name, also=("already exists",)) if create_only else contextlib.nullcontext():
             builder.execute()
 
-    def _jvm_delta(self) -> Any:
-        return self.spark._jvm.io.delta.tables.DeltaTable  # type: ignore[union-attr]
-
-    def _delta_spark_table(self, name: str) -> Any:
-        from delta.tables import DeltaTable  # shipped with the delta-spark package/jar
-
-        return DeltaTable.forPath(self.spark, self.path(name))
-
     # ---------------------------------------------------------------- delta-rs engine
     def _rs_table(self, name: str, version: int | None = None) -> Any:
         from deltalake import DeltaTable
 
-        return DeltaTable(self.path(name), version=version)
+        return DeltaTable(self._location(name), version=version)
 
     def _rs_partition_by(self, name: str) -> list[str]:
         return list(self._rs_table(name).metadata().partition_columns)
@@ -724,7 +818,7 @@ class Lake:
         from deltalake import CommitProperties
         from deltalake.exceptions import CommitFailedError, DeltaError
 
-        table_path = self.path(name)
+        table_path = self._location(name)
         schema = _delta_rs_schema(declared_schema(name, df.schema))
         exists = self.exists(name)
         if exists and read_version == -1:
@@ -775,7 +869,7 @@ class Lake:
     def _rs_commit_actions(self, name: str, schema: Any, adds: list[Any], mode: WriteMode, partition_by: list[str],
                            replace_partitions: bool, props: Any, remove_files: list[str],
                            read_version: int | None) -> int:
-        table_path = self.path(name)
+        table_path = self._location(name)
         table = self._rs_table(name, read_version if read_version is not None and read_version >= 0 else None)
         now_ms = int(time.time() * 1000)
         if mode == "overwrite" and not replace_partitions:

@@ -211,13 +211,11 @@ def closing_block(config: Any, summaries: list[dict[str, Any]]) -> list[str]:
     from seasonrec import tables
     from seasonrec.tracking import tracking_uri
 
-    lake_root = _absolute(config.paths.lake_root)
     lines = ["", f"seasonrec: {len(summaries)} job(s) done in {sum(s.get('seconds', 0) or 0 for s in summaries):.0f}s"]
     report = next((s["report"] for s in reversed(summaries) if s.get("report")), None)
     if report:
         lines.append(f"  report:    {_absolute(report)}")
-    names = [name for name in tables.TABLES if _exists(lake_root, name)]
-    lines.append(f"  tables:    {lake_root}/<table>" + (f" ({', '.join(names)})" if names else ""))
+    lines.append(_tables_line(config.paths, tables.TABLES))
     lines.append(f"  summaries: {_absolute(os.path.join(config.paths.report_dir, SUMMARY_DIR))}/<job>-<run_id>.json")
     uri = tracking_uri(config)
     if uri.startswith("databricks"):
@@ -225,6 +223,16 @@ def closing_block(config: Any, summaries: list[dict[str, Any]]) -> list[str]:
     else:
         lines.append(f"  MLflow:    mlflow ui --backend-store-uri {uri}")
     return lines
+
+
+def _tables_line(paths: Any, names: Any) -> str:
+    """Where the tables are: ``catalog.schema.<table>`` (catalog tables, listed in Catalog Explorer), else
+    ``<lake_root>/<table>`` with the registered tables found there."""
+    if paths.table_namespace:
+        return f"  tables:    {paths.table_namespace}.<table>"
+    lake_root = _absolute(paths.lake_root)
+    found = [name for name in names if _exists(lake_root, name)]
+    return f"  tables:    {lake_root}/<table>" + (f" ({', '.join(found)})" if found else "")
 
 
 def _exists(lake_root: str, name: str) -> bool:

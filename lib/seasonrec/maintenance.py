@@ -1,6 +1,7 @@
 """`seasonrec maintain`: keep the lake's folders to what its tables reference.
 
-For every table registered in `seasonrec.tables` that exists under the lake root:
+For every table registered in `seasonrec.tables` that exists in the lake (folders under the lake root, or
+catalog tables in ``paths.table_namespace``):
 
 - delete the files no version inside the retention window references (`Lake.vacuum`): files of
   overwritten versions, and files a killed or failed write moved into the table but never committed;

@@ -86,11 +86,11 @@ class Notebook:
     def show_tables(self, conf: str, overrides: list[str], names: list[str], rows: int = 10) -> None:
         """Latest version, row count and (rows > 0) a sample of each table."""
         from seasonrec.config import load_config
-        from seasonrec.lake import Lake
+        from seasonrec.context import lake_of
         from seasonrec.spark import get_spark
 
         config = load_config(conf, overrides)
-        lake = Lake(get_spark(config), config.paths.lake_root)
+        lake = lake_of(config, get_spark(config))
         for name in names:
             if not lake.exists(name):
                 print(f"{name}: not written by this run")

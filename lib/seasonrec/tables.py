@@ -1,4 +1,5 @@
-"""Every Delta table seasonrec owns (``<lake_root>/<name>``): name, columns and types, keys,
+"""Every Delta table seasonrec owns (``<lake_root>/<name>``, or ``<catalog>.<schema>.<name>`` with
+``paths.table_namespace``): name, columns and types, keys,
 partitioning and a one-line description, in one place.
 
 `seasonrec.lake.Lake` checks every write of a registered table against its ``columns`` (names and

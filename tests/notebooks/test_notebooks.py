@@ -141,6 +141,45 @@ def test_bundle_prod_target_runs_as_a_service_principal_with_notifications() -> 
     assert [p["level"] for p in job["permissions"]] == ["CAN_MANAGE_RUN"]
 
 
+def bundle_overrides(bundle: dict, target: str) -> list[str]:
+    """The job's ``set`` parameter (the --set overrides every task passes) with the ``${var.*}`` of
+    ``target`` filled in: the target's own value, else the variable's default."""
+    values = {name: str(v.get("default")) for name, v in bundle["variables"].items()}
+    values.update({k: str(v) for k, v in (bundle["targets"][target].get("variables") or {}).items()})
+    job = bundle["resources"]["jobs"]["seasonrec_pipeline"]
+    text = next(p["default"] for p in job["parameters"] if p["name"] == "set")
+    return re.sub(r"\$\{var\.(\w+)\}", lambda m: values[m[1]], text).split()
+
+
+def test_bundle_keeps_tables_in_unity_catalog_and_only_files_in_volumes() -> None:
+    """#18: no table under /Volumes/. Every target names its tables catalog.schema.<table> from its own
+    catalog/schema variables; paths under /Volumes/ are file folders only (external tables would put
+    the tables under lake_root, so then lake_root must not be a volume)."""
+    from seasonrec import tables
+    from seasonrec.config import load_config
+
+    bundle = yaml.safe_load((REPO / "databricks.yml").read_text())
+    job = bundle["resources"]["jobs"]["seasonrec_pipeline"]
+    text = next(p["default"] for p in job["parameters"] if p["name"] == "set")
+    assert "paths.table_namespace=${var.catalog}.${var.schema}" in text.split()
+    table_folder = re.compile(r"/Volumes/\S*/(lake|" + "|".join(tables.TABLES) + r")(/|\s|$)")
+    for target in ("dev", "prod"):
+        own = bundle["targets"][target]["variables"]
+        assert {"catalog", "schema"} <= set(own), f"{target}: per-target catalog and schema"
+        overrides = bundle_overrides(bundle, target)
+        config = load_config(REPO / "conf" / "databricks.yaml", overrides)  # validates the namespace
+        assert config.paths.table_namespace == f"{own['catalog']}.{own['schema']}", target
+        if config.paths.table_location == "external":
+            assert not config.paths.lake_root.startswith("/Volumes/"), target
+        assert not table_folder.search(" ".join(overrides)), target
+        assert config.serving.model_name.startswith(f"{config.paths.table_namespace}."), target
+    assert bundle["targets"]["dev"]["variables"]["catalog"] != bundle["targets"]["prod"]["variables"]["catalog"]
+    assert not table_folder.search((REPO / "databricks.yml").read_text())
+    conf = load_config(REPO / "conf" / "databricks.yaml")
+    assert conf.paths.table_namespace and conf.paths.table_location == "managed"
+    assert not table_folder.search((REPO / "conf" / "databricks.yaml").read_text())
+
+
 def run_notebook(path: Path) -> dict:
     """Execute the code cells top to bottom in one namespace, as a notebook kernel would."""
     namespace: dict = {"__name__": "__main__"}

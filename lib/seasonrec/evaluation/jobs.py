@@ -60,7 +60,7 @@ def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
     methods = _methods(args.methods, ecfg.methods)
     window = B.EvalWindow.from_split(config.split, args.split)
     if not ctx.lake.exists(tables.SILVER_INTERACTIONS):
-        raise JobError(f"table '{tables.SILVER_INTERACTIONS}' does not exist under {ctx.lake.root}; "
+        raise JobError(f"table '{tables.SILVER_INTERACTIONS}' does not exist {ctx.lake.where}; "
                        "run `seasonrec ingest` and `seasonrec features` first")
     versions = {name: ctx.lake.version(name) for name in INPUT_TABLES if ctx.lake.exists(name)}
     # Truth and every user-level fit are personal rows; guest checkouts have no user to recommend to.

@@ -23,7 +23,7 @@ def user_features_as_of(lake: Any, config: Any, as_of: dt.date) -> DataFrame:
     from seasonrec.features import gold, silver
 
     if not lake.exists(tables.USER_FEATURES):
-        raise JobError(f"table '{tables.USER_FEATURES}' does not exist under {lake.root}; "
+        raise JobError(f"table '{tables.USER_FEATURES}' does not exist {lake.where}; "
                        "run `seasonrec features` first")
     stored = lake.read(tables.USER_FEATURES)
     if "as_of" not in stored.columns:
@@ -35,7 +35,7 @@ def user_features_as_of(lake: Any, config: Any, as_of: dt.date) -> DataFrame:
         return stored
     for name in (tables.SILVER_INTERACTIONS, tables.ITEM_FEATURES, tables.CALENDAR):
         if not lake.exists(name):
-            raise JobError(f"table '{name}' does not exist under {lake.root}; run `seasonrec features` first")
+            raise JobError(f"table '{name}' does not exist {lake.where}; run `seasonrec features` first")
     items = lake.read(tables.ITEM_FEATURES)
     n_categories = items.select("category_index").distinct().count()
     return gold.user_features(silver.personal(lake.read(tables.SILVER_INTERACTIONS)), items, lake.read(tables.CALENDAR),

@@ -74,7 +74,7 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
     split = ctx.config.split
     salt = silver.salt(config, ctx.config.env)  # before any work: outside env local/test it must be set
     if not lake.exists(tables.BRONZE_TRANSACTIONS):
-        raise JobError(f"{tables.BRONZE_TRANSACTIONS} does not exist under {lake.root}; run `seasonrec ingest` first")
+        raise JobError(f"{tables.BRONZE_TRANSACTIONS} does not exist {lake.where}; run `seasonrec ingest` first")
     summary: dict[str, Any] = {}
     with ctx.step("silver interactions"):
         summary["silver"] = _silver_interactions(ctx, args.since, salt)

@@ -45,7 +45,7 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
     as_of = args.as_of
     if as_of is None:
         if not ctx.lake.exists(tables.SILVER_INTERACTIONS):
-            raise JobError(f"table '{tables.SILVER_INTERACTIONS}' does not exist under {ctx.lake.root}; "
+            raise JobError(f"table '{tables.SILVER_INTERACTIONS}' does not exist {ctx.lake.where}; "
                            "run `seasonrec ingest` and `seasonrec features` first")
         as_of = ctx.lake.read(tables.SILVER_INTERACTIONS).agg(F.max("date")).first()[0]
         if as_of is None:

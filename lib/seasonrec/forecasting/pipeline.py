@@ -92,7 +92,7 @@ class ForecastRun:
 def _read_inputs(ctx: JobContext) -> tuple[DataFrame, DataFrame | None, DataFrame | None]:
     lake = ctx.lake
     if not lake.exists(tables.SILVER_INTERACTIONS):
-        raise JobError(f"table '{tables.SILVER_INTERACTIONS}' does not exist under {lake.root}; "
+        raise JobError(f"table '{tables.SILVER_INTERACTIONS}' does not exist {lake.where}; "
                        "run `seasonrec ingest` and `seasonrec features` first")
     interactions = lake.read(tables.SILVER_INTERACTIONS).select("item_id", "week_start", "quantity", "invoice")
     items = lake.read(tables.SILVER_ITEMS) if lake.exists(tables.SILVER_ITEMS) else None

@@ -526,7 +526,7 @@ def as_date(value: str | dt.date | dt.datetime) -> dt.date:
 
 def _require(ctx: JobContext, name: str, why: str) -> DataFrame:
     if not ctx.lake.exists(name):
-        raise JobError(f"table '{name}' does not exist under {ctx.lake.root} ({why}); run `seasonrec features` first")
+        raise JobError(f"table '{name}' does not exist {ctx.lake.where} ({why}); run `seasonrec features` first")
     return ctx.lake.read(name)
 
 
@@ -551,7 +551,7 @@ def item_side_at(ctx: JobContext, model: Any, day: dt.date, fresh_copurchase: bo
     item_ids = np.asarray(model.item_ids)
     neighbours = getattr(model, "copurchase", None) if fresh_copurchase else None
     weather_version = ctx.lake.version(tables.CONTEXT_DAILY) if ctx.lake.exists(tables.CONTEXT_DAILY) else None
-    key = (ctx.lake.root, ctx.lake.version(tables.SILVER_INTERACTIONS), weather_version, day,
+    key = (ctx.lake.where, ctx.lake.version(tables.SILVER_INTERACTIONS), weather_version, day,
            getattr(model, "model_version", None), len(item_ids), neighbours is not None)
     if key not in _ITEM_SIDE_CACHE:
         side: dict[str, Any] = {ITEM_SIGNALS: item_activity(interactions, item_ids, day).at(day)}

@@ -98,7 +98,7 @@ def refuse_older_table(ctx: JobContext) -> None:
     declared = tables.spec(tables.RECOMMENDATIONS).column_names
     missing = [c for c in declared if c not in found]
     if missing or set(found) - set(declared):
-        raise JobError(f"table '{tables.RECOMMENDATIONS}' under {ctx.lake.root} has the columns of an older "
+        raise JobError(f"table '{tables.RECOMMENDATIONS}' {ctx.lake.where} has the columns of an older "
                        f"seasonrec (missing {missing}); move {ctx.lake.path(tables.RECOMMENDATIONS)} away or use "
                        "a fresh lake, then score again")
 
@@ -108,10 +108,10 @@ def readable(ctx: JobContext, recommendations: DataFrame, day: dt.date) -> DataF
     item id: title, category and price from silver_items, and ``buy_again`` (the user bought the item
     before ``day``). Key columns and reason/buy_again come out non-null (the Delta schema says so)."""
     if not ctx.lake.exists(tables.SILVER_ITEMS):
-        raise JobError(f"table '{tables.SILVER_ITEMS}' does not exist under {ctx.lake.root} (recommendations "
+        raise JobError(f"table '{tables.SILVER_ITEMS}' does not exist {ctx.lake.where} (recommendations "
                        "carry item titles, categories and prices); run `seasonrec features` first")
     if not ctx.lake.exists(tables.SILVER_INTERACTIONS):
-        raise JobError(f"table '{tables.SILVER_INTERACTIONS}' does not exist under {ctx.lake.root} (buy_again "
+        raise JobError(f"table '{tables.SILVER_INTERACTIONS}' does not exist {ctx.lake.where} (buy_again "
                        "needs purchases); run `seasonrec features` first")
     item_type = recommendations.schema["item_id"].dataType
     items = (ctx.lake.read(tables.SILVER_ITEMS).select("item_id", "title", "category", "price")

@@ -76,9 +76,19 @@ def _signature() -> Any:
 def _serving_settings(ctx: JobContext) -> dict[str, Any]:
     features = ctx.config.features
     return {"salt_env": features.salt_env, "default_salt": features.default_salt, "env": ctx.config.env,
-            "activity_table": os.path.abspath(ctx.lake.path(tables.USER_RECENT_ACTIVITY))
-            if "://" not in ctx.lake.root else ctx.lake.path(tables.USER_RECENT_ACTIVITY),
+            "activity_table": _activity_folder(ctx),
             "activity_refresh_seconds": ctx.config.serving.activity_refresh_seconds}
+
+
+def _activity_folder(ctx: JobContext) -> str | None:
+    """The folder of ``user_recent_activity`` the served model reloads with delta-rs; None for a catalog
+    table (`Lake.named`): its storage is the catalog's, which a serving process has no credentials for,
+    so that model serves from its snapshot and the request's ``recent_items`` (or the folder given by
+    $SEASONREC_ACTIVITY_TABLE)."""
+    if ctx.lake.named:
+        return None
+    folder = ctx.lake.path(tables.USER_RECENT_ACTIVITY)
+    return folder if "://" in folder else os.path.abspath(folder)
 
 
 def register_recommender(ctx: JobContext, model_dir: str, day: dt.date) -> dict[str, Any]:

@@ -124,7 +124,7 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
 
     source = (f"kafka {config.kafka_topic} @ {config.kafka_bootstrap_servers}" if config.source == "kafka"
               else f"{settings.format} files in {input_dir}")
-    log.info("[stream] %s -> %s (checkpoint %s)", source, ctx.lake.root, checkpoint)
+    log.info("[stream] %s -> tables %s (checkpoint %s)", source, ctx.lake.where, checkpoint)
     writer = (read_events(spark, config, input_dir).writeStream.queryName("seasonrec_stream")
               .foreachBatch(handle).option("checkpointLocation", checkpoint))
     if args.once:

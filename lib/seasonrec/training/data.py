@@ -88,7 +88,7 @@ def load_training_data(ctx: JobContext, *, use_context: bool = True,
     cfg = config.training
     for name in (tables.TRAINING_EXAMPLES, tables.ITEM_FEATURES, tables.USER_FEATURES):
         if not ctx.lake.exists(name):
-            raise JobError(f"table '{name}' is missing under {ctx.lake.root}; run `seasonrec features` first")
+            raise JobError(f"table '{name}' is missing {ctx.lake.where}; run `seasonrec features` first")
     versions = {name: ctx.lake.version(name) for name in
                 (tables.TRAINING_EXAMPLES, tables.ITEM_FEATURES, tables.USER_FEATURES)}
     examples = ctx.lake.read(tables.TRAINING_EXAMPLES, version=versions[tables.TRAINING_EXAMPLES]).where(
