@@ -147,10 +147,11 @@ def predict(booster, x3: np.ndarray) -> np.ndarray:
 
 
 def variant_features(window: dict, variant: dict, in_sample: bool) -> np.ndarray:
-    from seasonrec.training.rerank import FEATURE_NAMES
+    from seasonrec.training.rerank import COLD_START_ONLY, FEATURE_NAMES
 
     x = window["features"].copy()
-    drop = [FEATURE_NAMES.index(n) for n in variant.get("drop", ())]
+    # The pipeline's ranker never reads the cold-start-only columns: blank them as it leaves them out.
+    drop = [FEATURE_NAMES.index(n) for n in (*COLD_START_ONLY, *variant.get("drop", ()))]
     if variant.get("no_tower") or (in_sample and variant.get("tower_nan_in_sample")):
         drop += [FEATURE_NAMES.index(n) for n in TOWER]
     if in_sample and variant.get("fitted_nan_in_sample"):

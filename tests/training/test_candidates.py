@@ -7,7 +7,13 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from seasonrec.features.item_activity import RECENT_WEEKS, SEASON_AHEAD_WEEKS, ItemActivity, item_activity
+from seasonrec.features.item_activity import (
+    COUNTRY_PRIOR_BASKETS,
+    RECENT_WEEKS,
+    SEASON_AHEAD_WEEKS,
+    ItemActivity,
+    item_activity,
+)
 from seasonrec.features.item_neighbours import ItemNeighbours, fit_content_neighbours, fit_copurchase
 from seasonrec.training.candidates import (
     CandidateRequest,
@@ -24,11 +30,13 @@ MONDAY = dt.date(2011, 1, 3)
 
 
 def _silver(spark, rows: list[tuple]) -> object:
-    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "date", "invoice"])
+    """silver_interactions-like rows from (user, item, date, invoice[, country]) tuples."""
+    country = ["country"] if rows and len(rows[0]) == 5 else []
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "date", "invoice", *country])
     frame["ts"] = pd.to_datetime(frame["date"])
     frame["week_start"] = [d - dt.timedelta(days=d.weekday()) for d in frame["date"]]
-    return spark.createDataFrame(frame, "user_id string, item_id string, date date, invoice string, ts timestamp, "
-                                        "week_start date")
+    schema = "user_id string, item_id string, date date, invoice string, " + "".join(f"{c} string, " for c in country)
+    return spark.createDataFrame(frame, schema + "ts timestamp, week_start date")
 
 
 def test_item_activity_reads_only_whole_weeks_before_the_date(spark):
@@ -321,3 +329,36 @@ def test_discovery_lifts_every_tail_item_by_the_same_share_of_the_users_spread()
     np.testing.assert_allclose(boosted[0], scores[0] + spread * is_tail[0])  # head unchanged, tail + spread
     np.testing.assert_array_equal(boosted[1], scores[1])  # no history: nothing for the tail to fit
     assert list(np.argsort(-boosted[0])) == [0, 2, 1, 3]  # tail order kept, the best tail item moves up
+
+
+def test_country_mix_lifts_what_a_country_buys_more_than_the_shop_and_reads_only_the_past(spark):
+    """The country lift (`CountryMix`) and the cold-start signal that uses it: a new user from FR gets
+    FR's favourite first among items new customers buy alike; nothing on/after the date moves it."""
+    from seasonrec.training.rerank import with_cold_start
+
+    day = MONDAY + dt.timedelta(weeks=8)
+    rows = [(f"g{w}{n}", "A", MONDAY + dt.timedelta(weeks=w, days=1), f"a{w}{n}", "GB") for w in range(8)
+            for n in range(6)]  # A: the UK's item
+    rows += [(f"f{w}{n}", "B", MONDAY + dt.timedelta(weeks=w, days=2), f"b{w}{n}", "FR") for w in range(8)
+             for n in range(3)]  # B: France's
+    rows += [(f"h{w}", "C", MONDAY + dt.timedelta(weeks=w, days=3), f"c{w}", "GB") for w in range(8)]
+    mix = item_activity(_silver(spark, rows), ITEMS, day).country_mix(day)
+    assert mix.countries == ("FR", "GB")
+    lift = dict(zip(mix.countries, mix.lift, strict=True))
+    assert lift["FR"][1] > 0 > lift["FR"][0] and lift["GB"][0] > 0 > lift["GB"][1]
+    assert (mix.lift[:, 3] == 0).all()  # D never sold: no lift anywhere
+    # 24 FR baskets of B shrunk towards the shop's mix by COUNTRY_PRIOR_BASKETS pseudo-baskets
+    share_b = 24 / (48 + 24 + 8)
+    expected = np.log(((24 + COUNTRY_PRIOR_BASKETS * share_b) / (24 + COUNTRY_PRIOR_BASKETS)) / share_b)
+    assert lift["FR"][1] == np.float32(expected)
+    np.testing.assert_array_equal(mix.user_lift(["FR", "XX", None])[1:], 0.0)  # unknown countries: 0
+    later = [(f"x{d}", "D", day + dt.timedelta(days=d), f"x{d}", "FR") for d in range(30)]
+    again = item_activity(_silver(spark, rows + later), ITEMS, day + dt.timedelta(weeks=5)).country_mix(day)
+    np.testing.assert_array_equal(again.lift, mix.lift)
+
+    features = np.zeros((2, 4, len(FEATURE_NAMES)), np.float32)
+    features[:, :, FEATURE_NAMES.index("user_is_new")] = 1.0
+    features[:, :, FEATURE_NAMES.index("log_first_orders")] = [1.0, 1.0, 1.0, 0.0]
+    features[:, :, FEATURE_NAMES.index("country_lift")] = mix.user_lift(["FR", "GB"])
+    ranked = np.argsort(-with_cold_start(np.zeros((2, 4), np.float32), features, "first_orders_in_country"), axis=1)
+    assert ranked[:, 0].tolist() == [1, 0]  # FR -> B, GB -> A

@@ -24,6 +24,9 @@ COPURCHASE = "copurchase_neighbours"
 # WeatherAt`: the countries' trailing anomaly and spells, the items' weather sensitivity); without it
 # the ranker's weather features are zeros (weather unknown).
 WEATHER = "weather"
+# Key of the context dict carrying each country's item mix at the request date (`seasonrec.features.
+# item_activity.CountryMix`); without it the country lift of every user is 0 (country unknown).
+COUNTRY_MIX = "country_mix"
 # Optional column of a user row: a trailing 7-day temperature anomaly (degC) the caller supplies (a
 # served request's ``anomaly_7d_c``); it replaces the user's country's weather from `WEATHER`.
 USER_ANOMALY = "anomaly_7d_c"

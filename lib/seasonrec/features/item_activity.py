@@ -27,12 +27,17 @@ Signals per item at date ``d`` (``RECENT_WEEKS`` = 4):
   index of the weeks ahead where covered, else how far above its usual level the item sells now;
 - ``log_first_orders``: log1p(first baskets of new customers holding the item in the last
   ``FIRST_ORDER_WEEKS`` weeks): what people buy when they arrive, the cold-start signal.
+
+Per country (`CountryActivity`, read the same way with :meth:`CountryActivity.at`): how much more
+(or less) of its baskets a country gives an item than the whole shop does over the last
+``FIRST_ORDER_WEEKS`` weeks (`CountryMix`): the context a new user brings besides the date.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pyspark.sql import DataFrame
@@ -48,6 +53,9 @@ SEASON_AHEAD_WEEKS = 8
 ACTIVITY_FEATURES = ("log_recent", "trend", "log_last_year_ahead", "last_year_ratio", "has_last_year",
                      "log_season_ahead", "log_lift_ahead", "log_first_orders")
 LIFT_SMOOTHING = 0.5  # baskets per week: keeps an item with 0 or 1 sales from having an extreme lift
+# Pseudo-baskets of the shop-wide mix added to each country's: a country with few baskets keeps
+# lifts near 0 instead of +-log(share) from a handful of sales.
+COUNTRY_PRIOR_BASKETS = 20.0
 
 
 def basket_key() -> F.Column:
@@ -65,6 +73,7 @@ class ItemActivity:
     first_week: dt.date
     counts: np.ndarray  # float32 [n_items, n_weeks]
     first_orders: np.ndarray  # float32 [n_items, n_weeks]
+    by_country: CountryActivity | None = None  # the same baskets per country (`country_mix`)
 
     def _window(self, end: int, weeks: int, counts: np.ndarray | None = None) -> np.ndarray:
         counts = self.counts if counts is None else counts
@@ -80,6 +89,10 @@ class ItemActivity:
         if end <= first:
             return np.zeros(self.counts.shape[0], np.float32), 0
         return self.counts[:, first:end].mean(axis=1), end - first
+
+    def country_mix(self, day: dt.date) -> CountryMix | None:
+        """The countries' item mix at ``day`` (`CountryActivity.at`), None without country data."""
+        return None if self.by_country is None else self.by_country.at(day)
 
     def at(self, day: dt.date) -> dict[str, np.ndarray]:
         """Item signals at ``day`` from whole weeks ending on or before it: {name: float32 [n_items]}
@@ -127,9 +140,11 @@ def item_activity(interactions: DataFrame, item_ids: np.ndarray, before: dt.date
             .agg(F.countDistinct("basket").alias("n"),
                  F.countDistinct(F.when(F.col("first_order"), F.col("basket"))).alias("n_first"))
             .toPandas())
+    # Hand-made frames (tests, other sources) may lack the country: no country mix then.
+    by_country = country_activity(interactions, item_ids, before) if "country" in interactions.columns else None
     if rows.empty:
         empty = np.zeros((len(item_ids), 0), np.float32)
-        return ItemActivity(monday(before), empty, empty.copy())
+        return ItemActivity(monday(before), empty, empty.copy(), by_country)
     first_week = monday(min(rows["week_start"]))
     n_weeks = (monday(before) - first_week).days // 7 + 1
     position = {str(item): i for i, item in enumerate(item_ids)}
@@ -142,4 +157,81 @@ def item_activity(interactions: DataFrame, item_ids: np.ndarray, before: dt.date
         counts = np.zeros((len(item_ids), n_weeks), np.float32)
         np.add.at(counts, index, rows[column].to_numpy(np.float32)[keep])
         matrices.append(counts)
-    return ItemActivity(first_week, *matrices)
+    return ItemActivity(first_week, *matrices, by_country)
+
+
+@dataclass(frozen=True)
+class CountryMix:
+    """Each country's item mix relative to the whole shop's at one date.
+
+    ``lift[c, i]`` = log(share of item i in country c's baskets / its share in all baskets), with the
+    country's counts shrunk towards the shop's mix by ``COUNTRY_PRIOR_BASKETS`` pseudo-baskets;
+    ``countries[c]`` its country code. Items without sales and unknown countries get 0.
+    """
+
+    countries: tuple[str, ...]
+    lift: np.ndarray  # float32 [n_countries, n_items]
+
+    def user_lift(self, countries: list[Any]) -> np.ndarray:
+        """float32 [n_users, n_items]: the row of each user's country (zeros: unknown or no country)."""
+        row = {country: i for i, country in enumerate(self.countries)}
+        out = np.zeros((len(countries), self.lift.shape[1]), np.float32)
+        for u, country in enumerate(countries):
+            i = row.get(str(country)) if country is not None else None
+            if i is not None:
+                out[u] = self.lift[i]
+        return out
+
+
+@dataclass(frozen=True)
+class CountryActivity:
+    """Weekly basket counts per (country, item), sparse: ``counts[k]`` baskets of item ``items[k]`` in
+    country ``countries[country[k]]`` in week ``first_week + week[k]``."""
+
+    first_week: dt.date
+    countries: tuple[str, ...]
+    country: np.ndarray  # int64 [nnz]
+    items: np.ndarray  # int64 [nnz]
+    week: np.ndarray  # int64 [nnz]
+    counts: np.ndarray  # float32 [nnz]
+    n_items: int
+
+    def at(self, day: dt.date) -> CountryMix:
+        """`CountryMix` over the ``FIRST_ORDER_WEEKS`` whole weeks before ``day`` (none on or after it)."""
+        end = (day - self.first_week).days // 7
+        keep = (self.week >= end - FIRST_ORDER_WEEKS) & (self.week < end)
+        counts = np.zeros((len(self.countries), self.n_items), np.float64)
+        np.add.at(counts, (self.country[keep], self.items[keep]), self.counts[keep])
+        return CountryMix(self.countries, country_lift(counts))
+
+
+def country_lift(counts: np.ndarray) -> np.ndarray:
+    """float32 [n_countries, n_items] `CountryMix.lift` of basket counts [n_countries, n_items]."""
+    total = counts.sum(axis=0)
+    share = total / max(total.sum(), 1.0)
+    per_country = counts.sum(axis=1, keepdims=True)
+    smoothed = (counts + COUNTRY_PRIOR_BASKETS * share) / (per_country + COUNTRY_PRIOR_BASKETS)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lift = np.where(share > 0, np.log(smoothed / np.where(share > 0, share, 1.0)), 0.0)
+    return lift.astype(np.float32)
+
+
+def country_activity(interactions: DataFrame, item_ids: np.ndarray, before: dt.date) -> CountryActivity:
+    """Basket counts per (country, item of ``item_ids``, week) for every week starting before
+    ``before`` (guests included; rows without a country are left out). Collects the non-zero cells."""
+    rows = (interactions.where((F.col("date") < F.lit(before)) & F.col("country").isNotNull())
+            .select("country", "item_id", "week_start", basket_key().alias("basket"))
+            .groupBy("country", "item_id", "week_start").agg(F.countDistinct("basket").alias("n"))
+            .toPandas())
+    position = {str(item): i for i, item in enumerate(item_ids)}
+    item_pos = rows["item_id"].astype(str).map(position)
+    rows = rows[item_pos.notna().to_numpy()]
+    item_pos = item_pos[item_pos.notna()]
+    first_week = monday(min(rows["week_start"])) if len(rows) else monday(before)
+    countries = tuple(sorted(rows["country"].astype(str).unique()))
+    index = {country: i for i, country in enumerate(countries)}
+    return CountryActivity(
+        first_week, countries, rows["country"].astype(str).map(index).to_numpy(np.int64),
+        item_pos.astype(np.int64).to_numpy(),
+        np.array([(monday(w) - first_week).days // 7 for w in rows["week_start"]], np.int64),
+        rows["n"].to_numpy(np.float32), len(item_ids))

@@ -37,7 +37,7 @@ from pyspark.sql import types as T
 
 from seasonrec import tables
 from seasonrec.context import JobContext, JobError
-from seasonrec.core.contract import COPURCHASE, ITEM_SIGNALS, WEATHER, has_reranker
+from seasonrec.core.contract import COPURCHASE, COUNTRY_MIX, ITEM_SIGNALS, WEATHER, has_reranker
 from seasonrec.core.topk import score_block
 from seasonrec.features.as_of import user_features_as_of
 from seasonrec.features.calendar import WEEKS, calendar_row
@@ -541,12 +541,12 @@ _ITEM_SIDE_CACHE: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 def item_side_at(ctx: JobContext, model: Any, day: dt.date, fresh_copurchase: bool) -> dict[str, Any]:
     """The ranker's request context about items at `day`: {ITEM_SIGNALS: sales signals of whole weeks
-    before it (guests included)} plus, with ``fresh_copurchase`` and a model that has co-purchase
-    neighbours, {COPURCHASE: neighbours refitted on every basket before it}, plus, when the lake has
-    `context_daily`, {WEATHER: the weather of `day` as known before it and the items' weather
-    sensitivity (`seasonrec.features.item_weather`)}. Cached per lake, silver_interactions and
-    context_daily version, day and model, so an evaluation that scores one date several times (the
-    discovery sweep, the weather ablation) computes it once."""
+    before it (guests included), COUNTRY_MIX: the countries' item mix over those weeks} plus, with
+    ``fresh_copurchase`` and a model that has co-purchase neighbours, {COPURCHASE: neighbours refitted
+    on every basket before it}, plus, when the lake has `context_daily`, {WEATHER: the weather of
+    `day` as known before it and the items' weather sensitivity (`seasonrec.features.item_weather`)}.
+    Cached per lake, silver_interactions and context_daily version, day and model, so an evaluation
+    that scores one date several times (the discovery sweep, the weather ablation) computes it once."""
     interactions = _require(ctx, tables.SILVER_INTERACTIONS, "the ranker's item signals come from sales")
     item_ids = np.asarray(model.item_ids)
     neighbours = getattr(model, "copurchase", None) if fresh_copurchase else None
@@ -554,7 +554,8 @@ def item_side_at(ctx: JobContext, model: Any, day: dt.date, fresh_copurchase: bo
     key = (ctx.lake.where, ctx.lake.version(tables.SILVER_INTERACTIONS), weather_version, day,
            getattr(model, "model_version", None), len(item_ids), neighbours is not None)
     if key not in _ITEM_SIDE_CACHE:
-        side: dict[str, Any] = {ITEM_SIGNALS: item_activity(interactions, item_ids, day).at(day)}
+        activity = item_activity(interactions, item_ids, day)
+        side: dict[str, Any] = {ITEM_SIGNALS: activity.at(day), COUNTRY_MIX: activity.country_mix(day)}
         if neighbours is not None:
             side[COPURCHASE] = fit_copurchase(interactions, item_ids, day, neighbours.items.shape[1])
         weather = load_weather_history(ctx.lake, ctx.config, item_ids, day) if weather_version is not None else None

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seasonrec.core.contract import COPURCHASE, ITEM_SIGNALS, USER_ANOMALY, WEATHER
+from seasonrec.core.contract import COPURCHASE, COUNTRY_MIX, ITEM_SIGNALS, USER_ANOMALY, WEATHER
 from seasonrec.core.topk import top_candidates
 from seasonrec.features.item_activity import ACTIVITY_FEATURES
 from seasonrec.features.item_neighbours import RECENCY_DECAY, ItemNeighbours
@@ -291,12 +291,16 @@ class TwoStageModel:
             countries = users["country"].tolist() if "country" in users else [None] * len(users)
             anomalies = users[USER_ANOMALY].tolist() if USER_ANOMALY in users else None
             user_weather, weather_sensitivity = weather.user_weather(countries, anomalies), weather.sensitivity
+        mix = (context or {}).get(COUNTRY_MIX)
+        country_lift = None
+        if mix is not None:
+            country_lift = mix.user_lift(users["country"].tolist() if "country" in users else [None] * len(users))
         return PoolInputs(history=history, bought=bought, week_kernel=self.week_kernel(inputs["context"]),
                           copurchase=None if copurchase is None else copurchase.user_scores(history),
                           copurchase_affinity=None if copurchase is None else copurchase.affinity_scores(*bought[:2]),
                           content=None if content is None else content.user_scores(history),
                           item_signals=self.item_signals(context), weather=user_weather,
-                          weather_sensitivity=weather_sensitivity)
+                          weather_sensitivity=weather_sensitivity, country_lift=country_lift)
 
     def block_pool(self, block: EncodedUsers) -> PoolInputs:
         """`pool_inputs` of an encoded block, computed on first use and kept with it (the candidate

@@ -17,7 +17,7 @@ import pandas as pd
 from seasonrec import tables
 from seasonrec.context import JobContext, JobError
 from seasonrec.core import backends
-from seasonrec.core.contract import ITEM_SIGNALS, WEATHER
+from seasonrec.core.contract import COUNTRY_MIX, ITEM_SIGNALS, WEATHER
 from seasonrec.features.item_activity import ItemActivity, item_activity
 from seasonrec.features.item_neighbours import fit_content_neighbours, fit_copurchase, item_repeat_rate
 from seasonrec.features.item_weather import WeatherHistory, load_weather_history
@@ -34,14 +34,14 @@ from seasonrec.training.encoding import bought_matrices
 from seasonrec.training.metrics import ndcg_at_k, recall_at_k, repeat_buy_top_k, tail_recall, tail_share, top_k
 from seasonrec.training.rerank import (
     COLD_START_SIGNALS,
-    FEATURE_NAMES,
     NO_WEATHER_NAMES,
     RANKER_GRID,
+    RANKER_NAMES,
     Ranker,
+    columns,
     fit_ranker,
     with_cold_start,
     with_discovery,
-    without_weather,
 )
 from seasonrec.training.trainer import train_fn
 
@@ -111,7 +111,8 @@ def unit_pools(model: TwoStageModel, units: Units, activity: ItemActivity, k: in
     for week in sorted(set(weeks)):
         rows = np.flatnonzero(weeks == week)
         block = frame.iloc[rows].reset_index(drop=True)
-        context = {ITEM_SIGNALS: activity.at(week), **({WEATHER: weather.at(week)} if weather is not None else {})}
+        context = {ITEM_SIGNALS: activity.at(week), COUNTRY_MIX: activity.country_mix(week),
+                   **({WEATHER: weather.at(week)} if weather is not None else {})}
         inputs = model.encode(block, None)
         scores = model.user_matrix_from_inputs(inputs) @ model.item_matrix.T
         groups.append((rows, block, context, inputs, scores, model.candidate_pairs(block, context)))
@@ -202,7 +203,8 @@ def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, ac
     fold_of = {user: i % RANKER_FOLDS for i, user in enumerate(unique.tolist())}
     folds = np.array([fold_of[u] for u in users])
 
-    variants = {True: (pools.features, list(FEATURE_NAMES)), False: (without_weather(pools.features), NO_WEATHER_NAMES)}
+    variants = {with_weather: (columns(pools.features, names), names)
+                for with_weather, names in ((True, RANKER_NAMES), (False, NO_WEATHER_NAMES))}
     searched: dict[bool, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
     for with_weather, (features, names) in variants.items():
         trials = []

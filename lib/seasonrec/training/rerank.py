@@ -23,6 +23,10 @@ source's proposals. Features of (user, candidate item) at the request date, ``FE
 - user: log purchase occasions, log distinct items bought, log tenure (days since the oldest last
   purchase in the summary), log mean days between purchase occasions, share of the user's purchase
   occasions that were re-buys, no history at all (new user).
+- country (for the cold-start lists only, ``COLD_START_ONLY``: the ranker never reads it): the
+  item's lift in the user's country's baskets of the last 8 weeks (`seasonrec.features.item_activity.
+  CountryMix`; 0 for an unknown country). As ranker features, per-country popularity and lift lowered
+  August's NDCG@10 (0.3446 -> 0.3412, bench/ranker_lab.py); for new users they add what the date cannot;
 - weather (appended, `WEATHER_FEATURE_NAMES`; `seasonrec.features.item_weather`, point in time): the
   trailing 7-day temperature anomaly of the user's country's weather region on the last completed
   day, its cold/warm spell flags, whether it is known (0 and zeros for countries without weather),
@@ -48,7 +52,9 @@ FEATURE_NAMES = ["score", "score_gap", "score_rank", "log_times_bought", "bought
                  "log_recent", "trend",
                  "log_first_orders", "copurchase", "copurchase_affinity", "content", "user_log_occasions",
                  "user_log_items",
-                 "user_log_tenure_days", "user_log_cycle_days", "user_rebuy_share", "user_is_new"]
+                 "user_log_tenure_days", "user_log_cycle_days", "user_rebuy_share", "user_is_new", "country_lift"]
+# Computed for the cold-start signals (`COLD_START_SIGNALS`), never given to the ranker (see above).
+COLD_START_ONLY = ("country_lift",)
 WEATHER_FEATURE_NAMES = ["weather_anomaly_7d", "weather_cold_spell", "weather_warm_spell", "weather_known",
                          "item_weather_sensitivity", "weather_sensitivity_x_anomaly"]
 # Appended last (after any feature added to the list above), built by `weather_features`.
@@ -64,7 +70,16 @@ RANKER_GRID = ({}, {"num_leaves": 7, "min_data_in_leaf": 200, "lambda_l2": 10.0}
 # ahead, popularity at training time. `train_second_stage` keeps one only when it beats the ranker's
 # out-of-fold recall on the validation window's new users (the ranker learns mostly from returning
 # users, whose lists lean on re-buys).
-COLD_START_SIGNALS = ("log_first_orders", "log_season_ahead", "log_popularity")
+# Each is a weighted sum of feature columns. "first_orders_in_country" conditions the first baskets
+# on the user's country: + 0.25 x the country lift (0.25, 0.5 and 1 gave 0.0763, 0.0760, 0.0757
+# recall@20 on Online Retail's August new users vs 0.0733 for first baskets alone, bench/ranker_lab.py
+# pools; the weight is fixed here, the choice among the signals is made per training run).
+COLD_START_SIGNALS: dict[str, dict[str, float]] = {
+    "log_first_orders": {"log_first_orders": 1.0},
+    "log_season_ahead": {"log_season_ahead": 1.0},
+    "log_popularity": {"log_popularity": 1.0},
+    "first_orders_in_country": {"log_first_orders": 1.0, "country_lift": 0.25},
+}
 # The ranker's score only breaks ties of the cold-start signal (log counts differ by >= ~0.005 below
 # 200 baskets; ranker scores are a few units).
 COLD_START_TIE_BREAK = 1e-4
@@ -85,6 +100,7 @@ class PoolInputs:
     item_signals: dict[str, np.ndarray]  # ItemActivity.at(date)
     weather: np.ndarray | None = None  # [n, 4] item_weather.USER_WEATHER_COLUMNS per user, or None (unknown)
     weather_sensitivity: np.ndarray | None = None  # [n_items] item_weather sensitivity, or None (zeros)
+    country_lift: np.ndarray | None = None  # [n, n_items] CountryMix.user_lift, or None (zeros)
 
 
 def candidate_features(inputs: PoolInputs, candidates: np.ndarray, scores: np.ndarray, season_lift: np.ndarray,
@@ -154,6 +170,7 @@ def candidate_features(inputs: PoolInputs, candidates: np.ndarray, scores: np.nd
         user(np.log1p(np.clip(cycle, 0, None))),
         user(rebuy_share),
         user(is_new),
+        gathered(inputs.country_lift),
     ], axis=2).astype(np.float32)
     return np.concatenate([base, weather_features(inputs, candidates)], axis=2)
 
@@ -217,17 +234,18 @@ class Ranker:
         n, c, width = features.shape
         if n * c == 0:
             return np.zeros((n, c), np.float32)
+        full, full_names = features, (FEATURE_NAMES if width == len(FEATURE_NAMES) else self.feature_names)
         if self.feature_names != FEATURE_NAMES and width == len(FEATURE_NAMES):
             missing = sorted(set(self.feature_names) - set(FEATURE_NAMES))
             if missing:
                 raise ValueError(f"ranker features {missing} are no longer computed: retrain the model")
-            features = features[:, :, [FEATURE_NAMES.index(name) for name in self.feature_names]]
+            features = columns(features, self.feature_names)
             width = len(self.feature_names)
         # One thread: the Spark UDF already runs one Python worker per core.
         flat = self._model().predict(features.reshape(-1, width), num_threads=1)
         scores = np.asarray(flat, np.float32).reshape(n, c)
-        return scores if self.cold_start is None else with_cold_start(scores, features, self.cold_start,
-                                                                      self.feature_names)
+        # The cold-start signals read the full layout: some of their columns are no ranker feature.
+        return scores if self.cold_start is None else with_cold_start(scores, full, self.cold_start, full_names)
 
     def feature_importance(self) -> dict[str, float]:
         """Share of the total split gain of each feature, by feature name (rounded to 4 digits)."""
@@ -253,15 +271,19 @@ class Ranker:
 
 def with_cold_start(scores: np.ndarray, features: np.ndarray, signal: str,
                     feature_names: list[str] | None = None) -> np.ndarray:
-    """[n, c] scores where the rows of users without history rank by ``signal`` (a feature name,
-    one of ``COLD_START_SIGNALS``) with ``scores`` as tie-break; other rows unchanged.
-    ``features``: the [n, c, F] ranker features laid out as ``feature_names`` (default ``FEATURE_NAMES``)."""
+    """[n, c] scores where the rows of users without history rank by ``signal`` (a name of
+    ``COLD_START_SIGNALS``: a weighted sum of feature columns) with ``scores`` as tie-break; other
+    rows unchanged. ``features``: the [n, c, F] features laid out as ``feature_names`` (default
+    ``FEATURE_NAMES``)."""
     names = feature_names or FEATURE_NAMES
     new = features[:, 0, names.index("user_is_new")] > 0.5 if features.shape[1] else np.zeros(len(scores), bool)
     if not new.any():
         return scores
+    rows = features[new]
+    value = sum(np.float32(weight) * rows[:, :, names.index(name)]
+                for name, weight in COLD_START_SIGNALS[signal].items())
     out = np.array(scores, np.float32, copy=True)
-    out[new] = features[new, :, names.index(signal)] + np.float32(COLD_START_TIE_BREAK) * scores[new]
+    out[new] = value + np.float32(COLD_START_TIE_BREAK) * scores[new]
     return out
 
 
@@ -304,11 +326,10 @@ def fit_ranker(features: np.ndarray, labels: np.ndarray, seed: int,
     return Ranker(booster.model_to_string(num_iteration=best), names, best)
 
 
-NO_WEATHER_COLUMNS = [i for i, name in enumerate(FEATURE_NAMES) if name not in WEATHER_FEATURE_NAMES]
-NO_WEATHER_NAMES = [FEATURE_NAMES[i] for i in NO_WEATHER_COLUMNS]
+RANKER_NAMES = [name for name in FEATURE_NAMES if name not in COLD_START_ONLY]  # what the ranker reads
+NO_WEATHER_NAMES = [name for name in RANKER_NAMES if name not in WEATHER_FEATURE_NAMES]
 
 
-def without_weather(features: np.ndarray) -> np.ndarray:
-    """[n, c, F] features laid out as ``FEATURE_NAMES`` -> the columns of ``NO_WEATHER_NAMES`` (the
-    weather ablation: a ranker fitted on them never reads the weather)."""
-    return features[:, :, NO_WEATHER_COLUMNS]
+def columns(features: np.ndarray, names: list[str]) -> np.ndarray:
+    """The columns ``names`` of [n, c, F] features laid out as ``FEATURE_NAMES``: [n, c, len(names)]."""
+    return features[:, :, [FEATURE_NAMES.index(name) for name in names]]
