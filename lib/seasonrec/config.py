@@ -323,7 +323,7 @@ class TrainingConfig(Section):
         default="auto", description="the ranker's weather features (anomaly, spells, item weather sensitivity; "
                                     "seasonrec.features.item_weather): on, off, or auto = the ranker is fitted "
                                     "with and without them on the validation window and the weather one is kept "
-                                    "only when its cross-fitted NDCG@10 is not lower; the other is kept for "
+                                    "only when its cross-fitted NDCG@10 is higher; the other is kept for "
                                     "seasonrec evaluate's weather ablation")
     rerank_candidates: int = Field(default=300, ge=1, description="ranker pool per user: every candidate "
                                                                   "source's proposals, then the two-tower's best")

@@ -174,7 +174,7 @@ def test_scoring_refits_copurchase_on_the_baskets_before_the_scored_date(trained
     scored day (not the model's, cut at split.train_end), are computed once per day, and feed the pool."""
     import datetime as dt
 
-    from seasonrec.core.contract import COPURCHASE, ITEM_SIGNALS, WEATHER
+    from seasonrec.core.contract import COPURCHASE, COUNTRY_MIX, ITEM_SIGNALS, WEATHER
     from seasonrec.features.item_neighbours import fit_copurchase
     from seasonrec.scoring.engine import item_side_at
     from seasonrec.training.artifacts import load_scoring_model
@@ -184,13 +184,15 @@ def test_scoring_refits_copurchase_on_the_baskets_before_the_scored_date(trained
     day = dt.date(2011, 12, 15)
     assert day > ctx.config.split.train_end
     side = item_side_at(ctx, model, day, fresh_copurchase=True)
-    assert set(side) == {ITEM_SIGNALS, COPURCHASE, WEATHER}  # the feature lake has synthetic weather
+    assert set(side) == {ITEM_SIGNALS, COUNTRY_MIX, COPURCHASE, WEATHER}  # the feature lake has synthetic weather
+    assert side[COUNTRY_MIX].countries and side[COUNTRY_MIX].lift.shape == (len(side[COUNTRY_MIX].countries),
+                                                                          len(model.item_ids))
     silver = ctx.lake.read(tables.SILVER_INTERACTIONS)
     expected = fit_copurchase(silver, model.item_ids, day, model.copurchase.items.shape[1])
     np.testing.assert_array_equal(side[COPURCHASE].items, expected.items)
     assert not np.array_equal(side[COPURCHASE].weights, model.copurchase.weights)  # later baskets count
     assert item_side_at(ctx, model, day, fresh_copurchase=True)[COPURCHASE] is side[COPURCHASE]  # cached
-    assert set(item_side_at(ctx, model, day, fresh_copurchase=False)) == {ITEM_SIGNALS, WEATHER}
+    assert set(item_side_at(ctx, model, day, fresh_copurchase=False)) == {ITEM_SIGNALS, COUNTRY_MIX, WEATHER}
 
     users = ctx.lake.read(tables.USER_FEATURES).orderBy("user_id").limit(20).toPandas()
     context = {**context_for_date(ctx, DECEMBER), **side}

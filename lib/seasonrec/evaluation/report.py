@@ -307,7 +307,7 @@ def weather_ablation_section(rows: list[dict[str, Any]], info: dict[str, Any] | 
             _table(["method", "recall@20", "ndcg@10", "cold-spell planted recall@20"], body), "",
             "The ranker is fitted with and without the weather features (anomaly, spells, item weather "
             "sensitivity) on the validation window; `training.weather_features` (default `auto`) keeps the "
-            "weather one only when its cross-fitted NDCG@10 is not lower, and this model "
+            "weather one only when its cross-fitted NDCG@10 is higher, and this model "
             f"{'reads' if uses else 'does not read'} them. Both are scored here through the same path. "
             "Cold-spell planted recall@20: share of the window's purchases of the planted weather-sensitive "
             "items by users whose country was in a cold spell the day before the window that reached their top 20"

@@ -190,7 +190,8 @@ def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, ac
 
     Weather (``weather``: the units' `WeatherHistory`; ``weather_mode``: ``training.weather_features``):
     the search runs twice, with every feature and without ``WEATHER_FEATURE_NAMES``; ``on``/``off``
-    keep that ranker, ``auto`` the weather one when its cross-fitted NDCG@10 is not below the other's.
+    keep that ranker, ``auto`` the weather one when its cross-fitted NDCG@10 is above the other's (a tie keeps the
+    simpler ranker: without weather data the weather columns are zeros and score the same).
     The other is refitted the same way (its own settings and trees; same cold start) and returned
     third, for the evaluation's weather ablation (None when no ranker is kept)."""
     if len(units) < 20:
@@ -217,7 +218,7 @@ def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, ac
                            "ndcg": ndcg_at_k(_ranked(pools, scores), units.targets, 10)})
         searched[with_weather] = (max(trials, key=lambda trial: trial["ndcg"]), trials)
     weather_ndcg, plain_ndcg = searched[True][0]["ndcg"], searched[False][0]["ndcg"]
-    use_weather = weather_mode == "on" or (weather_mode == "auto" and weather_ndcg >= plain_ndcg)
+    use_weather = weather_mode == "on" or (weather_mode == "auto" and weather_ndcg > plain_ndcg)
     best, trials = searched[use_weather]
     features, names = variants[use_weather]
     pool_recall = float(np.mean([labels[i].sum() / len(set(t)) for i, t in enumerate(units.targets) if len(t)]))
