@@ -70,7 +70,7 @@ show: setup ## print rows of a lake table (ARGS="recommendations --limit 5 [--wh
 	$(SEASONREC) show --conf $(CONF) $(SET_ARGS) $(ARGS)
 
 test: setup ## the whole test suite (real Spark, Delta, Horovod, TensorFlow)
-	$(PY) -m pytest tests -q -ra $(ARGS)
+	$(PY) -m pytest tests -q -ra --durations=25 $(ARGS)
 
 lint: setup ## ruff
 	$(PY) -m ruff check lib tests jobs bench
