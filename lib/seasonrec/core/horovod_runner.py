@@ -106,6 +106,10 @@ def petastorm_converter(ctx_or_spark: Any, df: DataFrame, cache_dir: str | None 
     try:
         df = _content_ordered(df, max(df.rdd.getNumPartitions(), min_files))
         converter = make_spark_converter(df, parquet_row_group_size_bytes=row_group_bytes, dtype="float32")
+        # Petastorm lists the files in the file system's order, which follows their names, which hold a
+        # random UUID per write: the seeded row-group shuffle then starts from a different order in each
+        # run. By name, the part number comes first, so sorted is the content-keyed order above.
+        converter.file_urls = sorted(converter.file_urls)
         yield converter
     finally:
         if converter is not None:
