@@ -8,6 +8,12 @@ lake), the weekly demand and the gbm feature rows under ``DIR/lab``; later runs 
 p50 models on the driver (one thread) and score them.
 
     .venv/bin/python bench/forecast_lab.py --workdir DIR [--as-of 2011-03-31:13 ...] [--variant NAME ...]
+        [--weather ../shared/data/weather/hadcet_daily_1991_2021.csv]
+
+``--weather`` (a lake built with that weather file, ``bench_forecast.py --set weather.source=file
+--set weather.path=...``) caches each origin's weekly weather as the forecast job builds it and adds
+the ``weather`` variant (``forecast.weather_features``: the job's weather features in the p50 and mean
+models).
 
 Prints one JSON document: per variant and origin the item-level WAPE of gbm's p50, of the best of
 Naive, WindowAverage, TSB, CrostonOptimized and AutoETS, their ratio (items with
@@ -29,8 +35,13 @@ model's summed bias):
 | recency_13 (examples weighted 0.5^(age / 13 weeks)) | 0.870 | 0.826 | 0.837 | 0.844 | |
 | seeds_5 (p50 averaged over 5 seeds) | 0.864 | 0.829 | 0.838 | 0.844 | |
 | stride_1 (training origins every week, 2x rows) | 0.868 | 0.821 | 0.822 | 0.837 | |
+| weather (2026-12-04, weather-adjusted levels; HadCET) | 0.865 | 0.821 | 0.831 | 0.839 | +12.5% / +12.8% / +7.6% |
 
-(gbm WAPE 0.763 / 0.747 / 0.729 against WindowAverage 0.882 / TSB 0.899 / TSB 0.868.) Also tried in
+(gbm WAPE 0.763 / 0.747 / 0.729 against WindowAverage 0.882 / TSB 0.899 / TSB 0.868.) Weather lowers
+the p50's ratio at all three origins, by 0.0065 on average (the default re-run the same day: 0.866 /
+0.830 / 0.840, bias +12.8% / +7.6% / +4.8%), within the 0.01 spread of the other variants, and moves
+the mean model's summed bias away from zero at two of three origins: ``forecast.weather_features``
+stays off by default. Also tried in
 a scratch version of this lab and not kept: EWMA and TSB-style smoothed levels, the 8-week median
 and 13-week max as features (mean ratio +0.003); blends of gbm's p50 with one classical p50 (weights
 0.5-0.85: never below gbm alone on average); gbm's p50 scaled x0.8-1.1. Every variant is within 0.01
@@ -76,17 +87,21 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "recency_13": {"recency_half_life": 13},
     "seeds_5": {"seeds": 5},
     "stride_1": {"stride": 1},
+    # forecast.weather_features (needs --weather): the job's weather features, p50 and mean model.
+    "weather": {"mean": True, "weather": True},
 }
 
 
-def _config(workdir: Path) -> Any:
+def _config(workdir: Path, weather_path: str | None = None) -> Any:
     from seasonrec.config import load_config
 
     paths = [f"paths.{key}={workdir}/{key}" for key in
              ("lake_root", "checkpoint_dir", "model_dir", "mlflow_dir", "report_dir", "petastorm_cache_dir")]
+    weather = ["weather.source=file", f"weather.path={weather_path}"] if weather_path else []
     return load_config(REPO / "conf" / "local.yaml", [
         *paths, "spark.master=local[2]", "spark.driver_memory=4g", "spark.shuffle_partitions=4",
-        f"forecast.models=[{','.join(CLASSICAL)}]", "forecast.backtest_windows=1", "forecast.drift_correction=off"])
+        f"forecast.models=[{','.join(CLASSICAL)}]", "forecast.backtest_windows=1", "forecast.drift_correction=off",
+        *weather])
 
 
 def cache_inputs(workdir: Path, origins: list[tuple[dt.date, int]]) -> Path:
@@ -115,14 +130,50 @@ def cache_inputs(workdir: Path, origins: list[tuple[dt.date, int]]) -> Path:
     return lab
 
 
-def feature_rows(lab: Path, demand: Any, as_of: dt.date, horizon: int, config: Any, stride: int) -> Any:
-    """The gbm feature rows (training and the origin's inference rows) of one origin, cached."""
+def cache_weather(workdir: Path, weather_path: str, origins: list[tuple[dt.date, int]], demand: Any) -> None:
+    """Per origin, the forecaster's `WeeklyWeather` over the demand's weeks (+ the horizon) as the forecast
+    job builds it (`pipeline.forecast_weather`: context_daily of the lake, region weights of the units
+    sold before the origin), saved as ``weather_<as_of>.npz``; needs a lake whose features job ran with
+    the weather file (``bench_forecast.py --set weather.source=file --set weather.path=...``)."""
+    import pandas as pd
+
+    from seasonrec.context import JobContext
+    from seasonrec.forecasting import series as S
+    from seasonrec.forecasting.pipeline import forecast_weather
+
+    lab = workdir / "lab"
+    missing = [(d, h) for d, h in origins if not (lab / f"weather_{d}.npz").exists()]
+    if not missing:
+        return
+    ctx = JobContext.create(_config(workdir, weather_path), "forecast_lab")
+    first = demand.attrs["first_week"]
+    for as_of, horizon in missing:
+        origin = S.plan_origins(as_of, horizon, 0)[0]
+        weeks = pd.DataFrame({"week_start": [first + dt.timedelta(weeks=i)
+                                             for i in range(int(demand["week_index"].max()) + horizon + 2)]})
+        weekly = forecast_weather(ctx, weeks, origin.steps, origin.cutoff)
+        np.savez(lab / f"weather_{as_of}.npz", observed=weekly.observed, at_origin=weekly.at_origin,
+                 expected=weekly.expected)
+
+
+def load_weather(lab: Path, as_of: dt.date) -> Any:
+    """The `WeeklyWeather` `cache_weather` saved for ``as_of``."""
+    from seasonrec.features.weather import WeeklyWeather
+
+    with np.load(lab / f"weather_{as_of}.npz") as z:
+        return WeeklyWeather(z["observed"], z["at_origin"], z["expected"])
+
+
+def feature_rows(lab: Path, demand: Any, as_of: dt.date, horizon: int, config: Any, stride: int,
+                 weather: bool = False) -> Any:
+    """The gbm feature rows (training and the origin's inference rows) of one origin, cached
+    (``weather``: with ``gbm.WEATHER_FEATURES`` from `cache_weather`'s file)."""
     import pandas as pd
 
     from seasonrec.forecasting import gbm as G
     from seasonrec.forecasting import series as S
 
-    path = lab / f"features_{as_of}_stride{stride}.parquet"
+    path = lab / f"features_{as_of}_stride{stride}{'_weather' if weather else ''}.parquet"
     if path.exists():
         return pd.read_parquet(path)
     origin = S.plan_origins(as_of, horizon, 0)[0]
@@ -135,7 +186,8 @@ def feature_rows(lab: Path, demand: Any, as_of: dt.date, horizon: int, config: A
     calendar = (demand.drop_duplicates("week_index").sort_values("week_index")[S.CALENDAR_FEATURES]
                 .to_numpy(dtype=np.float64))
     rows = G.feature_frame(known, {0: cutoff}, cutoff, origin.steps, calendar, pooled, codes,
-                           config.forecast.min_history_weeks, stride, config.forecast.gbm_max_history_weeks)
+                           config.forecast.min_history_weeks, stride, config.forecast.gbm_max_history_weeks,
+                           load_weather(lab, as_of) if weather else None)
     rows["first_output"] = _week(demand, origin.first_output)
     rows.to_parquet(path)
     return rows
@@ -153,12 +205,15 @@ def predict(train: Any, infer: Any, config: Any, variant: dict[str, Any], mean: 
 
     from seasonrec.forecasting import gbm as G
 
+    weather = bool(variant.get("weather"))
     if mean:
-        features = G.FEATURES if variant.get("mean_features") == "all" else G.MEAN_FEATURES
+        features = (G.feature_names(weather) if variant.get("mean_features") == "all"
+                    else G.mean_feature_names(weather))
         objective = {"objective": config.forecast.gbm_mean_objective,
                      "tweedie_variance_power": config.forecast.gbm_tweedie_power}
     else:
-        features = [f for f in G.FEATURES if not (variant.get("drop") == "order" and f in G.ORDER_FEATURES)]
+        features = [f for f in G.feature_names(weather)
+                    if not (variant.get("drop") == "order" and f in G.ORDER_FEATURES)]
         objective = {"objective": "quantile", "alpha": 0.5}
     weight = train["scale"].to_numpy()
     if "recency_half_life" in variant:
@@ -179,8 +234,8 @@ def score(lab: Path, demand: Any, as_of: dt.date, horizon: int, config: Any, var
     """Item WAPE of the variant's p50 and of each classical p50 on the same items and weeks."""
     import pandas as pd
 
-    rows = feature_rows(lab, demand, as_of, horizon, config, variant.get("stride",
-                                                                         config.forecast.gbm_origin_stride))
+    rows = feature_rows(lab, demand, as_of, horizon, config,
+                        variant.get("stride", config.forecast.gbm_origin_stride), bool(variant.get("weather")))
     cutoff = int(rows.loc[rows["window"] == 0, "origin"].iloc[0])
     train = rows[(rows["window"] == -1) & (rows["target_week"] < cutoff)]
     infer = rows[(rows["window"] == 0) & (rows["target_week"] >= rows["first_output"])].reset_index(drop=True)
@@ -210,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-of", dest="as_of", action="append", default=[],
                         help=f"origin DATE:HORIZON_WEEKS, repeatable (default: {' '.join(ORIGINS)})")
     parser.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS),
-                        help="variants to run (default: all)")
+                        help="variants to run (default: all; 'weather' only with --weather)")
+    parser.add_argument("--weather", default=None,
+                        help="the weather file the workdir's lake was built with (HadCET CSV): enables 'weather'")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)
@@ -224,8 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     demand["week_start"] = pd.to_datetime(demand["week_start"]).dt.date
     demand.attrs["first_week"] = min(demand["week_start"])
     demand["week_index"] = [_week(demand, w) for w in demand["week_start"]]
+    if args.weather:
+        cache_weather(workdir, args.weather, origins, demand)
     result: dict[str, Any] = {"origins": [str(d) for d, _ in origins], "variants": {}}
-    for name in args.variant or list(VARIANTS):
+    names = args.variant or [name for name in VARIANTS if args.weather or not VARIANTS[name].get("weather")]
+    if any(VARIANTS[name].get("weather") for name in names) and not args.weather:
+        parser.error("the weather variant needs --weather")
+    for name in names:
         started = time.perf_counter()
         per_origin = {str(d): score(lab, demand, d, h, config, VARIANTS[name]) for d, h in origins}
         ratios = [v["ratio"] for v in per_origin.values()]
