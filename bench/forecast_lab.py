@@ -269,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weather", default=None,
                         help="the weather file the workdir's lake was built with (HadCET CSV): enables 'weather'")
     args = parser.parse_args(argv)
+    if any(VARIANTS[name].get("weather") for name in args.variant) and not args.weather:
+        parser.error("the weather variant needs --weather")  # before minutes of cached Spark runs
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)
     import pandas as pd
@@ -285,8 +287,6 @@ def main(argv: list[str] | None = None) -> int:
         cache_weather(workdir, args.weather, origins, demand)
     result: dict[str, Any] = {"origins": [str(d) for d, _ in origins], "variants": {}}
     names = args.variant or [name for name in VARIANTS if args.weather or not VARIANTS[name].get("weather")]
-    if any(VARIANTS[name].get("weather") for name in names) and not args.weather:
-        parser.error("the weather variant needs --weather")
     for name in names:
         started = time.perf_counter()
         per_origin = {str(d): score(lab, demand, d, h, config, VARIANTS[name]) for d, h in origins}

@@ -212,18 +212,19 @@ def weather_rows(demand: np.ndarray, weather: Any, t: np.ndarray, step: np.ndarr
     last = len(weather.at_origin) - 1
     origin = np.clip(t, 0, last)
     target = weather.expected[origin, np.clip(step.astype(np.int64), 0, weather.expected.shape[1] - 1)]
-    sensitivity = _weather_sensitivity(np.log1p(np.clip(demand, 0, None)), weather.observed, unique_t)[back]
+    slopes = _weather_sensitivity(np.log1p(np.clip(demand, 0, None)), weather.observed, unique_t)  # per origin
+    sensitivity = slopes[back]
     observed = np.concatenate([[0.0], np.cumsum(np.nan_to_num(weather.observed))])
     known = np.concatenate([[0.0], np.cumsum(np.isfinite(weather.observed).astype(float))])
     scale_anomaly = np.nan_to_num(_window_mean(observed, known, origin, SCALE_WEEKS))
     rows = {"weather_anomaly_origin": weather.at_origin[origin], "weather_anomaly_target": target,
             "weather_sensitivity": sensitivity, "weather_effect": sensitivity * (target - scale_anomaly)}
-    rows.update(_weather_levels(demand, weather.observed, unique_t, back, target, scale))
+    rows.update(_weather_levels(demand, weather.observed, slopes, unique_t, back, target, scale))
     return rows
 
 
-def _weather_levels(demand: np.ndarray, observed: np.ndarray, unique_t: np.ndarray, back: np.ndarray,
-                    target: np.ndarray, scale: np.ndarray) -> dict[str, np.ndarray]:
+def _weather_levels(demand: np.ndarray, observed: np.ndarray, slopes: np.ndarray, unique_t: np.ndarray,
+                    back: np.ndarray, target: np.ndarray, scale: np.ndarray) -> dict[str, np.ndarray]:
     """``weather_level_<m>`` for m in ``WEATHER_LEVEL_WEEKS``: a weather-adjusted persistence forecast
     over the scale. The item's mean units of the m weeks before the origin with each week's weather
     effect divided out (exp(sensitivity x the week's observed anomaly)), times the target week's
@@ -234,11 +235,11 @@ def _weather_levels(demand: np.ndarray, observed: np.ndarray, unique_t: np.ndarr
     ``weather_effect`` alone only for some spells. On the synthetic cold-spell test (12 seeds, up to
     12 origins each, ``bench/weather_forecast_seeds.py``) the sensitive items' WAPE at horizons 1-2
     fell 25.6% with weather instead of 22.0%.
-    ``demand``/``observed``: weekly units and observed anomaly by global week; ``unique_t``/``back``:
-    the origins and each row's origin; ``target``/``scale``: per row.
+    ``demand``/``observed``: weekly units and observed anomaly by global week; ``slopes``: the
+    item's weather sensitivity at each origin of ``unique_t`` (`_weather_sensitivity`); ``back``:
+    each row's origin; ``target``/``scale``: per row.
     """
-    slope = _weather_sensitivity(np.log1p(np.clip(demand, 0, None)), observed, unique_t)
-    slope = np.clip(np.nan_to_num(slope), -MAX_WEATHER_SENSITIVITY, MAX_WEATHER_SENSITIVITY)
+    slope = np.clip(np.nan_to_num(slopes), -MAX_WEATHER_SENSITIVITY, MAX_WEATHER_SENSITIVITY)
     anomaly = np.full(len(demand), np.nan)
     anomaly[:min(len(demand), len(observed))] = observed[:len(demand)]
     out = {}
