@@ -171,8 +171,12 @@ def variant_features(window: dict, variant: dict, in_sample: bool) -> np.ndarray
     return x
 
 
-def run_variant(cache: str, variant: dict, seed: int = 7, folds: int = 4) -> dict:
-    items = dict(np.load(os.path.join(cache, "items.npz")))
+def cross_fitted(cache: str, variant: dict, seed: int = 7, folds: int = 4, as_ranks: bool = True) -> tuple:
+    """(val window, test window, out-of-fold validation scores, test scores, trees per fit) of the
+    variant's ranker: ``folds`` folds of validation users (each scored by a ranker fitted on the others,
+    early-stopped on the next fold), the test by one fitted on every validation user with the median
+    tree count. ``as_ranks``: scores as per-row ranks (so seeds of a "bag" average on one scale), else
+    the ranker's raw scores."""
     val = load(cache, "val")
     test = load(cache, "test")
     earlier = [load(cache, f"earlier{i}") for i in range(1, variant.get("earlier", 0) + 1)]
@@ -188,6 +192,7 @@ def run_variant(cache: str, variant: dict, seed: int = 7, folds: int = 4) -> dic
     test_scores = np.zeros(test["labels"].shape, np.float32)
     rounds = variant.get("rounds", 300)
     trees = []
+    scale = rank_scores if as_ranks else (lambda scores: scores)
     # "bag": several seeds (LightGBM's bagging and feature fraction differ), scores averaged by rank.
     for bag_seed in range(seed, seed + variant.get("bag", 1)):
         for f in range(folds):
@@ -195,10 +200,17 @@ def run_variant(cache: str, variant: dict, seed: int = 7, folds: int = 4) -> dic
             keep = ~scored & ~stop
             b = fit([(vx[keep], val["labels"][keep]), *extra], params, rounds, bag_seed,
                     valid=(vx[stop], val["labels"][stop]))
-            oof[scored] += rank_scores(predict(b, vx[scored]))
+            oof[scored] += scale(predict(b, vx[scored]))
             trees.append(b.best_iteration or b.current_iteration())
         final = fit([(vx, val["labels"]), *extra], params, int(np.median(trees)), bag_seed)
-        test_scores += rank_scores(predict(final, tx))
+        test_scores += scale(predict(final, tx))
+    return val, test, oof, test_scores, trees
+
+
+def run_variant(cache: str, variant: dict, seed: int = 7, folds: int = 4) -> dict:
+    """The variant's cross-fitted validation metrics, its test metrics and the median tree count."""
+    items = dict(np.load(os.path.join(cache, "items.npz")))
+    val, test, oof, test_scores, trees = cross_fitted(cache, variant, seed, folds)
     return {"val": measure(val, oof, items), "test": measure(test, test_scores, items),
             "trees": int(np.median(trees))}
 
@@ -299,19 +311,8 @@ def discovery(args: argparse.Namespace) -> None:
     from seasonrec.training.rerank import with_discovery
 
     items = dict(np.load(os.path.join(args.cache, "items.npz")))
-    val, test = load(args.cache, "val"), load(args.cache, "test")
-    vx, tx = variant_features(val, {}, False), variant_features(test, {}, False)
-    unique = np.random.default_rng(7).permutation(np.unique(val["users"]))
-    fold_of = {u: i % 4 for i, u in enumerate(unique.tolist())}
-    fold = np.array([fold_of[u] for u in val["users"]])
-    oof, trees = np.zeros(val["labels"].shape, np.float32), []
-    for f in range(4):
-        scored, stop = fold == f, fold == (f + 1) % 4
-        keep = ~scored & ~stop
-        b = fit([(vx[keep], val["labels"][keep])], {}, 300, 7, valid=(vx[stop], val["labels"][stop]))
-        oof[scored] = predict(b, vx[scored])
-        trees.append(b.best_iteration or b.current_iteration())
-    test_scores = predict(fit([(vx, val["labels"])], {}, int(np.median(trees)), 7), tx)
+    # Raw scores: the knob adds a multiple of each user's score spread.
+    val, test, oof, test_scores, _ = cross_fitted(args.cache, VARIANTS["base"], as_ranks=False)
     baseline = repeat_buy(args.cache)
     for name, window, scores in (("val", val, oof), ("test", test, test_scores)):
         tail = items["is_tail"][window["candidates"]]

@@ -2,7 +2,7 @@
 ``tests/forecasting/test_weather_forecast.py`` forecast from cold-spell origins with and without weather.
 
 The test checks one seed through Spark (`gbm.gbm_forecasts`). This lab runs the same features and
-LightGBM fits on the driver (`gbm.feature_frame` + `gbm.fit_predict`, calendar columns zero: the planted
+LightGBM fits on the driver (`gbm.feature_frame` + the job's per-origin fits, calendar columns zero: the planted
 demand has no calendar effect), so a dozen seeds take about two minutes:
 
     .venv/bin/python bench/weather_forecast_seeds.py [--seeds 1-12] [--origins 12] [--span 150] [--without-levels]
@@ -49,7 +49,8 @@ from seasonrec.forecasting.deep import WeekIndex  # noqa: E402
 
 def forecasts(demand: pd.DataFrame, weekly: W.WeeklyWeather | None, origins: list[S.Origin],
               week_starts: list, config: ForecastConfig) -> pd.DataFrame:
-    """p50 of every planted series at every origin (series_id, window, week_start, p50)."""
+    """Forecasts of every planted series at every origin (`gbm.FORECAST_SCHEMA` columns: series_id, window,
+    week_start, p50, ...)."""
     index = WeekIndex(week_starts[0])
     final_cutoff = index.of(origins[0].cutoff)
     by_window = {o.window: index.of(o.cutoff) for o in origins}
@@ -62,15 +63,9 @@ def forecasts(demand: pd.DataFrame, weekly: W.WeeklyWeather | None, origins: lis
                              config.min_history_weeks, config.gbm_origin_stride, config.gbm_max_history_weeks,
                              weekly)
     rows = rows.sort_values(["window", "item_id", "origin", "step"], kind="mergesort").reset_index(drop=True)
-    training = rows[rows["window"] == -1]
-    parts = []
-    for origin in origins:
-        train = training[training["target_week"] < by_window[origin.window]]
-        infer = rows[rows["window"] == origin.window]
-        values = gbm.fit_predict(train, infer, list(config.quantiles), config, None, weekly is not None)
-        parts.append(pd.DataFrame({"series_id": infer["item_id"].to_numpy(), "window": origin.window,
-                                   "week_start": [index.week(int(w)) for w in infer["target_week"]],
-                                   "p50": values[:, 1]}))
+    # The job's per-origin fit and predict (driver-side pandas), as gbm_forecasts calls it.
+    parts, _, _ = gbm._forecast_origins(rows.assign(level=S.ITEM), origins, by_window, index, config, None,
+                                        "items", weekly is not None)
     return pd.concat(parts, ignore_index=True)
 
 
