@@ -358,10 +358,10 @@ class ScoringConfig(Section):
     discovery: float | None = Field(
         default=None, ge=0, description="long-tail boost: adds discovery x the spread of the user's scores to "
                                         "the ranker score of every long-tail item (popularity tier tail; users "
-                                        "with a history only); None: the value training chose on validation "
-                                        "users (the smallest that matches repeat-buy's tail share and tail "
-                                        "recall while keeping recall@20 and NDCG@10 within 5% of no boost "
-                                        "in every cross-fitting fold)")
+                                        "with a history only) below the user's top 10, which keep their place; "
+                                        "None: the value training chose on validation users (the largest that "
+                                        "keeps recall@20 and NDCG@10 within 5% of no boost in every "
+                                        "cross-fitting fold)")
 
 
 ForecastModel = Literal["gbm", "lstm", "seasonal_naive", "naive", "window_average", "ets", "croston", "tsb"]

@@ -188,17 +188,19 @@ TAIL_IS_LAST_10 = np.arange(40) >= 30
 LOG_Q = np.log(np.linspace(1.0, 0.01, 40)).astype(np.float32)
 
 
-def test_discovery_default_is_the_smallest_boost_matching_repeat_buys_tail():
-    from seasonrec.training.pipeline import calibrate_discovery
+def test_discovery_default_is_the_largest_boost_within_the_recall_budget():
+    from seasonrec.training.pipeline import DISCOVERY_GRID, calibrate_discovery
 
     k = 5
     candidates, scores, bought = _tail_pool(4)
     targets = [[30, 0], [31], [30, 1], [0]]  # the users re-buy their tail items: the boost pays
-    value, curve = calibrate_discovery(scores, candidates, targets, bought, LOG_Q, TAIL_IS_LAST_10, k)
+    value, curve = calibrate_discovery(scores, candidates, targets, bought, LOG_Q, TAIL_IS_LAST_10, k, head=2)
     assert curve[0]["tail_share"] == 0.0 and value > 0
     chosen = next(p for p in curve if p["discovery"] == value)
-    assert chosen["tail_share"] >= 2 / k and chosen["tail_recall"] > 0
-    assert all(p["tail_share"] < 2 / k or p["tail_recall"] == 0 for p in curve if p["discovery"] < value)
+    assert chosen["within_budget"] and chosen["tail_share"] >= 2 / k and chosen["tail_recall"] > 0
+    assert all(p["within_budget"] for p in curve if p["discovery"] <= value)
+    later = [p for p in curve if p["discovery"] > value]
+    assert value == DISCOVERY_GRID[-1] or not later[0]["within_budget"]
 
 
 def test_item_repeat_rate_counts_occasions_per_known_buyer(spark):
@@ -217,10 +219,11 @@ def test_discovery_default_never_spends_more_than_the_recall_budget():
     k = 5
     candidates, scores, bought = _tail_pool(4)
     targets = [[0, 1, 3], [1, 2], [0, 3], [2, 4]]  # users buy head items: boosting the tail costs recall
-    value, curve = calibrate_discovery(scores, candidates, targets, bought, LOG_Q, TAIL_IS_LAST_10, k)
+    value, curve = calibrate_discovery(scores, candidates, targets, bought, LOG_Q, TAIL_IS_LAST_10, k, head=2)
     chosen = next(p for p in curve if p["discovery"] == value)
     assert chosen["recall"] >= (1 - DISCOVERY_RECALL_BUDGET) * curve[0]["recall"]
     assert any(p["tail_share"] >= 2 / k and p["recall"] < chosen["recall"] for p in curve)  # the tail was dearer
+    assert all(p["ndcg"] >= curve[0]["ndcg"] - 1e-9 for p in curve if p["discovery"] <= value)
 
 
 def test_cross_fitted_scores_never_see_their_own_units():
@@ -253,9 +256,9 @@ def test_discovery_budget_must_hold_in_every_fold_not_only_on_average():
     # Fold 0 buys the tail (a boost helps it), fold 1 buys head items 3 and 4 (a boost pushes them out).
     targets = [[30, 31, 0], [30, 33, 1], [31, 34, 2], [30, 35, 3]] + [[0, 4], [1, 3], [2, 4], [0, 1]]
     folds = np.array([0, 0, 0, 0, 1, 1, 1, 1])
-    pooled, _ = calibrate_discovery(scores, candidates, targets, bought, LOG_Q, TAIL_IS_LAST_10, k)
+    pooled, _ = calibrate_discovery(scores, candidates, targets, bought, LOG_Q, TAIL_IS_LAST_10, k, head=1)
     robust, curve = calibrate_discovery(scores, candidates, targets, bought, LOG_Q, TAIL_IS_LAST_10, k,
-                                        folds=folds)
+                                        folds=folds, head=1)
     assert pooled > 0  # on average the tail pays for itself...
     assert robust < pooled  # ...but not in fold 1, so the robust default boosts less
     chosen = next(p for p in curve if p["discovery"] == robust)
@@ -305,18 +308,16 @@ def test_cold_start_signal_ranks_only_users_without_history_and_is_chosen_on_hel
     assert (np.argmax(again.score(features)[new], axis=1) == np.argmax(first_orders[new], axis=1)).all()
 
 
-def test_discovery_out_of_reach_of_the_tail_spends_only_accuracy_above_the_bar():
-    from seasonrec.training.pipeline import ACCURACY_BAR, discovery_choice
+def test_discovery_default_stops_at_the_first_value_out_of_budget():
+    from seasonrec.training.pipeline import discovery_choice
 
-    def point(value: float, ndcg: float, tail: float, within: bool = True) -> dict:
-        return {"discovery": value, "ndcg": ndcg, "tail_share": tail, "tail_recall": tail, "within_budget": within}
+    def point(value: float, within: bool) -> dict:
+        return {"discovery": value, "within_budget": within}
 
-    curve = [point(0.0, 0.40, 0.05), point(0.2, 0.39, 0.07), point(0.4, 0.385, 0.09), point(0.6, 0.30, 0.2, False)]
-    # Repeat-buy's tail (0.15) is out of reach within budget: keep NDCG@10 >= 1.15 x repeat-buy's.
-    assert discovery_choice(curve, 0.15, 0.15, repeat_buy_ndcg=0.39 / ACCURACY_BAR) == 0.2
-    assert discovery_choice(curve, 0.15, 0.15, repeat_buy_ndcg=0.30) == 0.4  # the bar is far below: use the budget
-    assert discovery_choice(curve, 0.15, 0.15, repeat_buy_ndcg=0.40) == 0.0  # already under the bar: spend nothing
-    assert discovery_choice(curve, 0.07, 0.07, repeat_buy_ndcg=0.40) == 0.2  # the tail is reachable: smallest that does
+    # A later value back within budget (noise near the cliff) is not taken: the knob stops at the cliff.
+    assert discovery_choice([point(0.0, True), point(0.2, True), point(0.4, False), point(0.6, True)]) == 0.2
+    assert discovery_choice([point(0.0, True), point(0.2, True), point(0.4, True)]) == 0.4
+    assert discovery_choice([point(0.0, False), point(0.2, True)]) == 0.0  # no boost already out: spend nothing
 
 
 def test_discovery_lifts_every_tail_item_by_the_same_share_of_the_users_spread():
@@ -324,11 +325,32 @@ def test_discovery_lifts_every_tail_item_by_the_same_share_of_the_users_spread()
 
     scores = np.array([[3.0, 2.0, 1.0, 0.0], [3.0, 2.0, 1.0, 0.0]], np.float32)
     is_tail = np.array([[False, False, True, True], [False, False, True, True]])
-    boosted = with_discovery(scores, is_tail, 1.0, known=np.array([True, False]))
+    boosted = with_discovery(scores, is_tail, 1.0, known=np.array([True, False]), head=0)
     spread = np.std(scores[0])
     np.testing.assert_allclose(boosted[0], scores[0] + spread * is_tail[0])  # head unchanged, tail + spread
     np.testing.assert_array_equal(boosted[1], scores[1])  # no history: nothing for the tail to fit
     assert list(np.argsort(-boosted[0])) == [0, 2, 1, 3]  # tail order kept, the best tail item moves up
+
+
+def test_discovery_never_reorders_the_protected_head():
+    from seasonrec.training.rerank import with_discovery
+
+    rng = np.random.default_rng(5)
+    scores = rng.normal(size=(30, 25)).astype(np.float32)
+    is_tail = rng.random((30, 25)) < 0.4
+    known = rng.random(30) < 0.8
+    for value in (0.5, 2.0, 10.0):
+        protected = with_discovery(scores, is_tail, value, known, head=5)
+        order = np.argsort(-protected, axis=1, kind="stable")
+        np.testing.assert_array_equal(order[:, :5], np.argsort(-scores, axis=1, kind="stable")[:, :5])
+        # Below the head, the same order as the boost on every position.
+        everywhere = np.argsort(-with_discovery(scores, is_tail, value, known, head=0), axis=1, kind="stable")
+        for row in range(len(scores)):
+            rest = [i for i in everywhere[row] if i not in set(order[row, :5])]
+            assert rest == list(order[row, 5:])
+        np.testing.assert_array_equal(protected[~known], scores[~known])  # no history: untouched
+    assert (np.argsort(-with_discovery(scores, is_tail, 10.0, known, head=0), axis=1)[known, :5]
+            != np.argsort(-scores, axis=1)[known, :5]).any()  # without the head, a big boost reorders it
 
 
 def test_country_mix_lifts_what_a_country_buys_more_than_the_shop_and_reads_only_the_past(spark):

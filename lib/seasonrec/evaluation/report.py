@@ -106,7 +106,8 @@ def write_report(out_dir: str, run_id: str, rows: list[dict[str, Any]], summary:
                        seasonal_png))
     tradeoff_png = _tradeoff_plot(out_dir, rows, summary)
     if tradeoff_png:
-        images.append(("Discovery trade-off: NDCG@10 vs tail share@20 (scoring.discovery)", tradeoff_png))
+        images.append(("Discovery trade-off: NDCG@10 and Recall@20 vs tail share@20 (scoring.discovery)",
+                       tradeoff_png))
     forecast_png = _forecast_plot(out_dir, plot_data)
     if forecast_png:
         images.append((f"Forecast fan chart of the top recommended items ({plot_data.get('forecast_source')})",
@@ -420,30 +421,32 @@ def _tradeoff_points(rows: list[dict[str, Any]]) -> list[tuple[float, dict[str, 
 
 
 def _tradeoff_plot(out_dir: str, rows: list[dict[str, Any]], summary: dict[str, Any]) -> str | None:
+    """NDCG@10 and Recall@20 against tail share@20 at each discovery value (the knob leaves each user's
+    top 10 in place, so its cost shows in Recall@20), the default in use starred, baselines in grey."""
     import matplotlib.pyplot as plt
 
     points = [(v, m) for v, m in _tradeoff_points(rows) if "ndcg" in m and "tail_share" in m]
     if len(points) < 2:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    x = [m["tail_share"] for _, m in points]
-    y = [m["ndcg"] for _, m in points]
-    ax.plot(x, y, "-o", color="C0", label="model")
-    for value, metrics in points:
-        ax.annotate(f"discovery={value:g}", (metrics["tail_share"], metrics["ndcg"]), textcoords="offset points",
-                    xytext=(5, 5), fontsize=8)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     default = summary.get("discovery_default")
-    chosen = [(m["tail_share"], m["ndcg"]) for v, m in points if default is not None and v == default]
-    if chosen:
-        ax.plot(*chosen[0], "r*", ms=14, label="default in use (calibrated on validation users)")
-    for baseline, style in (("repeat_buy", "s"), ("seasonal_popularity", "^"), ("als", "D")):
-        ndcg, tail = _get(rows, baseline, "ndcg", 10), _get(rows, baseline, "tail_share", 20)
-        if ndcg is not None and tail is not None:
-            ax.plot(tail, ndcg, style, color="grey", label=baseline)
-    ax.set_xlabel("tail share@20 (share of recommended slots holding tail items)")
-    ax.set_ylabel("NDCG@10")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    for ax, (metric, k, label) in zip(axes, (("ndcg", 10, "NDCG@10"), ("recall", 20, "Recall@20")), strict=True):
+        shown = [(v, m) for v, m in points if m.get(metric) is not None]
+        ax.plot([m["tail_share"] for _, m in shown], [m[metric] for _, m in shown], "-o", color="C0", label="model")
+        for value, metrics in shown:
+            ax.annotate(f"discovery={value:g}", (metrics["tail_share"], metrics[metric]),
+                        textcoords="offset points", xytext=(5, 5), fontsize=8)
+        chosen = [(m["tail_share"], m[metric]) for v, m in shown if default is not None and v == default]
+        if chosen:
+            ax.plot(*chosen[0], "r*", ms=14, label="default in use (calibrated on validation users)")
+        for baseline, style in (("repeat_buy", "s"), ("seasonal_popularity", "^"), ("als", "D")):
+            value, tail = _get(rows, baseline, metric, k), _get(rows, baseline, "tail_share", 20)
+            if value is not None and tail is not None:
+                ax.plot(tail, value, style, color="grey", label=baseline)
+        ax.set_xlabel("tail share@20 (share of recommended slots holding tail items)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     return _save(fig, out_dir, "discovery_tradeoff.png")
 
 
