@@ -300,7 +300,7 @@ def discovery(args: argparse.Namespace) -> None:
     """The discovery knob (flat tail boost, `rerank.with_discovery`) at several values, on every
     position vs only below the top 10 (a protected head: NDCG@10 cannot move), for the base ranker's
     out-of-fold validation scores and its test scores."""
-    from seasonrec.training.rerank import with_discovery
+    from seasonrec.training.rerank import DISCOVERY_PROTECTED_HEAD, with_discovery
 
     items = dict(np.load(os.path.join(args.cache, "items.npz")))
     # Raw scores: the knob adds a multiple of each user's score spread.
@@ -313,7 +313,8 @@ def discovery(args: argparse.Namespace) -> None:
         for value in (0.0, 0.4, 1.0, 2.0, 4.0):
             print(name, value, json.dumps({
                 "every_position": measure(window, with_discovery(scores, tail, value, known, head=0), items),
-                "below_top_10": measure(window, with_discovery(scores, tail, value, known, head=10), items)}),
+                f"below_top_{DISCOVERY_PROTECTED_HEAD}": measure(window, with_discovery(scores, tail, value, known),
+                                                                 items)}),
                 flush=True)
 
 
