@@ -72,6 +72,19 @@ def test_top_k_columns_handles_ties_and_width_beyond_row():
     assert values[0].tolist() == [3, 3, 2, 1]
 
 
+@pytest.mark.parametrize("n_items", [40, 5000])  # argpartition path and group-max prefilter path
+def test_ties_at_the_cut_off_go_to_the_lower_column(n_items):
+    rng = np.random.default_rng(n_items + 2)
+    scores = rng.integers(0, 3, (17, n_items)).astype(np.float32)  # three values: ties everywhere
+    scores[0, :5] = [1, 1, 1, 1, 0]
+    cols, values = top_k_columns(scores, 3 if n_items == 40 else 12)  # 40 < 16 x 3: narrow
+    for row in range(17):
+        expected = np.lexsort((np.arange(n_items), -scores[row]))[: cols.shape[1]]
+        assert cols[row].tolist() == expected.tolist()
+        np.testing.assert_array_equal(values[row], scores[row, expected])
+    assert top_k_columns(np.array([[1, 1, 1, 1, 0]], np.float32), 2)[0].tolist() == [[0, 1]]
+
+
 @pytest.mark.parametrize("n_items", [60, 5000])
 def test_top_candidates_always_hold_included_items_with_their_true_scores(n_items):
     rng = np.random.default_rng(n_items + 1)

@@ -50,15 +50,13 @@ def _sorted_rows(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows:
 
 
 def _argpartition_top(scores: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row top-`width` of a narrow block (no NaN): every column scoring at or above the row's `width`-th
+    largest score, then `_sorted_rows`, so columns tied at the cut-off are taken by column ascending
+    (an argpartition alone would keep whichever tied columns it happened to move there)."""
     n_rows, n_cols = scores.shape
-    if width < n_cols:
-        part = np.argpartition(scores, n_cols - width, axis=1)[:, n_cols - width:]
-    else:
-        part = np.broadcast_to(np.arange(n_cols), (n_rows, n_cols))
-    values = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -values), axis=1)
-    return (np.take_along_axis(part, order, axis=1).astype(np.int32, copy=False),
-            np.take_along_axis(values, order, axis=1))
+    cut = np.partition(scores, n_cols - width, axis=1)[:, n_cols - width]
+    rows, cols = np.nonzero(scores >= cut[:, None])
+    return _sorted_rows(rows, cols.astype(np.int32, copy=False), scores[rows, cols], n_rows, width)
 
 
 def top_k_columns(scores: np.ndarray, width: int, group_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
