@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from seasonrec.core.topk import top_k_columns
+
 FEATURE_NAMES = ["score", "score_gap", "score_rank", "log_times_bought", "bought_before", "bought_share",
                  "recency_weight", "log_days_since_bought", "rebuy_due", "item_repeat_rate", "seasonal_fit",
                  "seasonal_fit_rebuy",
@@ -226,11 +228,10 @@ def with_discovery(scores: np.ndarray, is_tail: np.ndarray, discovery: float,
     if head and discovery:
         # Each row's head moves, in its own order, just above the best boosted item below it (a
         # row-local shift: a user's scores do not depend on the other users of the block).
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :head]
+        top, top_scores = top_k_columns(scores, head)
         below = np.ones(scores.shape, bool)
         np.put_along_axis(below, top, False, 1)
         best_below = np.where(below, boosted, -np.inf).max(axis=1, initial=-np.inf)
-        top_scores = np.take_along_axis(scores, top, 1)
         gap = best_below - top_scores[:, -1]
         lift = np.where(gap >= 0, gap + 1e-3 * spread[:, 0] + 1e-6, 0).astype(np.float32)
         np.put_along_axis(boosted, top, top_scores + lift[:, None], 1)
