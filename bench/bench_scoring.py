@@ -64,7 +64,8 @@ def numpy_limit(users: np.ndarray, items: np.ndarray, top_k: int, block: int, re
     return {"numpy_limit": {**_rate(pairs, best), "block_users": int(block_users.shape[0]),
                             "kernel": "GEMM + group-max bound + exact top-K (the engine's kernel)"},
             "numpy_argpartition": {**_rate(pairs, best_argpartition),
-                                   "kernel": "GEMM + np.argpartition + sort of K"}}
+                                   "kernel": "GEMM + np.partition at the K-th score + sort of the columns "
+                                             "at or above it (the kernel's narrow-row path)"}}
 
 
 def _factor_frame(spark, ids: np.ndarray, factors: np.ndarray):
