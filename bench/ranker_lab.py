@@ -13,6 +13,26 @@ boost of 1.0 applied only below each user's top 10 keeps NDCG@10 (validation 0.3
 0.292. The value reaching repeat-buy's tail figures on validation (0.25-0.5) falls short on test (tail
 share 0.085 at 0.5), so training now keeps the largest value within the 5% recall budget in every
 fold (`pipeline.calibrate_discovery`; 1.25 on these validation users: -2.5% to -3.3% per fold).
+
+Measured 2026-12-05 (model of 211cef5, variant ``base`` unless named; val = out-of-fold August / June
+users, test printed for information):
+
+| cache | pool recall val / test | val NDCG@10 | val Recall@20 | test NDCG@10 | test Recall@20 |
+|---|---|---|---|---|---|
+| September, default pool (300; ``build``) | 0.586 / 0.488 | 0.3424 | 0.2730 | 0.3024 | 0.2117 |
+| September, more co-purchase/content (a) | 0.577 / 0.483 | 0.3438 | 0.2715 | 0.3005 | 0.2120 |
+| September, width 500 (b) | 0.660 / 0.566 | 0.3376 | 0.2706 | 0.2953 | 0.2067 |
+| September, earlier2_tower_nan (seeds 7/11) | | 0.3522 / 0.3508 | 0.2731 / 0.2726 | 0.3051 / 0.3082 | 0.2152 / 0.2151 |
+| September, ``base`` seed 11 | | 0.3443 | 0.2728 | 0.3013 | 0.2121 |
+| July-August, default pool | 0.537 / 0.511 | 0.2927 | 0.2281 | 0.3352 | 0.2259 |
+| July-August, ``earlier2_tower_nan`` | | 0.2817 | 0.2259 | 0.3400 | 0.2270 |
+
+(a) ``build --limits '{"copurchase": 100, "content": 50}' --neighbours 50``; (b) the same with
+``--width 500`` and copurchase 150. A wider pool reaches more of what users buy but the ranker ranks
+it worse (early-stopped at 8 trees at width 500): the pool is not what holds Recall@20 back. Two
+earlier monthly windows as extra ranker examples with only the two-tower's in-sample score blanked
+help on August users and not on June's, so training tries both and keeps what its own validation
+users prefer (``training.ranker_earlier_windows``).
 """
 
 from __future__ import annotations
@@ -57,6 +77,9 @@ def build(args: argparse.Namespace) -> None:
     ctx = context_for(args.workdir, args.split_dates)
     split = ctx.config.split
     model = reload(ctx)
+    if args.limits:  # candidate pool variants: per-source proposals other than the trained model's
+        model.meta["source_limits"] = {**model.source_limits, **json.loads(args.limits)}
+    neighbours = args.neighbours or ctx.config.training.copurchase_neighbours
     data = load_training_data(ctx)
     silver = ctx.lake.read(tables.SILVER_INTERACTIONS)
     activity = item_activity(silver, data.item_ids, split.test_end)
@@ -71,7 +94,7 @@ def build(args: argparse.Namespace) -> None:
         users = user_features_as_of(ctx.lake, ctx.config, start)
         frame = window_units(data, users, calendar_row(calendar, start), start, end).reset_index(drop=True)
         context = {ITEM_SIGNALS: activity.at(start),
-                   COPURCHASE: fit_copurchase(silver, data.item_ids, start, ctx.config.training.copurchase_neighbours)}
+                   COPURCHASE: fit_copurchase(silver, data.item_ids, start, neighbours)}
         inputs = model.encode(frame, None)
         scores = model.user_matrix_from_inputs(inputs) @ model.item_matrix.T
         pairs = model.candidate_pairs(frame, context)
@@ -321,7 +344,7 @@ def discovery(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> None:
     print("repeat_buy", json.dumps(repeat_buy(args.cache)), flush=True)
     for name in (args.variants.split(",") if args.variants else VARIANTS):
-        print(name, json.dumps(run_variant(args.cache, VARIANTS[name])), flush=True)
+        print(name, json.dumps(run_variant(args.cache, VARIANTS[name], seed=args.seed)), flush=True)
 
 
 def main() -> None:
@@ -332,6 +355,9 @@ def main() -> None:
     parser.add_argument("--earlier", type=int, default=2)
     parser.add_argument("--width", type=int, default=None)
     parser.add_argument("--variants", default=None)
+    parser.add_argument("--seed", type=int, default=7, help="run: LightGBM seed and the users' fold assignment")
+    parser.add_argument("--limits", default=None, help='build: JSON of per-source limits, e.g. {"copurchase": 100}')
+    parser.add_argument("--neighbours", type=int, default=None, help="build: co-purchase neighbours per item")
     parser.add_argument("step", choices=["build", "run", "cold", "discovery"])
     args = parser.parse_args()
     args.cache = args.cache or os.path.join(args.workdir, "ranker_lab")
