@@ -329,6 +329,12 @@ class TrainingConfig(Section):
                                                                   "source's proposals, then the two-tower's best")
     copurchase_neighbours: int = Field(default=20, ge=1, description="co-purchase and content neighbours kept "
                                                                      "per item")
+    ranker_earlier_windows: int = Field(
+        default=0, ge=0, description="windows as long as the validation window, just before split.train_end, whose "
+                                     "purchases may also train the ranker (the two-tower's in-sample score left "
+                                     "out); kept only when the cross-fitted NDCG@10 on validation users is higher; "
+                                     "0 = the validation window only. Off by default: on Online Retail 2 lifted "
+                                     "NDCG@10 in September but cost seasonal recall (README, #13)")
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str = "seasonrec"
     seed: int = 7

@@ -248,6 +248,44 @@ def test_cross_fitted_scores_never_see_their_own_units():
     assert not np.array_equal(again[folds == 1], scores[folds == 1])  # fold 0 fits fold 1's scorer
 
 
+def test_earlier_window_units_train_every_fold_without_the_two_tower_score():
+    """Units of earlier windows join each fold's fit (any pool width), never its scored units, and
+    carry no two-tower score: a ranker fitted on them alone cannot split on it."""
+    from seasonrec.training.pipeline import cross_fit
+    from seasonrec.training.rerank import TWO_TOWER_FEATURES, without_two_tower
+
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(200, 20, len(FEATURE_NAMES))).astype(np.float32)
+    labels = (features[:, :, FEATURE_NAMES.index("score")] + features[:, :, FEATURE_NAMES.index("copurchase")]
+              > 1.8).astype(np.float32)
+    earlier = rng.normal(size=(300, 35, len(FEATURE_NAMES))).astype(np.float32)
+    earlier_labels = (earlier[:, :, FEATURE_NAMES.index("score")] + earlier[:, :, FEATURE_NAMES.index("copurchase")]
+                      > 1.8).astype(np.float32)
+    blanked = without_two_tower(earlier)
+    assert np.isnan(blanked[:, :, [FEATURE_NAMES.index(n) for n in TWO_TOWER_FEATURES]]).all()
+    assert np.isfinite(earlier).all()  # a copy: the caller's array is unchanged
+    alone = fit_ranker(blanked, earlier_labels, seed=1, rounds=20)
+    assert all(alone.feature_importance().get(name, 0) == 0 for name in TWO_TOWER_FEATURES)
+    assert alone.feature_importance()["copurchase"] > 0
+
+    folds = np.arange(200) % 4
+    plain, _ = cross_fit(features, labels, folds, seed=1, params={})
+    with_earlier, trees = cross_fit(features, labels, folds, seed=1, params={}, extra=[(blanked, earlier_labels)])
+    assert len(trees) == 4 and not np.array_equal(plain, with_earlier)  # every fold learned from them too
+    top = np.argsort(-with_earlier, axis=1)[:, :3]
+    assert np.take_along_axis(labels, top, 1).mean() > 3 * labels.mean()
+
+
+def test_earlier_windows_are_back_to_back_before_training_end():
+    from seasonrec.training.pipeline import earlier_windows
+
+    windows = earlier_windows(dt.date(2011, 8, 1), dt.date(2011, 9, 1), 3)
+    assert windows[0] == (dt.date(2011, 7, 1), dt.date(2011, 8, 1))
+    assert all(end - start == dt.timedelta(days=31) for start, end in windows)
+    assert all(windows[i + 1][1] == windows[i][0] for i in range(2))
+    assert earlier_windows(dt.date(2011, 8, 1), dt.date(2011, 9, 1), 0) == []
+
+
 def test_discovery_budget_must_hold_in_every_fold_not_only_on_average():
     from seasonrec.training.pipeline import calibrate_discovery
 

@@ -28,7 +28,7 @@ def main_run(train_context):
     # A pool narrower than the catalogue (120 items): users' proposals then widen it differently per
     # week, which training must line up (a regression: the weekly pools did not concatenate).
     ctx = train_context("main", f"training.epochs={EPOCHS}", "training.early_stopping_patience=10",
-                        "training.rerank_candidates=40")
+                        "training.rerank_candidates=40", "training.ranker_earlier_windows=2")
     with pytest.raises(Exception, match="non-zero"):  # a killed rank fails the whole Horovod job
         pipeline.train(ctx, holdout=WINTER, fail_after_epoch=2)
     summary = pipeline.train(ctx, resume=True, holdout=WINTER)
@@ -116,6 +116,9 @@ def test_final_ranking_does_not_lose_to_repeat_buy(main_run):
     """First stage, or the second stage when it won on held-out validation users."""
     _, summary = main_run
     assert summary["reranker"] in ("kept", "dropped (no held-out gain)")
+    # Two earlier windows offered to the ranker (ranker_earlier_windows=2), each setting tried with and without them.
+    assert len(summary["reranker_earlier_units"]) == 2 and min(summary["reranker_earlier_units"]) > 0
+    assert {trial["earlier_windows"] for trial in summary["reranker_grid_ndcg"]} == {False, True}
     for window in ("test", "holdout"):
         metrics = summary[window]
         print(window, "final", metrics[f"final_recall_at_{K}"], "repeat-buy", metrics[f"repeat_buy_recall_at_{K}"])

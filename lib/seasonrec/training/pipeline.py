@@ -4,22 +4,30 @@ Delta, MLflow."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pyspark.sql import functions as F
 
 from seasonrec import tables
 from seasonrec.context import JobContext, JobError
 from seasonrec.core import backends
-from seasonrec.core.contract import COUNTRY_MIX, ITEM_SIGNALS, WEATHER
+from seasonrec.core.contract import COPURCHASE, COUNTRY_MIX, ITEM_SIGNALS, WEATHER
 from seasonrec.features.item_activity import ItemActivity, item_activity
-from seasonrec.features.item_neighbours import fit_content_neighbours, fit_copurchase, item_repeat_rate
+from seasonrec.features.item_neighbours import (
+    ItemNeighbours,
+    fit_content_neighbours,
+    fit_copurchase,
+    item_repeat_rate,
+)
 from seasonrec.features.item_weather import WeatherHistory, load_weather_history
 from seasonrec.training.artifacts import (
     DEFAULT_SOURCE_LIMITS,
@@ -43,6 +51,7 @@ from seasonrec.training.rerank import (
     fit_ranker,
     with_cold_start,
     with_discovery,
+    without_two_tower,
 )
 from seasonrec.training.trainer import train_fn
 
@@ -70,16 +79,50 @@ def _as_units(frame: pd.DataFrame) -> Units:
     return Units(frame, [list(map(int, t)) for t in frame["targets"]] if len(frame) else [])
 
 
-def ranker_units(ctx: JobContext, data: TrainingData) -> Units:
-    """The validation window as `seasonrec evaluate` poses it: per user, a list made at the window's
-    start (features cut there), judged on everything the user bought in the window."""
+def ranker_units(ctx: JobContext, data: TrainingData, window: tuple[dt.date, dt.date] | None = None) -> Units:
+    """A window as `seasonrec evaluate` poses it: per user, a list made at the window's start
+    (features cut there), judged on everything the user bought in the window. ``window``: [start,
+    end), by default the validation window [split.train_end, split.validation_end)."""
     from seasonrec.features.as_of import user_features_as_of
     from seasonrec.features.calendar import calendar_row
 
     split = ctx.config.split
-    users = user_features_as_of(ctx.lake, ctx.config, split.train_end)
-    calendar = calendar_row(ctx.lake.read(tables.CALENDAR), split.train_end)
-    return _as_units(window_units(data, users, calendar, split.train_end, split.validation_end))
+    start, end = window or (split.train_end, split.validation_end)
+    users = user_features_as_of(ctx.lake, ctx.config, start)
+    calendar = calendar_row(ctx.lake.read(tables.CALENDAR), start)
+    return _as_units(window_units(data, users, calendar, start, end))
+
+
+def earlier_windows(train_end: dt.date, validation_end: dt.date, count: int) -> list[tuple[dt.date, dt.date]]:
+    """``count`` back-to-back windows as long as the validation window, ending at ``train_end``, latest
+    first: e.g. (2011-08-01, 2011-09-01, 2) -> [(2011-07-01, 2011-08-01), (2011-05-31, 2011-07-01)]."""
+    length = validation_end - train_end
+    return [(train_end - length * (i + 1), train_end - length * i) for i in range(count)]
+
+
+@dataclass
+class EarlierUnits:
+    """Ranker examples of one window before ``split.train_end``, with the item co-purchase neighbours
+    fitted on the baskets before its start (the model's own are fitted up to ``split.train_end``)."""
+
+    units: Units
+    copurchase: ItemNeighbours
+
+
+def earlier_ranker_units(ctx: JobContext, data: TrainingData, count: int) -> list[EarlierUnits]:
+    """`ranker_units` of the ``count`` `earlier_windows`, with their point-in-time co-purchase neighbours;
+    windows starting before the first interaction are left out."""
+    split, cfg = ctx.config.split, ctx.config.training
+    silver = ctx.lake.read(tables.SILVER_INTERACTIONS)
+    first = silver.agg(F.min("date")).first()[0]
+    out = []
+    for start, end in earlier_windows(split.train_end, split.validation_end, count):
+        if first is None or start <= first:
+            break
+        units = ranker_units(ctx, data, (start, end))
+        if len(units):
+            out.append(EarlierUnits(units, fit_copurchase(silver, data.item_ids, start, cfg.copurchase_neighbours)))
+    return out
 
 
 def checkpoint_dir(ctx: JobContext) -> str:
@@ -100,10 +143,11 @@ class UnitPools:
 
 
 def unit_pools(model: TwoStageModel, units: Units, activity: ItemActivity, k: int,
-               weather: WeatherHistory | None = None) -> UnitPools:
+               weather: WeatherHistory | None = None, copurchase: ItemNeighbours | None = None) -> UnitPools:
     """Pools and features for `units`, one week at a time: each week's item signals (and weather,
     `WeatherHistory.at`, when ``weather`` is given) are read at that week's Monday
-    (`ItemActivity.at`), exactly as `seasonrec score` reads them at the scored day."""
+    (`ItemActivity.at`), exactly as `seasonrec score` reads them at the scored day. ``copurchase``:
+    neighbours to use instead of the model's (as `seasonrec score` does with fresh ones)."""
     frame = units.frame.reset_index(drop=True)
     weeks = pd.to_datetime(frame["week"]).dt.date.to_numpy()
     parts: dict[str, list[np.ndarray]] = {name: [] for name in UnitPools.__dataclass_fields__}
@@ -113,7 +157,8 @@ def unit_pools(model: TwoStageModel, units: Units, activity: ItemActivity, k: in
         rows = np.flatnonzero(weeks == week)
         block = frame.iloc[rows].reset_index(drop=True)
         context = {ITEM_SIGNALS: activity.at(week), COUNTRY_MIX: activity.country_mix(week),
-                   **({WEATHER: weather.at(week)} if weather is not None else {})}
+                   **({WEATHER: weather.at(week)} if weather is not None else {}),
+                   **({COPURCHASE: copurchase} if copurchase is not None else {})}
         inputs = model.encode(block, None)
         scores = model.user_matrix_from_inputs(inputs) @ model.item_matrix.T
         groups.append((rows, block, context, inputs, scores, model.candidate_pairs(block, context)))
@@ -179,7 +224,8 @@ RANKER_FOLDS = 4
 
 def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, activity: ItemActivity,
                        is_tail: np.ndarray, weather: WeatherHistory | None = None,
-                       weather_mode: str = "auto") -> tuple[Ranker | None, dict[str, Any], Ranker | None]:
+                       weather_mode: str = "auto", earlier: Sequence[EarlierUnits] = (),
+                       ) -> tuple[Ranker | None, dict[str, Any], Ranker | None]:
     """Fit the LightGBM ranker on validation pools, cross-fitted over users so every decision is
     made on users the deciding model never saw: the users fall in ``RANKER_FOLDS`` folds; for each
     fold a ranker is fitted on the others (early-stopped on the next fold) and scores it. Those
@@ -188,6 +234,10 @@ def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, ac
     on every unit with the median early-stopped number of trees. ``reranker_pool_recall`` in the
     returned info is the share of the units' purchases that reached the pool (the ranker's ceiling);
     ``discovery`` the calibrated default of the long-tail knob (`calibrate_discovery`).
+
+    ``earlier`` (`earlier_ranker_units`): windows before the validation window whose units may be
+    added to every fit's training examples with the two-tower's in-sample score missing
+    (`without_two_tower`); the search tries each setting with and without them (never scored on them).
 
     Weather (``weather``: the units' `WeatherHistory`; ``weather_mode``: ``training.weather_features``):
     the search runs twice, with every feature and without ``WEATHER_FEATURE_NAMES``; ``on``/``off``
@@ -198,40 +248,47 @@ def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, ac
     if len(units) < 20:
         return None, {"reranker": "skipped: fewer than 20 validation units"}, None
     pools = unit_pools(model, units, activity, k, weather)
-    labels = np.array([np.isin(row, t) for row, t in zip(pools.candidates, units.targets, strict=True)],
-                      dtype=np.float32)
+    labels = _labels(pools.candidates, units.targets)
     users = units.frame["user_id"].astype(str).to_numpy()
     unique = np.random.default_rng(seed).permutation(np.unique(users))
     fold_of = {user: i % RANKER_FOLDS for i, user in enumerate(unique.tolist())}
     folds = np.array([fold_of[u] for u in users])
 
-    variants = {with_weather: (columns(pools.features, names), names)
+    extra_pools = [(unit_pools(model, e.units, activity, k, weather, e.copurchase), e.units.targets) for e in earlier]
+    extra_sets = [(without_two_tower(p.features), _labels(p.candidates, targets)) for p, targets in extra_pools]
+    variants = {with_weather: (columns(pools.features, names), names,
+                               [(columns(x, names), y) for x, y in extra_sets])
                 for with_weather, names in ((True, RANKER_NAMES), (False, NO_WEATHER_NAMES))}
     searched: dict[bool, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
-    for with_weather, (features, names) in variants.items():
+    for with_weather, (features, names, extra) in variants.items():
         trials = []
-        for params in RANKER_GRID:
+        for params, uses_earlier in itertools.product(RANKER_GRID, (False, True) if extra else (False,)):
             try:
-                scores, trees = cross_fit(features, labels, folds, seed, params, names)
+                scores, trees = cross_fit(features, labels, folds, seed, params, names,
+                                          extra=extra if uses_earlier else ())
             except ValueError as exc:
                 return None, {"reranker": f"skipped: {exc}"}, None
-            trials.append({"params": params, "scores": scores, "trees": int(np.median(trees)),
+            trials.append({"params": params, "earlier": uses_earlier, "scores": scores, "trees": int(np.median(trees)),
                            "ndcg": ndcg_at_k(_ranked(pools, scores), units.targets, 10)})
         searched[with_weather] = (max(trials, key=lambda trial: trial["ndcg"]), trials)
     weather_ndcg, plain_ndcg = searched[True][0]["ndcg"], searched[False][0]["ndcg"]
     use_weather = weather_mode == "on" or (weather_mode == "auto" and weather_ndcg > plain_ndcg)
     best, trials = searched[use_weather]
-    features, names = variants[use_weather]
-    pool_recall = float(np.mean([labels[i].sum() / len(set(t)) for i, t in enumerate(units.targets) if len(t)]))
+    features, names, extra = variants[use_weather]
+    pool_recall = _pool_recall(labels, units.targets)
     first_recall = recall_at_k(_ranked(pools, pools.first_scores), units.targets, k)
     second_recall = recall_at_k(_ranked(pools, best["scores"]), units.targets, k)
     keep = second_recall >= first_recall
     info = {"reranker_units": len(units), "reranker_pool_width": int(pools.candidates.shape[1]),
             "reranker_pool_recall": round(pool_recall, 4),
             "reranker_heldout_first_stage_recall": first_recall, "reranker_heldout_recall": second_recall,
-            "reranker_grid_ndcg": [{"params": t["params"], "ndcg_at_10": round(t["ndcg"], 4), "trees": t["trees"]}
-                                   for t in trials],
+            "reranker_grid_ndcg": [{"params": t["params"], "earlier_windows": t["earlier"],
+                                    "ndcg_at_10": round(t["ndcg"], 4), "trees": t["trees"]} for t in trials],
             "reranker_params": best["params"], "reranker_trees": best["trees"],
+            "reranker_earlier_units": [len(e.units) for e in earlier],
+            "reranker_earlier_pool_recall": [round(_pool_recall(y, t), 4) for (_, y), (_, t) in
+                                             zip(extra_sets, extra_pools, strict=True)],
+            "reranker_uses_earlier_windows": best["earlier"],
             "reranker": "kept" if keep else "dropped (no held-out gain)",
             "weather_features": weather_mode, "reranker_uses_weather": use_weather,
             "weather_heldout_ndcg": round(weather_ndcg, 4), "no_weather_heldout_ndcg": round(plain_ndcg, 4)}
@@ -244,11 +301,12 @@ def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, ac
                                            model.weights["log_q"], is_tail, k,
                                            known=(pools.history > 0).any(axis=1), folds=folds)
     info.update({"discovery": discovery, "discovery_curve": curve})
-    final = fit_ranker(features, labels, seed, rounds=max(best["trees"], 1), params=best["params"], feature_names=names)
+    final = fit_ranker(features, labels, seed, rounds=max(best["trees"], 1), params=best["params"], feature_names=names,
+                       extra=extra if best["earlier"] else ())
     final.cold_start = cold_start
-    other, (other_features, other_names) = searched[not use_weather][0], variants[not use_weather]
+    other, (other_features, other_names, other_extra) = searched[not use_weather][0], variants[not use_weather]
     ablation = fit_ranker(other_features, labels, seed, rounds=max(other["trees"], 1), params=other["params"],
-                          feature_names=other_names)
+                          feature_names=other_names, extra=other_extra if other["earlier"] else ())
     ablation.cold_start = cold_start
     info["reranker_feature_gain"] = final.feature_importance()
     return final, info, ablation
@@ -277,12 +335,24 @@ def choose_cold_start(pools: UnitPools, scores: np.ndarray, targets: list[list[i
     return (best if recalls[best] > recalls["ranker"] else None), recalls
 
 
+def _labels(candidates: np.ndarray, targets: list[list[int]]) -> np.ndarray:
+    """float32 [n, C]: 1 where a pool's item is among its unit's targets."""
+    return np.array([np.isin(row, t) for row, t in zip(candidates, targets, strict=True)], dtype=np.float32)
+
+
+def _pool_recall(labels: np.ndarray, targets: list[list[int]]) -> float:
+    """Mean share of a unit's distinct targets that reached its pool (units with targets)."""
+    return float(np.mean([labels[i].sum() / len(set(t)) for i, t in enumerate(targets) if len(t)]))
+
+
 def cross_fit(features: np.ndarray, labels: np.ndarray, folds: np.ndarray, seed: int,
-              params: dict[str, Any], feature_names: list[str] | None = None) -> tuple[np.ndarray, list[int]]:
+              params: dict[str, Any], feature_names: list[str] | None = None,
+              extra: Sequence[tuple[np.ndarray, np.ndarray]] = ()) -> tuple[np.ndarray, list[int]]:
     """Out-of-fold ranker scores [n, C] for [n, C, F] ``features`` / [n, C] ``labels``: fold f is
     scored by a ranker fitted on the folds other than f and f+1, early-stopped on fold f+1.
     ``folds``: int [n] fold of each unit (0..max); ``feature_names``: the columns' names when not
-    ``FEATURE_NAMES``. Returns (scores, early-stopped trees per fold)."""
+    ``FEATURE_NAMES``; ``extra``: (features, labels) of other units every fit also learns from
+    (`fit_ranker`), never scored. Returns (scores, early-stopped trees per fold)."""
     n_folds = int(folds.max()) + 1
     scores = np.zeros(labels.shape, np.float32)
     trees = []
@@ -290,7 +360,7 @@ def cross_fit(features: np.ndarray, labels: np.ndarray, folds: np.ndarray, seed:
         scored, stop = folds == fold, folds == (fold + 1) % n_folds
         fit = ~scored & ~stop
         ranker = fit_ranker(features[fit], labels[fit], seed, valid=(features[stop], labels[stop]), params=params,
-                            feature_names=feature_names)
+                            feature_names=feature_names, extra=extra)
         scores[scored] = ranker.score(features[scored])
         trees.append(ranker.best_iteration)
     return scores, trees
@@ -441,8 +511,10 @@ def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = N
                                "train_rows": data.n_train_rows, "history": state["history"]}
     if cfg.reranker:
         with ctx.step("second stage (re-ranker)"):
+            earlier = earlier_ranker_units(ctx, data, cfg.ranker_earlier_windows)
             reranker, info, ablation = train_second_stage(model, ranker_units(ctx, data), cfg.recall_k, cfg.seed,
-                                                          activity, data.is_tail, weather, cfg.weather_features)
+                                                          activity, data.is_tail, weather, cfg.weather_features,
+                                                          earlier)
             summary.update(info)
             if reranker is not None:
                 arrays.update(reranker.to_arrays())

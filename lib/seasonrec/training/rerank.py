@@ -40,6 +40,7 @@ unit's week), grouped by (user, week), and kept only when it beats the first sta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -324,17 +325,23 @@ def ranking_rows(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, 
 
 def fit_ranker(features: np.ndarray, labels: np.ndarray, seed: int,
                valid: tuple[np.ndarray, np.ndarray] | None = None, rounds: int | None = None,
-               params: dict[str, Any] | None = None, feature_names: list[str] | None = None) -> Ranker:
+               params: dict[str, Any] | None = None, feature_names: list[str] | None = None,
+               extra: Sequence[tuple[np.ndarray, np.ndarray]] = ()) -> Ranker:
     """LightGBM lambdarank on [n_units, c, F] features and [n_units, c] 0/1 labels, one group per unit.
 
     With ``valid`` (features, labels of other units) it stops early on their NDCG; ``rounds``
     fixes the number of trees instead (e.g. the early-stopped count, when refitting on everything).
     ``params`` override ``LGB_PARAMS`` (e.g. one entry of ``RANKER_GRID``). ``feature_names``: the
     names of the features' columns when they are a subset of ``FEATURE_NAMES`` (e.g. `without_weather`).
+    ``extra``: more (features, labels) units to learn from, of any pool width (e.g. `without_two_tower`
+    units of earlier windows).
     """
     import lightgbm
 
-    x, y, group = ranking_rows(features, labels)
+    parts = [ranking_rows(x, y) for x, y in ((features, labels), *extra)]
+    x = np.concatenate([part[0] for part in parts])
+    y = np.concatenate([part[1] for part in parts])
+    group = [size for part in parts for size in part[2]]
     if not group:
         raise ValueError("no unit has a bought item in its candidate pool; nothing to learn a ranking from")
     params = {**LGB_PARAMS, **(params or {}), "seed": seed, "deterministic": True}
@@ -354,6 +361,20 @@ def fit_ranker(features: np.ndarray, labels: np.ndarray, seed: int,
 
 
 RANKER_NAMES = [name for name in FEATURE_NAMES if name not in COLD_START_ONLY]  # what the ranker reads
+# The first stage's score and its derived columns: in-sample (the two-tower trained on it) before split.train_end.
+TWO_TOWER_FEATURES = ("score", "score_gap", "score_rank")
+
+
+def without_two_tower(features: np.ndarray) -> np.ndarray:
+    """A copy of [n, c, F] features (laid out as ``FEATURE_NAMES``) with ``TWO_TOWER_FEATURES`` missing (NaN).
+
+    For ranker examples from windows the two-tower was trained on: there its scores are in-sample
+    (their pools hold ~75% of what the users bought, against ~55% on the validation window), so the
+    ranker learns from those units only what the other features say and routes the missing score
+    like LightGBM does any missing value."""
+    out = np.array(features, np.float32, copy=True)
+    out[:, :, [FEATURE_NAMES.index(name) for name in TWO_TOWER_FEATURES]] = np.nan
+    return out
 NO_WEATHER_NAMES = [name for name in RANKER_NAMES if name not in WEATHER_FEATURE_NAMES]
 
 
