@@ -113,10 +113,13 @@ def earlier_ranker_units(ctx: JobContext, data: TrainingData, count: int) -> lis
     """`ranker_units` of the ``count`` `earlier_windows`, with their point-in-time co-purchase neighbours;
     windows starting before the first interaction are left out."""
     split, cfg = ctx.config.split, ctx.config.training
+    windows = earlier_windows(split.train_end, split.validation_end, count)
+    if not windows:  # the default: no Spark job at all
+        return []
     silver = ctx.lake.read(tables.SILVER_INTERACTIONS)
     first = silver.agg(F.min("date")).first()[0]
     out = []
-    for start, end in earlier_windows(split.train_end, split.validation_end, count):
+    for start, end in windows:
         if first is None or start <= first:
             break
         units = ranker_units(ctx, data, (start, end))

@@ -361,6 +361,7 @@ def fit_ranker(features: np.ndarray, labels: np.ndarray, seed: int,
 
 
 RANKER_NAMES = [name for name in FEATURE_NAMES if name not in COLD_START_ONLY]  # what the ranker reads
+NO_WEATHER_NAMES = [name for name in RANKER_NAMES if name not in WEATHER_FEATURE_NAMES]
 # The first stage's score and its derived columns: in-sample (the two-tower trained on it) before split.train_end.
 TWO_TOWER_FEATURES = ("score", "score_gap", "score_rank")
 
@@ -375,7 +376,6 @@ def without_two_tower(features: np.ndarray) -> np.ndarray:
     out = np.array(features, np.float32, copy=True)
     out[:, :, [FEATURE_NAMES.index(name) for name in TWO_TOWER_FEATURES]] = np.nan
     return out
-NO_WEATHER_NAMES = [name for name in RANKER_NAMES if name not in WEATHER_FEATURE_NAMES]
 
 
 def columns(features: np.ndarray, names: list[str]) -> np.ndarray:
