@@ -49,6 +49,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lib"))
 
+from seasonrec.training.rerank import TWO_TOWER_FEATURES  # noqa: E402
+
 
 def context_for(workdir: str, split_dates: str):
     from eval_online_retail import workdir_overrides
@@ -72,7 +74,7 @@ def build(args: argparse.Namespace) -> None:
     from seasonrec.features.item_neighbours import fit_copurchase
     from seasonrec.training.data import load_training_data, window_units
     from seasonrec.training.encoding import bought_matrices
-    from seasonrec.training.pipeline import reload
+    from seasonrec.training.pipeline import _labels, _pool_recall, reload
 
     ctx = context_for(args.workdir, args.split_dates)
     split = ctx.config.split
@@ -101,7 +103,7 @@ def build(args: argparse.Namespace) -> None:
         candidates, first = model.rerank_pool(frame, scores, context, width=args.width, pairs=pairs)
         features = model.rerank_features(inputs, frame, candidates, first, context)
         targets = [list(map(int, t)) for t in frame["targets"]]
-        labels = np.array([np.isin(row, t) for row, t in zip(candidates, targets, strict=True)], np.float32)
+        labels = _labels(candidates, targets)
         recent = (silver.where((F.col("date") < F.lit(start)) & (F.col("date") >= F.lit(start - dt.timedelta(weeks=8))))
                   .select("country", "item_id", basket_key().alias("basket")).groupBy("country", "item_id")
                   .agg(F.countDistinct("basket").alias("n")).toPandas())
@@ -118,8 +120,8 @@ def build(args: argparse.Namespace) -> None:
                          bought=bought_matrices(frame, model.spec.bought_items_max)[0], history=inputs["history"],
                          users=frame["user_id"].astype(str).to_numpy(), country=frame["country"].astype(str).to_numpy(),
                          targets=np.array(json.dumps(targets)))
-        print(name, start, end, len(frame), features.shape, "pool recall",
-              round(float(np.mean([labels[i].sum() / len(set(t)) for i, t in enumerate(targets) if t])), 4), flush=True)
+        print(name, start, end, len(frame), features.shape, "pool recall", round(_pool_recall(labels, targets), 4),
+              flush=True)
     os.makedirs(args.cache, exist_ok=True)
     for name, arrays in out.items():
         np.savez(os.path.join(args.cache, f"{name}.npz"), **arrays)
@@ -128,7 +130,7 @@ def build(args: argparse.Namespace) -> None:
     pd.Series({k: str(v) for k, v in starts.items()}).to_json(os.path.join(args.cache, "windows.json"))
 
 
-TOWER = ("score", "score_gap", "score_rank")
+TOWER = TWO_TOWER_FEATURES
 FITTED = TOWER + ("item_repeat_rate", "seasonal_fit", "seasonal_fit_rebuy", "log_popularity")
 
 
