@@ -5,6 +5,7 @@ validation users (the decision) with the test window printed for information onl
     .venv/bin/python bench/ranker_lab.py --workdir /tmp/or13 build     # after eval_online_retail.py --train
     .venv/bin/python bench/ranker_lab.py --workdir /tmp/or13 run
     .venv/bin/python bench/ranker_lab.py --workdir /tmp/or13 discovery   # the knob, with and without a protected head
+    .venv/bin/python bench/ranker_lab.py --workdir /tmp/or13 season_labels && ... boosts   # what the knob lifts
 
 Measured 2026-12-04 with ``discovery`` on the September run's pools (current features): a flat tail
 boost of 1.0 applied only below each user's top 10 keeps NDCG@10 (validation 0.346, test 0.299 =
@@ -33,6 +34,26 @@ it worse (early-stopped at 8 trees at width 500): the pool is not what holds Rec
 earlier monthly windows as extra ranker examples with only the two-tower's in-sample score blanked
 help on August users and not on June's, so training tries both and keeps what its own validation
 users prefer (``training.ranker_earlier_windows``).
+
+Measured 2026-12-05 with ``season_labels`` then ``boosts`` (base ranker; the knob's boost = 1 per tail
+item + weight x the item's log lift in the weeks ahead clipped to [0, 2]; each weight at the largest
+knob value keeping recall@20 within 5% of no boost in every validation fold; val = out-of-fold June /
+August users, the decision; test for information):
+
+| run, weight | knob | val Recall@20 | val tail share | tail recall | seasonal recall | test tail share | seasonal |
+|---|---|---|---|---|---|---|---|
+| July-August, 0 (tail flag) | 1.25 | 0.2219 | 0.152 | 0.070 | 0.097 | 0.162 | 0.088 |
+| July-August, 0.25 | 1.25 | 0.2208 | 0.160 | 0.073 | 0.120 | 0.192 | 0.111 |
+| July-August, 0.5 | 1.0 | 0.2217 | 0.135 | 0.066 | 0.136 | 0.180 | 0.113 |
+| July-August, 1 | 0.5 | 0.2241 | 0.088 | 0.052 | 0.130 | 0.117 | 0.097 |
+| September, 0 (tail flag) | 1.25 | 0.2642 | 0.194 | 0.122 | 0.151 | 0.164 | 0.022 |
+| September, 0.25 | 1.25 | 0.2626 | 0.221 | 0.134 | 0.168 | 0.188 | 0.027 |
+| September, 0.5 | 1.0 | 0.2643 | 0.203 | 0.126 | 0.177 | 0.173 | 0.022 |
+| September, 1 | 0.75 | 0.2634 | 0.197 | 0.118 | 0.188 | 0.167 | 0.023 |
+
+Recent popularity (seasonal popularity's list without last year's data) has seasonal recall@20
+0.074 / 0.150 on the validation users and 0.152 / 0 on the test windows. 0.25 raises every discovery
+figure on both validation windows (`rerank.DISCOVERY_LIFT_WEIGHT`).
 """
 
 from __future__ import annotations
@@ -209,10 +230,7 @@ def cross_fitted(cache: str, variant: dict, seed: int = 7, folds: int = 4, as_ra
     params = variant.get("params", {})
     vx = variant_features(val, variant, False)
     extra = [(variant_features(w, variant, True), w["labels"]) for w in earlier]
-    users = val["users"]
-    unique = np.random.default_rng(seed).permutation(np.unique(users))
-    fold_of = {u: i % folds for i, u in enumerate(unique.tolist())}
-    fold = np.array([fold_of[u] for u in users])
+    fold = user_folds(val["users"], seed, folds)
     oof = np.zeros(val["labels"].shape, np.float32)
     tx = variant_features(test, variant, False)
     test_scores = np.zeros(test["labels"].shape, np.float32)
@@ -343,6 +361,89 @@ def discovery(args: argparse.Namespace) -> None:
                 flush=True)
 
 
+def season_labels(args: argparse.Namespace) -> None:
+    """The validation and test windows' seasonal items (labelled as `seasonrec evaluate` does: items
+    peaking in the window's weeks on silver up to the window's end) and each window's recent-popularity
+    list (distinct buyers, ``evaluation.recent_weeks`` before its start: seasonal popularity's list when
+    last year has no data), cached as ``seasonal.npz`` for the ``seasonal`` step."""
+    from pyspark.sql import functions as F
+
+    from seasonrec import tables
+    from seasonrec.evaluation.baselines import EvalWindow, popular_items
+    from seasonrec.evaluation.inputs import _seasonal_items
+
+    ctx = context_for(args.workdir, args.split_dates)
+    items = dict(np.load(os.path.join(args.cache, "items.npz")))
+    position = {item: i for i, item in enumerate(items["item_ids"].tolist())}
+    silver = ctx.lake.read(tables.SILVER_INTERACTIONS)
+    versions = {tables.SILVER_INTERACTIONS: ctx.lake.version(tables.SILVER_INTERACTIONS)}
+    split, out = ctx.config.split, {}
+    for name, (start, end) in {"val": (split.train_end, split.validation_end),
+                               "test": (split.validation_end, split.test_end)}.items():
+        chosen, _ = _seasonal_items(ctx, None, EvalWindow(name, start, end), versions)
+        flags = np.zeros(len(position), bool)
+        for row in chosen.collect():
+            if str(row["item_id"]) in position:
+                flags[position[str(row["item_id"])]] = True
+        since = start - dt.timedelta(weeks=ctx.config.evaluation.recent_weeks)
+        recent = silver.where((F.col("ts") >= F.lit(str(since)).cast("timestamp"))
+                              & (F.col("ts") < F.lit(str(start)).cast("timestamp")))
+        top = [position.get(str(r["item_id"]), -1) for r in popular_items(recent, 40).collect()]
+        out[f"{name}_seasonal"], out[f"{name}_recent"] = flags, np.array([i for i in top if i >= 0][:20])
+        print(name, "seasonal items", int(flags.sum()), flush=True)
+    np.savez(os.path.join(args.cache, "seasonal.npz"), **out)
+
+
+def boosts(args: argparse.Namespace) -> None:
+    """The discovery knob with a boost of 1 per long-tail item plus ``weight`` x the item's log lift in
+    the weeks ahead (clipped to [0, 2]; weight 0 = the tail flag alone, the pipeline uses
+    `rerank.discovery_boost`): recall@20, NDCG@10, tail share/recall and seasonal recall@20 on
+    validation (out of fold; the decision) and test (information) at each knob value, up to the first
+    value out of the knob's rule (recall@20 within 5% of no boost in every validation fold). Needs
+    ``season_labels`` first."""
+    from seasonrec.training.metrics import ndcg_at_k, recall_at_k, tail_recall, tail_share
+    from seasonrec.training.rerank import DISCOVERY_LIFT_CAP, FEATURE_NAMES, with_discovery
+
+    items = dict(np.load(os.path.join(args.cache, "items.npz")))
+    labels = dict(np.load(os.path.join(args.cache, "seasonal.npz")))
+    val, test, oof, test_scores, _ = cross_fitted(args.cache, VARIANTS["base"], as_ranks=False)
+    lift = FEATURE_NAMES.index("log_lift_ahead")
+    fold = user_folds(val["users"], seed=7, folds=4)
+    windows = (("val", val, oof), ("test", test, test_scores))
+    for name, window, _ in windows:
+        recent = np.repeat(labels[f"{name}_recent"][None, :], len(window["targets"]), 0)
+        print(name, "recent_popularity seasonal recall@20",
+              round(tail_recall(recent, window["targets"], labels[f"{name}_seasonal"], 20), 4), flush=True)
+    for weight in (0.0, 0.25, 0.5, 1.0):
+        base = None
+        for value in (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0):
+            row = {}
+            for name, window, scores in windows:
+                boost = (items["is_tail"][window["candidates"]]
+                         + weight * np.clip(window["features"][:, :, lift], 0, DISCOVERY_LIFT_CAP))
+                top = ranked(window, with_discovery(scores, boost, value, (window["history"] > 0).any(axis=1)))
+                t = window["targets"]
+                row[name] = {"recall20": round(recall_at_k(top, t, 20), 4), "ndcg10": round(ndcg_at_k(top, t, 10), 4),
+                             "tail_share": round(tail_share(top, items["is_tail"], 20), 4),
+                             "tail_recall": round(tail_recall(top, t, items["is_tail"], 20), 4),
+                             "seasonal": round(tail_recall(top, t, labels[f"{name}_seasonal"], 20), 4)}
+                if name == "val":
+                    per_fold = [recall_at_k(top[fold == f], [t[i] for i in np.flatnonzero(fold == f)], 20)
+                                for f in range(4)]
+            base = base or per_fold
+            within = all(r >= 0.95 * r0 for r, r0 in zip(per_fold, base, strict=True))
+            print(f"weight {weight} knob {value}", "within" if within else "out", json.dumps(row), flush=True)
+            if not within:
+                break
+
+
+def user_folds(users: np.ndarray, seed: int, folds: int) -> np.ndarray:
+    """int [n]: each unit's fold, the users shuffled by ``seed`` and dealt round robin (as `cross_fitted`)."""
+    unique = np.random.default_rng(seed).permutation(np.unique(users))
+    fold_of = {u: i % folds for i, u in enumerate(unique.tolist())}
+    return np.array([fold_of[u] for u in users])
+
+
 def run(args: argparse.Namespace) -> None:
     print("repeat_buy", json.dumps(repeat_buy(args.cache)), flush=True)
     for name in (args.variants.split(",") if args.variants else VARIANTS):
@@ -360,11 +461,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7, help="run: LightGBM seed and the users' fold assignment")
     parser.add_argument("--limits", default=None, help='build: JSON of per-source limits, e.g. {"copurchase": 100}')
     parser.add_argument("--neighbours", type=int, default=None, help="build: co-purchase neighbours per item")
-    parser.add_argument("step", choices=["build", "run", "cold", "discovery"])
+    parser.add_argument("step", choices=["build", "run", "cold", "discovery", "season_labels", "boosts"])
     args = parser.parse_args()
     args.cache = args.cache or os.path.join(args.workdir, "ranker_lab")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    {"build": build, "run": run, "cold": cold, "discovery": discovery}[args.step](args)
+    {"build": build, "run": run, "cold": cold, "discovery": discovery, "season_labels": season_labels,
+     "boosts": boosts}[args.step](args)
 
 
 if __name__ == "__main__":

@@ -362,8 +362,9 @@ class ScoringConfig(Section):
     rerank_candidates: int | None = Field(default=None, ge=1,
                                           description="first-stage candidates per user; None: training's")
     discovery: float | None = Field(
-        default=None, ge=0, description="long-tail boost: adds discovery x the spread of the user's scores to "
-                                        "the ranker score of every long-tail item (popularity tier tail; users "
+        default=None, ge=0, description="discovery boost: adds discovery x the spread of the user's scores x "
+                                        "(1 for a long-tail item + 0.25 x its log lift in the weeks ahead, "
+                                        "clipped to [0, 2]) to the ranker score of every candidate (users "
                                         "with a history only) below the user's top 10, which keep their place; "
                                         "None: the value training chose on validation users (the largest that "
                                         "keeps recall@20 and NDCG@10 within 5% of no boost in every "

@@ -391,6 +391,32 @@ def test_discovery_never_reorders_the_protected_head():
             != np.argsort(-scores, axis=1)[known, :5]).any()  # without the head, a big boost reorders it
 
 
+def test_discovery_boost_adds_the_rise_in_the_weeks_ahead_to_the_tail_flag():
+    """`discovery_boost`: 1 per tail item plus DISCOVERY_LIFT_WEIGHT x the log lift ahead clipped to
+    [0, DISCOVERY_LIFT_CAP]; with it the knob moves a popular item rising into the season above an
+    equally scored flat one, by a share of the user's spread, below the protected head."""
+    from seasonrec.training.rerank import (
+        DISCOVERY_LIFT_CAP,
+        DISCOVERY_LIFT_WEIGHT,
+        discovery_boost,
+        with_discovery,
+    )
+
+    features = np.zeros((1, 5, len(FEATURE_NAMES)), np.float32)
+    features[0, :, FEATURE_NAMES.index("log_lift_ahead")] = [-1.0, 0.0, 0.0, np.log(2.0), 5.0]
+    is_tail = np.array([[False, False, True, False, True]])
+    boost = discovery_boost(is_tail, features)
+    np.testing.assert_allclose(boost[0], [0.0, 0.0, 1.0, DISCOVERY_LIFT_WEIGHT * np.log(2.0),
+                                          1.0 + DISCOVERY_LIFT_WEIGHT * DISCOVERY_LIFT_CAP], rtol=1e-6)
+
+    scores = np.array([[5.0, 3.0, 0.0, 3.0, -9.0]], np.float32)  # candidates 1 and 3 tie; 3 is rising
+    order = np.argsort(-with_discovery(scores, boost, 1.0, head=1), axis=1, kind="stable")[0]
+    # spread 4.96: tail item 2 gains a whole spread (0 -> 4.96), rising item 3 a share of one (weight x
+    # log 2), enough to pass its tie; item 4 (tail, lift capped) gains less than two spreads and stays last.
+    assert list(order) == [0, 2, 3, 1, 4]
+    assert list(np.argsort(-with_discovery(scores, boost, 0.0, head=1), axis=1, kind="stable")[0]) == [0, 1, 3, 2, 4]
+
+
 def test_country_mix_lifts_what_a_country_buys_more_than_the_shop_and_reads_only_the_past(spark):
     """The country lift (`CountryMix`) and the cold-start signal that uses it: a new user from FR gets
     FR's favourite first among items new customers buy alike; nothing on/after the date moves it."""

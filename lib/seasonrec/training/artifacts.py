@@ -76,6 +76,7 @@ from seasonrec.training.rerank import (
     PoolInputs,
     Ranker,
     candidate_features,
+    discovery_boost,
     with_discovery,
 )
 
@@ -236,8 +237,8 @@ class TwoStageModel:
         features = self.rerank_features(inputs, users, candidate_positions, candidate_scores, context, pool)
         final = reranker.score(features)
         if self.discovery:
-            final = with_discovery(final, self.is_tail[np.asarray(candidate_positions)], self.discovery,
-                                   known=(inputs["history"] > 0).any(axis=1))
+            boost = discovery_boost(self.is_tail[np.asarray(candidate_positions)], features)
+            final = with_discovery(final, boost, self.discovery, known=(inputs["history"] > 0).any(axis=1))
         return final.astype(np.float32)
 
     @property
@@ -248,7 +249,7 @@ class TwoStageModel:
     @cached_property
     def is_tail(self) -> np.ndarray:
         """bool [n_items]: the item is in the long tail (gold popularity tier "tail" at training time),
-        what `discovery` boosts."""
+        what `discovery` boosts (with the items rising in the weeks ahead, `rerank.discovery_boost`)."""
         return np.asarray(self.weights["is_tail"], bool)
 
     @cached_property

@@ -48,6 +48,7 @@ from seasonrec.training.rerank import (
     RANKER_NAMES,
     Ranker,
     columns,
+    discovery_boost,
     fit_ranker,
     with_cold_start,
     with_discovery,
@@ -302,7 +303,8 @@ def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, ac
     scores = best["scores"] if cold_start is None else with_cold_start(best["scores"], pools.features, cold_start)
     discovery, curve = calibrate_discovery(scores, pools.candidates, units.targets, pools.bought_items,
                                            model.weights["log_q"], is_tail, k,
-                                           known=(pools.history > 0).any(axis=1), folds=folds)
+                                           known=(pools.history > 0).any(axis=1), folds=folds,
+                                           boost=discovery_boost(is_tail[pools.candidates], pools.features))
     info.update({"discovery": discovery, "discovery_curve": curve})
     final = fit_ranker(features, labels, seed, rounds=max(best["trees"], 1), params=best["params"], feature_names=names,
                        extra=extra if best["earlier"] else ())
@@ -376,7 +378,8 @@ DISCOVERY_RECALL_BUDGET = 0.05
 def calibrate_discovery(scores: np.ndarray, candidates: np.ndarray, targets: list[list[int]],
                         bought_items: np.ndarray, log_q: np.ndarray, is_tail: np.ndarray,
                         k: int, known: np.ndarray | None = None, folds: np.ndarray | None = None,
-                        head: int = DISCOVERY_PROTECTED_HEAD) -> tuple[float, list[dict[str, Any]]]:
+                        head: int = DISCOVERY_PROTECTED_HEAD,
+                        boost: np.ndarray | None = None) -> tuple[float, list[dict[str, Any]]]:
     """The default of `scoring.discovery`, chosen on held-out validation users (never on a test window).
 
     A value keeps the accuracy budget when recall@k and NDCG@10 stay within
@@ -392,12 +395,14 @@ def calibrate_discovery(scores: np.ndarray, candidates: np.ndarray, targets: lis
     ``scores``/``candidates``: [n, C] ranker scores of the pools; ``bought_items``: [n, M]
     purchase summaries (position + 1); ``log_q``: popularity, ``is_tail``: the long tail (what discovery
     boosts and what tail share/recall count), per item;
-    ``known``: users with a history (the only ones discovery applies to, see `with_discovery`).
+    ``known``: users with a history (the only ones discovery applies to, see `with_discovery`);
+    ``boost``: float [n, C] what the knob lifts per candidate (`discovery_boost`, as scoring does;
+    default the tail flag alone).
     Returns (value, [{discovery, recall, ndcg, tail_share, tail_recall, within_budget}] per grid value).
     """
     heuristic = repeat_buy_top_k(bought_items, log_q, k)
     heuristic_recall = recall_at_k(heuristic, targets, k)
-    boost = is_tail[candidates]
+    boost = is_tail[candidates] if boost is None else boost
     groups = [np.arange(len(targets))] + ([np.flatnonzero(folds == f) for f in np.unique(folds)]
                                           if folds is not None else [])
 
