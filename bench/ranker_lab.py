@@ -36,20 +36,20 @@ help on August users and not on June's, so training tries both and keeps what it
 users prefer (``training.ranker_earlier_windows``).
 
 Measured 2026-12-05 with ``season_labels`` then ``boosts`` (base ranker; the knob's boost = 1 per tail
-item + weight x the item's log lift in the weeks ahead clipped to [0, 2]; each weight at the largest
-knob value keeping recall@20 within 5% of no boost in every validation fold; val = out-of-fold June /
-August users, the decision; test for information):
+item + weight x the item's log lift in the weeks ahead clipped to [0, 2], `rerank.discovery_boost`;
+each weight at the knob value training's rule keeps on the validation users, `pipeline.
+calibrate_discovery`; val = out-of-fold June / August users, the decision; test for information):
 
 | run, weight | knob | val Recall@20 | val tail share | tail recall | seasonal recall | test tail share | seasonal |
 |---|---|---|---|---|---|---|---|
 | July-August, 0 (tail flag) | 1.25 | 0.2219 | 0.152 | 0.070 | 0.097 | 0.162 | 0.088 |
 | July-August, 0.25 | 1.25 | 0.2208 | 0.160 | 0.073 | 0.120 | 0.192 | 0.111 |
 | July-August, 0.5 | 1.0 | 0.2217 | 0.135 | 0.066 | 0.136 | 0.180 | 0.113 |
-| July-August, 1 | 0.5 | 0.2241 | 0.088 | 0.052 | 0.130 | 0.117 | 0.097 |
+| July-August, 1 | 0.6 | 0.2219 | 0.097 | 0.053 | 0.134 | 0.139 | 0.104 |
 | September, 0 (tail flag) | 1.25 | 0.2642 | 0.194 | 0.122 | 0.151 | 0.164 | 0.022 |
 | September, 0.25 | 1.25 | 0.2626 | 0.221 | 0.134 | 0.168 | 0.188 | 0.027 |
 | September, 0.5 | 1.0 | 0.2643 | 0.203 | 0.126 | 0.177 | 0.173 | 0.022 |
-| September, 1 | 0.75 | 0.2634 | 0.197 | 0.118 | 0.188 | 0.167 | 0.023 |
+| September, 1 | 0.7 | 0.2644 | 0.185 | 0.111 | 0.179 | 0.154 | 0.020 |
 
 Recent popularity (seasonal popularity's list without last year's data) has seasonal recall@20
 0.074 / 0.150 on the validation users and 0.152 / 0 on the test windows. 0.25 raises every discovery
@@ -224,6 +224,8 @@ def cross_fitted(cache: str, variant: dict, seed: int = 7, folds: int = 4, as_ra
     early-stopped on the next fold), the test by one fitted on every validation user with the median
     tree count. ``as_ranks``: scores as per-row ranks (so seeds of a "bag" average on one scale), else
     the ranker's raw scores."""
+    from seasonrec.training.pipeline import user_folds
+
     val = load(cache, "val")
     test = load(cache, "test")
     earlier = [load(cache, f"earlier{i}") for i in range(1, variant.get("earlier", 0) + 1)]
@@ -365,7 +367,7 @@ def season_labels(args: argparse.Namespace) -> None:
     """The validation and test windows' seasonal items (labelled as `seasonrec evaluate` does: items
     peaking in the window's weeks on silver up to the window's end) and each window's recent-popularity
     list (distinct buyers, ``evaluation.recent_weeks`` before its start: seasonal popularity's list when
-    last year has no data), cached as ``seasonal.npz`` for the ``seasonal`` step."""
+    last year has no data), cached as ``seasonal.npz`` for the ``boosts`` step."""
     from pyspark.sql import functions as F
 
     from seasonrec import tables
@@ -395,53 +397,38 @@ def season_labels(args: argparse.Namespace) -> None:
 
 
 def boosts(args: argparse.Namespace) -> None:
-    """The discovery knob with a boost of 1 per long-tail item plus ``weight`` x the item's log lift in
-    the weeks ahead (clipped to [0, 2]; weight 0 = the tail flag alone, the pipeline uses
-    `rerank.discovery_boost`): recall@20, NDCG@10, tail share/recall and seasonal recall@20 on
-    validation (out of fold; the decision) and test (information) at each knob value, up to the first
-    value out of the knob's rule (recall@20 within 5% of no boost in every validation fold). Needs
-    ``season_labels`` first."""
+    """The discovery knob with `rerank.discovery_boost` at several lift weights (0 = the tail flag
+    alone): the value training's rule keeps on the validation users' out-of-fold scores
+    (`pipeline.calibrate_discovery`), then recall@20, NDCG@10, tail share/recall and seasonal recall@20
+    at that value on validation (the decision) and test (information). Needs ``season_labels`` first."""
     from seasonrec.training.metrics import ndcg_at_k, recall_at_k, tail_recall, tail_share
-    from seasonrec.training.rerank import DISCOVERY_LIFT_CAP, FEATURE_NAMES, with_discovery
+    from seasonrec.training.pipeline import calibrate_discovery, user_folds
+    from seasonrec.training.rerank import discovery_boost, with_discovery
 
     items = dict(np.load(os.path.join(args.cache, "items.npz")))
     labels = dict(np.load(os.path.join(args.cache, "seasonal.npz")))
     val, test, oof, test_scores, _ = cross_fitted(args.cache, VARIANTS["base"], as_ranks=False)
-    lift = FEATURE_NAMES.index("log_lift_ahead")
-    fold = user_folds(val["users"], seed=7, folds=4)
     windows = (("val", val, oof), ("test", test, test_scores))
     for name, window, _ in windows:
         recent = np.repeat(labels[f"{name}_recent"][None, :], len(window["targets"]), 0)
         print(name, "recent_popularity seasonal recall@20",
               round(tail_recall(recent, window["targets"], labels[f"{name}_seasonal"], 20), 4), flush=True)
     for weight in (0.0, 0.25, 0.5, 1.0):
-        base = None
-        for value in (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0):
-            row = {}
-            for name, window, scores in windows:
-                boost = (items["is_tail"][window["candidates"]]
-                         + weight * np.clip(window["features"][:, :, lift], 0, DISCOVERY_LIFT_CAP))
-                top = ranked(window, with_discovery(scores, boost, value, (window["history"] > 0).any(axis=1)))
-                t = window["targets"]
-                row[name] = {"recall20": round(recall_at_k(top, t, 20), 4), "ndcg10": round(ndcg_at_k(top, t, 10), 4),
-                             "tail_share": round(tail_share(top, items["is_tail"], 20), 4),
-                             "tail_recall": round(tail_recall(top, t, items["is_tail"], 20), 4),
-                             "seasonal": round(tail_recall(top, t, labels[f"{name}_seasonal"], 20), 4)}
-                if name == "val":
-                    per_fold = [recall_at_k(top[fold == f], [t[i] for i in np.flatnonzero(fold == f)], 20)
-                                for f in range(4)]
-            base = base or per_fold
-            within = all(r >= 0.95 * r0 for r, r0 in zip(per_fold, base, strict=True))
-            print(f"weight {weight} knob {value}", "within" if within else "out", json.dumps(row), flush=True)
-            if not within:
-                break
+        def boost(window: dict, weight: float = weight) -> np.ndarray:
+            return discovery_boost(items["is_tail"][window["candidates"]], window["features"], weight=weight)
 
-
-def user_folds(users: np.ndarray, seed: int, folds: int) -> np.ndarray:
-    """int [n]: each unit's fold, the users shuffled by ``seed`` and dealt round robin (as `cross_fitted`)."""
-    unique = np.random.default_rng(seed).permutation(np.unique(users))
-    fold_of = {u: i % folds for i, u in enumerate(unique.tolist())}
-    return np.array([fold_of[u] for u in users])
+        value, _ = calibrate_discovery(oof, val["candidates"], val["targets"], val["bought"], items["log_q"],
+                                       items["is_tail"], 20, known=(val["history"] > 0).any(axis=1),
+                                       folds=user_folds(val["users"], seed=7, n_folds=4), boost=boost(val))
+        row = {}
+        for name, window, scores in windows:
+            top = ranked(window, with_discovery(scores, boost(window), value, (window["history"] > 0).any(axis=1)))
+            t = window["targets"]
+            row[name] = {"recall20": round(recall_at_k(top, t, 20), 4), "ndcg10": round(ndcg_at_k(top, t, 10), 4),
+                         "tail_share": round(tail_share(top, items["is_tail"], 20), 4),
+                         "tail_recall": round(tail_recall(top, t, items["is_tail"], 20), 4),
+                         "seasonal": round(tail_recall(top, t, labels[f"{name}_seasonal"], 20), 4)}
+        print(f"weight {weight} knob kept {value}", json.dumps(row), flush=True)
 
 
 def run(args: argparse.Namespace) -> None:

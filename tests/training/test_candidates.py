@@ -194,7 +194,8 @@ def test_discovery_default_is_the_largest_boost_within_the_recall_budget():
     k = 5
     candidates, scores, bought = _tail_pool(4)
     targets = [[30, 0], [31], [30, 1], [0]]  # the users re-buy their tail items: the boost pays
-    value, curve = calibrate_discovery(scores, candidates, targets, bought, LOG_Q, TAIL_IS_LAST_10, k, head=2)
+    value, curve = calibrate_discovery(scores, candidates, targets, bought, LOG_Q, TAIL_IS_LAST_10, k, head=2,
+                                       boost=TAIL_IS_LAST_10[candidates])
     assert curve[0]["tail_share"] == 0.0 and value > 0
     chosen = next(p for p in curve if p["discovery"] == value)
     assert chosen["within_budget"] and chosen["tail_share"] >= 2 / k and chosen["tail_recall"] > 0
@@ -219,7 +220,8 @@ def test_discovery_default_never_spends_more_than_the_recall_budget():
     k = 5
     candidates, scores, bought = _tail_pool(4)
     targets = [[0, 1, 3], [1, 2], [0, 3], [2, 4]]  # users buy head items: boosting the tail costs recall
-    value, curve = calibrate_discovery(scores, candidates, targets, bought, LOG_Q, TAIL_IS_LAST_10, k, head=2)
+    value, curve = calibrate_discovery(scores, candidates, targets, bought, LOG_Q, TAIL_IS_LAST_10, k, head=2,
+                                       boost=TAIL_IS_LAST_10[candidates])
     chosen = next(p for p in curve if p["discovery"] == value)
     assert chosen["recall"] >= (1 - DISCOVERY_RECALL_BUDGET) * curve[0]["recall"]
     assert any(p["tail_share"] >= 2 / k and p["recall"] < chosen["recall"] for p in curve)  # the tail was dearer
@@ -294,9 +296,10 @@ def test_discovery_budget_must_hold_in_every_fold_not_only_on_average():
     # Fold 0 buys the tail (a boost helps it), fold 1 buys head items 3 and 4 (a boost pushes them out).
     targets = [[30, 31, 0], [30, 33, 1], [31, 34, 2], [30, 35, 3]] + [[0, 4], [1, 3], [2, 4], [0, 1]]
     folds = np.array([0, 0, 0, 0, 1, 1, 1, 1])
-    pooled, _ = calibrate_discovery(scores, candidates, targets, bought, LOG_Q, TAIL_IS_LAST_10, k, head=1)
+    tail = TAIL_IS_LAST_10[candidates]
+    pooled, _ = calibrate_discovery(scores, candidates, targets, bought, LOG_Q, TAIL_IS_LAST_10, k, head=1, boost=tail)
     robust, curve = calibrate_discovery(scores, candidates, targets, bought, LOG_Q, TAIL_IS_LAST_10, k,
-                                        folds=folds, head=1)
+                                        folds=folds, head=1, boost=tail)
     assert pooled > 0  # on average the tail pays for itself...
     assert robust < pooled  # ...but not in fold 1, so the robust default boosts less
     chosen = next(p for p in curve if p["discovery"] == robust)

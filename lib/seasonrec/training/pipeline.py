@@ -253,10 +253,7 @@ def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, ac
         return None, {"reranker": "skipped: fewer than 20 validation units"}, None
     pools = unit_pools(model, units, activity, k, weather)
     labels = _labels(pools.candidates, units.targets)
-    users = units.frame["user_id"].astype(str).to_numpy()
-    unique = np.random.default_rng(seed).permutation(np.unique(users))
-    fold_of = {user: i % RANKER_FOLDS for i, user in enumerate(unique.tolist())}
-    folds = np.array([fold_of[u] for u in users])
+    folds = user_folds(units.frame["user_id"].astype(str).to_numpy(), seed)
 
     extra_pools = [(unit_pools(model, e.units, activity, k, weather, e.copurchase), e.units.targets) for e in earlier]
     extra_sets = [(without_two_tower(p.features), _labels(p.candidates, targets)) for p, targets in extra_pools]
@@ -340,6 +337,14 @@ def choose_cold_start(pools: UnitPools, scores: np.ndarray, targets: list[list[i
     return (best if recalls[best] > recalls["ranker"] else None), recalls
 
 
+def user_folds(users: np.ndarray, seed: int, n_folds: int = RANKER_FOLDS) -> np.ndarray:
+    """int [n]: the cross-fitting fold of each unit's user (``users``: [n] ids, a user's units share
+    a fold): the distinct users shuffled by ``seed`` and dealt round robin into ``n_folds``."""
+    unique = np.random.default_rng(seed).permutation(np.unique(users))
+    fold_of = {user: i % n_folds for i, user in enumerate(unique.tolist())}
+    return np.array([fold_of[user] for user in users])
+
+
 def _labels(candidates: np.ndarray, targets: list[list[int]]) -> np.ndarray:
     """float32 [n, C]: 1 where a pool's item is among its unit's targets."""
     return np.array([np.isin(row, t) for row, t in zip(candidates, targets, strict=True)], dtype=np.float32)
@@ -378,8 +383,8 @@ DISCOVERY_RECALL_BUDGET = 0.05
 def calibrate_discovery(scores: np.ndarray, candidates: np.ndarray, targets: list[list[int]],
                         bought_items: np.ndarray, log_q: np.ndarray, is_tail: np.ndarray,
                         k: int, known: np.ndarray | None = None, folds: np.ndarray | None = None,
-                        head: int = DISCOVERY_PROTECTED_HEAD,
-                        boost: np.ndarray | None = None) -> tuple[float, list[dict[str, Any]]]:
+                        head: int = DISCOVERY_PROTECTED_HEAD, *,
+                        boost: np.ndarray) -> tuple[float, list[dict[str, Any]]]:
     """The default of `scoring.discovery`, chosen on held-out validation users (never on a test window).
 
     A value keeps the accuracy budget when recall@k and NDCG@10 stay within
@@ -396,13 +401,11 @@ def calibrate_discovery(scores: np.ndarray, candidates: np.ndarray, targets: lis
     purchase summaries (position + 1); ``log_q``: popularity, ``is_tail``: the long tail (what discovery
     boosts and what tail share/recall count), per item;
     ``known``: users with a history (the only ones discovery applies to, see `with_discovery`);
-    ``boost``: float [n, C] what the knob lifts per candidate (`discovery_boost`, as scoring does;
-    default the tail flag alone).
+    ``boost``: float [n, C] what the knob lifts per candidate (`discovery_boost`, as scoring does).
     Returns (value, [{discovery, recall, ndcg, tail_share, tail_recall, within_budget}] per grid value).
     """
     heuristic = repeat_buy_top_k(bought_items, log_q, k)
     heuristic_recall = recall_at_k(heuristic, targets, k)
-    boost = is_tail[candidates] if boost is None else boost
     groups = [np.arange(len(targets))] + ([np.flatnonzero(folds == f) for f in np.unique(folds)]
                                           if folds is not None else [])
 

@@ -211,18 +211,19 @@ DISCOVERY_LIFT_WEIGHT = 0.25
 DISCOVERY_LIFT_CAP = 2.0
 
 
-def discovery_boost(is_tail: np.ndarray, features: np.ndarray, feature_names: list[str] | None = None) -> np.ndarray:
+def discovery_boost(is_tail: np.ndarray, features: np.ndarray, feature_names: list[str] | None = None,
+                    weight: float = DISCOVERY_LIFT_WEIGHT) -> np.ndarray:
     """float32 [n, c]: what the discovery knob lifts per candidate (`with_discovery`'s ``boost``): 1 for
-    a long-tail item, plus ``DISCOVERY_LIFT_WEIGHT`` x its log lift in the weeks ahead clipped to
-    [0, ``DISCOVERY_LIFT_CAP``] (0 for an item expected at or below its usual level).
+    a long-tail item, plus ``weight`` (``DISCOVERY_LIFT_WEIGHT``) x its log lift in the weeks ahead
+    clipped to [0, ``DISCOVERY_LIFT_CAP``] (0 for an item expected at or below its usual level).
     ``is_tail``: bool [n, c] of the candidates; ``features``: their [n, c, F] features laid out as
-    ``feature_names`` (default ``FEATURE_NAMES``).
+    ``feature_names`` (default ``FEATURE_NAMES``); ``weight`` 0 gives the tail flag alone.
 
     Example: ``discovery_boost(model.is_tail[candidates], features)`` is 1.17 for a tail item
     expected at double its usual level (0.25 x log 2) and 0.17 for a popular one.
     """
     lift = features[:, :, (feature_names or FEATURE_NAMES).index("log_lift_ahead")]
-    rising = np.clip(lift, 0.0, DISCOVERY_LIFT_CAP) * np.float32(DISCOVERY_LIFT_WEIGHT)
+    rising = np.clip(lift, 0.0, DISCOVERY_LIFT_CAP) * np.float32(weight)
     return (np.asarray(is_tail, np.float32) + rising).astype(np.float32)
 
 
