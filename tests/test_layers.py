@@ -34,3 +34,11 @@ def test_stages_import_downward_only() -> None:
                     upward.append(f"{path.relative_to(LIB)} imports seasonrec.{other}")
     assert not upward, upward
     assert _imported_stages(LIB / "scoring" / "engine.py") >= {"core", "features"}  # the check sees imports
+
+
+def test_benchmark_and_smoke_code_stays_out_of_the_library() -> None:
+    modules = sorted(LIB.rglob("*.py"))
+    offenders = [str(p.relative_to(LIB)) for p in modules
+                 if p.stem in {"smoke", "bench"} or p.stem.startswith("bench_")]
+    assert not offenders, f"move to bench/ or tests/: {offenders}"
+    assert len(modules) > 50  # the check walks the whole package

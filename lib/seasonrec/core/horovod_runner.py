@@ -2,7 +2,7 @@
 
 Training code reaches it through the backend seam (:mod:`seasonrec.core.backends`: its
 ``HorovodBackend``/``HorovodWorker`` are this module; ``LocalBackend`` reuses the Petastorm half).
-Used directly, as by the smoke test and the benchmark:
+Used directly, as by the Horovod smoke test (tests/training/test_horovod_smoke.py):
 
 Driver side (a Spark job)::
 
