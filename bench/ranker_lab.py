@@ -54,6 +54,27 @@ calibrate_discovery`; val = out-of-fold June / August users, the decision; test 
 Recent popularity (seasonal popularity's list without last year's data) has seasonal recall@20
 0.074 / 0.150 on the validation users and 0.152 / 0 on the test windows. 0.25 raises every discovery
 figure on both validation windows (`rerank.DISCOVERY_LIFT_WEIGHT`).
+
+Measured 2026-12-05 (session 14) in scratch scripts over these caches, not kept: three more signals
+for Recall@20, none of which moves it beyond the spread between seeds (base, seeds 7 / 11: September
+val 0.2730 / 0.2728, test 0.2117 / 0.2121; July-August val 0.2281 / 0.2281, test 0.2259 / 0.2305):
+
+| variant | Sep val Recall@20 | Sep test | J-A val | J-A test |
+|---|---|---|---|---|
+| (a) groups weighted by 1 / sqrt(targets), seed 7 | 0.2677 | 0.2110 | 0.2263 | 0.2287 |
+| (a) groups weighted by 1 / targets, seed 7 | 0.2679 | 0.2074 | 0.2248 | 0.2284 |
+| (b) "bought later", seeds 7 / 11 | 0.2708 / 0.2701 | 0.2125 / 0.2119 | 0.2276 / 0.2310 | 0.2294 / 0.2274 |
+| (c) EASE, lambda 200, seeds 7 / 11 | 0.2720 / 0.2686 | 0.2138 / 0.2124 | 0.2316 / 0.2327 | 0.2308 / 0.2316 |
+| (c) EASE, lambda 800, seeds 7 / 11 | 0.2715 / 0.2711 | 0.2137 / 0.2142 | 0.2327 / 0.2327 | 0.2318 / 0.2298 |
+
+(a) lambdarank's examples weighted per user (Recall@20 averages hits / |targets|, NDCG does not);
+(b) P(a user first buys j within 90 days after first buying i), its sum / max / log over the user's
+items, from silver before the window; (c) EASE (Steck 2019) on the binary user x item matrix before
+the window: the candidate's score and log rank among all items.
+
+EASE helps June's users by ~2% and costs August's up to 1.6%; the others are noise. Within these
+pools (oracle Recall@20 0.54 / 0.50 on the validation users) the ranker stays at 1.07-1.12x
+repeat-buy's Recall@20 on the test windows, short of 1.15x, whatever it reads.
 """
 
 from __future__ import annotations
