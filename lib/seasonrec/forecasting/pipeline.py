@@ -435,18 +435,64 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
                        f"({config.season_length - 3}) weeks")
     origins = S.plan_origins(as_of, horizon, config.backtest_windows)
     final = origins[0]
-    spark = ctx.spark
-    commit = ctx.commit_info(as_of=str(as_of))
-
     with ctx.step("weekly demand series"):
         gold, week_calendar = build_weekly_demand(ctx, final)
         known = gold.where(F.col("week_start") < F.lit(final.cutoff)).cache()
         series = S.all_level_series(known).cache()
         n_series = series.select("level", "series_id").distinct().count()
-        history = S.history_before(series, S.origins_frame(spark, origins), config.min_history_weeks).cache()
-    groups = config.baseline_groups or 2 * spark.sparkContext.defaultParallelism
-    frames: list[DataFrame] = []
+        history = S.history_before(series, S.origins_frame(ctx.spark, origins), config.min_history_weeks).cache()
     info: dict[str, Any] = {}
+    candidates, preference = _candidate_forecasts(ctx, known, history, week_calendar, origins, info)
+    with ctx.step("backtest and model choice"):
+        choice = _choose_models(candidates, series, history, origins, preference, config, info)
+        backtest = choice.backtest.select(F.lit(as_of).cast("date").alias("as_of"), F.lit(ctx.run_id).alias("run_id"),
+                                          *BACKTEST_COLUMNS)
+    catalogue = _catalogue(ctx, gold).cache()
+    with ctx.step("reconciliation of the means: choice on the backtest windows"):
+        shares = REC.established_shares(known.select("item_id", "category", "week_start", "quantity"), origins,
+                                        config.min_history_weeks).cache()
+        picked = SEL.chosen_rows(candidates.where(F.col("window") > 0), choice.segments, choice.ranking).cache()
+        method = _reconciliation_method(picked, series, shares, catalogue, config.reconciliation, info)
+    with ctx.step(f"drift correction ({config.drift_correction}): learned and checked on the backtest windows"):
+        # Every level's chosen backtest rows against that level's own series (item rows: the items'
+        # sales; zero where a forecast week had no row, as in ``backtest_errors``).
+        level_actual = series.select("level", "series_id", "week_start", F.col("quantity").alias("actual"))
+        picked_actual = (picked.join(level_actual, ["level", "series_id", "week_start"], "left")
+                         .fillna(0.0, subset=["actual"]))
+        drift = DRIFT.choose(picked_actual, list(config.quantiles), config.drift_correction)
+        info["drift_correction"] = drift
+    with ctx.step("final forecast, cold start and coherent means"):
+        forecast = _written_forecast(final_forecast(candidates, choice.weights), drift, catalogue, shares, method,
+                                     final.output_weeks).select(
+            "item_id", "level", "week_start", "p10", "p50", "p90", "mean", "model",
+            F.lit(as_of).cast("date").alias("as_of"), F.lit(ctx.run_id).alias("run_id"), "cold_start")
+        # Materialise and cut the lineage: the plan of every level, reconciliation and cold start is
+        # so deep that printing it for the adaptive planner alone exhausted a 3 GB driver heap.
+        forecast = forecast.localCheckpoint(eager=True)
+        backtest = backtest.localCheckpoint(eager=True)
+    summary = _summary(forecast, backtest, n_series, origins, info)
+    if write:
+        with ctx.step("write demand_forecast, forecast_backtest and forecast_backtest_weekly"):
+            weekly = picked_actual.select(
+                F.lit(as_of).cast("date").alias("as_of"), F.lit(ctx.run_id).alias("run_id"), "level",
+                F.col("series_id").alias("item_id"), "model", "window", origin_of(origins).alias("origin"),
+                "week_start", "p10", "p50", "p90", "mean", "actual").localCheckpoint(eager=True)
+            summary.update(_write_forecast_tables(ctx, forecast, backtest, weekly,
+                                                  ctx.commit_info(as_of=str(as_of))))
+    return ForecastRun(as_of, horizon, origins, gold, candidates, backtest, forecast, summary)
+
+
+def _candidate_forecasts(ctx: JobContext, known: DataFrame, history: DataFrame, week_calendar: DataFrame,
+                         origins: list[S.Origin], info: dict[str, Any]) -> tuple[DataFrame, list[str]]:
+    """Every configured model's forecasts at every origin (``FORECAST_SCHEMA`` rows, P10 floored to whole
+    units) plus their combination, cached; and the models in order of preference for ties.
+
+    ``known``: gold_weekly_demand before the final cutoff; ``history``: every level's series with its
+    backtest window (`series.history_before`). Each model's run figures go to ``info[<model>]``.
+    """
+    config = ctx.config.forecast
+    groups = config.baseline_groups or 2 * ctx.spark.sparkContext.defaultParallelism
+    frames: list[DataFrame] = []
     baseline_names = [m for m in config.models if m in BASELINE_MODELS]
     if baseline_names:
         with ctx.step(f"statsforecast baselines {baseline_names} via applyInPandas"):
@@ -465,7 +511,7 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
         weather = None
         if config.weather_features:
             with ctx.step("weather features (point in time)"):
-                weather = forecast_weather(ctx, calendar_frame, max(o.steps for o in origins), final.cutoff)
+                weather = forecast_weather(ctx, calendar_frame, max(o.steps for o in origins), origins[0].cutoff)
         with ctx.step("global LightGBM" + (" with weather" if weather is not None else "")):
             gbm, info["gbm"] = gbm_forecasts(
                 known.select("item_id", "category", "price", "week_start", "quantity", "orders"),
@@ -484,85 +530,90 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
     members = COMB.combination_members(list(config.combination), list(config.models))
     if members:  # after the P10 flooring, so the combination averages what each member is scored on
         candidates = candidates.unionByName(COMB.combine(candidates, members))
-    candidates = candidates.cache()
     preference = [*config.models, COMB.COMBINATION] if members else list(config.models)
+    return candidates.cache(), preference
 
-    with ctx.step("backtest and model choice"):
-        segments = SEL.series_segments(history, config.selection).cache()
-        errors = (backtest_errors(candidates, series, history, origins, config.season_length, list(config.quantiles))
-                  .join(segments.withColumnRenamed("series_id", "item_id"), ["level", "item_id", "window"], "left")
-                  .fillna(SEL.ALL, subset=["segment"])).cache()
-        weights, info["selection"], ranking = SEL.choose_models(errors, candidates, segments, preference)
-        weights = weights.cache()
-        chosen_pairs = weights.select("level", F.col("series_id").alias("item_id"), "model",
-                                      F.lit(True).alias("selected"))
-        backtest = (errors.join(chosen_pairs, ["level", "item_id", "model"], "left")
-                    .fillna(False, subset=["selected"])
-                    .select(F.lit(as_of).cast("date").alias("as_of"), F.lit(ctx.run_id).alias("run_id"),
-                            "level", "item_id", "segment", "model", "window", "origin", "n_weeks", "actual",
-                            "forecast", "mean_forecast", "abs_error", "wape", "mase", "bias", "mean_bias", "pinball",
-                            "coverage", "selected"))
 
-    catalogue = _catalogue(ctx, gold).cache()
-    with ctx.step("reconciliation of the means: choice on the backtest windows"):
-        shares = REC.established_shares(known.select("item_id", "category", "week_start", "quantity"), origins,
-                                        config.min_history_weeks).cache()
-        picked = SEL.chosen_rows(candidates.where(F.col("window") > 0), segments, ranking).cache()
-        actual = series.where(F.col("level") == S.ITEM).select("series_id", "week_start",
-                                                                F.col("quantity").alias("actual"))
-        bias = REC.backtest_bias(_with_category(picked.where(F.col("level") == S.ITEM), catalogue),
-                                 picked.where(F.col("level") != S.ITEM), shares, actual)
-        info["reconciliation"] = REC.choose_method(bias) if len(bias) else {"chosen": "bottom_up"}
-        method = info["reconciliation"]["chosen"] if config.reconciliation == "auto" else config.reconciliation
-        info["reconciliation"]["applied"] = method
+BACKTEST_COLUMNS = ("level", "item_id", "segment", "model", "window", "origin", "n_weeks", "actual", "forecast",
+                    "mean_forecast", "abs_error", "wape", "mase", "bias", "mean_bias", "pinball", "coverage",
+                    "selected")
 
-    with ctx.step(f"drift correction ({config.drift_correction}): learned and checked on the backtest windows"):
-        # Every level's chosen backtest rows against that level's own series (item rows: the items'
-        # sales; zero where a forecast week had no row, as in ``backtest_errors``).
-        level_actual = series.select("level", "series_id", "week_start", F.col("quantity").alias("actual"))
-        picked_actual = (picked.join(level_actual, ["level", "series_id", "week_start"], "left")
-                         .fillna(0.0, subset=["actual"]))
-        drift = DRIFT.choose(picked_actual, list(config.quantiles), config.drift_correction)
-        info["drift_correction"] = drift
 
-    with ctx.step("final forecast, cold start and coherent means"):
-        # The drift factors scale each level's chosen forecast before cold start and reconciliation,
-        # so cold-start items inherit their category's corrected level and the means still add up.
-        chosen = DRIFT.apply(final_forecast(candidates, weights), drift)
-        cold = cold_start(chosen, catalogue, final.output_weeks)
-        items = (chosen.where(F.col("level") == S.ITEM).withColumn("cold_start", F.lit(False))
-                 .unionByName(cold.withColumn("cold_start", F.lit(True))))
-        aggregates = chosen.where(F.col("level") != S.ITEM).withColumn("cold_start", F.lit(False))
-        reconciled = REC.reconcile_item_means(
-            _with_category(items.withColumn("window", F.lit(0)), catalogue),
-            aggregates.withColumn("window", F.lit(0)), shares, method).drop("window", "category")
-        every_level = coherent_means(reconciled.unionByName(aggregates), catalogue)
-        forecast = every_level.select(
-            F.col("series_id").alias("item_id"), "level", "week_start", "p10", "p50", "p90", "mean",
-            F.col("chosen").alias("model"), F.lit(as_of).cast("date").alias("as_of"),
-            F.lit(ctx.run_id).alias("run_id"), "cold_start")
-        # Materialise and cut the lineage: the plan of every level, reconciliation and cold start is
-        # so deep that printing it for the adaptive planner alone exhausted a 3 GB driver heap.
-        forecast = forecast.localCheckpoint(eager=True)
-        backtest = backtest.localCheckpoint(eager=True)
+@dataclass
+class ModelChoice:
+    """What `_choose_models` decided: each series' volume-class ``segments`` per window, the chosen model
+    ``weights`` per series, the models' ``ranking`` per level and segment, and every candidate's
+    ``backtest`` errors (``BACKTEST_COLUMNS``, ``selected`` marking the chosen model's rows)."""
 
-    summary = _summary(forecast, backtest, n_series, origins, info)
-    if write:
-        with ctx.step("write demand_forecast, forecast_backtest and forecast_backtest_weekly"):
-            summary["demand_forecast_version"] = ctx.lake.write(
-                forecast, tables.DEMAND_FORECAST, mode="overwrite", partition_by=["as_of"],
-                replace_partitions=True, commit_info=commit)
-            summary["forecast_backtest_version"] = ctx.lake.write(
-                backtest, tables.FORECAST_BACKTEST, mode="overwrite", partition_by=["as_of"],
-                replace_partitions=True, commit_info=commit)
-            weekly = picked_actual.select(
-                F.lit(as_of).cast("date").alias("as_of"), F.lit(ctx.run_id).alias("run_id"), "level",
-                F.col("series_id").alias("item_id"), "model", "window", origin_of(origins).alias("origin"),
-                "week_start", "p10", "p50", "p90", "mean", "actual").localCheckpoint(eager=True)
-            summary["forecast_backtest_weekly_version"] = ctx.lake.write(
-                weekly, tables.FORECAST_BACKTEST_WEEKLY, mode="overwrite", partition_by=["as_of"],
-                replace_partitions=True, commit_info=commit)
-    return ForecastRun(as_of, horizon, origins, gold, candidates, backtest, forecast, summary)
+    segments: DataFrame
+    weights: DataFrame
+    ranking: Any
+    backtest: DataFrame
+
+
+def _choose_models(candidates: DataFrame, series: DataFrame, history: DataFrame, origins: list[S.Origin],
+                   preference: list[str], config: Any, info: dict[str, Any]) -> ModelChoice:
+    """Backtest every candidate on the windows after their origins and choose per level (and volume class)
+    out of sample (`selection.choose_models`); the choice's report goes to ``info["selection"]``."""
+    segments = SEL.series_segments(history, config.selection).cache()
+    errors = (backtest_errors(candidates, series, history, origins, config.season_length, list(config.quantiles))
+              .join(segments.withColumnRenamed("series_id", "item_id"), ["level", "item_id", "window"], "left")
+              .fillna(SEL.ALL, subset=["segment"])).cache()
+    weights, info["selection"], ranking = SEL.choose_models(errors, candidates, segments, preference)
+    weights = weights.cache()
+    chosen_pairs = weights.select("level", F.col("series_id").alias("item_id"), "model",
+                                  F.lit(True).alias("selected"))
+    backtest = (errors.join(chosen_pairs, ["level", "item_id", "model"], "left")
+                .fillna(False, subset=["selected"]).select(*BACKTEST_COLUMNS))
+    return ModelChoice(segments, weights, ranking, backtest)
+
+
+def _reconciliation_method(picked: DataFrame, series: DataFrame, shares: DataFrame, catalogue: DataFrame,
+                           configured: str, info: dict[str, Any]) -> str:
+    """The reconciliation method to apply: ``configured``, or with ``auto`` the one whose reconciled backtest
+    means (of the chosen models' ``picked`` backtest rows) had the lowest summed bias; the choice goes to
+    ``info["reconciliation"]``."""
+    actual = series.where(F.col("level") == S.ITEM).select("series_id", "week_start",
+                                                            F.col("quantity").alias("actual"))
+    bias = REC.backtest_bias(_with_category(picked.where(F.col("level") == S.ITEM), catalogue),
+                             picked.where(F.col("level") != S.ITEM), shares, actual)
+    info["reconciliation"] = REC.choose_method(bias) if len(bias) else {"chosen": "bottom_up"}
+    method = info["reconciliation"]["chosen"] if configured == "auto" else configured
+    info["reconciliation"]["applied"] = method
+    return method
+
+
+def _written_forecast(chosen: DataFrame, drift: dict[str, Any], catalogue: DataFrame, shares: DataFrame,
+                      method: str, weeks: list[dt.date]) -> DataFrame:
+    """Every level's final forecast as demand_forecast writes it (without as_of and run_id): the chosen
+    models' forecasts scaled by the ``drift`` factors, cold-start items added, item means reconciled with
+    ``method`` and category/total means summed from them. Columns: item_id, level, week_start, p10, p50,
+    p90, mean, model, cold_start."""
+    # The drift factors scale each level's chosen forecast before cold start and reconciliation,
+    # so cold-start items inherit their category's corrected level and the means still add up.
+    chosen = DRIFT.apply(chosen, drift)
+    cold = cold_start(chosen, catalogue, weeks)
+    items = (chosen.where(F.col("level") == S.ITEM).withColumn("cold_start", F.lit(False))
+             .unionByName(cold.withColumn("cold_start", F.lit(True))))
+    aggregates = chosen.where(F.col("level") != S.ITEM).withColumn("cold_start", F.lit(False))
+    reconciled = REC.reconcile_item_means(
+        _with_category(items.withColumn("window", F.lit(0)), catalogue),
+        aggregates.withColumn("window", F.lit(0)), shares, method).drop("window", "category")
+    every_level = coherent_means(reconciled.unionByName(aggregates), catalogue)
+    return every_level.select(F.col("series_id").alias("item_id"), "level", "week_start", "p10", "p50", "p90",
+                              "mean", F.col("chosen").alias("model"), "cold_start")
+
+
+def _write_forecast_tables(ctx: JobContext, forecast: DataFrame, backtest: DataFrame, weekly: DataFrame,
+                           commit: dict[str, Any]) -> dict[str, int]:
+    """Replace this as_of's partitions of demand_forecast, forecast_backtest and forecast_backtest_weekly;
+    returns their new versions under ``<table>_version``."""
+    versions = {}
+    for frame, table in ((forecast, tables.DEMAND_FORECAST), (backtest, tables.FORECAST_BACKTEST),
+                         (weekly, tables.FORECAST_BACKTEST_WEEKLY)):
+        versions[f"{table}_version"] = ctx.lake.write(frame, table, mode="overwrite", partition_by=["as_of"],
+                                                      replace_partitions=True, commit_info=commit)
+    return versions
 
 
 def _now() -> float:
