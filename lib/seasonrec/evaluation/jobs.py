@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+from dataclasses import dataclass
 from typing import Any
 
 DESCRIPTION = "offline evaluation of the model and baselines on a split window: Delta, MLflow and a report"
@@ -52,8 +53,6 @@ def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
     from seasonrec.evaluation import inputs as I  # noqa: E741
     from seasonrec.evaluation.metrics import evaluate_method
     from seasonrec.features.silver import personal
-    from seasonrec.scoring import recommend
-    from seasonrec.tracking import registered_version_of
 
     config = ctx.config
     ecfg = config.evaluation
@@ -78,74 +77,35 @@ def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
         raise JobError(f"no purchase in the {window.name} window {window.start}..{window.end} "
                        "(check split.* against the data's dates)")
 
+    scorer = _MethodRecommendations(ctx, args.model_dir or ecfg.model_dir or config.paths.model_dir, view, window,
+                                    eval_inputs, max_k)
+    summary.update(scorer.model_versions())
     rows: list[dict[str, Any]] = []
     method_recs: dict[str, Any] = {}
-    tuning = None
-    model_dir = args.model_dir or ecfg.model_dir or config.paths.model_dir
-    model_reason = _model_missing_reason(model_dir)
-    if not model_reason:  # which model (and registry version) this evaluation scored
-        from seasonrec.training.artifacts import META_FILE, resolve_version_dir
-
-        with open(os.path.join(resolve_version_dir(model_dir), META_FILE), encoding="utf-8") as handle:
-            summary["model_version"] = str(json.load(handle)["model_version"])
-        summary["registered_version"] = registered_version_of(config, summary["model_version"])
-    model_users = None  # user features cut at the window start, built once for model and model_no_context
     for method in methods:
         with ctx.step(f"recommend + metrics: {method}"):
-            if method in ("model", "model_no_context"):
-                if model_reason:
-                    summary["skipped"][method] = model_reason
-                    continue
-                try:
-                    if model_users is None:
-                        model_users = _model_users(ctx, eval_inputs.users, window).persist()
-                    recs = recommend(ctx, model_dir, model_users, window.start, max_k,
-                                     ablate_context=method == "model_no_context")
-                except Exception as exc:  # noqa: BLE001 - a broken model must not hide the baselines
-                    log.exception("[evaluate] %s failed", method)
-                    summary["skipped"][method] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
-                    continue
-            elif method == "als":
-                tuning = B.tune_als(view, B.tuning_window(config.split, window),
-                                    _tuning_scorer(eval_inputs, ecfg.tuning_metric, max_k), ecfg, max_k)
-                summary["als_tuning"] = {"window": [str(tuning.window.start), str(tuning.window.end)],
-                                         "metric": f"{tuning.metric}@{tuning.k}", "best": tuning.best.label(),
-                                         "grid": {p.label(): round(v, 6) for p, v in tuning.results}}
-                recs = B.als_baseline(B.BaselineContext(view, window, eval_inputs.users, max_k, ecfg), tuning.best)
-            else:
-                recs = B.SIMPLE_BASELINES[method](B.BaselineContext(view, window, eval_inputs.users, max_k, ecfg))
-            recs = recs.select("user_id", "rank", "item_id", "score").localCheckpoint(eager=True)
+            recs = scorer.recommendations(method, summary)
+            if recs is None:
+                continue
             method_rows = evaluate_method(recs, eval_inputs)
             if method == "model" and ecfg.discovery_grid:
-                summary["discovery_default"] = _discovery_in_use(config, model_dir)
-                rows += _discovery_sweep(ctx, model_dir, model_users, window.start, eval_inputs, max_k,
+                summary["discovery_default"] = _discovery_in_use(config, scorer.model_dir)
+                rows += _discovery_sweep(ctx, scorer.model_dir, scorer.model_users, window.start, eval_inputs, max_k,
                                          (summary["discovery_default"], method_rows))
             rows += [{"method": method, **row} for row in method_rows]
             method_recs[method] = recs
             if method == "model":
-                rows += _weather_ablation(ctx, model_dir, model_users, window, eval_inputs, recs, interactions,
-                                          versions, max_k, summary)
+                rows += _weather_ablation(ctx, scorer.model_dir, scorer.model_users, window, eval_inputs, recs,
+                                          interactions, versions, max_k, summary)
             summary["methods"][method] = {f"{m}@{max_k}": _value(method_rows, m, max_k)
                                           for m in ("recall", "ndcg", "seasonal_recall", "coverage")}
-    if tuning is not None:
-        rows += [{"method": "als", "metric": f"tuning_{tuning.metric}", "k": tuning.k,
-                  "segment": f"{tuning.window.name}:{p.label()}", "value": v} for p, v in tuning.results]
+    rows += scorer.tuning_rows()
     rows += _context_lift(rows, ecfg.k_list)
     if "model" in summary["skipped"]:
         summary["note"] = f"baselines only: {summary['skipped']['model']}"
 
-    created_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-    table_versions = json.dumps({**versions, "_split": args.split,
-                                 "_window": [str(window.start), str(window.end)],
-                                 "_training_cutoff": str(view.cutoff)}, sort_keys=True)
     with ctx.step("write evaluation_runs"):
-        out = ctx.spark.createDataFrame(
-            [(ctx.run_id, r["method"], r["metric"], r["k"], r["segment"], _finite(r["value"]), table_versions,
-              created_at) for r in rows],
-            "run_id string, method string, metric string, k int, segment string, value double, "
-            "table_versions string, created_at timestamp")
-        summary["evaluation_runs_version"] = ctx.lake.write(out.coalesce(1), tables.EVALUATION_RUNS, mode="append",
-                                                            commit_info=ctx.commit_info(split=args.split))
+        summary["evaluation_runs_version"] = _append_metric_rows(ctx, rows, versions, args.split, window, view.cutoff)
     with ctx.step("write report"):
         from seasonrec.evaluation import report
 
@@ -153,15 +113,119 @@ def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
         report_path = report.write_report(os.path.join(config.paths.report_dir, ctx.run_id), ctx.run_id, rows,
                                           summary, plot_data, ecfg.k_list)
         summary["report"] = report_path
-    for recs in method_recs.values():
-        recs.unpersist()
-    if model_users is not None:
-        model_users.unpersist()
+    scorer.release(method_recs.values())
     if not args.no_mlflow:
         with ctx.step("log to MLflow"):
             summary["mlflow_run_id"] = _log_mlflow(ctx, rows, summary, os.path.dirname(report_path))
     summary["n_metric_rows"] = len(rows)
     return summary
+
+
+@dataclass
+class _MethodRecommendations:
+    """Every evaluated method's top-K for one window, and what methods share: the model's users cut at
+    the window start (built once for ``model`` and ``model_no_context``) and the ALS grid's tuning."""
+
+    ctx: Any
+    model_dir: str
+    view: Any  # baselines.TrainingView
+    window: Any  # baselines.EvalWindow
+    eval_inputs: Any  # metrics.EvaluationInputs
+    max_k: int
+    model_users: Any = None
+    tuning: Any = None
+
+    def __post_init__(self) -> None:
+        self.model_reason = _model_missing_reason(self.model_dir)
+
+    def model_versions(self) -> dict[str, Any]:
+        """{model_version, registered_version} of the model this evaluation scores ({} without a model)."""
+        if self.model_reason:
+            return {}
+        from seasonrec.tracking import registered_version_of
+        from seasonrec.training.artifacts import META_FILE, resolve_version_dir
+
+        with open(os.path.join(resolve_version_dir(self.model_dir), META_FILE), encoding="utf-8") as handle:
+            version = str(json.load(handle)["model_version"])
+        return {"model_version": version, "registered_version": registered_version_of(self.ctx.config, version)}
+
+    def recommendations(self, method: str, summary: dict[str, Any]) -> Any:
+        """DataFrame[user_id, rank, item_id, score] of ``method`` (checkpointed), or None when the model
+        methods cannot run: the reason goes to ``summary["skipped"]`` (a broken model must not hide the
+        baselines). ALS records its tuning under ``summary["als_tuning"]``."""
+        from seasonrec.evaluation import baselines as B
+
+        config = self.ctx.config.evaluation
+        if method in ("model", "model_no_context"):
+            recs = self._model(method, summary)
+            if recs is None:
+                return None
+        elif method == "als":
+            self.tuning = B.tune_als(self.view, B.tuning_window(self.ctx.config.split, self.window),
+                                     _tuning_scorer(self.eval_inputs, config.tuning_metric, self.max_k), config,
+                                     self.max_k)
+            summary["als_tuning"] = {"window": [str(self.tuning.window.start), str(self.tuning.window.end)],
+                                     "metric": f"{self.tuning.metric}@{self.tuning.k}",
+                                     "best": self.tuning.best.label(),
+                                     "grid": {p.label(): round(v, 6) for p, v in self.tuning.results}}
+            recs = B.als_baseline(self._baseline_context(), self.tuning.best)
+        else:
+            recs = B.SIMPLE_BASELINES[method](self._baseline_context())
+        return recs.select("user_id", "rank", "item_id", "score").localCheckpoint(eager=True)
+
+    def _baseline_context(self) -> Any:
+        from seasonrec.evaluation import baselines as B
+
+        return B.BaselineContext(self.view, self.window, self.eval_inputs.users, self.max_k,
+                                 self.ctx.config.evaluation)
+
+    def _model(self, method: str, summary: dict[str, Any]) -> Any:
+        from seasonrec.scoring import recommend
+
+        if self.model_reason:
+            summary["skipped"][method] = self.model_reason
+            return None
+        try:
+            if self.model_users is None:
+                self.model_users = _model_users(self.ctx, self.eval_inputs.users, self.window).persist()
+            return recommend(self.ctx, self.model_dir, self.model_users, self.window.start, self.max_k,
+                             ablate_context=method == "model_no_context")
+        except Exception as exc:  # noqa: BLE001 - a broken model must not hide the baselines
+            log.exception("[evaluate] %s failed", method)
+            summary["skipped"][method] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            return None
+
+    def tuning_rows(self) -> list[dict[str, Any]]:
+        """The ALS grid's tuning scores as metric rows (none when ALS was not evaluated)."""
+        if self.tuning is None:
+            return []
+        return [{"method": "als", "metric": f"tuning_{self.tuning.metric}", "k": self.tuning.k,
+                 "segment": f"{self.tuning.window.name}:{p.label()}", "value": v} for p, v in self.tuning.results]
+
+    def release(self, recs: Any) -> None:
+        """Unpersist the methods' lists ``recs`` and the model's users."""
+        for frame in recs:
+            frame.unpersist()
+        if self.model_users is not None:
+            self.model_users.unpersist()
+
+
+def _append_metric_rows(ctx: Any, rows: list[dict[str, Any]], versions: dict[str, int], split: str, window: Any,
+                        cutoff: dt.date) -> int:
+    """Append ``rows`` to evaluation_runs with the input tables' versions, split, window and training cutoff
+    (``table_versions`` JSON); returns the table's new version."""
+    from seasonrec import tables
+
+    created_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    table_versions = json.dumps({**versions, "_split": split, "_window": [str(window.start), str(window.end)],
+                                 "_training_cutoff": str(cutoff)}, sort_keys=True)
+    out = ctx.spark.createDataFrame(
+        [(ctx.run_id, r["method"], r["metric"], r["k"], r["segment"], _finite(r["value"]), table_versions,
+          created_at) for r in rows],
+        "run_id string, method string, metric string, k int, segment string, value double, "
+        "table_versions string, created_at timestamp")
+    return ctx.lake.write(out.coalesce(1), tables.EVALUATION_RUNS, mode="append",
+                          commit_info=ctx.commit_info(split=split))
 
 
 WEATHER_ABLATION_K = 20
