@@ -445,6 +445,11 @@ def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = N
           holdout: tuple[dt.date, dt.date] | None = None, fail_after_epoch: int | None = None) -> dict[str, Any]:
     """Train, export and register a model version; returns the job summary.
 
+    The steps: the two-tower on the training rows (Horovod or local backend, early-stopped on the
+    validation window), the item side (co-purchase and content neighbours, item activity, weather),
+    the second stage on the validation window (`train_second_stage`), the test (and holdout) figures,
+    then the artifact, the ``latest`` pointer, item_embeddings and the MLflow run.
+
     ``holdout``: a date window removed from the training rows and evaluated separately (e.g. a
     winter window to check that seasonality generalises). ``fail_after_epoch``: tests of --resume.
     """
@@ -459,67 +464,24 @@ def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = N
             raise JobError(f"table '{tables.TRAINING_EXAMPLES}' has no validation positives; early stopping needs them")
     model_version = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + ctx.run_id
     version_dir = os.path.join(config.paths.model_dir, model_version)
-    ckpt_dir = checkpoint_dir(ctx)
-    if resume and not os.path.exists(os.path.join(ckpt_dir, "state.json")):
-        log.warning("--resume: no checkpoint under %s, starting from epoch 0", ckpt_dir)
-    if not resume:
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-    os.makedirs(ckpt_dir, exist_ok=True)
-
     params = {**cfg.model_dump(), "use_calendar_context": use_context}
-    spec_dict = {**data.spec.to_dict(), "user_dense_dim": data.spec.user_dense_dim}
-    partial = TwoStageModel(model_version, data.item_ids, np.zeros((len(data.item_ids), 1), np.float32), data.spec,
-                           {"seen_user_buckets": data.seen_user_buckets}, ablate_context=not use_context)
-    val_inputs = partial.encode(validation.frame, None)
-    backend = backends.make_backend(cfg.backend, cfg.num_proc)
-    steps = backend.steps_per_epoch(data.n_train_rows, cfg.batch_size)
     mlflow_run = start_mlflow_run(ctx, params, data.spec.to_dict(), model_version, data.table_versions)
-    with ctx.step(f"{backend.name} training on {backend.size} process(es), {steps} steps/epoch"):
-        train_started = time.perf_counter()
-        results = backend.fit(
-            ctx, data.train_rows, train_fn, params=params, spec=spec_dict, item_tables=data.item_tables,
-            val_inputs=val_inputs, val_targets=validation.targets, steps_per_epoch=steps, checkpoint_dir=ckpt_dir,
-            export_dir=version_dir, resume=resume, fail_after_epoch=fail_after_epoch, mlflow_run=mlflow_run)
-        train_seconds = time.perf_counter() - train_started
-    chief = results[0]
-    state = chief["state"]
-    with np.load(os.path.join(version_dir, "tower.npz")) as tower:
-        weights = {key: tower[key] for key in tower.files}
-    os.remove(os.path.join(version_dir, "tower.npz"))
+    tower = _fit_two_tower(ctx, data, validation, params, model_version, version_dir, mlflow_run, resume,
+                           fail_after_epoch)
     with ctx.step("candidate sources: co-purchase neighbours and weekly item activity"):
-        silver = ctx.lake.read(tables.SILVER_INTERACTIONS)
-        copurchase = fit_copurchase(silver, data.item_ids, config.split.train_end, cfg.copurchase_neighbours)
-        content = fit_content_neighbours(data.item_tables["token_ids"], data.item_tables["category_index"],
-                                         cfg.copurchase_neighbours)
-        repeat_rate = item_repeat_rate(silver, data.item_ids, config.split.train_end)
-        # Read only at each unit's / window's own date (ItemActivity.at): no later week reaches a feature.
-        activity = item_activity(silver, data.item_ids, config.split.test_end)
-        weather = load_weather_history(ctx.lake, config, data.item_ids, config.split.test_end)
-    arrays = {**weights, **{key: data.item_tables[key] for key in ITEM_TABLE_KEYS},
-              **copurchase.to_arrays("copurchase"), **content.to_arrays("content"), "item_repeat_rate": repeat_rate,
-              "seen_user_buckets": data.seen_user_buckets, "item_ids": data.item_ids.astype(str),
-              "is_tail": data.is_tail}
+        item_arrays, activity, weather = _item_side(ctx, data)
+    arrays = {**tower.weights, **item_arrays}
     meta = {"model_version": model_version, "feature_spec": data.spec.to_dict(), "params": params,
-            "user_dense_dim": data.spec.user_dense_dim, "embedding_dim": int(weights["item_matrix"].shape[1]),
+            "user_dense_dim": data.spec.user_dense_dim, "embedding_dim": int(tower.weights["item_matrix"].shape[1]),
             "rerank_candidates": cfg.rerank_candidates, "reranker_enabled": False,
             "source_limits": DEFAULT_SOURCE_LIMITS,
             "use_calendar_context": use_context, "table_versions": data.table_versions,
-            "best_epoch": state["best_epoch"], "history": state["history"], "run_id": ctx.run_id,
+            "best_epoch": tower.state["best_epoch"], "history": tower.state["history"], "run_id": ctx.run_id,
             "holdout": [str(d) for d in holdout] if holdout else None}
-    model = TwoStageModel(model_version, data.item_ids, weights["item_matrix"], data.spec, arrays, meta,
+    model = TwoStageModel(model_version, data.item_ids, tower.weights["item_matrix"], data.spec, arrays, meta,
                          ablate_context=not use_context)
-
     summary: dict[str, Any] = {"model_version": model_version, "model_dir": version_dir,
-                               "epochs_run": state["epoch"] - chief["initial_epoch"],
-                               "resumed_from_epoch": chief["initial_epoch"], "last_epoch": state["epoch"],
-                               "best_epoch": state["best_epoch"], "early_stopped": state["stopped"],
-                               f"val_recall_at_{cfg.recall_k}": state["best_recall"],
-                               "train_seconds": round(train_seconds, 1), "num_proc": len(results),
-                               "fit_seconds": round(chief["seconds"], 1),
-                               "examples_per_second_per_process": round(chief["examples"] / max(chief["seconds"], 1e-9),
-                                                                        1),
-                               "ranks_agree": len({r["digest"] for r in results}) == 1,
-                               "train_rows": data.n_train_rows, "history": state["history"]}
+                               **tower.summary(cfg.recall_k), "train_rows": data.n_train_rows}
     if cfg.reranker:
         with ctx.step("second stage (re-ranker)"):
             earlier = earlier_ranker_units(ctx, data, cfg.ranker_earlier_windows)
@@ -528,26 +490,15 @@ def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = N
                                                           earlier)
             summary.update(info)
             if reranker is not None:
-                arrays.update(reranker.to_arrays())
-                if ablation is not None:
-                    arrays[WEATHER_ABLATION_ARRAY] = ablation.to_arrays()["ranker_model"]
-                    meta["weather_ablation_features"] = ablation.feature_names
-                meta["discovery"] = info["discovery"]
-                meta["cold_start"] = reranker.cold_start
-                meta["reranker_enabled"] = True
-                meta["reranker_features"] = reranker.feature_names
-                model.reranker = reranker
+                _attach_second_stage(model, arrays, meta, reranker, ablation, info["discovery"])
     with ctx.step("evaluate on test (and holdout) windows"):
-        k = cfg.recall_k
-        test = _units(data, split="test")
-        for label, units in (("test", test), *((("holdout", _units(data, window=holdout)),) if holdout else ())):
-            metrics = evaluate(model, units, data.is_tail, k, activity, weather=weather)
-            if use_context:
-                ablated = evaluate(model.with_ablated_context(), units, data.is_tail, k, activity, weather=weather)
-                metrics.update({f"context_ablated_{key}": value for key, value in ablated.items()
-                                if not key.startswith("repeat_buy")})
-            summary[label] = {"units": len(units), **metrics}
-        meta["metrics"] = {key: summary[key] for key in ("test", "holdout") if key in summary}
+        windows = [("test", _units(data, split="test"))]
+        if holdout:
+            windows.append(("holdout", _units(data, window=holdout)))
+        for label, units in windows:
+            summary[label] = {"units": len(units), **_window_metrics(model, units, data.is_tail, cfg.recall_k,
+                                                                     activity, weather, use_context)}
+        meta["metrics"] = {label: summary[label] for label, _ in windows}
     save_scoring_model(version_dir, meta, arrays)
     mark_latest(config.paths.model_dir, model_version)
     with ctx.step("item_embeddings -> Delta"):
@@ -555,6 +506,105 @@ def train(ctx: JobContext, *, resume: bool = False, use_context: bool | None = N
     summary["mlflow_run_id"] = finish_mlflow_run(mlflow_run, summary, version_dir)
     summary["seconds_total"] = round(time.perf_counter() - started, 1)
     return summary
+
+
+@dataclass
+class TowerFit:
+    """The fitted two-tower: its exported ``weights`` (item matrix, user tower), the chief's training
+    ``state`` (epochs, best epoch and validation recall, history) and every process's result."""
+
+    weights: dict[str, np.ndarray]
+    state: dict[str, Any]
+    results: list[dict[str, Any]]
+    seconds: float
+
+    def summary(self, recall_k: int) -> dict[str, Any]:
+        """The job summary's training figures (epochs, early stopping, speed, whether the ranks agree)."""
+        chief, state = self.results[0], self.state
+        return {"epochs_run": state["epoch"] - chief["initial_epoch"], "resumed_from_epoch": chief["initial_epoch"],
+                "last_epoch": state["epoch"], "best_epoch": state["best_epoch"], "early_stopped": state["stopped"],
+                f"val_recall_at_{recall_k}": state["best_recall"], "train_seconds": round(self.seconds, 1),
+                "num_proc": len(self.results), "fit_seconds": round(chief["seconds"], 1),
+                "examples_per_second_per_process": round(chief["examples"] / max(chief["seconds"], 1e-9), 1),
+                "ranks_agree": len({r["digest"] for r in self.results}) == 1, "history": state["history"]}
+
+
+def _fit_two_tower(ctx: JobContext, data: TrainingData, validation: Units, params: dict[str, Any],
+                   model_version: str, version_dir: str, mlflow_run: dict[str, str] | None, resume: bool,
+                   fail_after_epoch: int | None) -> TowerFit:
+    """Fit the two-tower on ``data``'s training rows with the configured backend, early-stopped on the
+    recall of the ``validation`` units; checkpoints under `checkpoint_dir` (kept with ``resume``, else
+    cleared). Returns the `TowerFit` (the exported tower.npz is read and removed from ``version_dir``)."""
+    cfg = ctx.config.training
+    ckpt_dir = checkpoint_dir(ctx)
+    if resume and not os.path.exists(os.path.join(ckpt_dir, "state.json")):
+        log.warning("--resume: no checkpoint under %s, starting from epoch 0", ckpt_dir)
+    if not resume:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    os.makedirs(ckpt_dir, exist_ok=True)
+    spec_dict = {**data.spec.to_dict(), "user_dense_dim": data.spec.user_dense_dim}
+    encoder = TwoStageModel(model_version, data.item_ids, np.zeros((len(data.item_ids), 1), np.float32), data.spec,
+                            {"seen_user_buckets": data.seen_user_buckets},
+                            ablate_context=not params["use_calendar_context"])
+    val_inputs = encoder.encode(validation.frame, None)
+    backend = backends.make_backend(cfg.backend, cfg.num_proc)
+    steps = backend.steps_per_epoch(data.n_train_rows, cfg.batch_size)
+    with ctx.step(f"{backend.name} training on {backend.size} process(es), {steps} steps/epoch"):
+        train_started = time.perf_counter()
+        results = backend.fit(
+            ctx, data.train_rows, train_fn, params=params, spec=spec_dict, item_tables=data.item_tables,
+            val_inputs=val_inputs, val_targets=validation.targets, steps_per_epoch=steps, checkpoint_dir=ckpt_dir,
+            export_dir=version_dir, resume=resume, fail_after_epoch=fail_after_epoch, mlflow_run=mlflow_run)
+        seconds = time.perf_counter() - train_started
+    with np.load(os.path.join(version_dir, "tower.npz")) as tower:
+        weights = {key: tower[key] for key in tower.files}
+    os.remove(os.path.join(version_dir, "tower.npz"))
+    return TowerFit(weights, results[0]["state"], results, seconds)
+
+
+def _item_side(ctx: JobContext, data: TrainingData) -> tuple[dict[str, np.ndarray], ItemActivity,
+                                                              WeatherHistory | None]:
+    """What the candidate sources and the ranker know of items: (artifact arrays of the item tables,
+    co-purchase and content neighbours, repeat rates, item ids and tail flags; the weekly item activity,
+    read only at each unit's own date; the weather history, or None)."""
+    config, cfg = ctx.config, ctx.config.training
+    silver = ctx.lake.read(tables.SILVER_INTERACTIONS)
+    copurchase = fit_copurchase(silver, data.item_ids, config.split.train_end, cfg.copurchase_neighbours)
+    content = fit_content_neighbours(data.item_tables["token_ids"], data.item_tables["category_index"],
+                                     cfg.copurchase_neighbours)
+    repeat_rate = item_repeat_rate(silver, data.item_ids, config.split.train_end)
+    # Read only at each unit's / window's own date (ItemActivity.at): no later week reaches a feature.
+    activity = item_activity(silver, data.item_ids, config.split.test_end)
+    weather = load_weather_history(ctx.lake, config, data.item_ids, config.split.test_end)
+    arrays = {**{key: data.item_tables[key] for key in ITEM_TABLE_KEYS}, **copurchase.to_arrays("copurchase"),
+              **content.to_arrays("content"), "item_repeat_rate": repeat_rate,
+              "seen_user_buckets": data.seen_user_buckets, "item_ids": data.item_ids.astype(str),
+              "is_tail": data.is_tail}
+    return arrays, activity, weather
+
+
+def _attach_second_stage(model: TwoStageModel, arrays: dict[str, np.ndarray], meta: dict[str, Any], reranker: Ranker,
+                         ablation: Ranker | None, discovery: float) -> None:
+    """Put the kept ranker (and its without-weather twin) into the model, its artifact arrays and meta."""
+    arrays.update(reranker.to_arrays())
+    if ablation is not None:
+        arrays[WEATHER_ABLATION_ARRAY] = ablation.to_arrays()["ranker_model"]
+        meta["weather_ablation_features"] = ablation.feature_names
+    meta.update({"discovery": discovery, "cold_start": reranker.cold_start, "reranker_enabled": True,
+                 "reranker_features": reranker.feature_names})
+    model.reranker = reranker
+
+
+def _window_metrics(model: TwoStageModel, units: Units, is_tail: np.ndarray, k: int, activity: ItemActivity,
+                    weather: WeatherHistory | None, use_context: bool) -> dict[str, Any]:
+    """`evaluate`'s figures for ``units``, plus ``context_ablated_*`` (the model without calendar context)
+    when the model reads the context."""
+    metrics = evaluate(model, units, is_tail, k, activity, weather=weather)
+    if use_context:
+        ablated = evaluate(model.with_ablated_context(), units, is_tail, k, activity, weather=weather)
+        metrics.update({f"context_ablated_{key}": value for key, value in ablated.items()
+                        if not key.startswith("repeat_buy")})
+    return metrics
 
 
 def write_item_embeddings(ctx: JobContext, model: TwoStageModel) -> int:
