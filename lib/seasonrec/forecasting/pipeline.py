@@ -55,6 +55,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
@@ -62,6 +64,7 @@ from pyspark.sql.window import Window
 from seasonrec import tables
 from seasonrec.context import JobContext, JobError
 from seasonrec.forecasting import combination as COMB
+from seasonrec.forecasting import deep
 from seasonrec.forecasting import drift as DRIFT
 from seasonrec.forecasting import reconcile as REC
 from seasonrec.forecasting import selection as SEL
@@ -127,84 +130,28 @@ def lstm_forecasts(ctx: JobContext, item_demand: DataFrame, origins: list[S.Orig
 
     ``item_demand``: item_id, category, week_start, quantity with ``week_start`` < the final cutoff.
     ``week_calendar``: pandas frame of weekly calendar features covering every forecast week.
+    Returns (``FORECAST_SCHEMA`` rows of model ``lstm``, info: training examples per window, skipped
+    windows, losses, whether the ranks stayed in sync).
     """
-    import numpy as np
-    import pandas as pd
-
     from seasonrec.core import backends
-    from seasonrec.forecasting import deep
 
     config = ctx.config.forecast
-    spark = ctx.spark
-    final = origins[0]
-    steps = final.steps
-    spec = deep.ExampleSpec(config.lookback_weeks, steps, config.season_length, config.min_history_weeks,
-                            config.example_stride)
-    week_index = deep.WeekIndex(min(week_calendar["week_start"]))
-    calendar_values = (week_calendar.sort_values("week_start")[S.CALENDAR_FEATURES]
-                       .to_numpy(dtype="float32"))
-    item_rows = item_demand.select("item_id", "category").distinct().orderBy("item_id").collect()
-    item_index = {row["item_id"]: i + 1 for i, row in enumerate(item_rows)}
-    category_index = {c: i + 1 for i, c in enumerate(sorted({row["category"] for row in item_rows}))}
-    item_category = {row["item_id"]: category_index[row["category"]] for row in item_rows}
-    cutoffs = {o.window: week_index.of(o.cutoff) for o in origins}
-    groups = ctx.config.forecast.baseline_groups or 2 * spark.sparkContext.defaultParallelism
-    train_cols = ["item_index", "category_index", "target_end", "history", "future", "target"]
-    infer_cols = ["item_id", "window", "item_index", "category_index", "history", "future", "scale"]
-
-    def examples_for(group: pd.DataFrame, training: bool) -> pd.DataFrame:
-        out: list[pd.DataFrame] = []
-        for item_id, rows in group.groupby("item_id", sort=False):
-            rows = rows.sort_values("week_start")
-            first = week_index.of(rows["week_start"].iloc[0])
-            quantity = rows["quantity"].to_numpy(dtype="float64")
-            if training:
-                starts = deep.training_origins(first, len(quantity), spec)
-                if not starts:
-                    continue
-                made = deep.item_examples(first, quantity, calendar_values, starts, spec, with_target=True)
-                out.append(pd.DataFrame({
-                    "item_index": item_index[item_id], "category_index": item_category[item_id],
-                    "target_end": np.asarray(starts, dtype="int32") + steps - 1,
-                    "history": list(made["history"]), "future": list(made["future"]),
-                    "target": list(made["target"])}))
-                continue
-            for window, cutoff in cutoffs.items():
-                if cutoff - first < spec.min_history:
-                    continue
-                # Inference at an origin sees only the weeks before it.
-                made = deep.item_examples(first, quantity[:cutoff - first], calendar_values, [cutoff], spec,
-                                          with_target=False)
-                out.append(pd.DataFrame({
-                    "item_id": item_id, "window": window, "item_index": item_index[item_id],
-                    "category_index": item_category[item_id], "history": list(made["history"]),
-                    "future": list(made["future"]), "scale": made["scale"]}))
-        if not out:
-            return pd.DataFrame(columns=train_cols if training else infer_cols)
-        return pd.concat(out, ignore_index=True)
-
-    train_schema = ("item_index int, category_index int, target_end int, history array<float>, "
-                    "future array<float>, target array<float>")
-    infer_schema = ("item_id string, window int, item_index int, category_index int, history array<float>, "
-                    "future array<float>, scale float")
-    bucketed = item_demand.withColumn("bucket", F.pmod(F.xxhash64("item_id"), F.lit(groups)))
-    train = (bucketed.groupBy("bucket").applyInPandas(lambda g: examples_for(g, True), train_schema)
-             .orderBy(F.rand(config.seed))).cache()
-    inference = bucketed.groupBy("bucket").applyInPandas(lambda g: examples_for(g, False), infer_schema).toPandas()
+    examples = LstmExamples.build(ctx, item_demand, origins, week_calendar)
+    train = examples.training.cache()
     per_window = train.agg(*[F.sum((F.col("target_end") < c).cast("int")).alias(str(w))
-                             for w, c in cutoffs.items()]).first()
-    counts = {w: int(per_window[str(w)] or 0) for w in cutoffs}
+                             for w, c in examples.cutoffs.items()]).first()
+    counts = {w: int(per_window[str(w)] or 0) for w in examples.cutoffs}
     backend = backends.make_backend(ctx.config.training.backend, config.num_proc)
     windows = [(w, c, backend.steps_per_epoch(counts[w], config.batch_size))
-               for w, c in cutoffs.items() if counts[w] >= config.batch_size]
-    skipped = sorted(set(cutoffs) - {w for w, _, _ in windows})
-    info: dict[str, Any] = {"examples": counts, "windows_skipped": skipped}
-    empty = spark.createDataFrame([], FORECAST_SCHEMA)
+               for w, c in examples.cutoffs.items() if counts[w] >= config.batch_size]
+    info: dict[str, Any] = {"examples": counts,
+                            "windows_skipped": sorted(set(examples.cutoffs) - {w for w, _, _ in windows})}
+    empty = ctx.spark.createDataFrame([], FORECAST_SCHEMA)
     if not windows:
         log.warning("LSTM: too few training examples at every origin (%s); no LSTM forecasts", counts)
         return empty, info
-    model_kwargs = {"lookback": spec.lookback, "steps": steps, "n_items": len(item_index),
-                    "n_categories": len(category_index), "units": config.lstm_units,
+    model_kwargs = {"lookback": examples.spec.lookback, "steps": examples.spec.steps,
+                    "n_items": examples.n_items, "n_categories": examples.n_categories, "units": config.lstm_units,
                     "embedding_dim": config.item_embedding_dim}
     with ctx.step(f"LSTM: {backend.name} training of {len(windows)} model(s) on {backend.size} process(es)"):
         results = backend.fit(ctx, train, deep.train_fn, windows=windows, model_kwargs=model_kwargs,
@@ -214,33 +161,122 @@ def lstm_forecasts(ctx: JobContext, item_demand: DataFrame, origins: list[S.Orig
     digests_agree = all(r[w]["digest"] == trained[w]["digest"] for r in results for w in trained)
     info.update({"loss": {int(w): [round(v, 4) for v in t["loss"]] for w, t in trained.items()},
                  "ranks_in_sync": digests_agree})
-
-    rows: list[pd.DataFrame] = []
+    rows = []
     for window, trained_window in trained.items():
         model = deep.build_model(**model_kwargs)
         model.set_weights(trained_window["weights"])
         if window == 0:
             _save_lstm(ctx, model)
-        part = inference[inference["window"] == window]
-        if part.empty:
-            continue
-        examples = {"history": np.stack(part["history"].to_numpy()), "future": np.stack(part["future"].to_numpy()),
-                    "item_index": part["item_index"].to_numpy(), "category_index": part["category_index"].to_numpy(),
-                    "scale": part["scale"].to_numpy(dtype="float32")}
-        values = deep.predict_quantiles(model, examples)
-        origin = next(o for o in origins if o.window == window)
-        for step, week in enumerate(origin.weeks):
-            if week < origin.first_output:
-                continue
-            rows.append(pd.DataFrame({
-                "level": S.ITEM, "series_id": part["item_id"].to_numpy(), "window": window, "week_start": week,
-                "model": "lstm", "p10": values[:, step, 0].astype("float64"),
-                "p50": values[:, step, 1].astype("float64"), "p90": values[:, step, 2].astype("float64"),
-                # The pinball-trained LSTM has no mean head; its median stands in for expected units.
-                "mean": values[:, step, 1].astype("float64")}))
+        part = examples.inference[examples.inference["window"] == window]
+        if not part.empty:
+            rows.append(_lstm_rows(model, part, next(o for o in origins if o.window == window)))
     if not rows:
         return empty, info
-    return spark.createDataFrame(pd.concat(rows, ignore_index=True), FORECAST_SCHEMA), info
+    return ctx.spark.createDataFrame(pd.concat(rows, ignore_index=True), FORECAST_SCHEMA), info
+
+
+@dataclass
+class LstmExamples:
+    """The LSTM's examples: ``training`` (Spark rows item_index, category_index, target_end, history,
+    future, target, shuffled with ``forecast.seed``) and ``inference`` (pandas rows item_id, window,
+    item_index, category_index, history, future, scale, one per item with enough history at each
+    origin, built only from the weeks before it), the origins' ``cutoffs`` as week indices, and the
+    embedding sizes."""
+
+    training: DataFrame
+    inference: pd.DataFrame
+    cutoffs: dict[int, int]
+    spec: deep.ExampleSpec
+    n_items: int
+    n_categories: int
+
+    TRAIN_COLUMNS = ("item_index", "category_index", "target_end", "history", "future", "target")
+    INFER_COLUMNS = ("item_id", "window", "item_index", "category_index", "history", "future", "scale")
+    TRAIN_SCHEMA = ("item_index int, category_index int, target_end int, history array<float>, "
+                    "future array<float>, target array<float>")
+    INFER_SCHEMA = ("item_id string, window int, item_index int, category_index int, history array<float>, "
+                    "future array<float>, scale float")
+
+    @classmethod
+    def build(cls, ctx: JobContext, item_demand: DataFrame, origins: list[S.Origin],
+              week_calendar: Any) -> LstmExamples:
+        """Examples of every item, built per item bucket with ``applyInPandas`` (see `lstm_forecasts`)."""
+        config = ctx.config.forecast
+        spec = deep.ExampleSpec(config.lookback_weeks, origins[0].steps, config.season_length,
+                                config.min_history_weeks, config.example_stride)
+        week_index = deep.WeekIndex(min(week_calendar["week_start"]))
+        calendar_values = week_calendar.sort_values("week_start")[S.CALENDAR_FEATURES].to_numpy(dtype="float32")
+        item_rows = item_demand.select("item_id", "category").distinct().orderBy("item_id").collect()
+        item_index = {row["item_id"]: i + 1 for i, row in enumerate(item_rows)}
+        category_index = {c: i + 1 for i, c in enumerate(sorted({row["category"] for row in item_rows}))}
+        codes = {row["item_id"]: (item_index[row["item_id"]], category_index[row["category"]]) for row in item_rows}
+        cutoffs = {o.window: week_index.of(o.cutoff) for o in origins}
+
+        def examples_for(group: pd.DataFrame, training: bool) -> pd.DataFrame:
+            out = [_item_examples(item_id, rows.sort_values("week_start"), codes[item_id], training, spec,
+                                  week_index, calendar_values, cutoffs)
+                   for item_id, rows in group.groupby("item_id", sort=False)]
+            out = [frame for frame in out if frame is not None]
+            if not out:
+                return pd.DataFrame(columns=cls.TRAIN_COLUMNS if training else cls.INFER_COLUMNS)
+            return pd.concat(out, ignore_index=True)
+
+        groups = config.baseline_groups or 2 * ctx.spark.sparkContext.defaultParallelism
+        bucketed = item_demand.withColumn("bucket", F.pmod(F.xxhash64("item_id"), F.lit(groups)))
+        training = (bucketed.groupBy("bucket").applyInPandas(lambda g: examples_for(g, True), cls.TRAIN_SCHEMA)
+                    .orderBy(F.rand(config.seed)))
+        inference = (bucketed.groupBy("bucket").applyInPandas(lambda g: examples_for(g, False), cls.INFER_SCHEMA)
+                     .toPandas())
+        return cls(training, inference, cutoffs, spec, len(item_index), len(category_index))
+
+
+def _item_examples(item_id: str, rows: pd.DataFrame, codes: tuple[int, int], training: bool,
+                   spec: deep.ExampleSpec, week_index: deep.WeekIndex, calendar_values: np.ndarray,
+                   cutoffs: dict[int, int]) -> pd.DataFrame | None:
+    """One item's LSTM examples (``rows``: its weeks in order): training examples at every training
+    origin, else one inference example per origin it has ``spec.min_history`` weeks before; None if none."""
+    first = week_index.of(rows["week_start"].iloc[0])
+    quantity = rows["quantity"].to_numpy(dtype="float64")
+    item_code, category_code = codes
+    if training:
+        starts = deep.training_origins(first, len(quantity), spec)
+        if not starts:
+            return None
+        made = deep.item_examples(first, quantity, calendar_values, starts, spec, with_target=True)
+        return pd.DataFrame({"item_index": item_code, "category_index": category_code,
+                             "target_end": np.asarray(starts, dtype="int32") + spec.steps - 1,
+                             "history": list(made["history"]), "future": list(made["future"]),
+                             "target": list(made["target"])})
+    out = []
+    for window, cutoff in cutoffs.items():
+        if cutoff - first < spec.min_history:
+            continue
+        # Inference at an origin sees only the weeks before it.
+        made = deep.item_examples(first, quantity[:cutoff - first], calendar_values, [cutoff], spec, with_target=False)
+        out.append(pd.DataFrame({"item_id": item_id, "window": window, "item_index": item_code,
+                                 "category_index": category_code, "history": list(made["history"]),
+                                 "future": list(made["future"]), "scale": made["scale"]}))
+    return pd.concat(out, ignore_index=True) if out else None
+
+
+def _lstm_rows(model: Any, part: pd.DataFrame, origin: S.Origin) -> pd.DataFrame:
+    """``FORECAST_SCHEMA`` rows (pandas) of the trained ``model`` for the inference examples ``part`` of
+    ``origin``: its output weeks only."""
+    examples = {"history": np.stack(part["history"].to_numpy()), "future": np.stack(part["future"].to_numpy()),
+                "item_index": part["item_index"].to_numpy(), "category_index": part["category_index"].to_numpy(),
+                "scale": part["scale"].to_numpy(dtype="float32")}
+    values = deep.predict_quantiles(model, examples)
+    rows = []
+    for step, week in enumerate(origin.weeks):
+        if week < origin.first_output:
+            continue
+        rows.append(pd.DataFrame({
+            "level": S.ITEM, "series_id": part["item_id"].to_numpy(), "window": origin.window, "week_start": week,
+            "model": "lstm", "p10": values[:, step, 0].astype("float64"),
+            "p50": values[:, step, 1].astype("float64"), "p90": values[:, step, 2].astype("float64"),
+            # The pinball-trained LSTM has no mean head; its median stands in for expected units.
+            "mean": values[:, step, 1].astype("float64")}))
+    return pd.concat(rows, ignore_index=True)
 
 
 def _save_lstm(ctx: JobContext, model: Any) -> None:
