@@ -260,31 +260,24 @@ def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, ac
     variants = {with_weather: (columns(pools.features, names), names,
                                [(columns(x, names), y) for x, y in extra_sets])
                 for with_weather, names in ((True, RANKER_NAMES), (False, NO_WEATHER_NAMES))}
-    searched: dict[bool, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
-    for with_weather, (features, names, extra) in variants.items():
-        trials = []
-        for params, uses_earlier in itertools.product(RANKER_GRID, (False, True) if extra else (False,)):
-            try:
-                scores, trees = cross_fit(features, labels, folds, seed, params, names,
-                                          extra=extra if uses_earlier else ())
-            except ValueError as exc:
-                return None, {"reranker": f"skipped: {exc}"}, None
-            trials.append({"params": params, "earlier": uses_earlier, "scores": scores, "trees": int(np.median(trees)),
-                           "ndcg": ndcg_at_k(_ranked(pools, scores), units.targets, 10)})
-        searched[with_weather] = (max(trials, key=lambda trial: trial["ndcg"]), trials)
-    weather_ndcg, plain_ndcg = searched[True][0]["ndcg"], searched[False][0]["ndcg"]
+    try:
+        searched = {with_weather: _ranker_search(variant, labels, folds, seed, pools, units.targets)
+                    for with_weather, variant in variants.items()}
+    except ValueError as exc:
+        return None, {"reranker": f"skipped: {exc}"}, None
+    best_of = {with_weather: max(trials, key=lambda trial: trial["ndcg"]) for with_weather, trials in searched.items()}
+    weather_ndcg, plain_ndcg = best_of[True]["ndcg"], best_of[False]["ndcg"]
     use_weather = weather_mode == "on" or (weather_mode == "auto" and weather_ndcg > plain_ndcg)
-    best, trials = searched[use_weather]
-    features, names, extra = variants[use_weather]
-    pool_recall = _pool_recall(labels, units.targets)
+    best = best_of[use_weather]
     first_recall = recall_at_k(_ranked(pools, pools.first_scores), units.targets, k)
     second_recall = recall_at_k(_ranked(pools, best["scores"]), units.targets, k)
     keep = second_recall >= first_recall
     info = {"reranker_units": len(units), "reranker_pool_width": int(pools.candidates.shape[1]),
-            "reranker_pool_recall": round(pool_recall, 4),
+            "reranker_pool_recall": round(_pool_recall(labels, units.targets), 4),
             "reranker_heldout_first_stage_recall": first_recall, "reranker_heldout_recall": second_recall,
             "reranker_grid_ndcg": [{"params": t["params"], "earlier_windows": t["earlier"],
-                                    "ndcg_at_10": round(t["ndcg"], 4), "trees": t["trees"]} for t in trials],
+                                    "ndcg_at_10": round(t["ndcg"], 4), "trees": t["trees"]}
+                                   for t in searched[use_weather]],
             "reranker_params": best["params"], "reranker_trees": best["trees"],
             "reranker_earlier_units": [len(e.units) for e in earlier],
             "reranker_earlier_pool_recall": [round(_pool_recall(y, t), 4) for (_, y), (_, t) in
@@ -303,15 +296,40 @@ def train_second_stage(model: TwoStageModel, units: Units, k: int, seed: int, ac
                                            known=(pools.history > 0).any(axis=1), folds=folds,
                                            boost=discovery_boost(is_tail[pools.candidates], pools.features))
     info.update({"discovery": discovery, "discovery_curve": curve})
-    final = fit_ranker(features, labels, seed, rounds=max(best["trees"], 1), params=best["params"], feature_names=names,
-                       extra=extra if best["earlier"] else ())
-    final.cold_start = cold_start
-    other, (other_features, other_names, other_extra) = searched[not use_weather][0], variants[not use_weather]
-    ablation = fit_ranker(other_features, labels, seed, rounds=max(other["trees"], 1), params=other["params"],
-                          feature_names=other_names, extra=other_extra if other["earlier"] else ())
-    ablation.cold_start = cold_start
+    final = _refit(variants[use_weather], best, labels, seed, cold_start)
+    ablation = _refit(variants[not use_weather], best_of[not use_weather], labels, seed, cold_start)
     info["reranker_feature_gain"] = final.feature_importance()
     return final, info, ablation
+
+
+# One ranker variant's training data: [n, c, F] features of the validation units, the feature names, and the
+# earlier windows' (features, labels) it may add.
+RankerVariant = tuple[np.ndarray, list[str], list[tuple[np.ndarray, np.ndarray]]]
+
+
+def _ranker_search(variant: RankerVariant, labels: np.ndarray, folds: np.ndarray, seed: int, pools: UnitPools,
+                   targets: list[list[int]]) -> list[dict[str, Any]]:
+    """Every ``RANKER_GRID`` setting, with and without the earlier windows' units (when there are any),
+    cross-fitted over the user ``folds``: one trial per combination with its params, ``earlier``, the
+    out-of-fold ``scores``, the median early-stopped ``trees`` and the out-of-fold ``ndcg`` (NDCG@10).
+    Raises ValueError when LightGBM cannot fit (`cross_fit`)."""
+    features, names, extra = variant
+    trials = []
+    for params, uses_earlier in itertools.product(RANKER_GRID, (False, True) if extra else (False,)):
+        scores, trees = cross_fit(features, labels, folds, seed, params, names, extra=extra if uses_earlier else ())
+        trials.append({"params": params, "earlier": uses_earlier, "scores": scores, "trees": int(np.median(trees)),
+                       "ndcg": ndcg_at_k(_ranked(pools, scores), targets, 10)})
+    return trials
+
+
+def _refit(variant: RankerVariant, trial: dict[str, Any], labels: np.ndarray, seed: int,
+           cold_start: str | None) -> Ranker:
+    """The ranker of ``trial``'s settings refitted on every unit of ``variant`` with its median tree count."""
+    features, names, extra = variant
+    ranker = fit_ranker(features, labels, seed, rounds=max(trial["trees"], 1), params=trial["params"],
+                        feature_names=names, extra=extra if trial["earlier"] else ())
+    ranker.cold_start = cold_start
+    return ranker
 
 
 MIN_COLD_START_UNITS = 20
