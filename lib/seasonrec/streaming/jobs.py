@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -98,13 +99,35 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
         timestamp_format=file_config.timestamp_format, timezone=file_config.timezone,
         recent_items_max=config.recent_items_max, salt=silver.salt(ctx.config.features, ctx.config.env),
         rules=SourceRules.of(file_config, ctx.config.data.validation))
-    max_share = ctx.config.data.quarantine_max_share
     results: list[micro_batch.BatchResult] = []
     failures: list[BaseException] = []
+    source = (f"kafka {config.kafka_topic} @ {config.kafka_bootstrap_servers}" if config.source == "kafka"
+              else f"{settings.format} files in {input_dir}")
+    log.info("[stream] %s -> tables %s (checkpoint %s)", source, ctx.lake.where, checkpoint)
+    handle = _batch_handler(ctx, settings, results, failures)
+    writer = (read_events(spark, config, input_dir).writeStream.queryName("seasonrec_stream")
+              .foreachBatch(handle).option("checkpointLocation", checkpoint))
+    if args.once:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{int(round(config.trigger_seconds * 1000))} milliseconds")
+    timed_out = _run_query(writer, args.timeout_seconds, failures)
+    return {"mode": "once" if args.once else "continuous", "source": source, "checkpoint": checkpoint,
+            "stopped_by_timeout": timed_out, **_batches_summary(results),
+            "user_recent_activity_version": ctx.lake.version(tables.USER_RECENT_ACTIVITY)}
+
+
+def _batch_handler(ctx: Any, settings: Any, results: list[Any],
+                   failures: list[BaseException]) -> Callable[[DataFrame, int], None]:
+    """The ``foreachBatch`` function: stage and process one micro-batch (`micro_batch.process_batch`),
+    appending its `BatchResult` to ``results``; an exception is kept in ``failures`` and fails the query
+    (the batch is re-run with the same input on the next start)."""
+    from seasonrec.streaming import micro_batch
+
+    max_share = ctx.config.data.quarantine_max_share
 
     def handle(lines: DataFrame, batch_id: int) -> None:
-        # Runs on the driver (py4j callback) for each micro-batch; an exception fails the query, and the
-        # batch is re-run with the same input on the next start.
+        # Runs on the driver (py4j callback) for each micro-batch.
         try:
             lines = lines.persist()
             try:
@@ -122,29 +145,25 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
             log.warning("[stream] batch %d: %d of %d rows quarantined (above data.quarantine_max_share=%s): %s",
                         batch_id, result.quarantined, result.rows_in, max_share, result.quarantine_by_reason)
 
-    source = (f"kafka {config.kafka_topic} @ {config.kafka_bootstrap_servers}" if config.source == "kafka"
-              else f"{settings.format} files in {input_dir}")
-    log.info("[stream] %s -> tables %s (checkpoint %s)", source, ctx.lake.where, checkpoint)
-    writer = (read_events(spark, config, input_dir).writeStream.queryName("seasonrec_stream")
-              .foreachBatch(handle).option("checkpointLocation", checkpoint))
-    if args.once:
-        writer = writer.trigger(availableNow=True)
-    else:
-        writer = writer.trigger(processingTime=f"{int(round(config.trigger_seconds * 1000))} milliseconds")
-    # A failing batch is re-raised below as its own error (one line from the CLI); py4j would also log
-    # its Python traceback a second time. Only while the query runs: the process (a notebook, a test
-    # session) keeps its own py4j logging afterwards.
+    return handle
+
+
+def _run_query(writer: Any, timeout_seconds: float | None, failures: list[BaseException]) -> bool:
+    """Start the streaming query and wait for it: until it ends, or ``timeout_seconds`` (then it is
+    stopped between batches and True is returned), or Ctrl-C (stopped the same way, re-raised). A
+    failed batch is re-raised as its own error (``failures[0]``) rather than Spark's wrapper."""
+    # py4j would also log a failing batch's Python traceback a second time. Only while the query
+    # runs: the process (a notebook, a test session) keeps its own py4j logging afterwards.
     py4j_callbacks = logging.getLogger("py4j.clientserver")
     level_before = py4j_callbacks.level
     py4j_callbacks.setLevel(logging.CRITICAL)
     query = writer.start()
-    timed_out = False
     try:
-        if args.timeout_seconds is None:
+        if timeout_seconds is None:
             query.awaitTermination()
-        elif not query.awaitTermination(args.timeout_seconds):
-            timed_out = True
+        elif not query.awaitTermination(timeout_seconds):
             _stop_between_batches(query)
+            return True
     except KeyboardInterrupt:
         _stop_between_batches(query)
         raise
@@ -154,11 +173,13 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
         raise
     finally:
         py4j_callbacks.setLevel(level_before)
+    return False
+
+
+def _batches_summary(results: list[Any]) -> dict[str, Any]:
+    """What the run's micro-batches did: their count and ids, rows in, bronze rows added, rows
+    quarantined (in all and by reason) and users updated."""
     return {
-        "mode": "once" if args.once else "continuous",
-        "source": source,
-        "checkpoint": checkpoint,
-        "stopped_by_timeout": timed_out,
         "batches": len(results),
         "batch_ids": [r.batch_id for r in results],
         "rows_in": sum(r.rows_in for r in results),
@@ -167,5 +188,4 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
         "quarantine_by_reason": {reason: sum(r.quarantine_by_reason.get(reason, 0) for r in results)
                                  for reason in sorted({k for r in results for k in r.quarantine_by_reason})},
         "users_updated": sum(r.users_updated for r in results),
-        "user_recent_activity_version": ctx.lake.version(tables.USER_RECENT_ACTIVITY),
     }
