@@ -97,9 +97,39 @@ def write_report(out_dir: str, run_id: str, rows: list[dict[str, Any]], summary:
     os.makedirs(out_dir, exist_ok=True)
     k = max(k_list)
     methods = [m for m in _methods(rows) if _get(rows, m, "recall", k) is not None]
-    images: list[tuple[str, str]] = []
-    images.append(("Metrics per method", _metric_bars(out_dir, rows, methods, k)))
-    images.append(("Recall by item popularity decile", _decile_plot(out_dir, rows, methods, k)))
+    images = _plots(out_dir, rows, summary, plot_data, methods, k)
+    lines = [f"# Offline evaluation — run `{run_id}`", "", "## What this run says", ""]
+    lines += [*run_summary(rows, summary, k_list), ""]
+    lines += _run_facts(summary)
+    lines += ["", "## Methods × metrics (all users)", "", methods_metrics_table(rows, k_list), ""]
+    lines += ["Precision/Recall/NDCG/MAP/HitRate averaged over target users with at least one purchase in the "
+              "window (`users`; the others are excluded and counted below); `user_cov` = share of them that got "
+              "a list. Long-tail metrics use popularity before the window. Bold: the best value of each column. "
+              f"NDCG and recall: mean [95% bootstrap interval over the users, {BOOTSTRAP_RESAMPLES} resamples].",
+              ""]
+    lines += _segments_section(rows, methods, k)
+    lines += _context_section(rows)
+    lines += _discovery_section(rows, summary)
+    excluded = [(m, _get(rows, m, "n_users_no_relevant", None)) for m in methods]
+    if excluded:
+        lines += [f"Target users without any purchase in the window (excluded): {_fmt(excluded[0][1])}", ""]
+    lines += _forecast_section(plot_data)
+    lines += weather_section(out_dir, plot_data.get("weather") or {})
+    lines += weather_ablation_section(rows, summary.get("weather_ablation"))
+    for title, png in images:
+        lines += [f"## {title}", "", f"![{title}]({os.path.basename(png)})", ""]
+    path = os.path.join(out_dir, "report.md")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines))
+    return path
+
+
+def _plots(out_dir: str, rows: list[dict[str, Any]], summary: dict[str, Any], plot_data: dict[str, Any],
+           methods: list[str], k: int) -> list[tuple[str, str]]:
+    """Draw the report's PNG plots into ``out_dir``: (title, path) of each one drawn (the seasonality,
+    trade-off and fan charts only when their data is there)."""
+    images = [("Metrics per method", _metric_bars(out_dir, rows, methods, k)),
+              ("Recall by item popularity decile", _decile_plot(out_dir, rows, methods, k))]
     seasonal_png = _seasonality_plot(out_dir, plot_data)
     if seasonal_png:
         images.append((f"Seasonality of the top recommended items ({plot_data.get('top_items_method')})",
@@ -112,14 +142,16 @@ def write_report(out_dir: str, run_id: str, rows: list[dict[str, Any]], summary:
     if forecast_png:
         images.append((f"Forecast fan chart of the top recommended items ({plot_data.get('forecast_source')})",
                        forecast_png))
+    return images
 
-    lines = [f"# Offline evaluation — run `{run_id}`", "", "## What this run says", ""]
-    lines += [*run_summary(rows, summary, k_list), ""]
-    lines += [f"- split: **{summary['split']}**, window {summary['window'][0]} .. {summary['window'][1]} "
-              f"(exclusive); every method fitted on rows before {summary['training_cutoff']}",
-              f"- target users: {summary.get('n_target_users')}, purchases (user, item) in the window: "
-              f"{summary.get('n_truth_pairs')}, catalog: {summary.get('catalog_size')} items, seasonal items of "
-              f"the window: {summary.get('n_seasonal_items')} (from {summary.get('seasonal_items_from')})"]
+
+def _run_facts(summary: dict[str, Any]) -> list[str]:
+    """The run's window, users, purchases, catalogue and seasonal items; skipped methods; the ALS grid."""
+    lines = [f"- split: **{summary['split']}**, window {summary['window'][0]} .. {summary['window'][1]} "
+             f"(exclusive); every method fitted on rows before {summary['training_cutoff']}",
+             f"- target users: {summary.get('n_target_users')}, purchases (user, item) in the window: "
+             f"{summary.get('n_truth_pairs')}, catalog: {summary.get('catalog_size')} items, seasonal items of "
+             f"the window: {summary.get('n_seasonal_items')} (from {summary.get('seasonal_items_from')})"]
     for method, reason in summary.get("skipped", {}).items():
         lines.append(f"- **{method} not evaluated**: {reason}")
     if "als_tuning" in summary:
@@ -127,54 +159,53 @@ def write_report(out_dir: str, run_id: str, rows: list[dict[str, Any]], summary:
         lines.append(f"- ALS grid tuned on {tuning['window'][0]} .. {tuning['window'][1]} by {tuning['metric']}: "
                      f"best {tuning['best']} (" + ", ".join(f"{p}: {v:.4f}" for p, v in tuning["grid"].items())
                      + ")")
-    lines += ["", "## Methods × metrics (all users)", "", methods_metrics_table(rows, k_list), ""]
-    lines += ["Precision/Recall/NDCG/MAP/HitRate averaged over target users with at least one purchase in the "
-              "window (`users`; the others are excluded and counted below); `user_cov` = share of them that got "
-              "a list. Long-tail metrics use popularity before the window. Bold: the best value of each column. "
-              f"NDCG and recall: mean [95% bootstrap interval over the users, {BOOTSTRAP_RESAMPLES} resamples].",
-              ""]
+    return lines
 
+
+def _segments_section(rows: list[dict[str, Any]], methods: list[str], k: int) -> list[str]:
+    """Recall@k / NDCG@k per user segment (none without segment rows)."""
     segments = sorted({r["segment"] for r in rows if r["metric"] == "recall" and r["segment"] != "all"})
-    if segments:
-        lines += [f"## Recall@{k} / NDCG@{k} by user segment", ""]
-        body = [[m] + [f"{_fmt(_get(rows, m, 'recall', k, s), DIGITS)} / {_fmt(_get(rows, m, 'ndcg', k, s), DIGITS)}"
-                       for s in segments] for m in methods]
-        counts = [_fmt(_get(rows, methods[0], "n_users", None, s)) if methods else "–" for s in segments]
-        lines += [_table(["method"] + segments, [["users", *counts], *body]), ""]
+    if not segments:
+        return []
+    body = [[m] + [f"{_fmt(_get(rows, m, 'recall', k, s), DIGITS)} / {_fmt(_get(rows, m, 'ndcg', k, s), DIGITS)}"
+                   for s in segments] for m in methods]
+    counts = [_fmt(_get(rows, methods[0], "n_users", None, s)) if methods else "–" for s in segments]
+    return [f"## Recall@{k} / NDCG@{k} by user segment", "", _table(["method"] + segments, [["users", *counts], *body]),
+            ""]
+
+
+def _context_section(rows: list[dict[str, Any]]) -> list[str]:
+    """The model's lift over the same model with its calendar context ablated (none without those rows)."""
     lifts = [r for r in rows if r["metric"].startswith("context_lift_")]
-    if lifts:
-        lines += ["## Calendar context: model vs the same model with context ablated", ""]
-        lines += [_table(["metric", "k", "lift of model over model_no_context"],
-                         [[r["metric"].removeprefix("context_lift_"), str(r["k"]), _percent(r["value"])]
-                          for r in lifts]), ""]
+    if not lifts:
+        return []
+    return ["## Calendar context: model vs the same model with context ablated", "",
+            _table(["metric", "k", "lift of model over model_no_context"],
+                   [[r["metric"].removeprefix("context_lift_"), str(r["k"]), _percent(r["value"])] for r in lifts]),
+            ""]
+
+
+def _discovery_section(rows: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
+    """The model's figures at each value of the discovery knob (none without the sweep's rows)."""
     tradeoff = _tradeoff_points(rows)
-    if tradeoff:
-        metrics = [m for m in ("ndcg", "tail_share", "recall", "tail_recall", "seasonal_recall")
-                   if any(m in values for _, values in tradeoff)]
-        lines += ["## Discovery knob (`scoring.discovery`, default "
-                  f"{summary.get('discovery_default', 0):g}): model at each value", ""]
-        header = ["discovery"] + [f"{m}@{10 if m == 'ndcg' else 20}" for m in metrics]
-        lines += [_table(header, [[f"{v:g}"] + [_fmt(values.get(m), DIGITS) for m in metrics]
-                                  for v, values in tradeoff]),
-                  ""]
-    excluded = [(m, _get(rows, m, "n_users_no_relevant", None)) for m in methods]
-    if excluded:
-        lines += [f"Target users without any purchase in the window (excluded): {_fmt(excluded[0][1])}", ""]
+    if not tradeoff:
+        return []
+    metrics = [m for m in ("ndcg", "tail_share", "recall", "tail_recall", "seasonal_recall")
+               if any(m in values for _, values in tradeoff)]
+    header = ["discovery"] + [f"{m}@{10 if m == 'ndcg' else 20}" for m in metrics]
+    return [f"## Discovery knob (`scoring.discovery`, default {summary.get('discovery_default', 0):g}): "
+            "model at each value", "",
+            _table(header, [[f"{v:g}"] + [_fmt(values.get(m), DIGITS) for m in metrics] for v, values in tradeoff]),
+            ""]
+
+
+def _forecast_section(plot_data: dict[str, Any]) -> list[str]:
+    """The forecast backtest table of ``plot_data`` (or a line saying there is none)."""
     backtest = plot_data.get("backtest")
-    if backtest is not None and len(backtest):
-        lines += [f"## Forecast accuracy (backtest as of {plot_data.get('backtest_as_of')})", "",
-                  backtest_table(backtest), "",
-                  "Bold: per level, the lowest WAPE and median MASE and the bias closest to zero.", ""]
-    else:
-        lines += ["## Forecast accuracy", "", "No forecast backtest in the lake (run `seasonrec forecast`).", ""]
-    lines += weather_section(out_dir, plot_data.get("weather") or {})
-    lines += weather_ablation_section(rows, summary.get("weather_ablation"))
-    for title, png in images:
-        lines += [f"## {title}", "", f"![{title}]({os.path.basename(png)})", ""]
-    path = os.path.join(out_dir, "report.md")
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines))
-    return path
+    if backtest is None or not len(backtest):
+        return ["## Forecast accuracy", "", "No forecast backtest in the lake (run `seasonrec forecast`).", ""]
+    return [f"## Forecast accuracy (backtest as of {plot_data.get('backtest_as_of')})", "", backtest_table(backtest),
+            "", "Bold: per level, the lowest WAPE and median MASE and the bias closest to zero.", ""]
 
 
 def _percent(value: float | None) -> str:
