@@ -190,8 +190,6 @@ class LstmExamples:
     n_items: int
     n_categories: int
 
-    TRAIN_COLUMNS = ("item_index", "category_index", "target_end", "history", "future", "target")
-    INFER_COLUMNS = ("item_id", "window", "item_index", "category_index", "history", "future", "scale")
     TRAIN_SCHEMA = ("item_index int, category_index int, target_end int, history array<float>, "
                     "future array<float>, target array<float>")
     INFER_SCHEMA = ("item_id string, window int, item_index int, category_index int, history array<float>, "
@@ -218,16 +216,27 @@ class LstmExamples:
                    for item_id, rows in group.groupby("item_id", sort=False)]
             out = [frame for frame in out if frame is not None]
             if not out:
-                return pd.DataFrame(columns=cls.TRAIN_COLUMNS if training else cls.INFER_COLUMNS)
+                return pd.DataFrame(columns=_ddl_columns(cls.TRAIN_SCHEMA if training else cls.INFER_SCHEMA))
             return pd.concat(out, ignore_index=True)
 
-        groups = config.baseline_groups or 2 * ctx.spark.sparkContext.defaultParallelism
+        groups = _item_groups(ctx)
         bucketed = item_demand.withColumn("bucket", F.pmod(F.xxhash64("item_id"), F.lit(groups)))
         training = (bucketed.groupBy("bucket").applyInPandas(lambda g: examples_for(g, True), cls.TRAIN_SCHEMA)
                     .orderBy(F.rand(config.seed)))
         inference = (bucketed.groupBy("bucket").applyInPandas(lambda g: examples_for(g, False), cls.INFER_SCHEMA)
                      .toPandas())
         return cls(training, inference, cutoffs, spec, len(item_index), len(category_index))
+
+
+def _ddl_columns(schema: str) -> list[str]:
+    """The column names of a flat DDL schema string such as ``"item_id string, scale float"``."""
+    return [field.split()[0] for field in schema.split(", ")]
+
+
+def _item_groups(ctx: JobContext) -> int:
+    """How many item buckets a per-item ``applyInPandas`` step uses: ``forecast.baseline_groups``, else
+    2 x the cluster's default parallelism (so every core gets work and stragglers are short)."""
+    return ctx.config.forecast.baseline_groups or 2 * ctx.spark.sparkContext.defaultParallelism
 
 
 def _item_examples(item_id: str, rows: pd.DataFrame, codes: tuple[int, int], training: bool,
@@ -527,7 +536,7 @@ def _candidate_forecasts(ctx: JobContext, known: DataFrame, history: DataFrame, 
     backtest window (`series.history_before`). Each model's run figures go to ``info[<model>]``.
     """
     config = ctx.config.forecast
-    groups = config.baseline_groups or 2 * ctx.spark.sparkContext.defaultParallelism
+    groups = _item_groups(ctx)
     frames: list[DataFrame] = []
     baseline_names = [m for m in config.models if m in BASELINE_MODELS]
     if baseline_names:
