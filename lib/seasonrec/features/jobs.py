@@ -6,7 +6,10 @@ import argparse
 import datetime as dt
 from typing import Any
 
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+
+from seasonrec.config import SplitConfig
 
 DESCRIPTION = ("silver + gold: interactions, items, calendar, weather context, item/user features, leak-free "
                "training examples")
@@ -67,11 +70,10 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
     from seasonrec import tables
     from seasonrec.context import JobError
     from seasonrec.features import calendar as calendar_mod
-    from seasonrec.features import gold, silver, weather
+    from seasonrec.features import silver, weather
 
     lake = ctx.lake
     config = ctx.config.features
-    split = ctx.config.split
     salt = silver.salt(config, ctx.config.env)  # before any work: outside env local/test it must be set
     if not lake.exists(tables.BRONZE_TRANSACTIONS):
         raise JobError(f"{tables.BRONZE_TRANSACTIONS} does not exist {lake.where}; run `seasonrec ingest` first")
@@ -82,19 +84,38 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
     with ctx.step("silver items"):
         lake.write(silver.items(bronze, config), tables.SILVER_ITEMS, commit_info=ctx.commit_info())
     interactions = lake.read(tables.SILVER_INTERACTIONS)
+    start, end = _calendar_span(interactions, ctx.config.split)
+    with ctx.step("calendar"):
+        lake.write(calendar_mod.calendar(ctx.spark, start, end, sorted(set(config.countries))), tables.CALENDAR,
+                   commit_info=ctx.commit_info())
+    with ctx.step(f"weather context ({ctx.config.weather.source})"):
+        summary["weather"] = weather.build_context(ctx, (start, end))
+    summary.update(_gold_tables(ctx, interactions, summary["weather"].get("rows", 0)))
+    return summary
+
+
+def _calendar_span(interactions: DataFrame, split: SplitConfig) -> tuple[dt.date, dt.date]:
+    """The calendar's first and last day: from January of the first data (or training-end) year to December
+    of the year after the data (or test) ends, so forecasts have future days. Raises JobError when
+    ``interactions`` (silver) is empty."""
+    from seasonrec.context import JobError
+
     bounds = interactions.agg(F.min("date").alias("lo"), F.max("date").alias("hi")).first()
     if bounds["lo"] is None:
         raise JobError("silver_interactions is empty: every bronze row was filtered (non-product codes, "
                        "fully returned, zero price)")
-    with ctx.step("calendar"):
-        # From the first data year to a year past the data/test end, so forecasts have future days.
-        start = dt.date(min(bounds["lo"], split.train_end).year, 1, 1)
-        end = dt.date(max(bounds["hi"], split.test_end).year + 1, 12, 31)
-        countries = sorted(set(config.countries))
-        lake.write(calendar_mod.calendar(ctx.spark, start, end, countries), tables.CALENDAR,
-                   commit_info=ctx.commit_info())
-    with ctx.step(f"weather context ({ctx.config.weather.source})"):
-        summary["weather"] = weather.build_context(ctx, (start, end))
+    return (dt.date(min(bounds["lo"], split.train_end).year, 1, 1),
+            dt.date(max(bounds["hi"], split.test_end).year + 1, 12, 31))
+
+
+def _gold_tables(ctx, interactions: DataFrame, weather_rows: int) -> dict[str, Any]:
+    """Write gold item features, user features and training examples as of ``split.train_end`` from silver
+    ``interactions`` and the calendar; returns the summary's as_of, rows (every table built by `run`;
+    ``weather_rows``: the context table's), examples_by_split_label, popularity_tiers and n_categories."""
+    from seasonrec import tables
+    from seasonrec.features import gold, silver
+
+    lake, config, split = ctx.lake, ctx.config.features, ctx.config.split
     calendar = lake.read(tables.CALENDAR)
     items = lake.read(tables.SILVER_ITEMS)
     as_of = split.train_end
@@ -117,14 +138,14 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
     by_split = {f"{r['split']}/{r['label']}": r["count"]
                 for r in examples.groupBy("split", "label").count().collect()}
     tiers = {r["popularity_tier"]: r["count"] for r in item_features.groupBy("popularity_tier").count().collect()}
-    summary.update({
+    return {
         "as_of": as_of.isoformat(),
         "rows": {
             tables.SILVER_INTERACTIONS: interactions.count(),
             "silver_guest_rows": interactions.where(F.col("user_id").isNull()).count(),
             tables.SILVER_ITEMS: items.count(),
             tables.CALENDAR: calendar.count(),
-            tables.CONTEXT_DAILY: summary["weather"].get("rows", 0),
+            tables.CONTEXT_DAILY: weather_rows,
             tables.ITEM_FEATURES: n_items,
             tables.USER_FEATURES: user_features.count(),
             tables.TRAINING_EXAMPLES: sum(by_split.values()),
@@ -132,5 +153,4 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
         "examples_by_split_label": dict(sorted(by_split.items())),
         "popularity_tiers": tiers,
         "n_categories": n_categories,
-    })
-    return summary
+    }

@@ -98,12 +98,7 @@ def train_fn(worker: Worker, converter: Any, params: dict[str, Any], spec: dict[
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     last_prefix = os.path.join(checkpoint_dir, "last", "ckpt")
     best_prefix = os.path.join(checkpoint_dir, "best", "weights")
-    state = _read_state(checkpoint_dir) if resume else None
-    if state is not None:
-        checkpoint.read(last_prefix).expect_partial()  # every rank reads the same files
-    else:
-        state = {"epoch": 0, "best_recall": -1.0, "best_epoch": -1, "bad_epochs": 0, "stopped": False,
-                 "history": []}
+    state = _initial_state(checkpoint, last_prefix, checkpoint_dir, resume)
     initial_epoch = int(state["epoch"])
     epochs = int(params["epochs"])
     patience = int(params["early_stopping_patience"])
@@ -134,31 +129,58 @@ def train_fn(worker: Worker, converter: Any, params: dict[str, Any], spec: dict[
             if fail_after_epoch is not None and epoch + 1 >= fail_after_epoch:
                 worker.crash(3)  # simulate a killed run (tests of --resume)
 
-    # No generic progress line: EpochEnd prints one with the validation recall (report_epoch).
-    callbacks: list[Any] = worker.callbacks(float(params["learning_rate"]), steps_per_epoch,
-                                            int(params["warmup_epochs"]), initial_epoch)
-    callbacks.append(EpochEnd())
-    if chief:
-        callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(checkpoint_dir, "tensorboard"),
-                                                        write_graph=False, profile_batch=0))
     started = time.perf_counter()
     clock = dist.EpochClock(initial_epoch)
     steps_run = 0
     if initial_epoch < epochs and not state["stopped"]:
-        with worker.dataset(converter, batch_size=int(params["batch_size"]), seed=int(params["seed"])) as dataset:
-            dataset = dataset.map(lambda b: {"user_bucket": b.user_bucket, "user_dense": b.user_dense,
-                                             "history": b.history, "context": b.context, "item_index": b.item_index})
-            model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs, initial_epoch=initial_epoch,
-                      callbacks=callbacks, verbose=0)
+        _fit(worker, model, converter, params, steps_per_epoch, initial_epoch, EpochEnd(), checkpoint_dir)
         steps_run = (int(state["epoch"]) - initial_epoch) * steps_per_epoch
     seconds = time.perf_counter() - started
     result = {"rank": worker.rank(), "size": worker.size(), "initial_epoch": initial_epoch, "state": state,
               "seconds": seconds, "examples": steps_run * int(params["batch_size"]),
               "digest": dist.weights_digest(model)}
     if chief:
-        if state["best_epoch"] > 0:
-            model.load_weights(best_prefix)
-        os.makedirs(export_dir, exist_ok=True)
-        np.savez(os.path.join(export_dir, "tower.npz"), **model.numpy_weights())
-        model.save_weights(os.path.join(export_dir, "keras", "weights"))
+        _export(model, best_prefix if state["best_epoch"] > 0 else None, export_dir)
     return result
+
+
+def _initial_state(checkpoint: Any, last_prefix: str, checkpoint_dir: str, resume: bool) -> dict[str, Any]:
+    """The training state to start from: with ``resume`` and a ``state.json`` in ``checkpoint_dir``, that
+    state, the model and optimizer restored from ``last_prefix`` (every rank reads the same files); else a
+    fresh state (epoch 0, no best recall yet)."""
+    state = _read_state(checkpoint_dir) if resume else None
+    if state is not None:
+        checkpoint.read(last_prefix).expect_partial()
+        return state
+    return {"epoch": 0, "best_recall": -1.0, "best_epoch": -1, "bad_epochs": 0, "stopped": False, "history": []}
+
+
+def _fit(worker: Worker, model: Any, converter: Any, params: dict[str, Any], steps_per_epoch: int,
+         initial_epoch: int, epoch_end: Any, checkpoint_dir: str) -> None:
+    """Keras ``fit`` from ``initial_epoch`` to ``params["epochs"]`` over this process's Petastorm share of
+    ``converter``, with the backend's callbacks (Horovod: broadcast, LR warm-up), ``epoch_end`` (validation,
+    early stopping, checkpoint) and, on rank 0, TensorBoard logs under ``checkpoint_dir``."""
+    import tensorflow as tf
+
+    # No generic progress line: epoch_end prints one with the validation recall (report_epoch).
+    callbacks: list[Any] = worker.callbacks(float(params["learning_rate"]), steps_per_epoch,
+                                            int(params["warmup_epochs"]), initial_epoch)
+    callbacks.append(epoch_end)
+    if worker.is_chief():
+        callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(checkpoint_dir, "tensorboard"),
+                                                        write_graph=False, profile_batch=0))
+    with worker.dataset(converter, batch_size=int(params["batch_size"]), seed=int(params["seed"])) as dataset:
+        dataset = dataset.map(lambda b: {"user_bucket": b.user_bucket, "user_dense": b.user_dense,
+                                         "history": b.history, "context": b.context, "item_index": b.item_index})
+        model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=int(params["epochs"]),
+                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
+
+
+def _export(model: Any, best_prefix: str | None, export_dir: str) -> None:
+    """Rank 0 after training: load the best epoch's weights from ``best_prefix`` (None: keep the last),
+    then write ``tower.npz`` (the numpy tower scoring reads) and the Keras weights to ``export_dir``."""
+    if best_prefix is not None:
+        model.load_weights(best_prefix)
+    os.makedirs(export_dir, exist_ok=True)
+    np.savez(os.path.join(export_dir, "tower.npz"), **model.numpy_weights())
+    model.save_weights(os.path.join(export_dir, "keras", "weights"))
