@@ -369,9 +369,20 @@ def _cold_sensitive_events(spark: SparkSession, config: SyntheticConfig, item_df
 def events(spark: SparkSession, config: SyntheticConfig) -> tuple[DataFrame, DataFrame]:
     """(transactions, truth). Transactions have ingest's string fields: invoice, user, item, timestamp,
     quantity, price, description, category, country."""
-    seed = config.seed
     item_df = items(spark, config).cache()
     user_df = users(spark, config)
+    purchases = _purchases(spark, config, item_df, user_df)
+    extra, cold_sensitive = _cold_sensitive_events(spark, config, item_df, user_df)
+    return _transaction_rows(purchases, config).unionByName(extra), truth(item_df, cold_sensitive)
+
+
+def _purchases(spark: SparkSession, config: SyntheticConfig, item_df: DataFrame, user_df: DataFrame) -> DataFrame:
+    """The regular purchases (``n_events`` less the weather-sensitive items' extra ones), one row per
+    event_id: who (drawn by activity), which day (by the country's daily weights), of what kind (a repeat
+    of one of the user's favourite items, an item of the user's preferred category, or an item of the
+    week's seasonal category for the user's hemisphere) and which item (Zipf within the category), with
+    the item's raw id, category, title and list price."""
+    seed = config.seed
     day_bins = _day_bins(spark, config, sorted(set(config.countries)))
     category_bins = _category_bins(spark)
     item_bins = bins_from_weights(item_df, ["category"], "item_number", "zipf_weight", N_BINS)
@@ -399,26 +410,36 @@ def events(spark: SparkSession, config: SyntheticConfig) -> tuple[DataFrame, Dat
           .withColumn("kind_u", u("kind")))
     repeat_share = config.repeat_share
     pref_upper = repeat_share + (1 - repeat_share) * config.preferred_category_share
-    ev = (ev.withColumn("kind", F.when(F.col("kind_u") < repeat_share, "repeat")
-                        .when(F.col("kind_u") < pref_upper, "preferred").otherwise("seasonal"))
-          .withColumn("slot", (u("slot") * config.favourite_items).cast("int"))
-          .withColumn("bin", (u("category") * N_BINS).cast("int"))
-          .join(F.broadcast(category_bins.withColumnRenamed("category", "week_category")),
-                ["southern", "week", "bin"], "left").drop("bin")
-          .withColumn("category", F.when(F.col("kind") == "seasonal", F.col("week_category"))
-                      .otherwise(F.col("favourite_category")))
-          .withColumn("bin", (u("item") * N_BINS).cast("int"))
-          .join(F.broadcast(item_bins), ["category", "bin"], "left").drop("bin")
-          .join(F.broadcast(favourites), ["user_number", "slot"], "left")
-          .withColumn("item_number", F.when(F.col("kind") == "repeat", F.col("favourite_item"))
-                      .otherwise(F.col("item_number")))
-          .drop("category")
-          .join(F.broadcast(item_df.select("item_number", "item_raw", "category", "title", "price")), "item_number"))
+    return (ev.withColumn("kind", F.when(F.col("kind_u") < repeat_share, "repeat")
+                          .when(F.col("kind_u") < pref_upper, "preferred").otherwise("seasonal"))
+            .withColumn("slot", (u("slot") * config.favourite_items).cast("int"))
+            .withColumn("bin", (u("category") * N_BINS).cast("int"))
+            .join(F.broadcast(category_bins.withColumnRenamed("category", "week_category")),
+                  ["southern", "week", "bin"], "left").drop("bin")
+            .withColumn("category", F.when(F.col("kind") == "seasonal", F.col("week_category"))
+                        .otherwise(F.col("favourite_category")))
+            .withColumn("bin", (u("item") * N_BINS).cast("int"))
+            .join(F.broadcast(item_bins), ["category", "bin"], "left").drop("bin")
+            .join(F.broadcast(favourites), ["user_number", "slot"], "left")
+            .withColumn("item_number", F.when(F.col("kind") == "repeat", F.col("favourite_item"))
+                        .otherwise(F.col("item_number")))
+            .drop("category")
+            .join(F.broadcast(item_df.select("item_number", "item_raw", "category", "title", "price")), "item_number"))
+
+
+def _transaction_rows(purchases: DataFrame, config: SyntheticConfig) -> DataFrame:
+    """``purchases`` (see `_purchases`) as ingest's string rows: a time of day between 08:00 and 21:00, a
+    quantity skewed to small numbers, the list price with +-10% noise, invoice = event_id + 500000; a
+    ``cancel_share`` of them also get their cancellation ("C" + invoice, 3 days later, negative quantity).
+    Rows after ``config.end`` are left out."""
+    def u(salt: str) -> F.Column:
+        return uniform(config.seed, salt, "event_id")
+
     seconds = (F.lit(8 * 3600) + (u("time") * 13 * 3600).cast("int")).cast("long")
     ts = (F.unix_timestamp(F.col("day").cast("timestamp")) + seconds).cast("timestamp")
     quantity = (F.lit(1) + F.floor(F.pow(u("qty"), 3) * 12)).cast("int")
     price = F.round(F.col("price") * (0.9 + 0.2 * u("price-noise")), 2)
-    ev = (ev.withColumn("ts", ts).withColumn("quantity", quantity).withColumn("unit_price", price)
+    ev = (purchases.withColumn("ts", ts).withColumn("quantity", quantity).withColumn("unit_price", price)
           .withColumn("invoice", F.format_string("%d", F.col("event_id") + 500000))
           .withColumn("cancelled", u("cancel") < config.cancel_share))
     purchase = F.struct(F.col("invoice").alias("invoice"), F.col("ts").alias("ts"), F.col("quantity").alias("q"))
@@ -427,7 +448,7 @@ def events(spark: SparkSession, config: SyntheticConfig) -> tuple[DataFrame, Dat
     rows = F.when(F.col("cancelled"), F.array(purchase, cancellation)).otherwise(F.array(purchase))
     ev = ev.withColumn("row", F.explode(rows)).where(F.col("row.ts") < F.lit(config.end + dt.timedelta(days=1)))
     fmt = "yyyy-MM-dd HH:mm:ss"
-    transactions = ev.select(
+    return ev.select(
         F.col("row.invoice").alias("invoice"),
         F.col("user_raw").alias("user"),
         F.col("item_raw").alias("item"),
@@ -438,8 +459,6 @@ def events(spark: SparkSession, config: SyntheticConfig) -> tuple[DataFrame, Dat
         F.col("category"),
         F.col("country"),
     )
-    extra, cold_sensitive = _cold_sensitive_events(spark, config, item_df, user_df)
-    return transactions.unionByName(extra), truth(item_df, cold_sensitive)
 
 
 TRANSACTION_FIELDS = T.StructType([T.StructField(name, T.StringType()) for name in (
