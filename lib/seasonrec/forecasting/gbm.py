@@ -82,6 +82,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -616,17 +617,8 @@ def gbm_forecasts(item_demand: Any, week_calendar: Any, origins: list[S.Origin],
                              config.min_history_weeks, config.gbm_origin_stride, config.gbm_max_history_weeks,
                              weather)
 
-    start = week_index.start
-    indexed = item_demand.select(
-        "item_id", F.coalesce(F.col("category"), F.lit(S.UNKNOWN_CATEGORY)).alias("category"),
-        F.col("price").cast("double").alias("price"),
-        (F.datediff("week_start", F.lit(start)) / 7).cast("int").alias("week_index"),
-        F.col("quantity").cast("double").alias("quantity"), orders_column.alias("orders"),
-        F.pmod(F.xxhash64("item_id"), F.lit(groups)).alias("bucket"))
     started = time.perf_counter()
-    rows = indexed.groupBy("bucket").applyInPandas(build, schema).toPandas()
-    # Row order from Spark is not deterministic; LightGBM's result depends on it.
-    rows = rows.sort_values(["window", "item_id", "origin", "step"], kind="mergesort").reset_index(drop=True)
+    rows = _item_feature_rows(item_demand, orders_column, week_index.start, groups, build, schema)
     info: dict[str, Any] = {"feature_rows": len(rows), "feature_seconds": round(time.perf_counter() - started, 2)}
     out, info["training_rows"], info["windows_skipped"] = _forecast_origins(
         rows.assign(level=S.ITEM), origins, origins_by_window, week_index, config, None, "items",
@@ -644,6 +636,24 @@ def gbm_forecasts(item_demand: Any, week_calendar: Any, origins: list[S.Origin],
     if not out:
         return spark.createDataFrame([], FORECAST_SCHEMA), info
     return spark.createDataFrame(pd.concat(out, ignore_index=True), FORECAST_SCHEMA), info
+
+
+def _item_feature_rows(item_demand: Any, orders_column: Any, first_week: Any, groups: int,
+                       build: Callable[[Any], Any], schema: str) -> Any:
+    """The item model's feature rows (pandas): ``build`` applied with ``applyInPandas`` to ``groups`` item
+    buckets of ``item_demand`` (week_start as weeks since ``first_week``, unknown categories named, prices
+    and quantities as doubles, ``orders_column`` as orders), in a fixed order."""
+    from pyspark.sql import functions as F
+
+    indexed = item_demand.select(
+        "item_id", F.coalesce(F.col("category"), F.lit(S.UNKNOWN_CATEGORY)).alias("category"),
+        F.col("price").cast("double").alias("price"),
+        (F.datediff("week_start", F.lit(first_week)) / 7).cast("int").alias("week_index"),
+        F.col("quantity").cast("double").alias("quantity"), orders_column.alias("orders"),
+        F.pmod(F.xxhash64("item_id"), F.lit(groups)).alias("bucket"))
+    rows = indexed.groupBy("bucket").applyInPandas(build, schema).toPandas()
+    # Row order from Spark is not deterministic; LightGBM's result depends on it.
+    return rows.sort_values(["window", "item_id", "origin", "step"], kind="mergesort").reset_index(drop=True)
 
 
 def _forecast_origins(rows: Any, origins: list[S.Origin], origins_by_window: dict[int, int], week_index: Any,
