@@ -75,6 +75,18 @@ the window: the candidate's score and log rank among all items.
 EASE helps June's users by ~2% and costs August's up to 1.6%; the others are noise. Within these
 pools (oracle Recall@20 0.54 / 0.50 on the validation users) the ranker stays at 1.07-1.12x
 repeat-buy's Recall@20 on the test windows, short of 1.15x, whatever it reads.
+
+Measured 2026-12-05 (session 15, scratch script over these caches, not kept): a learned cold-start
+ranker (LightGBM lambdarank over the item and country columns for users without history) instead of
+the fixed ``log_first_orders`` signal. New users' pools reach little of what they buy (pool Recall@20
+0.24 / 0.26 on June / August users, 0.22 / 0.24 on the test windows, against 0.55-0.60 on the earlier
+windows, whose pools read the two-tower's in-sample scores), so earlier windows are no training data
+for it: trained on them it loses on both validation windows (June 0.058-0.061 vs 0.0732 for
+``log_first_orders``; August 0.049-0.061 vs 0.0732). Cross-fitted on the validation users alone (5
+folds, 169-242 users; 3-31 leaves, seeds 7 / 11) it gains on June (0.075-0.079 out of fold) and not
+on August (0.063-0.076), and on the test windows it lands anywhere between 0.055 and 0.071 (fixed
+signal 0.0655 July-August, 0.0704 September; recent popularity 0.065 / 0.060). Not kept: the fixed
+signal stays, new users' Recall@20 stays at 1.00x / 1.18x the best popularity list.
 """
 
 from __future__ import annotations
