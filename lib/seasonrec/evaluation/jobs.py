@@ -51,7 +51,6 @@ def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
     from seasonrec.context import JobError
     from seasonrec.evaluation import baselines as B
     from seasonrec.evaluation import inputs as I  # noqa: E741
-    from seasonrec.evaluation.metrics import evaluate_method
     from seasonrec.features.silver import personal
 
     config = ctx.config
@@ -80,25 +79,7 @@ def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
     scorer = _MethodRecommendations(ctx, args.model_dir or ecfg.model_dir or config.paths.model_dir, view, window,
                                     eval_inputs, max_k)
     summary.update(scorer.model_versions())
-    rows: list[dict[str, Any]] = []
-    method_recs: dict[str, Any] = {}
-    for method in methods:
-        with ctx.step(f"recommend + metrics: {method}"):
-            recs = scorer.recommendations(method, summary)
-            if recs is None:
-                continue
-            method_rows = evaluate_method(recs, eval_inputs)
-            if method == "model" and ecfg.discovery_grid:
-                summary["discovery_default"] = _discovery_in_use(config, scorer.model_dir)
-                rows += _discovery_sweep(ctx, scorer.model_dir, scorer.model_users, window.start, eval_inputs, max_k,
-                                         (summary["discovery_default"], method_rows))
-            rows += [{"method": method, **row} for row in method_rows]
-            method_recs[method] = recs
-            if method == "model":
-                rows += _weather_ablation(ctx, scorer.model_dir, scorer.model_users, window, eval_inputs, recs,
-                                          interactions, versions, max_k, summary)
-            summary["methods"][method] = {f"{m}@{max_k}": _value(method_rows, m, max_k)
-                                          for m in ("recall", "ndcg", "seasonal_recall", "coverage")}
+    rows, method_recs = _method_metric_rows(ctx, scorer, methods, interactions, versions, summary)
     rows += scorer.tuning_rows()
     rows += _context_lift(rows, ecfg.k_list)
     if "model" in summary["skipped"]:
@@ -119,6 +100,38 @@ def run(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
             summary["mlflow_run_id"] = _log_mlflow(ctx, rows, summary, os.path.dirname(report_path))
     summary["n_metric_rows"] = len(rows)
     return summary
+
+
+def _method_metric_rows(ctx: Any, scorer: _MethodRecommendations, methods: list[str], interactions: Any,
+                        versions: dict[str, int], summary: dict[str, Any],
+                        ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Each of ``methods``' top-K from ``scorer`` and its metric rows (``method`` added), in order; for
+    the model also the discovery sweep (``evaluation.discovery_grid``) and the weather ablation. Fills
+    ``summary["methods"]`` (headline figures), ``discovery_default`` and ``skipped``. Returns (metric rows,
+    {method: its recommendations} for the methods that ran)."""
+    from seasonrec.evaluation.metrics import evaluate_method
+
+    window, eval_inputs, max_k = scorer.window, scorer.eval_inputs, scorer.max_k
+    rows: list[dict[str, Any]] = []
+    method_recs: dict[str, Any] = {}
+    for method in methods:
+        with ctx.step(f"recommend + metrics: {method}"):
+            recs = scorer.recommendations(method, summary)
+            if recs is None:
+                continue
+            method_rows = evaluate_method(recs, eval_inputs)
+            if method == "model" and ctx.config.evaluation.discovery_grid:
+                summary["discovery_default"] = _discovery_in_use(ctx.config, scorer.model_dir)
+                rows += _discovery_sweep(ctx, scorer.model_dir, scorer.model_users, window.start, eval_inputs, max_k,
+                                         (summary["discovery_default"], method_rows))
+            rows += [{"method": method, **row} for row in method_rows]
+            method_recs[method] = recs
+            if method == "model":
+                rows += _weather_ablation(ctx, scorer.model_dir, scorer.model_users, window, eval_inputs, recs,
+                                          interactions, versions, max_k, summary)
+            summary["methods"][method] = {f"{m}@{max_k}": _value(method_rows, m, max_k)
+                                          for m in ("recall", "ndcg", "seasonal_recall", "coverage")}
+    return rows, method_recs
 
 
 @dataclass
