@@ -59,6 +59,12 @@ USER_RECENT_ACTIVITY = "user_recent_activity"  # kept up to date by `seasonrec s
 CHANGE_DATA_FEED = {"delta.enableChangeDataFeed": "true"}  # readers get row-level inserts/deletes per version
 
 
+def ddl_column_names(schema: str) -> list[str]:
+    """The column names, in order, of a Spark DDL schema string without nested types (commas inside
+    ``struct<...>``/``map<...>`` are not handled), e.g. ``"item_id string, scale float"`` -> [item_id, scale]."""
+    return [piece.strip().split(" ", 1)[0] for piece in schema.split(",")]
+
+
 @dataclass(frozen=True)
 class Table:
     """One table: ``columns`` as ``"name type"`` Spark DDL pieces, ``keys`` the columns that
@@ -99,7 +105,7 @@ class Table:
     @property
     def column_names(self) -> tuple[str, ...]:
         """The column names, in order (the first word of each ``columns`` DDL entry)."""
-        return tuple(column.split(" ", 1)[0] for column in self.columns)
+        return tuple(ddl_column_names(column)[0] for column in self.columns)
 
     @property
     def types(self) -> dict[str, str]:

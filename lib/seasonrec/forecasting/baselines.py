@@ -27,6 +27,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from seasonrec.config import ForecastConfig
+from seasonrec.tables import ddl_column_names
 
 BASELINE_MODELS = ("seasonal_naive", "naive", "window_average", "ets", "croston", "tsb")
 FORECAST_SCHEMA = ("level string, series_id string, window int, week_start date, model string, "
@@ -73,7 +74,7 @@ def forecast_group(history: Any, config: ForecastConfig, model_names: list[str])
     import pandas as pd
     from statsforecast import StatsForecast
 
-    columns = ["level", "series_id", "window", "week_start", "model", "p10", "p50", "p90", "mean"]
+    columns = ddl_column_names(FORECAST_SCHEMA)
     if history.empty:
         return pd.DataFrame(columns=columns)
     steps = int(history["steps"].iloc[0])

@@ -216,7 +216,7 @@ class LstmExamples:
                    for item_id, rows in group.groupby("item_id", sort=False)]
             out = [frame for frame in out if frame is not None]
             if not out:
-                return pd.DataFrame(columns=_ddl_columns(cls.TRAIN_SCHEMA if training else cls.INFER_SCHEMA))
+                return pd.DataFrame(columns=tables.ddl_column_names(cls.TRAIN_SCHEMA if training else cls.INFER_SCHEMA))
             return pd.concat(out, ignore_index=True)
 
         groups = _item_groups(ctx)
@@ -226,11 +226,6 @@ class LstmExamples:
         inference = (bucketed.groupBy("bucket").applyInPandas(lambda g: examples_for(g, False), cls.INFER_SCHEMA)
                      .toPandas())
         return cls(training, inference, cutoffs, spec, len(item_index), len(category_index))
-
-
-def _ddl_columns(schema: str) -> list[str]:
-    """The column names of a flat DDL schema string such as ``"item_id string, scale float"``."""
-    return [field.split()[0] for field in schema.split(", ")]
 
 
 def _item_groups(ctx: JobContext) -> int:
