@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -398,9 +399,7 @@ def _purchases(spark: SparkSession, config: SyntheticConfig, item_df: DataFrame,
     n_regular = config.n_events - cold_sensitive_events(config)
     ev = spark.range(0, n_regular, numPartitions=partitions).withColumnRenamed("id", "event_id")
 
-    def u(salt: str) -> F.Column:
-        return uniform(seed, salt, "event_id")
-
+    u = _per_event(seed)
     ev = (ev.withColumn("bin", (u("user") * N_BINS).cast("int"))
           .join(F.broadcast(user_bins.drop("k")), "bin").drop("bin")
           .join(user_df.select("user_number", "user_raw", "country", "southern", "favourite_category"), "user_number")
@@ -427,14 +426,17 @@ def _purchases(spark: SparkSession, config: SyntheticConfig, item_df: DataFrame,
             .join(F.broadcast(item_df.select("item_number", "item_raw", "category", "title", "price")), "item_number"))
 
 
+def _per_event(seed: int) -> Callable[[str], F.Column]:
+    """U[0,1) per purchase event for a salt: ``u = _per_event(seed); u("qty")`` (`uniform` on event_id)."""
+    return lambda salt: uniform(seed, salt, "event_id")
+
+
 def _transaction_rows(purchases: DataFrame, config: SyntheticConfig) -> DataFrame:
     """``purchases`` (see `_purchases`) as ingest's string rows: a time of day between 08:00 and 21:00, a
     quantity skewed to small numbers, the list price with +-10% noise, invoice = event_id + 500000; a
     ``cancel_share`` of them also get their cancellation ("C" + invoice, 3 days later, negative quantity).
     Rows after ``config.end`` are left out."""
-    def u(salt: str) -> F.Column:
-        return uniform(config.seed, salt, "event_id")
-
+    u = _per_event(config.seed)
     seconds = (F.lit(8 * 3600) + (u("time") * 13 * 3600).cast("int")).cast("long")
     ts = (F.unix_timestamp(F.col("day").cast("timestamp")) + seconds).cast("timestamp")
     quantity = (F.lit(1) + F.floor(F.pow(u("qty"), 3) * 12)).cast("int")
