@@ -417,6 +417,10 @@ class ForecastConfig(Section):
     gbm_origin_stride: int = Field(default=2, ge=1, description="gbm training origins every N weeks per item")
     gbm_max_history_weeks: int = Field(default=156, ge=4, description="gbm trains on origins at most this many "
                                                                       "weeks before the final cutoff")
+    gbm_max_training_rows: int = Field(
+        default=2_000_000, ge=0, description="cap on the item model's training rows (LightGBM trains on the driver): "
+                                             "above it a hashed share of each item's training origins is kept; "
+                                             "0: no cap")
     gbm_threads: int = Field(default=0, ge=0, description="LightGBM threads on the driver; 0: OpenMP default")
     weather_features: bool = Field(default=False, description="the item LightGBM model reads weather anomaly "
                                    "features from context_daily (observed up to each origin, decayed persistence "

@@ -1,11 +1,16 @@
-"""Deterministic per-row randomness for Spark: a uniform in [0, 1) from a hash of the row's keys.
+"""Deterministic per-row randomness: a uniform in [0, 1) from a hash of the row's keys.
 
-Unlike `F.rand(seed)`, the value depends only on the keys and the seed, never on partitioning or
-task order, so a generated data set (or a negative sample) is identical on 1 core or 100.
+Unlike `F.rand(seed)` or a NumPy generator, the value depends only on the keys and the seed, never on
+partitioning, task order or which rows a worker holds, so a generated data set (or a negative sample,
+or a subsample of training rows) is identical on 1 core or 100. ``uniform`` is the Spark column,
+``hashed_uniform`` its NumPy counterpart for code running inside ``applyInPandas``.
 """
 
 from __future__ import annotations
 
+import zlib
+
+import numpy as np
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
@@ -16,6 +21,22 @@ def uniform(seed: int, salt: str, *keys: Column | str) -> Column:
     """U[0,1) as a double, different for every (seed, salt, keys)."""
     hashed = F.xxhash64(F.lit(seed), F.lit(salt), *[F.col(k) if isinstance(k, str) else k for k in keys])
     return hashed.bitwiseAND(F.lit(_MANTISSA)).cast("double") / float(1 << 53)
+
+
+def hashed_uniform(salt: str, key: str, numbers: np.ndarray) -> np.ndarray:
+    """U[0,1) for each integer of ``numbers`` under the string ``key`` (NumPy; splitmix64 of
+    crc32(salt|key) and the number): the same (salt, key, number) always gives the same value.
+
+    Example: keep about 30% of an item's training origins, the same ones on every run and worker::
+
+        origins[hashed_uniform("gbm_training_origins", item_id, origins) < 0.3]
+    """
+    z = np.asarray(numbers).astype(np.uint64) + np.uint64(zlib.crc32(f"{salt}|{key}".encode()) << 32)
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
 def bins_from_weights(df, key_cols: list[str], value_col: str, weight_col: str, n_bins: int):
