@@ -10,35 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import tempfile
 import time
-from pathlib import Path
 
-
-def _peak_rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
-def _jvm_pid() -> int | None:
-    # The local-mode JVM is a child of this Python process.
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().split()
-                if int(stat[3]) == os.getpid() and "java" in (entry / "comm").read_text():
-                    return int(entry.name)
-            except OSError:
-                continue
-    return None
-
+from memory import jvm_pid, peak_rss_mb
 
 # Sized for 10M events on a 2-core, 24 GiB machine (measured there); `--set` overrides win.
 BENCH_OVERRIDES = ["spark.driver_memory=12g", "spark.shuffle_partitions=32"]
@@ -62,14 +38,14 @@ def bench(n_events: int, conf: str, overrides: list[str]) -> dict:
         ingest_s = time.perf_counter() - started
         features = features_jobs.run(JobContext.create(config, "features"), _default_args("features", base))
         total_s = time.perf_counter() - started
-    jvm = _jvm_pid()
+    jvm = jvm_pid()
     return {
         "n_events": n_events, "bronze_rows": ingest["bronze_rows_total"],
         "ingest_events_per_s": round(n_events / ingest_s),
         "features_events_per_s": round(n_events / (total_s - ingest_s)),
         "events_per_s": round(n_events / total_s), "seconds": round(total_s, 1),
         "peak_python_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "peak_jvm_rss_mb": _peak_rss_mb(jvm) if jvm else None,
+        "peak_jvm_rss_mb": peak_rss_mb(jvm) if jvm else None,
         "training_examples": features["rows"]["gold_training_examples"],
     }
 
