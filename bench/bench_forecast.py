@@ -388,7 +388,7 @@ def _timed_forecast(ctx: Any, as_of: dt.date, horizon: int) -> dict[str, Any]:
                   "drift_correction": run.summary.get("drift_correction"), "gbm": run.summary.get("gbm"),
                   "baselines_applyinpandas": run.summary.get("baselines")})
     for level, report in entry["levels"].items():
-        logging.info("as of %s, %s: WAPE %s (%.0fs)", as_of, level,
+        logging.info("drift %s, as of %s, %s: WAPE %s (%.0fs)", ctx.config.forecast.drift_correction, as_of, level,
                      {m: v["wape_p50"] for m, v in report["methods"].items()}, seconds)
     return entry
 

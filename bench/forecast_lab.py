@@ -243,12 +243,11 @@ def predict(train: Any, infer: Any, config: Any, variant: dict[str, Any], mean: 
 
 def _kept_origins(train: Any, keep: float) -> Any:
     """The training rows of the origins ``gbm.feature_frame`` keeps with ``training_keep=keep``."""
-    from seasonrec.core.randomness import hashed_uniform
     from seasonrec.forecasting import gbm as G
 
-    draw = train.groupby("item_id")["origin"].transform(
-        lambda origins: hashed_uniform(G.TRAINING_KEEP_SALT, str(origins.name), origins.to_numpy().astype(np.int64)))
-    return train[draw < keep]
+    kept = train.groupby("item_id")["origin"].transform(
+        lambda origins: G.kept_training_origins(str(origins.name), origins.to_numpy().astype(np.int64), keep))
+    return train[kept.astype(bool)]
 
 
 def score(lab: Path, demand: Any, as_of: dt.date, horizon: int, config: Any, variant: dict[str, Any]) -> dict:

@@ -31,11 +31,15 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def _is_jvm(process: psutil.Process) -> bool:
+    return "java" in process.name()
+
+
 def jvm_pid() -> int | None:
     """The pid of the local-mode Spark JVM (a child of this Python process), or None."""
     for child in psutil.Process().children():
         try:
-            if "java" in child.name():
+            if _is_jvm(child):
                 return child.pid
         except psutil.NoSuchProcess:
             continue
@@ -75,7 +79,7 @@ class PeakMemory:
         for child in me.children(recursive=True):
             try:
                 rss = child.memory_info().rss / 2**20
-                if "java" in child.name():
+                if _is_jvm(child):
                     jvm += rss
                 else:
                     workers += rss

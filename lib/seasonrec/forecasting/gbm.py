@@ -136,7 +136,7 @@ def mean_feature_names(weather: bool) -> list[str]:
     return [*MEAN_FEATURES, *WEATHER_FEATURES] if weather else list(MEAN_FEATURES)
 _KEYS = ["item_id", "window", "origin", "target_week", "scale", "target"]
 _MIN_TRAINING_ROWS = 200
-TRAINING_KEEP_SALT = "gbm_training_origins"  # hashed_uniform salt of the kept training origins
+_KEEP_SALT = "gbm_training_origins"  # hashed_uniform salt of the kept training origins
 
 
 def _window_mean(cumsum: np.ndarray, cumcount: np.ndarray, end: np.ndarray, length: int) -> np.ndarray:
@@ -429,18 +429,27 @@ def series_frame(series_id: str, first: int, quantity: np.ndarray, origin_sets: 
     return pd.concat(parts, ignore_index=True)[_KEYS + feature_names(weather is not None)] if parts else None
 
 
+def kept_training_origins(series_id: str, origins: np.ndarray, keep: float) -> np.ndarray:
+    """Boolean mask over one series' training ``origins`` (week indexes): the share ``keep`` of them the
+    training-row cap keeps, by a hash of (``series_id``, origin), so every run and worker keeps the same
+    ones (all True for ``keep`` >= 1)."""
+    if keep >= 1.0:
+        return np.ones(len(origins), dtype=bool)
+    return hashed_uniform(_KEEP_SALT, series_id, origins) < keep
+
+
 def _origin_sets(first: int, n_weeks: int, origins_by_window: dict[int, int], final_cutoff: int,
                  min_history: int, origin_stride: int, max_history: int, series_id: str = "",
                  training_keep: float = 1.0) -> list[tuple[int, np.ndarray, bool]]:
     """Training origins (``window`` -1) and the inference origins a series with ``n_weeks`` from ``first`` gets.
 
-    ``training_keep`` < 1 keeps that share of the training origins, chosen by a hash of
-    (``series_id``, origin) so that every run and worker keeps the same ones (`training_keep_fraction`).
+    ``training_keep`` < 1 keeps that share of the training origins (`kept_training_origins`;
+    `training_keep_fraction` sets it).
     """
     earliest = max(first + 2, final_cutoff - max_history)
     train_origins = np.arange(earliest + (-earliest) % origin_stride, first + n_weeks, origin_stride)
     if training_keep < 1.0:
-        train_origins = train_origins[hashed_uniform(TRAINING_KEEP_SALT, series_id, train_origins) < training_keep]
+        train_origins = train_origins[kept_training_origins(series_id, train_origins, training_keep)]
     infer = [(w, np.array([c]), False) for w, c in origins_by_window.items() if c - first >= min_history]
     return [(-1, train_origins, True), *infer]
 
