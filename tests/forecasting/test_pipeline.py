@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 
 from seasonrec import tables
 from seasonrec.forecasting.combination import COMBINATION, combination_members
+from seasonrec.forecasting.item_sums import ITEM_SUM
 
 from .conftest import AS_OF, HORIZON, PEAK_RADIUS, PlantedItem
 
@@ -159,9 +160,16 @@ def test_forecast_backtest_scores_each_model_on_each_window(planted_ctx, planted
     config = planted_ctx.config.forecast
     members = combination_members(list(config.combination), list(config.models))
     models = {*config.models, COMBINATION}
-    assert len(members) >= 2 and set(rows.model) == models
+    assert len(members) >= 2 and set(rows.model) == models | {ITEM_SUM}
     assert {str(o) for o in rows.origin.unique()} == {str(o.cutoff) for o in planted_run.origins[1:]}
     items = rows[rows.level == "item"]
+    assert ITEM_SUM not in set(items.model) and config.item_sum_source == COMBINATION
+    # the item_sum candidate's mean is the source's item means summed over the store (over the
+    # established shares, which are at most 1, so never below the plain sum)
+    total = rows[(rows.level == "total") & (rows.model == ITEM_SUM)].set_index("window").mean_forecast
+    summed = items[items.model == COMBINATION].groupby("window").mean_forecast.sum()
+    assert len(total) == len(summed) and (total >= summed.loc[total.index] - 1e-6).all()
+    assert (total <= summed.loc[total.index] / 0.5).all()
     assert items.groupby(["item_id", "window"]).model.nunique().min() == len(models)
     # the combination's mean is the members' average, week by week (so its window sums average theirs)
     sums = items.pivot_table(index=["item_id", "window"], columns="model", values=["forecast", "mean_forecast"])

@@ -3,7 +3,8 @@
 Candidates: the global LightGBM model (``gbm``, :mod:`seasonrec.forecasting.gbm`), the global
 LSTM (Horovod) and the statsforecast baselines, each forecasting every origin from the weeks before it,
 plus their combination (``combination``: median quantiles, average mean; see
-:mod:`seasonrec.forecasting.combination`).
+:mod:`seasonrec.forecasting.combination`) and, at the category and total levels, the sums of an item
+model's forecasts (``item_sum``, ``forecast.item_sum_source``; see :mod:`seasonrec.forecasting.item_sums`).
 
 Tables written (all through ``ctx.lake`` with the run's commit info):
 
@@ -66,6 +67,7 @@ from seasonrec.context import JobContext, JobError
 from seasonrec.forecasting import combination as COMB
 from seasonrec.forecasting import deep
 from seasonrec.forecasting import drift as DRIFT
+from seasonrec.forecasting import item_sums as ITEMS
 from seasonrec.forecasting import reconcile as REC
 from seasonrec.forecasting import selection as SEL
 from seasonrec.forecasting import series as S
@@ -482,15 +484,15 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
         n_series = series.select("level", "series_id").distinct().count()
         history = S.history_before(series, S.origins_frame(ctx.spark, origins), config.min_history_weeks).cache()
     info: dict[str, Any] = {}
-    candidates, preference = _candidate_forecasts(ctx, known, history, week_calendar, origins, info)
+    shares = REC.established_shares(known.select("item_id", "category", "week_start", "quantity"), origins,
+                                    config.min_history_weeks).cache()
+    candidates, preference = _candidate_forecasts(ctx, known, history, week_calendar, origins, shares, info)
     with ctx.step("backtest and model choice"):
         choice = _choose_models(candidates, series, history, origins, preference, config, info)
         backtest = choice.backtest.select(F.lit(as_of).cast("date").alias("as_of"), F.lit(ctx.run_id).alias("run_id"),
                                           *BACKTEST_COLUMNS)
     catalogue = _catalogue(ctx, gold).cache()
     with ctx.step("reconciliation of the means: choice on the backtest windows"):
-        shares = REC.established_shares(known.select("item_id", "category", "week_start", "quantity"), origins,
-                                        config.min_history_weeks).cache()
         picked = SEL.chosen_rows(candidates.where(F.col("window") > 0), choice.segments, choice.ranking).cache()
         method = _reconciliation_method(picked, series, shares, catalogue, config.reconciliation, info)
     with ctx.step(f"drift correction ({config.drift_correction}): learned and checked on the backtest windows"):
@@ -523,12 +525,15 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
 
 
 def _candidate_forecasts(ctx: JobContext, known: DataFrame, history: DataFrame, week_calendar: DataFrame,
-                         origins: list[S.Origin], info: dict[str, Any]) -> tuple[DataFrame, list[str]]:
+                         origins: list[S.Origin], shares: DataFrame,
+                         info: dict[str, Any]) -> tuple[DataFrame, list[str]]:
     """Every configured model's forecasts at every origin (``FORECAST_SCHEMA`` rows, P10 floored to whole
-    units) plus their combination, cached; and the models in order of preference for ties.
+    units) plus their combination and the category/total sums of an item model's forecasts (``item_sum``),
+    cached; and the models in order of preference for ties.
 
     ``known``: gold_weekly_demand before the final cutoff; ``history``: every level's series with its
-    backtest window (`series.history_before`). Each model's run figures go to ``info[<model>]``.
+    backtest window (`series.history_before`); ``shares``: `reconcile.established_shares`. Each model's
+    run figures go to ``info[<model>]``.
     """
     config = ctx.config.forecast
     groups = _item_groups(ctx)
@@ -571,7 +576,14 @@ def _candidate_forecasts(ctx: JobContext, known: DataFrame, history: DataFrame, 
     if members:  # after the P10 flooring, so the combination averages what each member is scored on
         candidates = candidates.unionByName(COMB.combine(candidates, members))
     preference = [*config.models, COMB.COMBINATION] if members else list(config.models)
-    return candidates.cache(), preference
+    candidates = candidates.cache()
+    if config.item_sum_source in preference:  # after the combination, which may be the source
+        # Checkpointed: a few rows whose plan would otherwise repeat the candidates' whole lineage in
+        # every later query (analysing it took minutes).
+        sums = ITEMS.item_sum_candidates(candidates, known.select("item_id", "category").distinct(), shares,
+                                         config.item_sum_source).localCheckpoint(eager=True)
+        return candidates.unionByName(sums), [*preference, ITEMS.ITEM_SUM]
+    return candidates, preference
 
 
 BACKTEST_COLUMNS = ("level", "item_id", "segment", "model", "window", "origin", "n_weeks", "actual", "forecast",

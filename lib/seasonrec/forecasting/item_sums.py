@@ -1,0 +1,62 @@
+"""The ``item_sum`` candidate: a category's and the store's forecast summed from their items' forecasts.
+
+A category or the whole store is one series with less than a year of history on Online Retail: its
+own models (classical, or the aggregate LightGBM) cannot see what the item model sees across
+thousands of items (lags, orders, prices, pooled seasonality). Summing the item forecasts carries
+that up the hierarchy, the bottom-up forecast of hierarchical forecasting, offered at the category
+and total levels as one more candidate: the backtest keeps it only where its pinball loss wins
+(`seasonrec.forecasting.selection`), like every model.
+
+Per (window, category, week): ``mean`` = the ``source`` model's item means summed over the
+category's items, divided by the category's established share (`reconcile.established_shares`: the
+part of a category's sales that items old enough to be forecast make; the rest comes from items too
+new to have a forecast, which the category's actual includes). ``p50`` = the same sum: a sum of many
+items' demand is far less skewed than one item's, so its median sits near its mean, while the sum of
+item medians would fall well short of it. ``p10``/``p90`` keep the relative width of the ``source``
+model's own forecast of that category (``sum x source p10 / source p50``, likewise p90; quantiles
+do not add up across items). The total is the sum over categories (same for p10/p90 scaled by the
+total's own ``source`` forecast). Rows only where the ``source`` model forecast the aggregate too.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from seasonrec.forecasting import series as S
+
+ITEM_SUM = "item_sum"
+_KEYS = ["level", "series_id", "window", "week_start"]
+
+
+def item_sum_candidates(candidates: DataFrame, item_categories: DataFrame, shares: DataFrame,
+                        source: str) -> DataFrame:
+    """The ``item_sum`` candidate rows at the category and total levels.
+
+    ``candidates``: every model's forecasts (level, series_id, window, week_start, model, p10, p50,
+    p90, mean); ``item_categories``: item_id, category; ``shares``: window, category, share
+    (`reconcile.established_shares`; a missing category counts 1.0); ``source``: the model whose item
+    means are summed and whose aggregate forecast gives the interval's relative width. Returns rows
+    of the same columns with model = ``ITEM_SUM`` (none when ``source`` forecast no item).
+    """
+    items = (candidates.where((F.col("level") == S.ITEM) & (F.col("model") == source))
+             .join(item_categories.withColumnRenamed("item_id", "series_id"), "series_id", "left")
+             .withColumn("category", F.coalesce(F.col("category"), F.lit(S.UNKNOWN_CATEGORY))))
+    share = F.coalesce(F.col("share"), F.lit(1.0))
+    categories = (items.groupBy("window", "category", "week_start").agg(F.sum("mean").alias("summed"))
+                  .join(shares, ["window", "category"], "left")
+                  .where(share > 0)
+                  .select(F.lit(S.CATEGORY).alias("level"), F.col("category").alias("series_id"), "window",
+                          "week_start", (F.col("summed") / share).alias("summed")))
+    total = (categories.groupBy("window", "week_start").agg(F.sum("summed").alias("summed"))
+             .select(F.lit(S.TOTAL).alias("level"), F.lit(S.TOTAL_KEY).alias("series_id"), "window", "week_start",
+                     "summed"))
+    own = candidates.where((F.col("level") != S.ITEM) & (F.col("model") == source)).select(
+        *_KEYS, F.col("p10").alias("own_p10"), F.col("p50").alias("own_p50"), F.col("p90").alias("own_p90"))
+    summed = F.col("summed")
+    has_median = F.col("own_p50") > 0
+    p10 = F.when(has_median, summed * F.col("own_p10") / F.col("own_p50")).otherwise(0.0)
+    p90 = F.when(has_median, summed * F.col("own_p90") / F.col("own_p50")).otherwise(summed + F.col("own_p90"))
+    return (categories.unionByName(total).join(own, _KEYS)
+            .select(*_KEYS, F.lit(ITEM_SUM).alias("model"), F.least(p10, summed).alias("p10"), summed.alias("p50"),
+                    F.greatest(p90, summed).alias("p90"), summed.alias("mean")))
