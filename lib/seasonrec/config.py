@@ -402,11 +402,11 @@ class ForecastConfig(Section):
         description="models combined into the `combination` candidate (week by week: their median P10/P50/P90 and "
                     "average mean), which the backtest keeps only where it wins; members not in `models` are "
                     "skipped; [] or fewer than 2: none")
-    item_sum_source: Literal[ForecastModel, "combination", "none"] = Field(
-        default="combination", description="item model whose forecasts, summed per category and over the store, "
-                                           "are the `item_sum` candidate at those levels (forecasting.item_sums; "
-                                           "chosen only where its backtest wins); none, or a model the run does "
-                                           "not forecast: no such candidate")
+    item_sum_source: Literal["auto", "combination", "none", ForecastModel] = Field(
+        default="auto", description="item forecasts summed per category and over the store into the `item_sum` "
+                                    "candidate at those levels (forecasting.item_sums; chosen only where its "
+                                    "backtest wins): auto = the model the item level chooses, or a named "
+                                    "model; none, or a model the run does not forecast: no such candidate")
     selection: Literal["global", "volume_class"] = Field(
         default="global", description="one model per level (global), or per level and volume class (item series: "
                                       "smooth / intermittent), chosen on the backtest pinball loss")

@@ -18,18 +18,18 @@ def _frame(spark, rows, schema):
     return spark.createDataFrame(pd.DataFrame(rows, columns=[c.split()[0] for c in schema.split(", ")]), schema)
 
 
-def test_item_sums_divide_by_the_established_share_and_keep_the_source_interval_width(spark):
-    rows = [("item", "a1", 1, WEEK, "gbm", 0.0, 2.0, 9.0, 4.0),
-            ("item", "a2", 1, WEEK, "gbm", 1.0, 3.0, 8.0, 5.0),
-            ("item", "b1", 1, WEEK, "gbm", 0.0, 1.0, 3.0, 2.0),
-            ("item", "b1", 1, WEEK, "tsb", 0.0, 7.0, 9.0, 70.0),  # another model: not summed
-            ("category", "A", 1, WEEK, "gbm", 5.0, 10.0, 20.0, 11.0),
-            ("category", "B", 1, WEEK, "gbm", 1.0, 2.0, 2.0, 2.0),
-            ("total", "total", 1, WEEK, "gbm", 8.0, 16.0, 24.0, 16.0),
-            ("category", "A", 1, WEEK + dt.timedelta(weeks=1), "gbm", 1.0, 1.0, 1.0, 1.0)]  # no item forecasts
+def test_item_sums_divide_by_the_established_share_and_keep_the_aggregate_interval_width(spark):
+    items = [("item", "a1", 1, WEEK, "gbm", 0.0, 2.0, 9.0, 4.0),
+             ("item", "a2", 1, WEEK, "gbm", 1.0, 3.0, 8.0, 5.0),
+             ("item", "b1", 1, WEEK, "gbm", 0.0, 1.0, 3.0, 2.0)]
+    aggregates = [("category", "A", 1, WEEK, "croston", 5.0, 10.0, 20.0, 11.0),
+                  ("category", "B", 1, WEEK, "croston", 1.0, 2.0, 2.0, 2.0),
+                  ("total", "total", 1, WEEK, "tsb", 8.0, 16.0, 24.0, 16.0),
+                  ("category", "A", 1, WEEK + dt.timedelta(weeks=1), "croston", 1.0, 1.0, 1.0, 1.0)]  # no items
     categories = _frame(spark, [("a1", "A"), ("a2", "A"), ("b1", "B")], "item_id string, category string")
     shares = _frame(spark, [(1, "A", 0.9)], "window int, category string, share double")  # B: no row = 1.0
-    out = item_sum_candidates(_frame(spark, rows, COLUMNS), categories, shares, "gbm").toPandas()
+    out = item_sum_candidates(_frame(spark, items, COLUMNS), _frame(spark, aggregates, COLUMNS), categories,
+                              shares).toPandas()
     assert set(out.model) == {ITEM_SUM} and len(out) == 3
     by = out.set_index("series_id")
     a, b, total = by.loc["A"], by.loc["B"], by.loc["total"]
@@ -40,9 +40,9 @@ def test_item_sums_divide_by_the_established_share_and_keep_the_source_interval_
     assert (total.p10, total.p90) == (pytest.approx(12.0 * 0.5), pytest.approx(12.0 * 1.5))
 
 
-def test_no_candidate_without_the_source_model(spark):
-    rows = [("item", "a1", 1, WEEK, "tsb", 0.0, 2.0, 9.0, 4.0),
-            ("category", "A", 1, WEEK, "tsb", 5.0, 10.0, 20.0, 11.0)]
+def test_no_rows_for_an_aggregate_without_a_forecast_of_its_own(spark):
+    items = [("item", "a1", 1, WEEK, "gbm", 0.0, 2.0, 9.0, 4.0)]
     categories = _frame(spark, [("a1", "A")], "item_id string, category string")
     shares = _frame(spark, [], "window int, category string, share double")
-    assert item_sum_candidates(_frame(spark, rows, COLUMNS), categories, shares, "combination").count() == 0
+    out = item_sum_candidates(_frame(spark, items, COLUMNS), _frame(spark, [], COLUMNS), categories, shares)
+    assert out.count() == 0

@@ -163,11 +163,12 @@ def test_forecast_backtest_scores_each_model_on_each_window(planted_ctx, planted
     assert len(members) >= 2 and set(rows.model) == models | {ITEM_SUM}
     assert {str(o) for o in rows.origin.unique()} == {str(o.cutoff) for o in planted_run.origins[1:]}
     items = rows[rows.level == "item"]
-    assert ITEM_SUM not in set(items.model) and config.item_sum_source == COMBINATION
-    # the item_sum candidate's mean is the source's item means summed over the store (over the
+    assert ITEM_SUM not in set(items.model) and config.item_sum_source == "auto"
+    # the item_sum candidate's mean is the chosen item model's means summed over the store (over the
     # established shares, which are at most 1, so never below the plain sum)
+    item_model = items[items.selected].model.iloc[0]
     total = rows[(rows.level == "total") & (rows.model == ITEM_SUM)].set_index("window").mean_forecast
-    summed = items[items.model == COMBINATION].groupby("window").mean_forecast.sum()
+    summed = items[items.model == item_model].groupby("window").mean_forecast.sum()
     assert len(total) == len(summed) and (total >= summed.loc[total.index] - 1e-6).all()
     assert (total <= summed.loc[total.index] / 0.5).all()
     assert items.groupby(["item_id", "window"]).model.nunique().min() == len(models)

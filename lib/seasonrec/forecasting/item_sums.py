@@ -7,15 +7,16 @@ that up the hierarchy, the bottom-up forecast of hierarchical forecasting, offer
 and total levels as one more candidate: the backtest keeps it only where its pinball loss wins
 (`seasonrec.forecasting.selection`), like every model.
 
-Per (window, category, week): ``mean`` = the ``source`` model's item means summed over the
-category's items, divided by the category's established share (`reconcile.established_shares`: the
-part of a category's sales that items old enough to be forecast make; the rest comes from items too
-new to have a forecast, which the category's actual includes). ``p50`` = the same sum: a sum of many
-items' demand is far less skewed than one item's, so its median sits near its mean, while the sum of
-item medians would fall well short of it. ``p10``/``p90`` keep the relative width of the ``source``
-model's own forecast of that category (``sum x source p10 / source p50``, likewise p90; quantiles
-do not add up across items). The total is the sum over categories (same for p10/p90 scaled by the
-total's own ``source`` forecast). Rows only where the ``source`` model forecast the aggregate too.
+Per (window, category, week): ``mean`` = the item means summed over the category's items (by
+default the forecasts of the model the item level chose, ``forecast.item_sum_source``), divided by
+the category's established share (`reconcile.established_shares`: the part of a category's sales
+that items old enough to be forecast make; the rest comes from items too new to have a forecast,
+which the category's actual includes). ``p50`` = the same sum: a sum of many items' demand is far
+less skewed than one item's, so its median sits near its mean, while the sum of item medians would
+fall well short of it. ``p10``/``p90`` keep the relative width of the level's own chosen forecast of
+that category (``sum x own p10 / own p50``, likewise p90; quantiles do not add up across items).
+The total is the sum over categories, its interval scaled likewise from the total's own forecast.
+Rows only where the aggregate has a forecast of its own.
 """
 
 from __future__ import annotations
@@ -29,18 +30,22 @@ ITEM_SUM = "item_sum"
 _KEYS = ["level", "series_id", "window", "week_start"]
 
 
-def item_sum_candidates(candidates: DataFrame, item_categories: DataFrame, shares: DataFrame,
-                        source: str) -> DataFrame:
+def item_sum_candidates(items: DataFrame, aggregates: DataFrame, item_categories: DataFrame,
+                        shares: DataFrame) -> DataFrame:
     """The ``item_sum`` candidate rows at the category and total levels.
 
-    ``candidates``: every model's forecasts (level, series_id, window, week_start, model, p10, p50,
-    p90, mean); ``item_categories``: item_id, category; ``shares``: window, category, share
-    (`reconcile.established_shares`; a missing category counts 1.0); ``source``: the model whose item
-    means are summed and whose aggregate forecast gives the interval's relative width. Returns rows
-    of the same columns with model = ``ITEM_SUM`` (none when ``source`` forecast no item).
+    ``items``: the item forecasts to sum, ``aggregates``: one forecast per category/total series whose
+    interval width the sums keep (both: level, series_id, window, week_start, model, p10, p50, p90,
+    mean); ``item_categories``: item_id, category; ``shares``: window, category, share
+    (`reconcile.established_shares`; a missing category counts 1.0). Returns rows of those columns
+    with model = ``ITEM_SUM``.
+
+    Example (``chosen``: each level's chosen forecasts)::
+
+        item_sum_candidates(chosen.where("level = 'item'"), chosen.where("level != 'item'"),
+                            gold.select("item_id", "category").distinct(), shares)
     """
-    items = (candidates.where((F.col("level") == S.ITEM) & (F.col("model") == source))
-             .join(item_categories.withColumnRenamed("item_id", "series_id"), "series_id", "left")
+    items = (items.join(item_categories.withColumnRenamed("item_id", "series_id"), "series_id", "left")
              .withColumn("category", F.coalesce(F.col("category"), F.lit(S.UNKNOWN_CATEGORY))))
     share = F.coalesce(F.col("share"), F.lit(1.0))
     categories = (items.groupBy("window", "category", "week_start").agg(F.sum("mean").alias("summed"))
@@ -51,8 +56,8 @@ def item_sum_candidates(candidates: DataFrame, item_categories: DataFrame, share
     total = (categories.groupBy("window", "week_start").agg(F.sum("summed").alias("summed"))
              .select(F.lit(S.TOTAL).alias("level"), F.lit(S.TOTAL_KEY).alias("series_id"), "window", "week_start",
                      "summed"))
-    own = candidates.where((F.col("level") != S.ITEM) & (F.col("model") == source)).select(
-        *_KEYS, F.col("p10").alias("own_p10"), F.col("p50").alias("own_p50"), F.col("p90").alias("own_p90"))
+    own = aggregates.select(*_KEYS, F.col("p10").alias("own_p10"), F.col("p50").alias("own_p50"),
+                            F.col("p90").alias("own_p90"))
     summed = F.col("summed")
     has_median = F.col("own_p50") > 0
     p10 = F.when(has_median, summed * F.col("own_p10") / F.col("own_p50")).otherwise(0.0)

@@ -3,8 +3,9 @@
 Candidates: the global LightGBM model (``gbm``, :mod:`seasonrec.forecasting.gbm`), the global
 LSTM (Horovod) and the statsforecast baselines, each forecasting every origin from the weeks before it,
 plus their combination (``combination``: median quantiles, average mean; see
-:mod:`seasonrec.forecasting.combination`) and, at the category and total levels, the sums of an item
-model's forecasts (``item_sum``, ``forecast.item_sum_source``; see :mod:`seasonrec.forecasting.item_sums`).
+:mod:`seasonrec.forecasting.combination`) and, at the category and total levels, the sums of the item
+forecasts (``item_sum``, ``forecast.item_sum_source``: by default of the model the item level chooses, so
+the aggregate levels choose again once the items' choice is made; see :mod:`seasonrec.forecasting.item_sums`).
 
 Tables written (all through ``ctx.lake`` with the run's commit info):
 
@@ -486,9 +487,15 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
     info: dict[str, Any] = {}
     shares = REC.established_shares(known.select("item_id", "category", "week_start", "quantity"), origins,
                                     config.min_history_weeks).cache()
-    candidates, preference = _candidate_forecasts(ctx, known, history, week_calendar, origins, shares, info)
+    candidates, preference = _candidate_forecasts(ctx, known, history, week_calendar, origins, info)
     with ctx.step("backtest and model choice"):
         choice = _choose_models(candidates, series, history, origins, preference, config, info)
+        if config.item_sum_source == "auto" or config.item_sum_source in preference:
+            # The item level's choice does not depend on the aggregate candidates: choose again with
+            # the item sums among the category and total candidates.
+            candidates = candidates.unionByName(_item_sums(candidates, choice, known, shares, config, info))
+            preference = [*preference, ITEMS.ITEM_SUM]
+            choice = _choose_models(candidates, series, history, origins, preference, config, info)
         backtest = choice.backtest.select(F.lit(as_of).cast("date").alias("as_of"), F.lit(ctx.run_id).alias("run_id"),
                                           *BACKTEST_COLUMNS)
     catalogue = _catalogue(ctx, gold).cache()
@@ -525,15 +532,12 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
 
 
 def _candidate_forecasts(ctx: JobContext, known: DataFrame, history: DataFrame, week_calendar: DataFrame,
-                         origins: list[S.Origin], shares: DataFrame,
-                         info: dict[str, Any]) -> tuple[DataFrame, list[str]]:
+                         origins: list[S.Origin], info: dict[str, Any]) -> tuple[DataFrame, list[str]]:
     """Every configured model's forecasts at every origin (``FORECAST_SCHEMA`` rows, P10 floored to whole
-    units) plus their combination and the category/total sums of an item model's forecasts (``item_sum``),
-    cached; and the models in order of preference for ties.
+    units) plus their combination, cached; and the models in order of preference for ties.
 
     ``known``: gold_weekly_demand before the final cutoff; ``history``: every level's series with its
-    backtest window (`series.history_before`); ``shares``: `reconcile.established_shares`. Each model's
-    run figures go to ``info[<model>]``.
+    backtest window (`series.history_before`). Each model's run figures go to ``info[<model>]``.
     """
     config = ctx.config.forecast
     groups = _item_groups(ctx)
@@ -576,14 +580,7 @@ def _candidate_forecasts(ctx: JobContext, known: DataFrame, history: DataFrame, 
     if members:  # after the P10 flooring, so the combination averages what each member is scored on
         candidates = candidates.unionByName(COMB.combine(candidates, members))
     preference = [*config.models, COMB.COMBINATION] if members else list(config.models)
-    candidates = candidates.cache()
-    if config.item_sum_source in preference:  # after the combination, which may be the source
-        # Checkpointed: a few rows whose plan would otherwise repeat the candidates' whole lineage in
-        # every later query (analysing it took minutes).
-        sums = ITEMS.item_sum_candidates(candidates, known.select("item_id", "category").distinct(), shares,
-                                         config.item_sum_source).localCheckpoint(eager=True)
-        return candidates.unionByName(sums), [*preference, ITEMS.ITEM_SUM]
-    return candidates, preference
+    return candidates.cache(), preference
 
 
 BACKTEST_COLUMNS = ("level", "item_id", "segment", "model", "window", "origin", "n_weeks", "actual", "forecast",
@@ -618,6 +615,29 @@ def _choose_models(candidates: DataFrame, series: DataFrame, history: DataFrame,
     backtest = (errors.join(chosen_pairs, ["level", "item_id", "model"], "left")
                 .fillna(False, subset=["selected"]).select(*BACKTEST_COLUMNS))
     return ModelChoice(segments, weights, ranking, backtest)
+
+
+def _item_sums(candidates: DataFrame, choice: ModelChoice, known: DataFrame, shares: DataFrame, config: Any,
+               info: dict[str, Any]) -> DataFrame:
+    """The ``item_sum`` candidate (`item_sums.item_sum_candidates`) at every window: the item forecasts of
+    ``forecast.item_sum_source`` (``auto``: the model the item level chose, per segment) summed per category
+    and over the store, with the interval of each aggregate level's chosen model. Checkpointed: a few rows
+    whose plan would otherwise repeat the candidates' lineage in every later query (analysing it took
+    minutes). The source goes to ``info["item_sum"]``.
+    """
+    chosen = SEL.chosen_rows(candidates, choice.segments, choice.ranking)
+    source = config.item_sum_source
+    if source == "auto":
+        items = chosen.where(F.col("level") == S.ITEM)
+        ranking = choice.ranking
+        picked = ranking[(ranking["level"] == S.ITEM) & (ranking["rank"] == 0)] if len(ranking) else ranking
+        info["item_sum"] = {"source": "auto", "item_models": sorted(set(picked["model"])) if len(picked) else []}
+    else:
+        items = candidates.where((F.col("level") == S.ITEM) & (F.col("model") == source))
+        info["item_sum"] = {"source": source, "item_models": [source]}
+    return ITEMS.item_sum_candidates(items, chosen.where(F.col("level") != S.ITEM),
+                                     known.select("item_id", "category").distinct(), shares
+                                     ).localCheckpoint(eager=True)
 
 
 def _reconciliation_method(picked: DataFrame, series: DataFrame, shares: DataFrame, catalogue: DataFrame,
