@@ -10,7 +10,7 @@ from seasonrec.config import SeasonrecConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
-__all__ = ["REPO", "as_table", "job_args", "make_config"]
+__all__ = ["REPO", "as_table", "job_args", "make_config", "rows_frame"]
 
 
 def as_table(df: Any, name: str) -> Any:
@@ -23,6 +23,16 @@ def as_table(df: Any, name: str) -> Any:
     declared = tables.spec(name).types
     return df.select(*[(F.col(c) if c in df.columns else F.lit(None)).cast(kind).alias(c)
                        for c, kind in declared.items()])
+
+
+def rows_frame(spark: Any, rows: list[tuple], schema: str) -> Any:
+    """A Spark frame of ``rows`` (tuples in the order of ``schema``, a DDL string such as
+    ``"item_id string, week_start date"``); built through pandas so that dates and an empty ``rows``
+    keep the declared types."""
+    import pandas as pd
+
+    names = [column.split()[0] for column in schema.split(",")]
+    return spark.createDataFrame(pd.DataFrame(rows, columns=names), schema)
 
 
 def path_overrides(root: Path) -> list[str]:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pandas as pd
-
+from seasonrec.forecasting.baselines import FORECAST_SCHEMA
 from seasonrec.forecasting.combination import COMBINATION, combination_members, combine
+from support import rows_frame
 
 WEEK = dt.date(2011, 7, 4)
-COLUMNS = "level string, series_id string, window int, week_start date, model string, p10 double, p50 double, " \
-          "p90 double, mean double"
 
 
 def test_members_are_the_configured_models_the_run_has_and_at_least_two():
@@ -24,8 +22,7 @@ def test_combination_takes_median_quantiles_and_average_mean_where_all_members_f
             ("item", "A", 1, WEEK, "tsb", 2.0, 3.0, 5.0, 2.0),
             ("item", "A", 1, WEEK, "naive", 9.0, 9.0, 9.0, 9.0),  # not a member
             ("item", "A", 1, WEEK + dt.timedelta(weeks=1), "gbm", 1.0, 1.0, 1.0, 1.0)]  # the others are missing
-    combined = combine(spark.createDataFrame(pd.DataFrame(rows, columns=[c.split()[0] for c in COLUMNS.split(", ")]),
-                                             COLUMNS), ["gbm", "ets", "tsb"]).toPandas()
+    combined = combine(rows_frame(spark, rows, FORECAST_SCHEMA), ["gbm", "ets", "tsb"]).toPandas()
     assert len(combined) == 1 and combined.model.iloc[0] == COMBINATION
     row = combined.iloc[0]
     assert (row.p10, row.p50, row.p90, row["mean"]) == (1.0, 3.0, 5.0, 3.0)

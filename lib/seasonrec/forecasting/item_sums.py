@@ -30,23 +30,21 @@ ITEM_SUM = "item_sum"
 _KEYS = ["level", "series_id", "window", "week_start"]
 
 
-def item_sum_candidates(items: DataFrame, aggregates: DataFrame, item_categories: DataFrame,
-                        shares: DataFrame) -> DataFrame:
+def item_sum_candidates(items: DataFrame, aggregates: DataFrame, shares: DataFrame) -> DataFrame:
     """The ``item_sum`` candidate rows at the category and total levels.
 
-    ``items``: the item forecasts to sum, ``aggregates``: one forecast per category/total series whose
-    interval width the sums keep (both: level, series_id, window, week_start, model, p10, p50, p90,
-    mean); ``item_categories``: item_id, category; ``shares``: window, category, share
-    (`reconcile.established_shares`; a missing category counts 1.0). Returns rows of those columns
-    with model = ``ITEM_SUM``.
+    ``items``: the item forecasts to sum with each item's ``category``; ``aggregates``: one forecast per
+    category/total series whose interval width the sums keep (both: level, series_id, window,
+    week_start, model, p10, p50, p90, mean); ``shares``: window, category, share
+    (`reconcile.established_shares`; a missing category counts 1.0). Returns rows of the forecast
+    columns with model = ``ITEM_SUM``.
 
-    Example (``chosen``: each level's chosen forecasts)::
+    Example (``chosen``: each level's chosen forecasts; ``catalogue``: item_id, category)::
 
-        item_sum_candidates(chosen.where("level = 'item'"), chosen.where("level != 'item'"),
-                            gold.select("item_id", "category").distinct(), shares)
+        items = chosen.where("level = 'item'").join(catalogue.withColumnRenamed("item_id", "series_id"),
+                                                    "series_id")
+        item_sum_candidates(items, chosen.where("level != 'item'"), shares)
     """
-    items = (items.join(item_categories.withColumnRenamed("item_id", "series_id"), "series_id", "left")
-             .withColumn("category", F.coalesce(F.col("category"), F.lit(S.UNKNOWN_CATEGORY))))
     share = F.coalesce(F.col("share"), F.lit(1.0))
     categories = (items.groupBy("window", "category", "week_start").agg(F.sum("mean").alias("summed"))
                   .join(shares, ["window", "category"], "left")

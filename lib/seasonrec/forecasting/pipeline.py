@@ -488,17 +488,26 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
     shares = REC.established_shares(known.select("item_id", "category", "week_start", "quantity"), origins,
                                     config.min_history_weeks).cache()
     candidates, preference = _candidate_forecasts(ctx, known, history, week_calendar, origins, info)
+    catalogue = _catalogue(ctx, gold).cache()
     with ctx.step("backtest and model choice"):
-        choice = _choose_models(candidates, series, history, origins, preference, config, info)
+        segments = SEL.series_segments(history, config.selection).cache()
+        errors = _segment_errors(candidates, segments, series, history, origins, config).cache()
+        choice = _choose_models(candidates, errors, segments, preference, info)
         if config.item_sum_source == "auto" or config.item_sum_source in preference:
             # The item level's choice does not depend on the aggregate candidates: choose again with
-            # the item sums among the category and total candidates.
-            candidates = candidates.unionByName(_item_sums(candidates, choice, known, shares, config, info))
+            # the item sums among the category and total candidates. Backtest errors are per series,
+            # model and window, so only the item sums' are new.
+            sums = _item_sums(candidates, choice, catalogue, shares, config, info)
+            aggregate = F.col("level") != S.ITEM
+            sum_errors = _segment_errors(sums, segments, series.where(aggregate), history.where(aggregate),
+                                         origins, config)
+            candidates = candidates.unionByName(sums)
+            errors = errors.unionByName(sum_errors.cache())
             preference = [*preference, ITEMS.ITEM_SUM]
-            choice = _choose_models(candidates, series, history, origins, preference, config, info)
+            choice.weights.unpersist()
+            choice = _choose_models(candidates, errors, segments, preference, info)
         backtest = choice.backtest.select(F.lit(as_of).cast("date").alias("as_of"), F.lit(ctx.run_id).alias("run_id"),
                                           *BACKTEST_COLUMNS)
-    catalogue = _catalogue(ctx, gold).cache()
     with ctx.step("reconciliation of the means: choice on the backtest windows"):
         picked = SEL.chosen_rows(candidates.where(F.col("window") > 0), choice.segments, choice.ranking).cache()
         method = _reconciliation_method(picked, series, shares, catalogue, config.reconciliation, info)
@@ -600,14 +609,19 @@ class ModelChoice:
     backtest: DataFrame
 
 
-def _choose_models(candidates: DataFrame, series: DataFrame, history: DataFrame, origins: list[S.Origin],
-                   preference: list[str], config: Any, info: dict[str, Any]) -> ModelChoice:
-    """Backtest every candidate on the windows after their origins and choose per level (and volume class)
-    out of sample (`selection.choose_models`); the choice's report goes to ``info["selection"]``."""
-    segments = SEL.series_segments(history, config.selection).cache()
-    errors = (backtest_errors(candidates, series, history, origins, config.season_length, list(config.quantiles))
-              .join(segments.withColumnRenamed("series_id", "item_id"), ["level", "item_id", "window"], "left")
-              .fillna(SEL.ALL, subset=["segment"])).cache()
+def _segment_errors(candidates: DataFrame, segments: DataFrame, series: DataFrame, history: DataFrame,
+                    origins: list[S.Origin], config: Any) -> DataFrame:
+    """`backtest_errors` of ``candidates`` on the windows after their origins, with each series' volume-class
+    ``segment`` at that origin (`selection.series_segments`; ``all`` where it has none)."""
+    return (backtest_errors(candidates, series, history, origins, config.season_length, list(config.quantiles))
+            .join(segments.withColumnRenamed("series_id", "item_id"), ["level", "item_id", "window"], "left")
+            .fillna(SEL.ALL, subset=["segment"]))
+
+
+def _choose_models(candidates: DataFrame, errors: DataFrame, segments: DataFrame, preference: list[str],
+                   info: dict[str, Any]) -> ModelChoice:
+    """Choose per level (and volume class) out of sample (`selection.choose_models`) on the ``errors`` of
+    every candidate (`_segment_errors`); the choice's report goes to ``info["selection"]``."""
     weights, info["selection"], ranking = SEL.choose_models(errors, candidates, segments, preference)
     weights = weights.cache()
     chosen_pairs = weights.select("level", F.col("series_id").alias("item_id"), "model",
@@ -617,7 +631,7 @@ def _choose_models(candidates: DataFrame, series: DataFrame, history: DataFrame,
     return ModelChoice(segments, weights, ranking, backtest)
 
 
-def _item_sums(candidates: DataFrame, choice: ModelChoice, known: DataFrame, shares: DataFrame, config: Any,
+def _item_sums(candidates: DataFrame, choice: ModelChoice, catalogue: DataFrame, shares: DataFrame, config: Any,
                info: dict[str, Any]) -> DataFrame:
     """The ``item_sum`` candidate (`item_sums.item_sum_candidates`) at every window: the item forecasts of
     ``forecast.item_sum_source`` (``auto``: the model the item level chose, per segment) summed per category
@@ -635,9 +649,8 @@ def _item_sums(candidates: DataFrame, choice: ModelChoice, known: DataFrame, sha
     else:
         items = candidates.where((F.col("level") == S.ITEM) & (F.col("model") == source))
         info["item_sum"] = {"source": source, "item_models": [source]}
-    return ITEMS.item_sum_candidates(items, chosen.where(F.col("level") != S.ITEM),
-                                     known.select("item_id", "category").distinct(), shares
-                                     ).localCheckpoint(eager=True)
+    return ITEMS.item_sum_candidates(_with_category(items, catalogue), chosen.where(F.col("level") != S.ITEM),
+                                     shares).localCheckpoint(eager=True)
 
 
 def _reconciliation_method(picked: DataFrame, series: DataFrame, shares: DataFrame, catalogue: DataFrame,
