@@ -50,6 +50,16 @@ With the ``item_sum`` candidate at the category and total levels (2026-12-05, sa
 README's table): as of 2011-08-31 the categories and the total chose it (WAPE 0.276 = 0.91x window
 average, was Croston 1.01x; 0.220 = 0.95x AutoETS, was TSB x1.115 by the drift correction, 0.905x); as
 of 06-30 the single backtest window kept Croston / TSB, where ``item_sum`` would have been 0.98x / 0.70x.
+Tried and not kept (2026-12-05, validation origins ``--as-of 2011-05-31:8 --as-of 2011-04-30:6
+--backtest-windows 4``): ``item_sum``'s P10/P90 as the sum times the P10/P90 of its ratios actual / sum
+in the weeks of older backtest windows (a split-conformal interval on the ratio, at least 8 weeks,
+else the borrowed width). Its pinball over the forecast weeks against the borrowed interval: category
+553 vs 525 and total 3,707 vs 4,023 as of 05-31, category 701 vs 697 and total 4,566 vs 4,424 as of
+04-30 (three of four worse, no choice changed); on the synthetic catalogue it lowered the category
+pinball at the final origin (993 vs 1,412, coverage 0.95 vs 0.99), but the backtest windows still kept
+naive / AutoETS there, where the sums of gbm's items were 89% high at the origin without a previous
+Christmas (WAPE 0.92): the interval was not what held ``item_sum`` back. With one to two older windows
+(8-16 weeks) the ratio quantiles of Online Retail are too noisy to beat the borrowed width.
 
 With ``--drift-correction off,auto`` each as-of date is forecast once per mode on the same lake;
 the JSON then holds ``variants`` (per mode, the document above) and ``table`` compares the written
