@@ -113,3 +113,32 @@ def test_reconciliation_is_kept_only_where_it_lowers_the_backtest_bias():
     tie = pd.DataFrame([{"window": 1, "method": m, "mean_forecast": 90.0, "actual": 100.0, "bias": -0.1}
                         for m in REC.METHODS])
     assert REC.choose_method(tie)["chosen"] == "bottom_up" and REC.choose_method(tie)["nested"] is None
+
+
+def test_coherent_means_sum_items_up_and_fill_categories_without_a_forecast(spark):
+    """Category and total means are their items' sums (an item missing from the catalogue counts under
+    ``unknown``); their quantiles stay their own, and a category with items but no forecast of its own
+    gets the items' summed quantiles as ``bottom_up``."""
+    from seasonrec.forecasting.pipeline import coherent_means
+    from support import rows_frame
+
+    week = WEEKS[0]
+    schema = ("level string, series_id string, week_start date, chosen string, p10 double, p50 double, "
+              "p90 double, mean double, cold_start boolean")
+    rows = [(S.ITEM, "a1", week, "gbm", 1.0, 2.0, 5.0, 3.0, False),
+            (S.ITEM, "a2", week, "gbm", 0.0, 1.0, 2.0, 1.5, True),
+            (S.ITEM, "b1", week, "tsb", 0.0, 4.0, 6.0, 4.5, False),
+            (S.ITEM, "x9", week, "tsb", 0.0, 1.0, 1.0, 1.0, False),  # not in the catalogue
+            (S.CATEGORY, "A", week, "croston", 2.0, 3.0, 9.0, 99.0, False),
+            (S.TOTAL, S.TOTAL_KEY, week, "ets", 5.0, 8.0, 12.0, 99.0, False)]
+    catalogue = rows_frame(spark, [("a1", "A"), ("a2", "A"), ("b1", "B")], "item_id string, category string")
+    out = coherent_means(rows_frame(spark, rows, schema), catalogue).toPandas().set_index(["level", "series_id"])
+    assert len(out) == 4 + 4  # the items as they were, A, B, unknown and the total
+    assert out.loc[(S.ITEM, "a2")].to_dict() == {"week_start": week, "chosen": "gbm", "p10": 0.0, "p50": 1.0,
+                                                 "p90": 2.0, "mean": 1.5, "cold_start": True}
+    a, b = out.loc[(S.CATEGORY, "A")], out.loc[(S.CATEGORY, "B")]
+    assert (a.chosen, a.p10, a.p50, a.p90, a["mean"]) == ("croston", 2.0, 3.0, 9.0, pytest.approx(4.5))
+    assert (b.chosen, b.p10, b.p50, b.p90, b["mean"]) == ("bottom_up", 0.0, 4.0, 6.0, pytest.approx(4.5))
+    assert out.loc[(S.CATEGORY, S.UNKNOWN_CATEGORY)]["mean"] == pytest.approx(1.0)
+    total = out.loc[(S.TOTAL, S.TOTAL_KEY)]
+    assert (total.chosen, total.p50, total["mean"]) == ("ets", 8.0, pytest.approx(10.0))

@@ -395,9 +395,7 @@ def coherent_means(forecast: DataFrame, catalogue: DataFrame) -> DataFrame:
     levels; ``catalogue``: item_id, category. Categories without a forecast of their own get rows
     with the sums of their items' quantiles (model ``bottom_up``). Returns the same columns.
     """
-    items = (forecast.where(F.col("level") == S.ITEM)
-             .join(catalogue.withColumnRenamed("item_id", "series_id"), "series_id", "left")
-             .withColumn("category", F.coalesce(F.col("category"), F.lit(S.UNKNOWN_CATEGORY))))
+    items = _with_category(forecast.where(F.col("level") == S.ITEM), catalogue)
     sums = [F.sum(c).alias(c) for c in QUANTITY_COLUMNS]
     by_category = (items.groupBy(F.col("category").alias("series_id"), "week_start").agg(*sums)
                    .withColumn("level", F.lit(S.CATEGORY)))
