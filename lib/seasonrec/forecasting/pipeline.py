@@ -517,14 +517,18 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
                          .fillna(0.0, subset=["actual"]))
         drift = DRIFT.choose(picked_actual, list(config.quantiles), config.drift_correction)
         info["drift_correction"] = drift
-    with ctx.step("final forecast, cold start and coherent means"):
-        forecast = _written_forecast(final_forecast(candidates, choice.weights), drift, catalogue, shares, method,
-                                     final.output_weeks).select(
+    with ctx.step("final forecast of the chosen models"):
+        # Materialised once (series x weeks rows): cold start, reconciliation and the coherent means
+        # each read it, and would otherwise recompute the join of every candidate with the weights.
+        chosen = final_forecast(candidates, choice.weights).localCheckpoint(eager=True)
+    with ctx.step("cold start, reconciliation and coherent means"):
+        forecast = _written_forecast(chosen, drift, catalogue, shares, method, final.output_weeks).select(
             "item_id", "level", "week_start", "p10", "p50", "p90", "mean", "model",
             F.lit(as_of).cast("date").alias("as_of"), F.lit(ctx.run_id).alias("run_id"), "cold_start")
         # Materialise and cut the lineage: the plan of every level, reconciliation and cold start is
         # so deep that printing it for the adaptive planner alone exhausted a 3 GB driver heap.
         forecast = forecast.localCheckpoint(eager=True)
+    with ctx.step("backtest rows of every candidate"):
         backtest = backtest.localCheckpoint(eager=True)
     summary = _summary(forecast, backtest, n_series, origins, info)
     if write:
