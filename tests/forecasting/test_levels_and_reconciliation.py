@@ -13,6 +13,8 @@ from seasonrec.forecasting import reconcile as REC
 from seasonrec.forecasting import selection as SEL
 from seasonrec.forecasting import series as S
 from seasonrec.forecasting.baselines import FORECAST_SCHEMA
+from seasonrec.forecasting.pipeline import coherent_means
+from support import rows_frame
 
 WEEKS = [dt.date(2011, 7, 4) + dt.timedelta(weeks=i) for i in range(3)]
 
@@ -119,9 +121,6 @@ def test_coherent_means_sum_items_up_and_fill_categories_without_a_forecast(spar
     """Category and total means are their items' sums (an item missing from the catalogue counts under
     ``unknown``); their quantiles stay their own, and a category with items but no forecast of its own
     gets the items' summed quantiles as ``bottom_up``."""
-    from seasonrec.forecasting.pipeline import coherent_means
-    from support import rows_frame
-
     week = WEEKS[0]
     schema = ("level string, series_id string, week_start date, chosen string, p10 double, p50 double, "
               "p90 double, mean double, cold_start boolean")
