@@ -365,6 +365,7 @@ class Lake:
 
     # ---------------------------------------------------------------- introspection
     def exists(self, name: str) -> bool:
+        """Whether the Delta table ``name`` (a ``tables`` name) has been created in this lake."""
         if self.engine == "delta-spark":
             return self._spark_exists(name)
         from deltalake import DeltaTable
@@ -380,6 +381,8 @@ class Lake:
         return self._rs_table(name).version()
 
     def info(self, name: str) -> TableInfo:
+        """The table's name, location, latest version and engine; raises `LakeError` naming the table
+        when it does not exist (so readers fail with one line, not a Delta stack trace)."""
         version = self.version(name)
         if version is None:
             raise LakeError(f"table '{name}' does not exist {self.where}; run the job that creates it first")
@@ -541,6 +544,11 @@ class Lake:
             alter.set_column_metadata(column, {"comment": text}, commit_properties=props)
 
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """The table's commits, newest first, as dicts (``version``, ``timestamp``, ``operation``,
+        ``operationParameters``, ...); ``limit``: the newest ``limit`` commits only.
+
+        Example: ``lake.history(tables.DEMAND_FORECAST, 1)[0]["version"]``.
+        """
         self.info(name)
         if self.engine == "delta-spark":
             rows = self._delta_table(name).history(limit).collect()
