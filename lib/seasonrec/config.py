@@ -127,6 +127,8 @@ class SyntheticConfig(Section):
 
 
 RequiredField = Literal["invoice", "user", "description", "country", "category"]
+# The fields a file source can map (seasonrec.data.sources.FIELDS stages them in this order).
+SOURCE_FIELDS = ("invoice", "user", "item", "timestamp", "quantity", "price", "description", "category", "country")
 
 
 class FileSourceConfig(Section):
@@ -166,6 +168,12 @@ class FileSourceConfig(Section):
         }
     )
 
+    # Other names a source's files may give a mapped column (e.g. Online Retail II's "Customer ID" for
+    # CustomerID): used, per file, only when the mapped name is not among its columns.
+    alternative_columns: dict[str, list[str]] = Field(
+        default_factory=dict, description="field -> other column names it may have in a file, tried in order "
+                                          "when data.<source>.columns' name is missing (batch ingest)")
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, zone: str | None) -> str | None:
@@ -179,8 +187,11 @@ class FileSourceConfig(Section):
     def _required_columns(self) -> FileSourceConfig:
         missing = {"user", "item", "timestamp", "quantity", "price"} - set(self.columns)
         if missing:
-            raise ValueError(f"columns must map {sorted(missing)}; allowed fields: user, item, timestamp, "
-                             "quantity, price, description, category, country, invoice")
+            raise ValueError(f"columns must map {sorted(missing)}; allowed fields: {', '.join(SOURCE_FIELDS)}")
+        unmapped = sorted(set(self.alternative_columns) - set(self.columns))
+        if unmapped:
+            raise ValueError(f"alternative_columns names fields {unmapped} that columns does not map; allowed: "
+                             f"{', '.join(sorted(self.columns))}")
         return self
 
 
@@ -207,10 +218,12 @@ class ValidationConfig(Section):
 
 # Preset of --source online_retail (UCI file: ISO timestamps in UK local time, see its README; the ~25%
 # rows without CustomerID are guest checkouts, kept as sales with no user; numeric customer ids; the rows
-# without a description are stock notes with price 0, not sales).
+# without a description are stock notes with price 0, not sales). UCI's "Online Retail II" (id 502, Dec
+# 2009 - Dec 2011, the same shop) names three columns differently: read as they are.
 ONLINE_RETAIL_PRESET: dict[str, Any] = {
     "timezone": "Europe/London", "timestamp_format": "yyyy-MM-dd HH:mm:ss", "numeric_user_ids": True,
-    "required_fields": ["invoice", "description"]}
+    "required_fields": ["invoice", "description"],
+    "alternative_columns": {"invoice": ["Invoice"], "price": ["Price"], "user": ["Customer ID"]}}
 
 
 class DataConfig(Section):

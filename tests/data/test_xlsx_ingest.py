@@ -156,3 +156,63 @@ def test_a_workbook_without_openpyxl_fails_with_one_line_naming_it(tmp_path: Pat
         xlsx.workbook_to_csv(str(book), str(tmp_path))
     assert "openpyxl" in str(raised.value) and "\n" not in str(raised.value)
     assert not (tmp_path / "Online Retail.csv").exists()
+
+
+# UCI's "Online Retail II" (id 502): one worksheet per year, three columns named differently.
+HEADER_II = ("Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country")
+YEAR_1 = [(489434, 85048, "15CM CHRISTMAS GLASS BALL 20 LIGHTS", 12, _at("2009-12-01 07:45"), 6.95, 13085, UK),
+          (489435, 22350, "CAT BOWL", 12, _at("2009-12-01 07:46"), 2.55, None, UK),  # guest
+          (489436, 48173, "DOOR MAT BLACK FLOCK", 10, _at("2009-12-01 09:06"), -5.95, 13078, UK)]  # bad price
+SHARED = (536365, "85123A", "WHITE HANGING HEART T-LIGHT HOLDER", 6, _at("2010-12-01 08:26"), 2.55, 17850, UK)
+YEAR_2 = [(581587, 22613, "PACK OF 20 SPACEBOY NAPKINS", 12, _at("2011-12-09 12:50"), 0.85, 12680, "France")]
+
+
+def _workbook_ii(path: Path) -> Path:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    first = book.active
+    first.title = "Year 2009-2010"
+    second = book.create_sheet("Year 2010-2011")
+    for sheet, rows in ((first, [*YEAR_1, SHARED]), (second, [SHARED, *YEAR_2])):  # the years overlap
+        sheet.append(HEADER_II)
+        for cells in rows:
+            sheet.append(cells)
+    book.create_sheet("Notes").append(("Source", "UCI id 502"))  # not a table of sales
+    book.create_sheet("Empty")
+    book.save(path)
+    return path
+
+
+def test_online_retail_ii_workbook_reads_every_year_once(job_context, tmp_path: Path) -> None:
+    book = _workbook_ii(tmp_path / "online_retail_II.xlsx")
+    ctx = job_context("ingest", "data.quarantine_max_share=1.0")
+    summary = _ingest(ctx, book)
+
+    # 2 headers + 4 + 2 rows; the sale listed on both worksheets is one sale (its second copy skipped).
+    assert (summary["records_read"], summary["header_lines"]) == (8, 2)
+    assert summary["quarantine_by_reason"] == {"negative_price": 1}
+    assert (summary["bronze_rows_added"], summary["duplicates_skipped"]) == (4, 1)
+    bronze = {row[1]: row for row in _bronze(ctx)}
+    assert sorted(bronze) == ["489434", "489435", "536365", "581587"]  # the "Invoice" column
+    assert bronze["489434"][2] == "13085" and bronze["489435"][2] is None  # "Customer ID"; a guest
+    assert bronze["489434"][6] == 6.95 and bronze["581587"][6] == 0.85  # "Price"
+    assert bronze["489434"][4] == dt.datetime(2009, 12, 1, 7, 45)  # UK winter time = UTC
+    files = {r[0] for r in ctx.lake.read(tables.BRONZE_TRANSACTIONS).select("source_file").distinct().collect()}
+    assert files == {f"{book.as_uri()}#Year%202009-2010", f"{book.as_uri()}#Year%202010-2011"}
+
+
+def test_a_file_without_a_mapped_column_or_its_alternatives_fails_naming_them() -> None:
+    from seasonrec.config import ONLINE_RETAIL_PRESET, FileSourceConfig
+    from seasonrec.data.sources import file_columns
+
+    preset = FileSourceConfig(**ONLINE_RETAIL_PRESET)
+    assert file_columns(preset, list(HEADER), "a.csv")["user"] == "CustomerID"
+    assert file_columns(preset, list(HEADER_II), "b.csv") == {
+        "invoice": "Invoice", "user": "Customer ID", "item": "StockCode", "timestamp": "InvoiceDate",
+        "quantity": "Quantity", "price": "Price", "description": "Description", "country": "Country"}
+    with pytest.raises(JobError) as raised:
+        file_columns(preset, [c for c in HEADER_II if c != "Customer ID"], "c.csv")
+    assert "'CustomerID or Customer ID'" in str(raised.value) and "c.csv" in str(raised.value)
+    with pytest.raises(ValueError, match="alternative_columns names fields \\['category'\\]"):
+        FileSourceConfig(alternative_columns={"category": ["Type"]})

@@ -8,6 +8,10 @@ here, so a bad value reaches `ingest` intact and can be quarantined with its raw
 CSV is read as RFC 4180: fields in double quotes may hold commas, line breaks and doubled quotes
 (``"HEART ""BIG"", WHITE"`` is ``HEART "BIG", WHITE``). An Excel workbook (``.xlsx``) is read as the CSV
 file `seasonrec.data.xlsx` converts it to, through the same CSV reader.
+
+A field's column is found by the name ``columns`` maps it to, or, in a file without that column, by the
+first of its ``alternative_columns`` the file has (`file_columns`), so the UCI "Online Retail" and
+"Online Retail II" files both read with the ``online_retail`` preset.
 """
 
 from __future__ import annotations
@@ -17,16 +21,17 @@ import os
 from collections.abc import Callable
 from functools import reduce
 from pathlib import Path
+from urllib.parse import quote
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from seasonrec.config import FileSourceConfig
+from seasonrec.config import SOURCE_FIELDS, FileSourceConfig
 from seasonrec.context import JobError
 from seasonrec.data import xlsx
 
-FIELDS = ("invoice", "user", "item", "timestamp", "quantity", "price", "description", "category", "country")
+FIELDS = SOURCE_FIELDS
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CORRUPT = "_corrupt_record"
 RFC4180 = {"quote": '"', "escape": '"'}
@@ -53,6 +58,29 @@ def header_fields(line: str) -> list[str]:
     return [name.strip().strip('"') for name in next(csv.reader([line]))]
 
 
+def file_columns(config: FileSourceConfig, available: list[str], location: str) -> dict[str, str]:
+    """The field -> column mapping for one file whose columns are ``available``: each field's
+    ``config.columns`` name when the file has it, else the first of its ``config.alternative_columns``
+    that it has. `JobError` (one line, naming the file, the columns looked for and those it has) when a
+    mapped field has none of them.
+
+    Example: with the ``online_retail`` preset, a header ``Invoice,StockCode,...,Price,Customer ID,Country``
+    (Online Retail II) gives ``{"invoice": "Invoice", "price": "Price", "user": "Customer ID", ...}``.
+    """
+    found: dict[str, str] = {}
+    missing: list[str] = []
+    for field, column in config.columns.items():
+        names = [column, *config.alternative_columns.get(field, [])]
+        present = next((name for name in names if name in available), None)
+        if present is None:
+            missing.append(" or ".join(names))
+        else:
+            found[field] = present
+    if missing:
+        raise JobError(f"{location}: columns {missing} from data.file.columns are not in {available}")
+    return found
+
+
 def _cells_schema(n_fields: int) -> StructType:
     return StructType([StructField(f"c{i}", StringType()) for i in range(n_fields)]
                       + [StructField(CORRUPT, StringType())])
@@ -60,29 +88,32 @@ def _cells_schema(n_fields: int) -> StructType:
 
 def read_file_source(spark: SparkSession, config: FileSourceConfig, path: str | None = None,
                      staging: Callable[[], str] | None = None) -> DataFrame:
-    """The staged frame of a file source (``path`` or ``config.path``: file, folder or glob).
+    """The staged frame of a file source (``path`` or ``config.path``: file, folder or glob), its
+    columns found by `file_columns`.
 
-    An Excel workbook (``.xlsx``, by its extension, whatever ``config.format``) is converted into a CSV
-    file in the folder ``staging()`` returns (`seasonrec.data.xlsx`) and read as that CSV; the caller
-    removes the folder once the frame is no longer read. Its rows' ``source_file`` is the workbook."""
+    An Excel workbook (``.xlsx``, by its extension, whatever ``config.format``) is converted into CSV
+    files in the folder ``staging()`` returns, one per worksheet of records (`seasonrec.data.xlsx`), and
+    read as those CSV files; the caller removes the folder once the frame is no longer read. Its rows'
+    ``source_file`` is the workbook, with ``#<worksheet>`` when it has several (so a sale listed on two
+    worksheets, as where Online Retail II's years overlap, is one row, like a line in two CSV files)."""
     location = resolve_path(path or config.path)
-    mapping = config.columns
     if xlsx.is_workbook(location):
         if staging is None:
             raise JobError(f"{location}: reading a workbook needs a staging folder for its CSV copy")
-        csv_copy = xlsx.workbook_to_csv(location, staging())
+        sheets = xlsx.workbook_to_csv(location, staging())
+        uri = Path(location).as_uri()
         # multiline: a cell holding a line break is one quoted field of the copy, never two records.
-        staged = (read_csv_source(spark, csv_copy, mapping, multiline=True)
-                  .withColumn("source_file", F.lit(Path(location).as_uri())))
+        staged = reduce(DataFrame.unionByName, [
+            read_csv_source(spark, sheet.path, config, multiline=True).withColumn(
+                "source_file", F.lit(uri if len(sheets) == 1 else f"{uri}#{quote(sheet.title)}"))
+            for sheet in sheets])
     elif location.lower().endswith(".xls"):
         raise JobError(f"{location}: the old binary .xls format is not read; save the workbook as .xlsx")
     elif config.format == "csv":
-        staged = read_csv_source(spark, location, mapping, config.multiline)
+        staged = read_csv_source(spark, location, config, config.multiline)
     else:
         raw = spark.read.format(config.format).load(location)
-        missing = sorted(set(mapping.values()) - set(raw.columns))
-        if missing:
-            raise JobError(f"{location}: columns {missing} from data.file.columns are not in {raw.columns}")
+        mapping = file_columns(config, raw.columns, location)
         staged = raw.select(
             F.input_file_name().alias("source_file"),
             F.to_json(F.struct(*[F.col(f"`{c}`") for c in raw.columns])).alias("raw_line"),
@@ -91,17 +122,16 @@ def read_file_source(spark: SparkSession, config: FileSourceConfig, path: str | 
     return finish_staging(staged)
 
 
-def read_csv_source(spark: SparkSession, location: str, mapping: dict[str, str], multiline: bool) -> DataFrame:
-    """CSV files with a header line (the first line of the first file names the columns) -> staged
-    rows, one per CSV record, header lines included and flagged (``is_header``). ``raw_line`` is the
-    record re-written as RFC 4180 CSV, or its text as read when its field count is wrong."""
+def read_csv_source(spark: SparkSession, location: str, config: FileSourceConfig, multiline: bool) -> DataFrame:
+    """CSV files with a header line (the first line of the first file names the columns, `file_columns`
+    maps them) -> staged rows, one per CSV record, header lines included and flagged (``is_header``).
+    ``raw_line`` is the record re-written as RFC 4180 CSV, or its text as read when its field count is
+    wrong."""
     first = spark.read.text(location).limit(1).collect()
     if not first:
         raise JobError(f"{location} is empty")
     header = header_fields(first[0]["value"])
-    missing = sorted(set(mapping.values()) - set(header))
-    if missing:
-        raise JobError(f"{location}: columns {missing} from data.file.columns are not in the header {header}")
+    mapping = file_columns(config, header, location)
     records = (spark.read.schema(_cells_schema(len(header)))
                .options(**CSV_READ_OPTIONS, header="false", multiLine=str(multiline).lower())
                .csv(location).withColumn("source_file", F.input_file_name()))
