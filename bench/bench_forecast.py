@@ -22,6 +22,12 @@ also printed to stderr).
 
     .venv/bin/python bench/bench_forecast.py [--data PATH] [--input csv|jobs] [--with-lstm] [--keep]
         [--backtest-windows N] [--drift-correction off,auto] [--synthetic-items N] [--quick]
+        [--as-of YYYY-MM-DD:WEEKS ...]
+
+``--as-of`` replaces the two dates; a forecast week that starts after the data's last sale stops the
+run with one line saying how many weeks fit (its truth would otherwise be read as zero sales), and the
+JSON's ``sales_through`` is that last sale's date (a last week it only partly covers is scored as is:
+the CSV ends on a Friday, and Online Retail has no Saturday sales).
 
 Then (``synthetic_catalogue``, also without ``--data``): the forecast job on a synthetic catalogue of
 ``--synthetic-items`` items (default 20,000; ``--quick``: 1,000 and no Online Retail run; 0: none),
@@ -434,6 +440,7 @@ def _online_retail(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         _silver_from_csv(ctx, csv)
         result["input"] = "csv_direct (guest rows included, cancellations excluded)"
     result["input_seconds"] = round(time.perf_counter() - started, 1)
+    result["sales_through"] = str(_check_forecast_weeks(ctx, planned))
     modes = ([m.strip() for m in args.drift_correction.split(",") if m.strip()] if args.drift_correction
              else [config.forecast.drift_correction])
     runs: dict[str, dict[str, Any]] = {}
@@ -452,6 +459,27 @@ def _online_retail(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                               for mode, by_date in runs.items()}
         result["table"] = comparison_table(result)
     return result
+
+
+def _check_forecast_weeks(ctx: Any, planned: list[tuple[dt.date, int]]) -> dt.date:
+    """The date of the last sale in silver; exits with one line when a forecast week of ``planned``
+    ((as-of, horizon) pairs) starts after it: its truth would be read as zero sales (e.g. the UCI
+    workbook, which ends on 2011-12-09, as of 2011-09-30 for 13 weeks)."""
+    from pyspark.sql import functions as F
+
+    from seasonrec import tables
+    from seasonrec.forecasting.series import plan_origins
+
+    last_sale = ctx.lake.read(tables.SILVER_INTERACTIONS).agg(F.max("date")).first()[0]
+    for as_of, horizon in planned:
+        weeks = plan_origins(as_of, horizon, 0)[0].output_weeks
+        beyond = [w for w in weeks if w > last_sale]
+        if beyond:
+            fits = len(weeks) - len(beyond)
+            raise SystemExit(f"--as-of {as_of}:{horizon}: the forecast weeks from {beyond[0]} start after the "
+                             f"last sale ({last_sale}), so their truth is unknown; use --as-of {as_of}:{fits} or "
+                             "an earlier date")
+    return last_sale
 
 
 def _synthetic_catalogue(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
