@@ -36,6 +36,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from seasonrec import tables
+from seasonrec.config import ScoringConfig
 from seasonrec.context import JobContext, JobError
 from seasonrec.core.contract import COPURCHASE, COUNTRY_MIX, ITEM_SIGNALS, WEATHER, has_reranker
 from seasonrec.core.topk import score_block
@@ -63,22 +64,26 @@ REASON_POPULAR = "popular now"
 SEASON_LIFT_IN_SEASON = 0.5
 
 
+_SCORING_DEFAULTS = ScoringConfig()
+
+
 @dataclass(frozen=True)
 class ScoringOptions:
     """How a scoring run ranks and filters: list length, user block size, second stage and its candidate count, category
     cap, output partitions, bought/sellable filters, the long-tail ``discovery`` boost, fresh co-purchase neighbours,
-    worker statistics and per-item reasons (``explain``). Usually built with `from_config`."""
+    worker statistics and per-item reasons (``explain``). Usually built with `from_config`; the defaults
+    are the ``scoring`` section's."""
 
-    top_k: int = 20
-    user_block_size: int = 1024
-    rerank: bool = True
-    rerank_candidates: int | None = None  # None: the model's own (`model.rerank_candidates`), else 200
-    max_per_category: int | None = None
-    partitions: int | None = None
-    exclude_bought: bool = False
-    sellable_weeks: int = 26
-    discovery: float | None = None  # None: the model's calibrated default
-    fresh_copurchase: bool = True  # refit co-purchase neighbours before the scored date
+    top_k: int = _SCORING_DEFAULTS.top_k
+    user_block_size: int = _SCORING_DEFAULTS.user_block_size
+    rerank: bool = _SCORING_DEFAULTS.rerank
+    rerank_candidates: int | None = _SCORING_DEFAULTS.rerank_candidates  # None: the model's own, else 200
+    max_per_category: int | None = _SCORING_DEFAULTS.max_per_category
+    partitions: int | None = _SCORING_DEFAULTS.partitions
+    exclude_bought: bool = _SCORING_DEFAULTS.exclude_bought
+    sellable_weeks: int = _SCORING_DEFAULTS.sellable_weeks
+    discovery: float | None = _SCORING_DEFAULTS.discovery  # None: the model's calibrated default
+    fresh_copurchase: bool = _SCORING_DEFAULTS.fresh_copurchase  # refit co-purchase neighbours before the date
     record_worker_stats: bool = True
     explain: bool = False  # add a ``reason`` per recommended item (`explain`); scoring and serving set it
 
