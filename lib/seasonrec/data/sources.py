@@ -77,7 +77,8 @@ def file_columns(config: FileSourceConfig, available: list[str], location: str) 
         else:
             found[field] = present
     if missing:
-        raise JobError(f"{location}: columns {missing} from data.file.columns are not in {available}")
+        raise JobError(f"{location}: columns {missing} of data.<source>.columns (and alternative_columns) are not "
+                       f"in {available}")
     return found
 
 
