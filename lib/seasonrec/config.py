@@ -137,9 +137,10 @@ class FileSourceConfig(Section):
 
     path: str = "../shared/data/online_retail/online_retail_2010-12_2011-09.csv.gz"
     format: Literal["csv", "parquet", "json"] = "csv"
-    timestamp_format: str | None = Field(
-        default=None, description="Spark datetime pattern of the timestamp column; None: try the ISO formats and "
-                                  "M/d/yyyy and d/M/yyyy H:mm, refusing a date that both read differently")
+    timestamp_format: str | list[str] | None = Field(
+        default=None, description="Spark datetime pattern of the timestamp column, or patterns tried in order; "
+                                  "None: try the ISO formats and M/d/yyyy and d/M/yyyy H:mm, refusing a date "
+                                  "that both read differently")
     timezone: str | None = Field(default=None, description="zone of naive timestamps (None: UTC), e.g. Europe/London")
     quarantine_max_share: float | None = Field(default=None, ge=0, le=1,
                                                description="overrides data.quarantine_max_share for this source")
@@ -219,9 +220,10 @@ class ValidationConfig(Section):
 # Preset of --source online_retail (UCI file: ISO timestamps in UK local time, see its README; the ~25%
 # rows without CustomerID are guest checkouts, kept as sales with no user; numeric customer ids; the rows
 # without a description are stock notes with price 0, not sales). UCI's "Online Retail II" (id 502, Dec
-# 2009 - Dec 2011, the same shop) names three columns differently: read as they are.
+# 2009 - Dec 2011, the same shop) names three columns differently: read as they are. The workbook shows
+# dates month first (m/d/yyyy h:mm), and so do exports of it such as Kaggle's "data.csv".
 ONLINE_RETAIL_PRESET: dict[str, Any] = {
-    "timezone": "Europe/London", "timestamp_format": "yyyy-MM-dd HH:mm:ss", "numeric_user_ids": True,
+    "timezone": "Europe/London", "timestamp_format": ["yyyy-MM-dd HH:mm:ss", "M/d/yyyy H:mm"], "numeric_user_ids": True,
     "required_fields": ["invoice", "description"],
     "alternative_columns": {"invoice": ["Invoice"], "price": ["Price"], "user": ["Customer ID"]}}
 

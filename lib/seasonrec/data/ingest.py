@@ -45,15 +45,16 @@ def _number(column: str) -> Column:
     return F.when(~F.isnan(value) & (F.abs(value) < float("inf")), value)
 
 
-def parse_local_timestamp(column: str, fmt: str | None) -> tuple[Column, Column]:
-    """(naive timestamp as written, ambiguous flag) of a string column: with ``fmt`` that format only
-    (never ambiguous); without, the first default format that reads it, ambiguous when it reads as two
-    different days month-first and day-first."""
+def parse_local_timestamp(column: str, fmt: str | list[str] | None) -> tuple[Column, Column]:
+    """(naive timestamp as written, ambiguous flag) of a string column: with ``fmt`` (a format, or formats
+    tried in order) the first of them that reads it (never ambiguous: the order decides); without, the
+    first default format that reads it, ambiguous when it reads as two different days month-first and
+    day-first."""
     def parse(pattern: str) -> Column:
         return F.try_to_timestamp(F.col(column), F.lit(pattern))
 
     if fmt:
-        return parse(fmt), F.lit(False)
+        return F.coalesce(*[parse(f) for f in ([fmt] if isinstance(fmt, str) else fmt)]), F.lit(False)
     month_first, day_first = parse(MONTH_FIRST), parse(DAY_FIRST)
     parsed = F.coalesce(*[parse(f) for f in ISO_TIMESTAMP_FORMATS], month_first, day_first)
     return parsed, F.coalesce(month_first != day_first, F.lit(False))
@@ -90,7 +91,7 @@ def _with_row_hash(typed: DataFrame) -> DataFrame:
                                                            F.col("occurrence").cast("string")), 256))
 
 
-def classify(staged: DataFrame, source: str, ingested_at: dt.datetime, timestamp_format: str | None = None,
+def classify(staged: DataFrame, source: str, ingested_at: dt.datetime, timestamp_format: str | list[str] | None = None,
              timezone: str | None = None, rules: SourceRules | None = None) -> DataFrame:
     """Staged rows (`seasonrec.data.sources`) -> typed rows with the bronze and quarantine columns plus
     ``reason``: null for a valid row, the first refusing rule of ``rules`` (default: data.file's defaults)

@@ -69,7 +69,7 @@ class SourceRead:
     """A source as the job reads it: the staged frame, how its timestamps parse, its rules."""
 
     staged: DataFrame
-    timestamp_format: str | None
+    timestamp_format: str | list[str] | None
     timezone: str | None
     rules: SourceRules
     max_share: float

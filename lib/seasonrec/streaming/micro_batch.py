@@ -48,7 +48,7 @@ class BatchSettings:
 
     format: str  # "csv" or "json"
     mapping: dict[str, str]
-    timestamp_format: str | None
+    timestamp_format: str | list[str] | None
     timezone: str | None
     recent_items_max: int
     salt: str
