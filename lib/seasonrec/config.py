@@ -220,10 +220,11 @@ class ValidationConfig(Section):
 # Preset of --source online_retail (UCI file: ISO timestamps in UK local time, see its README; the ~25%
 # rows without CustomerID are guest checkouts, kept as sales with no user; numeric customer ids; the rows
 # without a description are stock notes with price 0, not sales). UCI's "Online Retail II" (id 502, Dec
-# 2009 - Dec 2011, the same shop) names three columns differently: read as they are. The workbook shows
-# dates month first (m/d/yyyy h:mm), and so do exports of it such as Kaggle's "data.csv".
+# 2009 - Dec 2011, the same shop) names three columns differently: read as they are. Slash dates are not
+# read by default: the workbook displays them month first, but a re-saved export may write them day first,
+# and 1/12/2010 is then a different day; the job's refusal says which setting reads them.
 ONLINE_RETAIL_PRESET: dict[str, Any] = {
-    "timezone": "Europe/London", "timestamp_format": ["yyyy-MM-dd HH:mm:ss", "M/d/yyyy H:mm"], "numeric_user_ids": True,
+    "timezone": "Europe/London", "timestamp_format": "yyyy-MM-dd HH:mm:ss", "numeric_user_ids": True,
     "required_fields": ["invoice", "description"],
     "alternative_columns": {"invoice": ["Invoice"], "price": ["Price"], "user": ["Customer ID"]}}
 

@@ -138,20 +138,28 @@ def test_workbook_ingests_like_the_csv_export(job_context, tmp_path: Path) -> No
     assert again["duplicates_skipped"] == len(ROWS) - len(bad)
 
 
-def test_online_retail_reads_month_first_exports_like_the_iso_file(job_context, tmp_path: Path) -> None:
-    # The workbook shows m/d/yyyy h:mm, and exports of it (e.g. Kaggle's data.csv) write dates so.
+def test_timestamp_formats_tried_in_order_read_a_month_first_export_like_the_iso_file(job_context,
+                                                                                      tmp_path: Path) -> None:
+    # The workbook shows m/d/yyyy h:mm, and exports of it (e.g. Kaggle's data.csv) write dates so; the
+    # preset reads ISO only (a slash date could be day first), and the refusal names the setting.
     import re
 
     iso = [line for _, line, reason in ROWS if reason is None]
     month_first = [re.sub(r"(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):00",
                           lambda m: f"{int(m[2])}/{int(m[3])}/{m[1]} {int(m[4])}:{m[5]}", line) for line in iso]
     assert "12/1/2010 8:26" in month_first[0] and "7/1/2011 10:00" in month_first[4]  # 1 December, 1 July
-    stored = []
+    paths = {}
     for name, lines in (("iso", iso), ("us", month_first)):
-        path = tmp_path / f"{name}.csv"
-        path.write_text("\n".join([",".join(HEADER), *lines]) + "\n", encoding="utf-8")
-        ctx = job_context("ingest", f"paths.lake_root={tmp_path}/{name}_lake")
-        assert _ingest(ctx, path)["bronze_rows_added"] == len(lines)
+        paths[name] = tmp_path / f"{name}.csv"
+        paths[name].write_text("\n".join([",".join(HEADER), *lines]) + "\n", encoding="utf-8")
+    with pytest.raises(JobError) as refused:
+        _ingest(job_context("ingest", f"paths.lake_root={tmp_path}/preset_lake"), paths["us"])
+    assert "unparseable_timestamp" in str(refused.value) and "M/d/yyyy H:mm" in str(refused.value)
+    stored = []
+    for name, path in paths.items():
+        ctx = job_context("ingest", f"paths.lake_root={tmp_path}/{name}_lake",
+                          "data.online_retail.timestamp_format=[yyyy-MM-dd HH:mm:ss,M/d/yyyy H:mm]")
+        assert _ingest(ctx, path)["bronze_rows_added"] == len(iso)
         stored.append(_bronze(ctx))
     assert stored[0] == stored[1]  # same UTC times, hence the same row hashes
 

@@ -25,6 +25,6 @@ def test_mistake_names_key_and_allowed_values(override: str, expected: str) -> N
 def test_online_retail_override_keeps_the_rest_of_its_preset() -> None:
     preset = load_config(None, ["data.online_retail.path=/data/or.csv"]).data.online_retail
     assert (preset.path, preset.timezone, preset.timestamp_format) == ("/data/or.csv", "Europe/London",
-                                                                      ["yyyy-MM-dd HH:mm:ss", "M/d/yyyy H:mm"])
+                                                                      "yyyy-MM-dd HH:mm:ss")
     assert preset.numeric_user_ids and preset.required_fields == ["invoice", "description"]
     assert preset.alternative_columns["user"] == ["Customer ID"]

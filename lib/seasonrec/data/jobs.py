@@ -132,18 +132,22 @@ def _count(classified: DataFrame, source: str, max_share: float) -> Counts:
         raise JobError(f"source {source} produced no rows")
     bad = sum(counts.quarantined.values())
     if bad / counts.rows_in > max_share:
-        raise JobError(_too_many_bad_rows(classified, counts, max_share))
+        raise JobError(_too_many_bad_rows(classified, counts, max_share, source))
     return counts
 
 
-def _too_many_bad_rows(classified: DataFrame, counts: Counts, max_share: float) -> str:
+def _too_many_bad_rows(classified: DataFrame, counts: Counts, max_share: float, source: str) -> str:
     """The one-line refusal: counts per reason and one example by reason and row hash (raw rows may hold
     customer ids: they stay in the data, never in messages)."""
     bad = sum(counts.quarantined.values())
     example = (classified.where(F.col("reason").isNotNull() & (F.col("reason") != HEADER_LINE) & F.col("in_window"))
                .select("reason", "row_hash").first())
-    hint = (" Dates like 1/12/2010 read as two days: set data.<source>.timestamp_format (e.g. d/M/yyyy H:mm)."
-            if "ambiguous_timestamp" in counts.quarantined else "")
+    key = f"data.{source}.timestamp_format"
+    hint = (f" Dates like 1/12/2010 read as two days: set {key} (e.g. d/M/yyyy H:mm)."
+            if "ambiguous_timestamp" in counts.quarantined else
+            f" Timestamps not in {key}: set it to the file's (a list is tried in order), "
+            "e.g. '[yyyy-MM-dd HH:mm:ss,M/d/yyyy H:mm]' for a month-first export such as Kaggle's data.csv."
+            if max(counts.quarantined, key=counts.quarantined.get) == "unparseable_timestamp" else "")
     return (f"{bad} of {counts.rows_in} rows ({bad / counts.rows_in:.1%}) are unusable, above "
             f"data.quarantine_max_share={max_share}: {counts.quarantined}; e.g. {example['reason']} "
             f"(row_hash {example['row_hash'][:16]}). Nothing was written.{hint}")
