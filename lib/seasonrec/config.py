@@ -127,6 +127,8 @@ class SyntheticConfig(Section):
 
 
 RequiredField = Literal["invoice", "user", "description", "country", "category"]
+# data.<source>.timestamp_format: a Spark datetime pattern, or patterns tried in order.
+TimestampFormat = str | list[str]
 # The fields a file source can map (seasonrec.data.sources.FIELDS stages them in this order).
 SOURCE_FIELDS = ("invoice", "user", "item", "timestamp", "quantity", "price", "description", "category", "country")
 
@@ -137,7 +139,7 @@ class FileSourceConfig(Section):
 
     path: str = "../shared/data/online_retail/online_retail_2010-12_2011-09.csv.gz"
     format: Literal["csv", "parquet", "json"] = "csv"
-    timestamp_format: str | list[str] | None = Field(
+    timestamp_format: TimestampFormat | None = Field(
         default=None, description="Spark datetime pattern of the timestamp column, or patterns tried in order; "
                                   "None: try the ISO formats and M/d/yyyy and d/M/yyyy H:mm, refusing a date "
                                   "that both read differently")

@@ -25,7 +25,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from seasonrec import tables
-from seasonrec.config import FileSourceConfig, ValidationConfig
+from seasonrec.config import FileSourceConfig, TimestampFormat, ValidationConfig
 from seasonrec.data.validation import HEADER_LINE, SourceRules, reason_column
 
 ISO_TIMESTAMP_FORMATS = ("yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd HH:mm",
@@ -45,7 +45,7 @@ def _number(column: str) -> Column:
     return F.when(~F.isnan(value) & (F.abs(value) < float("inf")), value)
 
 
-def parse_local_timestamp(column: str, fmt: str | list[str] | None) -> tuple[Column, Column]:
+def parse_local_timestamp(column: str, fmt: TimestampFormat | None) -> tuple[Column, Column]:
     """(naive timestamp as written, ambiguous flag) of a string column: with ``fmt`` (a format, or formats
     tried in order) the first of them that reads it (never ambiguous: the order decides); without, the
     first default format that reads it, ambiguous when it reads as two different days month-first and
@@ -91,7 +91,7 @@ def _with_row_hash(typed: DataFrame) -> DataFrame:
                                                            F.col("occurrence").cast("string")), 256))
 
 
-def classify(staged: DataFrame, source: str, ingested_at: dt.datetime, timestamp_format: str | list[str] | None = None,
+def classify(staged: DataFrame, source: str, ingested_at: dt.datetime, timestamp_format: TimestampFormat | None = None,
              timezone: str | None = None, rules: SourceRules | None = None) -> DataFrame:
     """Staged rows (`seasonrec.data.sources`) -> typed rows with the bronze and quarantine columns plus
     ``reason``: null for a valid row, the first refusing rule of ``rules`` (default: data.file's defaults)

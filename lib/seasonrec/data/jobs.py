@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from seasonrec import tables
-from seasonrec.config import DataConfig, FileSourceConfig
+from seasonrec.config import DataConfig, FileSourceConfig, TimestampFormat
 from seasonrec.context import JobError, iso_date
 from seasonrec.data import ingest, quarantine, sources
 from seasonrec.data.validation import HEADER_LINE, SourceRules
@@ -69,7 +69,7 @@ class SourceRead:
     """A source as the job reads it: the staged frame, how its timestamps parse, its rules."""
 
     staged: DataFrame
-    timestamp_format: str | list[str] | None
+    timestamp_format: TimestampFormat | None
     timezone: str | None
     rules: SourceRules
     max_share: float
@@ -142,15 +142,20 @@ def _too_many_bad_rows(classified: DataFrame, counts: Counts, max_share: float, 
     bad = sum(counts.quarantined.values())
     example = (classified.where(F.col("reason").isNotNull() & (F.col("reason") != HEADER_LINE) & F.col("in_window"))
                .select("reason", "row_hash").first())
-    key = f"data.{source}.timestamp_format"
-    hint = (f" Dates like 1/12/2010 read as two days: set {key} (e.g. d/M/yyyy H:mm)."
-            if "ambiguous_timestamp" in counts.quarantined else
-            f" Timestamps not in {key}: set it to the file's (a list is tried in order), "
-            "e.g. '[yyyy-MM-dd HH:mm:ss,M/d/yyyy H:mm]' for a month-first export such as Kaggle's data.csv."
-            if max(counts.quarantined, key=counts.quarantined.get) == "unparseable_timestamp" else "")
     return (f"{bad} of {counts.rows_in} rows ({bad / counts.rows_in:.1%}) are unusable, above "
             f"data.quarantine_max_share={max_share}: {counts.quarantined}; e.g. {example['reason']} "
-            f"(row_hash {example['row_hash'][:16]}). Nothing was written.{hint}")
+            f"(row_hash {example['row_hash'][:16]}). Nothing was written.{_timestamp_hint(counts, source)}")
+
+
+def _timestamp_hint(counts: Counts, source: str) -> str:
+    """The refusal's pointer to ``data.<source>.timestamp_format`` when dates are why rows were refused."""
+    key = f"data.{source}.timestamp_format"
+    if "ambiguous_timestamp" in counts.quarantined:
+        return f" Dates like 1/12/2010 read as two days: set {key} (e.g. d/M/yyyy H:mm)."
+    if max(counts.quarantined, key=counts.quarantined.get) == "unparseable_timestamp":
+        return (f" Timestamps not in {key}: set it to the file's (a list is tried in order), "
+                "e.g. '[yyyy-MM-dd HH:mm:ss,M/d/yyyy H:mm]' for a month-first export such as Kaggle's data.csv.")
+    return ""
 
 
 def _row_count(ctx, name: str) -> int:

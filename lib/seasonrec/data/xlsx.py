@@ -127,31 +127,30 @@ def _sheet_to_csv(sheet: Any, target: str, name: str, header: list[str] | None) 
     written) when the sheet is empty or its header differs from ``header`` (that of the workbook's
     first worksheet of records; None: this is the first)."""
     started = time.perf_counter()
-    width: int | None = None
+    sheet_header: list[str] | None = None
     records = empty = 0
     mismatched = False
-    sheet_header: list[str] = []
     with open(target, "w", encoding="utf-8", newline="") as handle:
         # QUOTE_MINIMAL with doubled quotes is RFC 4180; "\n" ends a record as in the CSV export.
         writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
         for row in sheet.iter_rows(values_only=True):
-            record = csv_record(row, width)
+            record = csv_record(row, None if sheet_header is None else len(sheet_header))
             if record is None:
                 empty += 1
                 continue
-            if width is None:  # the first non-empty row is the header
+            if sheet_header is None:  # the first non-empty row is the header
                 if header is not None and record != header:
                     mismatched = True
                     log.warning("[ingest] %s: worksheet %s skipped: its first row %s is not the header %s of "
                                 "the first worksheet", name, sheet.title, record, header)
                     break
-                width, sheet_header = len(record), record
+                sheet_header = record
             writer.writerow(record)
             records += 1
             if records % PROGRESS_EVERY == 0:
                 log.info("[ingest] %s: worksheet %s, %d rows converted to CSV (%.0fs)", name, sheet.title,
                          records, time.perf_counter() - started)
-    if width is None:  # empty, or another table (warned above)
+    if sheet_header is None:  # empty, or another table (warned above)
         os.remove(target)
         if not mismatched:
             log.info("[ingest] %s: worksheet %s has no value, skipped", name, sheet.title)

@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from seasonrec import tables
+from seasonrec.config import TimestampFormat
 from seasonrec.context import JobError
 from seasonrec.data import ingest, sources
 from seasonrec.data.validation import SourceRules
@@ -48,7 +49,7 @@ class BatchSettings:
 
     format: str  # "csv" or "json"
     mapping: dict[str, str]
-    timestamp_format: str | list[str] | None
+    timestamp_format: TimestampFormat | None
     timezone: str | None
     recent_items_max: int
     salt: str
