@@ -4,15 +4,18 @@ store exactly what ingesting the same rows as the CSV export stores (`seasonrec.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
 from seasonrec import tables
+from seasonrec.config import ONLINE_RETAIL_PRESET, FileSourceConfig
 from seasonrec.context import JobError
 from seasonrec.data import jobs as ingest_jobs
 from seasonrec.data import xlsx
+from seasonrec.data.sources import file_columns
 from support import job_args
 
 HEADER = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country")
@@ -142,8 +145,6 @@ def test_timestamp_formats_tried_in_order_read_a_month_first_export_like_the_iso
                                                                                       tmp_path: Path) -> None:
     # The workbook shows m/d/yyyy h:mm, and exports of it (e.g. Kaggle's data.csv) write dates so; the
     # preset reads ISO only (a slash date could be day first), and the refusal names the setting.
-    import re
-
     iso = [line for _, line, reason in ROWS if reason is None]
     month_first = [re.sub(r"(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):00",
                           lambda m: f"{int(m[2])}/{int(m[3])}/{m[1]} {int(m[4])}:{m[5]}", line) for line in iso]
@@ -229,9 +230,6 @@ def test_online_retail_ii_workbook_reads_every_year_once(job_context, tmp_path: 
 
 
 def test_a_file_without_a_mapped_column_or_its_alternatives_fails_naming_them() -> None:
-    from seasonrec.config import ONLINE_RETAIL_PRESET, FileSourceConfig
-    from seasonrec.data.sources import file_columns
-
     preset = FileSourceConfig(**ONLINE_RETAIL_PRESET)
     assert file_columns(preset, list(HEADER), "a.csv")["user"] == "CustomerID"
     assert file_columns(preset, list(HEADER_II), "b.csv") == {
