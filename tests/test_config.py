@@ -52,6 +52,12 @@ def test_override_precedence(tmp_path: Path) -> None:
     assert config.split.validation_end == dt.date(2011, 8, 15)
 
 
+def test_bad_non_product_pattern_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"features\.non_product_pattern.*not a regular expression"):
+        load_config(None, ["features.non_product_pattern=^(POST|M$"])
+    assert load_config(None, ["features.non_product_pattern=^(POST|M)$"]).features.non_product_pattern == "^(POST|M)$"
+
+
 def test_split_dates_must_be_ordered() -> None:
     with pytest.raises(ConfigError, match="train_end <= validation_end"):
         load_config(None, ["split.train_end=2012-01-01"])

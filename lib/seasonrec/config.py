@@ -271,7 +271,11 @@ class FeaturesConfig(Section):
 
     countries: list[str] = Field(default_factory=lambda: ["GB", "DE", "FR", "CN", "AU", "US"])
     southern_hemisphere: list[str] = Field(default_factory=lambda: ["AU", "NZ", "ZA", "AR", "BR", "CL"])
-    non_product_pattern: str = r"^(POST|DOT|M|C2|BANK CHARGES|AMAZONFEE|PADS|CRUK|D|S|B|gift_.*|TEST.*)$"
+    # Case-insensitive: Online Retail writes its manual line "M" and once "m"; Online Retail II adds the
+    # adjustments ADJUST/ADJUST2 and test codes TEST001/TEST002.
+    non_product_pattern: str = Field(
+        default=r"(?i)^(POST|DOT|M|C2|BANK CHARGES|AMAZONFEE|PADS|CRUK|D|S|B|ADJUST\d*|gift_.*|TEST.*)$",
+        description="Java regex of stock codes that are not products (postage, fees, manual adjustments)")
     salt_env: str = "SEASONREC_SALT"
     default_salt: str = "local-dev-salt"
     negatives_per_positive: int = Field(default=4, ge=0)
@@ -283,6 +287,18 @@ class FeaturesConfig(Section):
     seasonality_smoothing_weeks: int = Field(default=2, ge=0)
     seasonality_prior: float = Field(default=5.0, ge=0, description="pseudo-purchases shrinking sparse items to flat")
     text_vocab_size: int = Field(default=2000, ge=10)
+
+    @field_validator("non_product_pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        # Checked here: Spark's rlike would fail on the first row with a long JVM trace. Python's and
+        # Java's syntax agree on what such a pattern needs (alternation, classes, (?i)).
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"not a regular expression ({error}); allowed: a Java regex of whole stock codes, "
+                             "e.g. (?i)^(POST|M|gift_.*)$") from None
+        return pattern
     seed: int = 11
     # Category from description keywords (first match wins) when the source has no category column.
     category_keywords: dict[str, list[str]] = Field(default_factory=lambda: {

@@ -1,4 +1,5 @@
-"""Return netting is time-local: a return reduces the pair's latest purchase at or before it."""
+"""Return netting is time-local: a return reduces the pair's latest purchase at or before it; non-product codes
+are dropped before it."""
 
 from __future__ import annotations
 
@@ -19,3 +20,13 @@ def test_returns_hit_the_latest_earlier_purchase_only(spark) -> None:
     ], "row_hash string, user_raw string, item_raw string, ts timestamp, quantity double, price double")
     netted = {r["row_hash"]: r["quantity"] for r in silver.net_returns(rows).collect()}
     assert netted == {"p1": 5.0, "p3": 4.0, "p4": 1.0, "p5": 1.0}
+
+
+def test_non_product_codes_are_dropped_whatever_their_case(spark) -> None:
+    from seasonrec.config import FeaturesConfig
+
+    codes = ["POST", "M", "m", "ADJUST", "ADJUST2", "TEST001", "gift_0001_20", "BANK CHARGES",  # not products
+             "85123A", "DCGSSGIRL", "SP1002", "m85123"]  # products (the pattern matches whole codes only)
+    bronze = spark.createDataFrame([(code,) for code in codes], "item_raw string")
+    kept = [r["item_raw"] for r in silver.product_rows(bronze, FeaturesConfig()).collect()]
+    assert sorted(kept) == ["85123A", "DCGSSGIRL", "SP1002", "m85123"]
