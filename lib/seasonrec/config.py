@@ -175,7 +175,8 @@ class FileSourceConfig(Section):
     # CustomerID): used, per file, only when the mapped name is not among its columns.
     alternative_columns: dict[str, list[str]] = Field(
         default_factory=dict, description="field -> other column names it may have in a file, tried in order "
-                                          "when data.<source>.columns' name is missing (batch ingest)")
+                                          "when data.<source>.columns' name is missing (ingest; data.file's "
+                                          "also for the stream)")
 
     @field_validator("timezone")
     @classmethod

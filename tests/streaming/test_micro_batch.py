@@ -19,7 +19,7 @@ from seasonrec.features import silver
 from seasonrec.lake import Lake
 from seasonrec.streaming import micro_batch
 
-MAPPING = FileSourceConfig().columns
+FILE_SOURCE = FileSourceConfig()  # data.file: Online Retail's columns
 SALT = "stream-test-salt"
 T1, T2, T3 = (dt.datetime(2026, 1, 1, 10, m) for m in (0, 5, 10))
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
@@ -43,8 +43,7 @@ FILES = {
         "13047,not a date,X2,4,1.0,1008,THING TWO,France",
     ],
 }
-SETTINGS = micro_batch.BatchSettings(format="csv", mapping=MAPPING, timestamp_format=None, timezone=None,
-                                     recent_items_max=2, salt=SALT)
+SETTINGS = micro_batch.BatchSettings(format="csv", source=FILE_SOURCE, recent_items_max=2, salt=SALT)
 
 
 def _lines(spark, files: dict[str, list[str]]):
@@ -68,7 +67,7 @@ def _versions(lake: Lake) -> dict[str, int | None]:
 def test_batch_split_activity_and_replay_is_a_no_op(spark, tmp_path) -> None:
     spark.conf.set("spark.sql.legacy.timeParserPolicy", "CORRECTED")  # as the job sets it
     lake = Lake(spark, str(tmp_path / "lake"))
-    result = micro_batch.process_batch(lake, micro_batch.stage_lines(_lines(spark, FILES), "csv", MAPPING), 0,
+    result = micro_batch.process_batch(lake, micro_batch.stage_lines(_lines(spark, FILES), "csv", FILE_SOURCE), 0,
                                        SETTINGS, now=T1)
     assert (result.rows_in, result.bronze_added, result.quarantined, result.users_updated) == (9, 6, 3, 2)
     assert result.quarantine_by_reason == {"missing_item": 1, "negative_price": 1, "unparseable_timestamp": 1}
@@ -97,7 +96,7 @@ def test_batch_split_activity_and_replay_is_a_no_op(spark, tmp_path) -> None:
 
     # The same batch again (a restart after a crash): nothing is added and no table gets a new version.
     versions = _versions(lake)
-    replay = micro_batch.process_batch(lake, micro_batch.stage_lines(_lines(spark, FILES), "csv", MAPPING), 0,
+    replay = micro_batch.process_batch(lake, micro_batch.stage_lines(_lines(spark, FILES), "csv", FILE_SOURCE), 0,
                                        SETTINGS, now=T2)
     assert (replay.rows_in, replay.bronze_added, replay.quarantined, replay.users_updated) == (9, 0, 3, 0)
     assert _versions(lake) == versions
@@ -105,7 +104,7 @@ def test_batch_split_activity_and_replay_is_a_no_op(spark, tmp_path) -> None:
 
     # A new batch touching one user rewrites only that user's row.
     newer = {"file:///in/c.csv": [HEADER, "1009,X9,NEW THING,1,2011-05-05 08:00:00,1.0,13047,France"]}
-    third = micro_batch.process_batch(lake, micro_batch.stage_lines(_lines(spark, newer), "csv", MAPPING), 1,
+    third = micro_batch.process_batch(lake, micro_batch.stage_lines(_lines(spark, newer), "csv", FILE_SOURCE), 1,
                                       SETTINGS, now=T3)
     assert (third.bronze_added, third.users_updated) == (1, 1)
     after = _activity(lake)
@@ -124,7 +123,7 @@ def test_json_lines_and_a_csv_file_without_header(spark) -> None:
               "this is not json"]
     lines = _lines(spark, {"kafka://events/0/1": events[:1], "kafka://events/0/2": events[1:2],
                            "kafka://events/0/3": events[2:]})
-    classified = ingest.classify(micro_batch.stage_lines(lines, "json", MAPPING), micro_batch.SOURCE, T1)
+    classified = ingest.classify(micro_batch.stage_lines(lines, "json", FILE_SOURCE), micro_batch.SOURCE, T1)
     rows = {r["raw_line"]: r for r in classified.collect()}
     good = rows[events[0]]
     # JSON numbers reach ingest as their text and parse like CSV values; ids normalise the same way.
@@ -136,4 +135,23 @@ def test_json_lines_and_a_csv_file_without_header(spark) -> None:
     headerless = _lines(spark, {"file:///in/a.csv": [HEADER, "1,X1,T,1,2011-05-01 10:00:00,1.0,1,GB"],
                                 "file:///in/raw.csv": ["1,X1,T,1,2011-05-01 10:00:00,1.0,1,GB"]})
     with pytest.raises(JobError, match=r"file:///in/raw.csv: no CSV header line with the columns"):
-        micro_batch.stage_lines(headerless, "csv", MAPPING)
+        micro_batch.stage_lines(headerless, "csv", FILE_SOURCE)
+
+
+def test_files_and_messages_with_alternative_column_names(spark) -> None:
+    # Online Retail II names three columns differently: with data.file.alternative_columns a streamed file
+    # or message in that layout is read like one in the mapped layout, each file by its own header.
+    spark.conf.set("spark.sql.legacy.timeParserPolicy", "CORRECTED")
+    two = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
+    files = {"file:///in/ii.csv": [two, "2001,X1,THING ONE,2,2011-05-01 10:00:00,1.5,17850,France"],
+             "file:///in/i.csv": [HEADER, "2002,X2,THING TWO,1,2011-05-01 11:00:00,2.0,13047,France"]}
+    message = json.dumps({"Invoice": "2003", "StockCode": "X3", "Quantity": 4, "InvoiceDate": "2011-05-01 12:00:00",
+                          "Price": 3.0, "Customer ID": 12583})
+    with pytest.raises(JobError, match=r"file:///in/ii.csv: no CSV header line with the columns .*CustomerID"):
+        micro_batch.stage_lines(_lines(spark, files), "csv", FILE_SOURCE)
+    both = FileSourceConfig(alternative_columns={"invoice": ["Invoice"], "price": ["Price"], "user": ["Customer ID"]})
+    staged = [*micro_batch.stage_lines(_lines(spark, files), "csv", both).collect(),
+              *micro_batch.stage_lines(_lines(spark, {"kafka://events/0/1": [message]}), "json", both).collect()]
+    assert sorted((r["invoice"], r["item"], r["price"], r["user"], r["country"]) for r in staged) == [
+        ("2001", "X1", "1.5", "17850", "France"), ("2002", "X2", "2.0", "13047", "France"),
+        ("2003", "X3", "3.0", "12583", None)]

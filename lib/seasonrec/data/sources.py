@@ -58,6 +58,12 @@ def header_fields(line: str) -> list[str]:
     return [name.strip().strip('"') for name in next(csv.reader([line]))]
 
 
+def column_choices(config: FileSourceConfig) -> dict[str, list[str]]:
+    """Field -> the names its column may have in a file: ``config.columns``' name first, then its
+    ``config.alternative_columns`` in order (what `file_columns` and the streaming job look for)."""
+    return {field: [column, *config.alternative_columns.get(field, [])] for field, column in config.columns.items()}
+
+
 def file_columns(config: FileSourceConfig, available: list[str], location: str) -> dict[str, str]:
     """The field -> column mapping for one file whose columns are ``available``: each field's
     ``config.columns`` name when the file has it, else the first of its ``config.alternative_columns``
@@ -69,8 +75,7 @@ def file_columns(config: FileSourceConfig, available: list[str], location: str) 
     """
     found: dict[str, str] = {}
     missing: list[str] = []
-    for field, column in config.columns.items():
-        names = [column, *config.alternative_columns.get(field, [])]
+    for field, names in column_choices(config).items():
         present = next((name for name in names if name in available), None)
         if present is None:
             missing.append(" or ".join(names))

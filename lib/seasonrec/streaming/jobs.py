@@ -95,8 +95,7 @@ def run(ctx, args: argparse.Namespace) -> dict[str, Any]:
     input_dir = _local(config.input_dir) if config.input_dir else f"{ctx.config.paths.lake_root}/_incoming"
     checkpoint = _local(config.checkpoint_dir) if config.checkpoint_dir else f"{ctx.config.paths.checkpoint_dir}/stream"
     settings = micro_batch.BatchSettings(
-        format="json" if config.source == "kafka" else config.format, mapping=dict(file_config.columns),
-        timestamp_format=file_config.timestamp_format, timezone=file_config.timezone,
+        format="json" if config.source == "kafka" else config.format, source=file_config,
         recent_items_max=config.recent_items_max, salt=silver.salt(ctx.config.features, ctx.config.env),
         rules=SourceRules.of(file_config, ctx.config.data.validation))
     results: list[micro_batch.BatchResult] = []
@@ -131,7 +130,7 @@ def _batch_handler(ctx: Any, settings: Any, results: list[Any],
         try:
             lines = lines.persist()
             try:
-                staged = micro_batch.stage_lines(lines, settings.format, settings.mapping)
+                staged = micro_batch.stage_lines(lines, settings.format, settings.source)
                 result = micro_batch.process_batch(ctx.lake, staged, batch_id, settings, ctx.commit_info())
             finally:
                 lines.unpersist()

@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from seasonrec import tables
-from seasonrec.config import TimestampFormat
+from seasonrec.config import FileSourceConfig
 from seasonrec.context import JobError
 from seasonrec.data import ingest, sources
 from seasonrec.data.validation import SourceRules
@@ -44,13 +44,11 @@ ACTIVITY_COLUMNS = tables.spec(tables.USER_RECENT_ACTIVITY).column_names
 
 @dataclass(frozen=True)
 class BatchSettings:
-    """How events are parsed (``mapping``/``timestamp_format``/``timezone``: data.file's) and how
-    much recent activity is kept per user."""
+    """How events are parsed (``source``: data.file, whose columns, alternative_columns, timestamp
+    format and zone streamed events share) and how much recent activity is kept per user."""
 
     format: str  # "csv" or "json"
-    mapping: dict[str, str]
-    timestamp_format: TimestampFormat | None
-    timezone: str | None
+    source: FileSourceConfig
     recent_items_max: int
     salt: str
     rules: SourceRules | None = None  # data.file's validation rules; None: the defaults
@@ -75,53 +73,60 @@ class BatchResult:
 
 
 # ---------------------------------------------------------------------------------------------- staging
-def stage_lines(lines: DataFrame, fmt: str, mapping: dict[str, str]) -> DataFrame:
+def stage_lines(lines: DataFrame, fmt: str, source: FileSourceConfig) -> DataFrame:
     """Raw event lines (``source_file``, ``value``: one text line of a file or one Kafka message) ->
     the staged frame `seasonrec.data.ingest.classify` takes (raw strings, as `sources.read_file_source`
-    stages a file).
+    stages a file). ``source`` (data.file) names the columns: each field's ``columns`` name, else the
+    first of its ``alternative_columns`` present (`sources.column_choices`).
 
-    ``fmt`` "csv": every file carries its own header line (any column order, mapped by ``mapping``);
-    a file without one raises `JobError` naming it. ``fmt`` "json": one JSON object per line; a line
-    that is not one stages as all-null fields and is quarantined (missing_item) with its raw text.
+    ``fmt`` "csv": every file carries its own header line (any column order, each file mapped by
+    `sources.file_columns`); a file without one raises `JobError` naming it. ``fmt`` "json": one JSON
+    object per line, each field read from the first of its names the object has; a line that is not
+    one stages as all-null fields and is quarantined (missing_item) with its raw text.
     """
+    choices = sources.column_choices(source)
     if fmt == "json":
-        names = sorted(set(mapping.values()))
-        schema = StructType([StructField(name, StringType()) for name in names])
+        schema = StructType([StructField(name, StringType())
+                             for name in sorted({name for names in choices.values() for name in names})])
         # StringType fields keep numbers as their JSON text ("6"), so ingest parses them like CSV values.
         parsed = lines.where(F.trim("value") != "").withColumn("_row", F.from_json("value", schema))
         staged = parsed.select(
             "source_file", F.col("value").alias("raw_line"),
-            *[(F.col("_row").getField(mapping[f]) if f in mapping else F.lit(None).cast("string")).alias(f)
-              for f in sources.FIELDS])
+            *[(F.coalesce(*[F.col("_row").getField(name) for name in choices[f]]) if f in choices
+               else F.lit(None).cast("string")).alias(f) for f in sources.FIELDS])
         return sources.finish_staging(staged)
     if fmt != "csv":
         raise JobError(f"streaming.format '{fmt}' is not supported; allowed: csv, json")
-    headers = csv_headers(lines, mapping)
     parts = []
-    for header_line, files in _files_by_header(headers).items():
+    for header_line, files in _files_by_header(csv_headers(lines, source)).items():
         fields = sources.header_fields(header_line)
         rows = lines.where(F.col("source_file").isin(files) & (F.col("value") != header_line))
-        parts.append(sources.stage_csv_lines(rows, fields, mapping))
+        parts.append(sources.stage_csv_lines(rows, fields, sources.file_columns(source, fields, files[0])))
     if not parts:  # an empty batch still needs the staged shape
-        parts.append(sources.stage_csv_lines(lines.limit(0), list(mapping.values()), mapping))
+        parts.append(sources.stage_csv_lines(lines.limit(0), list(source.columns.values()), dict(source.columns)))
     return sources.finish_staging(reduce(DataFrame.unionByName, parts))
 
 
-def csv_headers(lines: DataFrame, mapping: dict[str, str]) -> dict[str, str]:
-    """{source_file: its header line} for every file in ``lines``; `JobError` naming the first file
-    whose lines hold no header with all the mapped columns (one small Spark job)."""
-    names = sorted(set(mapping.values()))
+def csv_headers(lines: DataFrame, source: FileSourceConfig) -> dict[str, str]:
+    """{source_file: its header line} for every file in ``lines``: a line whose CSV fields hold a name
+    of every mapped field (`sources.column_choices`). `JobError` naming the first file without one
+    (one small Spark job)."""
+    choices = list(sources.column_choices(source).values())
     # Cheap filter in Spark; the exact check (names are whole CSV fields) runs on the few candidates.
-    candidate = reduce(Column.__and__, [F.col("value").contains(name) for name in names])
+    candidate = reduce(Column.__and__, [reduce(Column.__or__, [F.col("value").contains(name) for name in names])
+                                        for names in choices])
     per_file = (lines.where(F.trim("value") != "").groupBy("source_file")  # a blank file is no error
                 .agg(F.array_sort(F.collect_set(F.when(candidate, F.col("value")))).alias("candidates"))
                 .collect())
     headers: dict[str, str] = {}
     for row in per_file:
-        found = [line for line in row["candidates"] if set(names) <= set(sources.header_fields(line))]
+        found = [line for line in row["candidates"]
+                 if all(set(names) & set(sources.header_fields(line)) for names in choices)]
         if not found:
-            raise JobError(f"{row['source_file']}: no CSV header line with the columns {names} of "
-                           "data.file.columns; fix the file in place (or set streaming.format) and restart")
+            wanted = [" or ".join(names) for names in choices]
+            raise JobError(f"{row['source_file']}: no CSV header line with the columns {wanted} of "
+                           "data.file.columns (and alternative_columns); fix the file in place (or set "
+                           "streaming.format) and restart")
         headers[row["source_file"]] = found[0]
     return headers
 
@@ -221,7 +226,8 @@ def process_batch(lake: Lake, staged: DataFrame, batch_id: int, settings: BatchS
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     info = {**(commit_info or {}), "seasonrec.stream_batch": str(batch_id)}
     result = BatchResult(batch_id)
-    classified = ingest.classify(staged, SOURCE, now, settings.timestamp_format, settings.timezone, settings.rules)
+    classified = ingest.classify(staged, SOURCE, now, settings.source.timestamp_format, settings.source.timezone,
+                                 settings.rules)
     classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts = {row["reason"]: row["count"] for row in classified.groupBy("reason").count().collect()}
