@@ -177,14 +177,18 @@ def _silver_from_csv(ctx: Any, csv: Path) -> None:
     from pyspark.sql import functions as F
 
     from seasonrec import tables
+    from seasonrec.data.sources import file_columns
 
     raw = ctx.spark.read.option("header", True).csv(str(csv))
+    # The preset's column names, or Online Retail II's (Invoice, Price, Customer ID).
+    column = {field: F.col(f"`{name}`") for field, name in
+              file_columns(ctx.config.data.online_retail, raw.columns, str(csv)).items()}
     pattern = ctx.config.features.non_product_pattern
-    rows = (raw.select(F.col("StockCode").alias("item_id"), F.col("Description").alias("title"),
-                       F.col("InvoiceNo").alias("invoice"), F.to_timestamp("InvoiceDate").alias("ts"),
-                       F.col("Quantity").cast("double").alias("quantity"),
-                       F.col("UnitPrice").cast("double").alias("price"),
-                       F.col("CustomerID").cast("string").alias("user_id"), F.col("Country").alias("country"))
+    rows = (raw.select(column["item"].alias("item_id"), column["description"].alias("title"),
+                       column["invoice"].alias("invoice"), F.to_timestamp(column["timestamp"]).alias("ts"),
+                       column["quantity"].cast("double").alias("quantity"),
+                       column["price"].cast("double").alias("price"),
+                       column["user"].cast("string").alias("user_id"), column["country"].alias("country"))
             .where(~F.col("item_id").rlike(pattern) & F.col("ts").isNotNull() & ~F.col("invoice").startswith("C")
                    & (F.col("quantity") > 0) & (F.col("price") > 0))
             .withColumn("date", F.to_date("ts"))
