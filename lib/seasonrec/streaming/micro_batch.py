@@ -81,8 +81,8 @@ def stage_lines(lines: DataFrame, fmt: str, source: FileSourceConfig) -> DataFra
 
     ``fmt`` "csv": every file carries its own header line (any column order, each file mapped by
     `sources.file_columns`); a file without one raises `JobError` naming it. ``fmt`` "json": one JSON
-    object per line, each field read from the first of its names the object has; a line that is not
-    one stages as all-null fields and is quarantined (missing_item) with its raw text.
+    object per line, each field read from the first of its names the object gives a value; a line that
+    is not one stages as all-null fields and is quarantined (missing_item) with its raw text.
     """
     choices = sources.column_choices(source)
     if fmt == "json":
