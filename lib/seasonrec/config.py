@@ -288,18 +288,6 @@ class FeaturesConfig(Section):
     seasonality_smoothing_weeks: int = Field(default=2, ge=0)
     seasonality_prior: float = Field(default=5.0, ge=0, description="pseudo-purchases shrinking sparse items to flat")
     text_vocab_size: int = Field(default=2000, ge=10)
-
-    @field_validator("non_product_pattern")
-    @classmethod
-    def _compiles(cls, pattern: str) -> str:
-        # Checked here: Spark's rlike would fail on the first row with a long JVM trace. Python's and
-        # Java's syntax agree on what such a pattern needs (alternation, classes, (?i)).
-        try:
-            re.compile(pattern)
-        except re.error as error:
-            raise ValueError(f"not a regular expression ({error}); allowed: a Java regex of whole stock codes, "
-                             "e.g. (?i)^(POST|M|gift_.*)$") from None
-        return pattern
     seed: int = 11
     # Category from description keywords (first match wins) when the source has no category column.
     category_keywords: dict[str, list[str]] = Field(default_factory=lambda: {
@@ -314,6 +302,18 @@ class FeaturesConfig(Section):
         "textiles": ["CUSHION", "BLANKET", "TOWEL", "APRON", "HOT WATER BOTTLE"],
         "decor": ["HEART", "SIGN", "FRAME", "CLOCK", "DECORATION", "ORNAMENT", "HOLDER", "HOOK"],
     })
+
+    @field_validator("non_product_pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        # Checked here: Spark's rlike would fail on the first row with a long JVM trace. Python's and
+        # Java's syntax agree on what such a pattern needs (alternation, classes, (?i)).
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"not a regular expression ({error}); allowed: a Java regex of whole stock codes, "
+                             "e.g. (?i)^(POST|M|gift_.*)$") from None
+        return pattern
 
 
 TrainingBackend = Literal["horovod", "local"]

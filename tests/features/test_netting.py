@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from seasonrec.config import FeaturesConfig
 from seasonrec.features import silver
 
 
@@ -23,8 +24,6 @@ def test_returns_hit_the_latest_earlier_purchase_only(spark) -> None:
 
 
 def test_non_product_codes_are_dropped_whatever_their_case(spark) -> None:
-    from seasonrec.config import FeaturesConfig
-
     codes = ["POST", "M", "m", "ADJUST", "ADJUST2", "TEST001", "gift_0001_20", "BANK CHARGES",  # not products
              "85123A", "DCGSSGIRL", "SP1002", "m85123"]  # products (the pattern matches whole codes only)
     bronze = spark.createDataFrame([(code,) for code in codes], "item_raw string")

@@ -64,6 +64,21 @@ def column_choices(config: FileSourceConfig) -> dict[str, list[str]]:
     return {field: [column, *config.alternative_columns.get(field, [])] for field, column in config.columns.items()}
 
 
+def find_columns(config: FileSourceConfig, available: list[str]) -> tuple[dict[str, str], list[str]]:
+    """(field -> the first of its `column_choices` in ``available``, the fields with none there, each
+    written as its names joined by " or "). Example: ``find_columns(config, [])[1]`` lists every name
+    looked for."""
+    found: dict[str, str] = {}
+    missing: list[str] = []
+    for field, names in column_choices(config).items():
+        present = next((name for name in names if name in available), None)
+        if present is None:
+            missing.append(" or ".join(names))
+        else:
+            found[field] = present
+    return found, missing
+
+
 def file_columns(config: FileSourceConfig, available: list[str], location: str) -> dict[str, str]:
     """The field -> column mapping for one file whose columns are ``available``: each field's
     ``config.columns`` name when the file has it, else the first of its ``config.alternative_columns``
@@ -73,14 +88,7 @@ def file_columns(config: FileSourceConfig, available: list[str], location: str) 
     Example: with the ``online_retail`` preset, a header ``Invoice,StockCode,...,Price,Customer ID,Country``
     (Online Retail II) gives ``{"invoice": "Invoice", "price": "Price", "user": "Customer ID", ...}``.
     """
-    found: dict[str, str] = {}
-    missing: list[str] = []
-    for field, names in column_choices(config).items():
-        present = next((name for name in names if name in available), None)
-        if present is None:
-            missing.append(" or ".join(names))
-        else:
-            found[field] = present
+    found, missing = find_columns(config, available)
     if missing:
         raise JobError(f"{location}: columns {missing} of data.<source>.columns (and alternative_columns) are not "
                        f"in {available}")

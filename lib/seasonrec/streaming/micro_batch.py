@@ -109,7 +109,7 @@ def stage_lines(lines: DataFrame, fmt: str, source: FileSourceConfig) -> DataFra
 
 def csv_headers(lines: DataFrame, source: FileSourceConfig) -> dict[str, str]:
     """{source_file: its header line} for every file in ``lines``: a line whose CSV fields hold a name
-    of every mapped field (`sources.column_choices`). `JobError` naming the first file without one
+    of every mapped field (`sources.find_columns`). `JobError` naming the first file without one
     (one small Spark job)."""
     choices = list(sources.column_choices(source).values())
     # Cheap filter in Spark; the exact check (names are whole CSV fields) runs on the few candidates.
@@ -120,11 +120,10 @@ def csv_headers(lines: DataFrame, source: FileSourceConfig) -> dict[str, str]:
                 .collect())
     headers: dict[str, str] = {}
     for row in per_file:
-        found = [line for line in row["candidates"]
-                 if all(set(names) & set(sources.header_fields(line)) for names in choices)]
+        found = [line for line in row["candidates"] if not sources.find_columns(source, sources.header_fields(line))[1]]
         if not found:
-            wanted = [" or ".join(names) for names in choices]
-            raise JobError(f"{row['source_file']}: no CSV header line with the columns {wanted} of "
+            raise JobError(f"{row['source_file']}: no CSV header line with the columns "
+                           f"{sources.find_columns(source, [])[1]} of "
                            "data.file.columns (and alternative_columns); fix the file in place (or set "
                            "streaming.format) and restart")
         headers[row["source_file"]] = found[0]
