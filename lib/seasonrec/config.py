@@ -369,7 +369,7 @@ class TrainingConfig(Section):
                                      "purchases may also train the ranker (the two-tower's in-sample score left "
                                      "out); kept only when the cross-fitted NDCG@10 on validation users is higher; "
                                      "0 = the validation window only. Off by default: on Online Retail 2 lifted "
-                                     "NDCG@10 in September but cost seasonal recall (README, #13)")
+                                     "NDCG@10 in September but cost seasonal recall (docs/measurements.md, #13)")
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str = "seasonrec"
     seed: int = 7
