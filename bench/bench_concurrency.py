@@ -50,6 +50,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from summary import last_json
+
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf" / "test.yaml"
 BRONZE, QUARANTINE = "bronze_transactions", "quarantine"
@@ -199,20 +201,6 @@ def start_pair(commands: tuple[list[str], list[str]], folder: Path, delay: float
     second = Proc(commands[1], folder, "b")
     first.wait(), second.wait()
     return first, second
-
-
-def last_json(text: str) -> dict[str, Any] | None:
-    """The job summary the CLI prints on stdout when it is not a terminal (an indented document whose
-    first line is "{"), or the last one-line JSON object; None when there is none."""
-    lines = text.strip().splitlines()
-    for start in range(len(lines) - 1, -1, -1):
-        if lines[start].strip().startswith("{"):
-            for candidate in (lines[start], "\n".join(lines[start:])):
-                try:
-                    return json.loads(candidate)
-                except ValueError:
-                    continue
-    return None
 
 
 def error_line(stderr: str) -> str:

@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from summary import last_json
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lib"))
@@ -112,18 +113,6 @@ class LoadRun:
 
 
 # ---------------------------------------------------------------- building a registered model
-def _last_json_document(text: str) -> dict[str, Any]:
-    """The last JSON object printed on stdout (`seasonrec` prints each job summary indented)."""
-    lines = text.splitlines()
-    for start in range(len(lines) - 1, -1, -1):
-        if lines[start].startswith("{"):
-            try:
-                return json.loads("\n".join(lines[start:]))
-            except ValueError:
-                continue
-    raise ValueError("no JSON summary on stdout")
-
-
 def _paths(work: Path) -> list[str]:
     return [f"paths.{key}={work / value}" for key, value in (
         ("lake_root", "lake"), ("checkpoint_dir", "lake/_checkpoints"), ("model_dir", "lake/_models"),
@@ -156,7 +145,10 @@ def build_model(catalogue: Catalogue, work: Path, overrides: list[str], log) -> 
         if proc.returncode != 0:
             tail = (work / f"{job}.log").read_text(encoding="utf-8")[-3000:]
             raise RuntimeError(f"seasonrec {job} failed for {catalogue.name} (exit {proc.returncode}):\n{tail}")
-        summaries[job] = _last_json_document(proc.stdout)
+        summary = last_json(proc.stdout)
+        if summary is None:
+            raise RuntimeError(f"seasonrec {job} printed no JSON summary for {catalogue.name}")
+        summaries[job] = summary
         log(f"{catalogue.name}: seasonrec {job} done in {seconds[job]:.0f}s")
     train = summaries["train"]
     build = {"catalogue": catalogue.name, "note": catalogue.note, "overrides": overrides,

@@ -13,21 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+from summary import last_json
+
 BENCH_DIR = Path(__file__).resolve().parent
 TAKES_DATA = {"forecast", "serving"}  # benches given --data (the Online Retail CSV) when run_all has it
-
-
-def _last_json_line(text: str) -> dict:
-    """The last JSON object on stdout: one line, or an indented document starting at a line "{"."""
-    lines = text.strip().splitlines()
-    for start in range(len(lines) - 1, -1, -1):
-        if lines[start].strip().startswith("{"):
-            for candidate in (lines[start], "\n".join(lines[start:])):
-                try:
-                    return json.loads(candidate)
-                except ValueError:
-                    continue
-    raise ValueError("no JSON object on stdout")
 
 
 def main() -> int:
@@ -50,10 +39,13 @@ def main() -> int:
         options = [*(["--quick"] if args.quick else []),
                    *(["--data", args.data] if args.data and name in TAKES_DATA else [])]
         proc = subprocess.run([sys.executable, str(script), *options], capture_output=True, text=True)
-        try:
-            results[name] = _last_json_line(proc.stdout) if proc.returncode == 0 else {"error": proc.stderr[-2000:]}
-        except ValueError:
+        summary = last_json(proc.stdout) if proc.returncode == 0 else None
+        if proc.returncode != 0:
+            results[name] = {"error": proc.stderr[-2000:]}
+        elif summary is None:
             results[name] = {"error": "printed no JSON", "stdout_tail": proc.stdout[-2000:]}
+        else:
+            results[name] = summary
         failed |= "error" in results[name]  # type: ignore[operator]
         print(f"bench: {name} done in {time.perf_counter() - started:.0f}s", file=sys.stderr, flush=True)
     document = json.dumps(results, indent=2)
