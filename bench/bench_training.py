@@ -142,7 +142,8 @@ def main() -> int:
     model = pipeline.reload(ctx)
     k = config.training.recall_k
     units = pipeline._units(data, split="validation")
-    two_tower = pipeline.evaluate(model, units, data.is_tail, k)
+    _, activity, weather = pipeline._item_side(ctx, data)  # the sales signals and weather training read
+    two_tower = pipeline.evaluate(model, units, data.is_tail, k, activity, weather=weather)
     out["quality"] = {
         "window": "validation (Sep 2011)" if not args.quick else "validation",
         "units": len(units),
