@@ -8,8 +8,8 @@ Prints one JSON object (last stdout line):
 - ``quality``: Recall@20 / NDCG@10 of the two-tower (first stage and re-ranked), the repeat-buy
   heuristic and Spark ALS, same evaluation units (user-weeks of the validation window), same run.
 
-Default data: Online Retail (train <= 2011-08-31, validate on Sep 2011) ingested and featurised into
-a scratch lake; ``--quick`` uses the small synthetic test data instead.
+Default data: Online Retail (``--data``, else ``data.online_retail.path``; train <= 2011-08-31, validate on
+Sep 2011) ingested and featurised into a scratch lake; ``--quick`` uses the small synthetic test data instead.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _args(module, *argv: str):
     return parser.parse_args(list(argv))
 
 
-def build_lake(work: Path, quick: bool, epochs: int):
+def build_lake(work: Path, quick: bool, epochs: int, data: str | None = None):
     from seasonrec.config import load_config
     from seasonrec.context import JobContext
     from seasonrec.data import jobs as ingest_jobs
@@ -47,7 +47,8 @@ def build_lake(work: Path, quick: bool, epochs: int):
     if quick:
         config = load_config(REPO / "conf" / "test.yaml", overrides)
     else:
-        overrides += ["data.source=online_retail", "split.train_end=2011-09-01", "split.validation_end=2011-10-01",
+        overrides += [*([f"data.online_retail.path={Path(data).resolve()}"] if data else []),
+                      "data.source=online_retail", "split.train_end=2011-09-01", "split.validation_end=2011-10-01",
                       "split.test_end=2011-10-01", "training.batch_size=512", "training.embedding_dim=32"]
         config = load_config(REPO / "conf" / "local.yaml", overrides)
     spark = get_spark(config)
@@ -108,11 +109,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--data", default=None, help="Online Retail CSV(.gz) (default: data.online_retail.path); "
+                        "not read with --quick")
     args = parser.parse_args()
     epochs = args.epochs or (3 if args.quick else 6)
     work = Path(tempfile.mkdtemp(prefix="bench_training_"))
     started = time.perf_counter()
-    config, spark = build_lake(work, args.quick, epochs)
+    config, spark = build_lake(work, args.quick, epochs, args.data)
     from seasonrec.context import JobContext
     from seasonrec.training import pipeline
     from seasonrec.training.data import load_training_data

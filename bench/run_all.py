@@ -16,7 +16,7 @@ from pathlib import Path
 from summary import last_json
 
 BENCH_DIR = Path(__file__).resolve().parent
-TAKES_DATA = {"forecast", "serving"}  # benches given --data (the Online Retail CSV) when run_all has it
+TAKES_DATA = {"forecast", "serving", "training"}  # benches given --data (the Online Retail CSV) when run_all has it
 
 
 def main() -> int:
@@ -25,7 +25,8 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated subset, e.g. scoring,forecast")
     parser.add_argument("--out", default="reports/bench.json")
     parser.add_argument("--data", default=None, help="Online Retail CSV(.gz) for the benches that use it "
-                        "(serving: without it, its 4k catalogue is skipped)")
+                        "(forecast, serving, training; serving without it skips its 4k catalogue, training "
+                        "reads data.online_retail.path)")
     args = parser.parse_args()
     wanted = {name.strip() for name in args.only.split(",") if name.strip()}
     results: dict[str, object] = {}
