@@ -203,6 +203,17 @@ def _silver_from_csv(ctx: Any, csv: Path) -> None:
     ctx.lake.write(items, tables.SILVER_ITEMS, commit_info=ctx.commit_info())
 
 
+def interval_scores(frame: Any, quantiles: list[float] | tuple[float, ...]) -> tuple[float, float]:
+    """(mean pinball loss over the P10/P50/P90 columns, share of rows with p10 <= actual <= p90) of
+    ``frame`` (pandas with p10, p50, p90, actual; ``quantiles`` the levels of those three columns)."""
+    import numpy as np
+
+    actual = frame["actual"]
+    pinball = sum(np.maximum(q * (actual - frame[c]), (q - 1) * (actual - frame[c]))
+                  for q, c in zip(quantiles, ("p10", "p50", "p90"), strict=True)) / 3
+    return float(pinball.mean()), float(((actual >= frame["p10"]) & (actual <= frame["p90"])).mean())
+
+
 def _metrics(frame: Any, quantiles: list[float]) -> dict[str, float | None]:
     """frame: pandas with series_id, p10, p50, p90, mean, actual, scale (item level, one model)."""
     import numpy as np
@@ -210,8 +221,7 @@ def _metrics(frame: Any, quantiles: list[float]) -> dict[str, float | None]:
     actual = frame["actual"]
     error = frame["p50"] - actual
     total = float(actual.sum())
-    pinball = sum(np.maximum(q * (actual - frame[c]), (q - 1) * (actual - frame[c]))
-                  for q, c in zip(quantiles, ("p10", "p50", "p90"), strict=True)) / 3
+    pinball, coverage = interval_scores(frame, quantiles)
     per_item = frame.assign(abs_error=error.abs()).groupby("series_id").agg(mae=("abs_error", "mean"),
                                                                              scale=("scale", "first"))
     per_item = per_item[per_item["scale"] > 0]
@@ -219,8 +229,8 @@ def _metrics(frame: Any, quantiles: list[float]) -> dict[str, float | None]:
         "wape_p50": round(float(error.abs().sum() / total), 4),
         "bias_mean": round(float((frame["mean"].sum() - total) / total), 4),
         "bias_p50": round(float(error.sum() / total), 4),
-        "coverage_p10_p90": round(float(((actual >= frame["p10"]) & (actual <= frame["p90"])).mean()), 4),
-        "pinball": round(float(pinball.mean()), 4),
+        "coverage_p10_p90": round(coverage, 4),
+        "pinball": round(pinball, 4),
         "mase_p50": round(float(np.mean(per_item["mae"] / per_item["scale"])), 4),
     }
 

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from bench_forecast import interval_scores
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lib"))
@@ -47,15 +48,13 @@ def _table(root: Path, name: str, columns: list[str]):
 
 
 def scores(frame, s: float) -> dict[str, float]:
-    """Mean pinball over P10/P50/P90 and P10-P90 coverage of ``frame`` (p10, p50, p90, actual) with
-    the half-widths scaled by ``s``."""
-    low = np.floor(np.maximum(frame["p50"] - s * (frame["p50"] - frame["p10"]), 0))
-    high = np.maximum(frame["p50"] + s * (frame["p90"] - frame["p50"]), frame["p50"])
-    actual = frame["actual"]
-    pinball = sum(np.maximum(q * (actual - c), (q - 1) * (actual - c))
-                  for q, c in zip(QUANTILES, (low, frame["p50"], high), strict=True)) / 3
-    return {"s": s, "pinball": round(float(pinball.mean()), 4),
-            "coverage": round(float(((actual >= low) & (actual <= high)).mean()), 4)}
+    """Mean pinball over P10/P50/P90 and P10-P90 coverage (`bench_forecast.interval_scores`) of ``frame``
+    (p10, p50, p90, actual) with the half-widths scaled by ``s``."""
+    scaled = frame.assign(
+        p10=np.floor(np.maximum(frame["p50"] - s * (frame["p50"] - frame["p10"]), 0)),
+        p90=np.maximum(frame["p50"] + s * (frame["p90"] - frame["p50"]), frame["p50"]))
+    pinball, coverage = interval_scores(scaled, QUANTILES)
+    return {"s": s, "pinball": round(pinball, 4), "coverage": round(coverage, 4)}
 
 
 def best_scale(frame) -> float:
@@ -79,9 +78,9 @@ def main() -> None:
         later = windows[windows["window"] >= 2]
         nested = None
         if len(later):
-            first = windows[windows["window"] == 1]
-            nested = {"s_from_windows_2_on": best_scale(later), "window_1_at_1": scores(first, 1.0),
-                      "window_1_at_s": scores(first, best_scale(later))}
+            first, s_later = windows[windows["window"] == 1], best_scale(later)
+            nested = {"s_from_windows_2_on": s_later, "window_1_at_1": scores(first, 1.0),
+                      "window_1_at_s": scores(first, s_later)}
         established = (written["level"] == "item") & ~written["cold_start"].astype(bool)
         items = written[(written["as_of"] == as_of) & established]
         final = (items.merge(truth, on=["item_id", "week_start"], how="left").fillna({"quantity": 0.0})

@@ -40,10 +40,9 @@ def main() -> int:
         options = [*(["--quick"] if args.quick else []),
                    *(["--data", args.data] if args.data and name in TAKES_DATA else [])]
         proc = subprocess.run([sys.executable, str(script), *options], capture_output=True, text=True)
-        summary = last_json(proc.stdout) if proc.returncode == 0 else None
         if proc.returncode != 0:
             results[name] = {"error": proc.stderr[-2000:]}
-        elif summary is None:
+        elif (summary := last_json(proc.stdout)) is None:
             results[name] = {"error": "printed no JSON", "stdout_tail": proc.stdout[-2000:]}
         else:
             results[name] = summary
