@@ -145,7 +145,7 @@ def main() -> int:
     model = pipeline.reload(ctx)
     k = config.training.recall_k
     units = pipeline._units(data, split="validation")
-    _, activity, weather = pipeline._item_side(ctx, data)  # the sales signals and weather training read
+    activity, weather = pipeline.sales_signals(ctx, data)
     two_tower = pipeline.evaluate(model, units, data.is_tail, k, activity, weather=weather)
     out["quality"] = {
         "window": "validation (Sep 2011)" if not args.quick else "validation",

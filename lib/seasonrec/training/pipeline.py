@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from seasonrec import tables
@@ -591,14 +592,26 @@ def _item_side(ctx: JobContext, data: TrainingData) -> tuple[dict[str, np.ndarra
     content = fit_content_neighbours(data.item_tables["token_ids"], data.item_tables["category_index"],
                                      cfg.copurchase_neighbours)
     repeat_rate = item_repeat_rate(silver, data.item_ids, config.split.train_end)
-    # Read only at each unit's / window's own date (ItemActivity.at): no later week reaches a feature.
-    activity = item_activity(silver, data.item_ids, config.split.test_end)
-    weather = load_weather_history(ctx.lake, config, data.item_ids, config.split.test_end)
+    activity, weather = sales_signals(ctx, data, silver)
     arrays = {**{key: data.item_tables[key] for key in ITEM_TABLE_KEYS}, **copurchase.to_arrays("copurchase"),
               **content.to_arrays("content"), "item_repeat_rate": repeat_rate,
               "seen_user_buckets": data.seen_user_buckets, "item_ids": data.item_ids.astype(str),
               "is_tail": data.is_tail}
     return arrays, activity, weather
+
+
+def sales_signals(ctx: JobContext, data: TrainingData, silver: DataFrame | None = None
+                  ) -> tuple[ItemActivity, WeatherHistory | None]:
+    """The item sales signals and weather the ranker's features read, as training builds them.
+
+    ``data``: `load_training_data`'s items; ``silver``: ``silver_interactions`` if already read.
+    Returns (the weekly item activity up to the test end, the weather history or None without
+    weather); both are read only at each unit's own date, so no later week reaches a feature.
+    """
+    config = ctx.config
+    silver = ctx.lake.read(tables.SILVER_INTERACTIONS) if silver is None else silver
+    activity = item_activity(silver, data.item_ids, config.split.test_end)
+    return activity, load_weather_history(ctx.lake, config, data.item_ids, config.split.test_end)
 
 
 def _attach_second_stage(model: TwoStageModel, arrays: dict[str, np.ndarray], meta: dict[str, Any], reranker: Ranker,
