@@ -22,7 +22,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo pipeline ingest features train register score forecast evaluate stream serve maintain show test test-fast bench lint package submit clean
+.PHONY: help setup demo pipeline ingest features train register score forecast evaluate stream serve maintain show test bench lint package submit clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-10s %s\n", $$1, $$2}'
