@@ -30,7 +30,10 @@ java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head
 [ "${java_major:-0}" -ge 17 ] || fail "Java 17 is required by Spark 3.5; found Java ${java_major:-unknown}."
 command -v "$PYTHON_BIN" >/dev/null 2>&1 || fail "Python 3.11 ($PYTHON_BIN) is required and was not found."
 
-want=$(cat constraints.txt setup.py scripts/bootstrap.sh | sha256sum | cut -c1-16)
+# sha256sum (GNU) or shasum (macOS); nproc or sysctl for the build's parallelism.
+sha256() { if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi; }
+cores=$(nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
+want=$(cat constraints.txt setup.py scripts/bootstrap.sh | sha256 | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c "import horovod.tensorflow.keras, seasonrec" 2>/dev/null; then
   exit 0
 fi
@@ -58,7 +61,7 @@ if ! "$VENV/bin/python" -c "import horovod.tensorflow.keras" 2>/dev/null; then
     fi
     echo "bootstrap: building Horovod $HOROVOD_VERSION from source with TensorFlow + Gloo (about 4-5 minutes, once per machine)"
     PATH="$PWD/$VENV/bin:$PATH" HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
-      HOROVOD_WITHOUT_MXNET=1 HOROVOD_WITHOUT_PYTORCH=1 MAKEFLAGS="-j$(nproc)" \
+      HOROVOD_WITHOUT_MXNET=1 HOROVOD_WITHOUT_PYTORCH=1 MAKEFLAGS="-j$cores" \
       quiet_pip wheel --no-deps --no-build-isolation -w "$WHEEL_CACHE" "horovod==$HOROVOD_VERSION"
   fi
   # --no-deps: Horovod's own requirements are already pinned above; its extras would pull TF 2.21.
