@@ -132,6 +132,28 @@ def test_gbm_forecasts_do_not_change_when_the_future_is_corrupted(spark):
     assert ((before.p10 <= before.p50) & (before.p50 <= before.p90)).all()
 
 
+def test_gbm_forecasts_each_window_on_exactly_its_own_weeks_when_as_of_is_mid_week(spark):
+    """With --as-of on a Wednesday the final origin steps over the partly observed week (gap + horizon
+    steps), but every backtest window forecasts only its own horizon: the same weeks the classical
+    models forecast and the backtest scores (items and category/total series)."""
+    clean, _, start, _ = _leakage_case()
+    as_of = start + dt.timedelta(weeks=79, days=2)  # a Wednesday: the week holding it is partly observed
+    origins = S.plan_origins(as_of, horizon=6, backtest_windows=2)
+    final = origins[0]
+    assert final.steps == 7 and final.first_output == final.cutoff + dt.timedelta(weeks=1)
+    rows = [(key, "basic", 2.0, start + dt.timedelta(weeks=i), float(v), None)
+            for key, ys in clean.items() for i, v in enumerate(ys) if start + dt.timedelta(weeks=i) < final.cutoff]
+    demand = spark.createDataFrame(rows, "item_id string, category string, price double, week_start date, "
+                                         "quantity double, orders double")
+    calendar = S.weekly_calendar(spark, start, final.cutoff + dt.timedelta(weeks=final.steps), None).toPandas()
+    config = ForecastConfig(horizon=6, backtest_windows=2, min_history_weeks=8, gbm_rounds=20, gbm_min_data_in_leaf=20)
+    frame = gbm.gbm_forecasts(demand, calendar, origins, config, groups=2)[0].toPandas()
+    for origin in origins:
+        for (level, series_id), weeks in frame[frame.window == origin.window].groupby(["level", "series_id"]):
+            assert sorted(weeks.week_start) == origin.output_weeks, (origin, level, series_id)
+    assert set(frame.window) == {0, 1, 2} and set(frame.level) == {"item", "category", "total"}
+
+
 def test_gbm_features_ignore_every_week_at_or_after_the_origin():
     rng = np.random.default_rng(4)
     calendar = rng.random((200, 4))

@@ -725,7 +725,10 @@ def _forecast_origins(rows: Any, origins: list[S.Origin], origins_by_window: dic
     for origin in origins:
         cutoff = origins_by_window[origin.window]
         train = training[training["target_week"] < cutoff]
-        infer = rows[rows["window"] == origin.window]
+        # Rows are built with the final origin's steps (its gap week + horizon); a backtest window forecasts
+        # only its own ``steps`` weeks, else its last row would be the next window's week (or the partly
+        # observed week of --as-of, whose actual is unknown), scored beside the other models' horizon.
+        infer = rows[(rows["window"] == origin.window) & (rows["target_week"] < cutoff + origin.steps)]
         training_rows[origin.window] = len(train)
         if len(train) < _MIN_TRAINING_ROWS or infer.empty:
             skipped.append(origin.window)

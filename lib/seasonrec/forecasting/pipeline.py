@@ -486,7 +486,7 @@ def run_forecast(ctx: JobContext, as_of: dt.date, horizon: int, write: bool = Tr
     shares = REC.established_shares(known.select("item_id", "category", "week_start", "quantity"), origins,
                                     config.min_history_weeks).cache()
     candidates, preference = _candidate_forecasts(ctx, known, history, week_calendar, origins, info)
-    catalogue = _catalogue(ctx, gold).cache()
+    catalogue = _catalogue(ctx, gold, as_of).cache()
     with ctx.step("backtest and model choice"):
         segments = SEL.series_segments(history, config.selection).cache()
         errors = _segment_errors(candidates, segments, series, history, origins, config).cache()
@@ -589,7 +589,8 @@ def _candidate_forecasts(ctx: JobContext, known: DataFrame, history: DataFrame, 
     candidates = whole_unit_intervals(candidates)
     members = COMB.combination_members(list(config.combination), list(config.models))
     if members:  # after the P10 flooring, so the combination averages what each member is scored on
-        candidates = candidates.unionByName(COMB.combine(candidates, members))
+        # Floored again: the members' median of an even number of whole-unit P10s can be x.5.
+        candidates = candidates.unionByName(whole_unit_intervals(COMB.combine(candidates, members)))
     preference = [*config.models, COMB.COMBINATION] if members else list(config.models)
     return candidates.cache(), preference
 
@@ -709,14 +710,21 @@ def _now() -> float:
     return time.perf_counter()
 
 
-def _catalogue(ctx: JobContext, gold: DataFrame) -> DataFrame:
-    """Every sellable item: silver_items plus anything that sold, with its category."""
+def _catalogue(ctx: JobContext, gold: DataFrame, as_of: dt.date) -> DataFrame:
+    """Every item known on ``as_of`` (item_id, category): those with a sale on or before it, and
+    silver_items' items that never sold. An item first sold after ``as_of`` is left out: a forecast made
+    on an earlier date (a backtest of the past) cannot know it will exist, and its cold-start rows would
+    otherwise add future launches to the category and total means."""
+    first_sale = (ctx.lake.read(tables.SILVER_INTERACTIONS).groupBy("item_id")
+                  .agg(F.min("date").alias("first_sale")))
+    known = first_sale.where(F.col("first_sale") <= F.lit(as_of)).select("item_id")
     sold = gold.select("item_id", "category").distinct()
-    if not ctx.lake.exists(tables.SILVER_ITEMS):
-        return sold
-    listed = (ctx.lake.read(tables.SILVER_ITEMS)
-              .select("item_id", F.coalesce(F.col("category"), F.lit(S.UNKNOWN_CATEGORY)).alias("category")))
-    return listed.unionByName(sold.join(listed.select("item_id"), "item_id", "left_anti"))
+    if ctx.lake.exists(tables.SILVER_ITEMS):
+        listed = (ctx.lake.read(tables.SILVER_ITEMS)
+                  .select("item_id", F.coalesce(F.col("category"), F.lit(S.UNKNOWN_CATEGORY)).alias("category")))
+        sold = listed.unionByName(sold.join(listed.select("item_id"), "item_id", "left_anti"))
+    never_sold = sold.join(first_sale.select("item_id"), "item_id", "left_anti")
+    return sold.join(known, "item_id").unionByName(never_sold)
 
 
 def _with_category(rows: DataFrame, catalogue: DataFrame) -> DataFrame:
