@@ -75,8 +75,10 @@ forecasts of the modes side by side (with the factors each run applied).
 
 Truth is every non-cancelled sale, guest checkouts (no CustomerID) included. ``--input jobs`` (the
 default) runs ``ingest --source online_retail`` + ``features`` into the scratch lake (silver keeps
-guest rows with a null user since 9d6d8ab); ``--input csv`` reads the CSV directly with Spark
-instead: product rows with positive quantity and price, not on a cancelled (``C``) invoice.
+guest rows with a null user since 9d6d8ab), where silver nets each cancellation against the purchase it
+cancels; ``--input csv`` reads the CSV directly with Spark instead: product rows with positive quantity
+and price, not on a cancelled (``C``) invoice, so the sales a later ``C`` line cancels still count there
+(gross truth). The two inputs' figures are not comparable; the README's come from ``--input jobs``.
 
 Measured 2026-12-02 (2 cores shared, ``--input jobs``, 2 backtest windows; ingest + features 55 s;
 forecast job incl. writes 185 s as of 2011-06-30, 120 s as of 2011-08-31). ``chosen`` = what the
@@ -173,7 +175,8 @@ def _run_job(ctx: Any, module_name: str, argv: list[str]) -> dict[str, Any]:
 
 
 def _silver_from_csv(ctx: Any, csv: Path) -> None:
-    """Silver straight from the CSV: every non-cancelled product sale, guest checkouts included."""
+    """Silver straight from the CSV: every product sale not on a cancellation (``C``) invoice, guest checkouts
+    included; unlike the jobs' silver, the sales that a later cancellation line takes back still count."""
     from pyspark.sql import functions as F
 
     from seasonrec import tables

@@ -15,7 +15,10 @@ Nested evaluation: the rule is applied to the earlier windows (2..K) and the mod
 scored on the latest window (1), which the choice did not see; that score (and the model that would
 have been best on window 1 in hindsight, for reference) is reported per segment. The final forecast
 then applies the same rule to all windows 1..K. With one backtest window there is no out-of-sample
-score (reported as null).
+score (reported as null). One caveat at the category and total levels: the ``item_sum`` candidate
+sums the item forecasts of the item model chosen on all windows 1..K, so its window-1 score there
+was not made blind to window 1 (the item level's own nested score is); the same holds for the chosen
+forecasts the drift and reconciliation checks score on window 1.
 """
 
 from __future__ import annotations
