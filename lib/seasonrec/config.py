@@ -369,7 +369,10 @@ class TrainingConfig(Section):
                                      "purchases may also train the ranker (the two-tower's in-sample score left "
                                      "out); kept only when the cross-fitted NDCG@10 on validation users is higher; "
                                      "0 = the validation window only. Off by default: on Online Retail 2 lifted "
-                                     "NDCG@10 in September but cost seasonal recall (docs/measurements.md, #13)")
+                                     "NDCG@10 in September but cost seasonal recall (docs/measurements.md, #13); "
+                                     "and those windows lie inside the two-tower's training data, so their item "
+                                     "popularity, repeat rate and season lift (fitted through train_end) include "
+                                     "the windows' own purchases")
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str = "seasonrec"
     seed: int = 7

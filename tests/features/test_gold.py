@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 from pyspark.sql import functions as F
 
 from seasonrec import tables
@@ -133,6 +134,44 @@ def test_aggregate_features_ignore_data_after_the_cutoff(feature_lake) -> None:
     assert stored.select(*items_clean.columns).exceptAll(items_clean).count() == 0
     n_before = interactions.where(F.col("ts") < F.lit(as_of).cast("timestamp")).count()
     assert stored.agg(F.sum("n_purchases")).first()[0] == n_before
+
+
+def test_user_features_at_each_day_are_the_cutoff_features_of_that_day_and_ignore_later_purchases(feature_lake):
+    """A training example on day d reads the user as `seasonrec score` would on d: the same columns as
+    `user_features` cut at d, untouched by purchases on d or later (its own one included)."""
+    from seasonrec.features import silver
+
+    lake, config = feature_lake.lake, feature_lake.config
+    interactions = silver.personal(lake.read(tables.SILVER_INTERACTIONS))
+    items, calendar = lake.read(tables.ITEM_FEATURES), lake.read(tables.CALENDAR)
+    n_categories = items.select("category_index").distinct().count()
+    days = [config.split.train_end - dt.timedelta(days=90), config.split.train_end - dt.timedelta(days=20)]
+    buyers = {day: [r["user_id"] for r in interactions.where(F.col("date") == F.lit(day)).select("user_id")
+                    .distinct().limit(8).collect()] for day in days}
+    cutoffs = lake.spark.createDataFrame([(u, day) for day, users in buyers.items() for u in users],
+                                         "user_id string, cutoff_date date")
+    columns = ["country", "recency_days", "frequency", "monetary", "category_affinity", "season_affinity"]
+    at_days = gold.user_features_at(interactions, items, calendar, cutoffs, config.features, n_categories)
+    got = {(r["user_id"], r["cutoff_date"]): r for r in at_days.collect()}
+    assert len(got) == sum(len(users) for users in buyers.values()) >= 8
+    for day, users in buyers.items():
+        cut = gold.user_features(interactions, items, calendar, day, config.features, n_categories)
+        for expected in cut.where(F.col("user_id").isin(users)).collect():
+            row = got[(expected["user_id"], day)]
+            assert [row[c] for c in columns[:3]] == [expected[c] for c in columns[:3]]
+            for c in columns[3:]:  # sums and shares: the same rows, maybe added in another order
+                assert np.allclose(row[c], expected[c], rtol=1e-9, atol=1e-12), c
+    # Purchases on each cutoff day and later (the example's own) change nothing.
+    later = (interactions.join(cutoffs, "user_id").where(F.col("date") >= F.col("cutoff_date"))
+             .drop("cutoff_date").withColumn("quantity", F.col("quantity") * 5)
+             .withColumn("revenue", F.col("revenue") * 5).withColumn("invoice", F.lit("LATER")))
+    polluted = {(r["user_id"], r["cutoff_date"]): r for r in gold.user_features_at(
+        interactions.unionByName(later), items, calendar, cutoffs, config.features, n_categories).collect()}
+    assert later.count() > 0 and set(polluted) == set(got)
+    for key, row in got.items():
+        assert [polluted[key][c] for c in columns[:3]] == [row[c] for c in columns[:3]]
+        for c in columns[3:]:
+            assert np.allclose(polluted[key][c], row[c], rtol=1e-9, atol=1e-12), c
 
 
 def test_splits_labels_and_negatives(feature_lake) -> None:

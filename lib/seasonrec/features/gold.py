@@ -2,8 +2,9 @@
 
 Point-in-time rules:
 - item and user aggregates (popularity, seasonality, RFM, affinities, last items) use only
-  interactions strictly before `as_of` (the training cutoff, split.train_end), so no training
-  example can see them change with its own or later purchases;
+  interactions strictly before `as_of` (the training cutoff, split.train_end): nothing after the
+  training data reaches them. A training example inside that data does not read the user totals
+  of gold_user_features (they hold its own and later purchases) but `user_features_at` its own day;
 - an example's `history` holds items bought strictly before its own `ts` (earlier baskets only);
 - negatives copy their positive's ts, history and calendar context.
 
@@ -168,6 +169,51 @@ def _season_flags(calendar_cols: DataFrame, config: FeaturesConfig) -> list[Colu
     return [F.coalesce(f, F.lit(False)).cast("double") for f in flags]
 
 
+def _purchase_history(purchases: DataFrame, items: DataFrame, calendar: DataFrame, countries: DataFrame,
+                      config: FeaturesConfig) -> DataFrame:
+    """``purchases`` (already cut at their cutoff) with item_index, category_index, the user's country and
+    the season flags of the purchase date (``flags``: `SEASON_AFFINITY_NAMES` order)."""
+    history = (purchases.join(F.broadcast(items.select("item_id", "item_index", "category_index")), "item_id")
+               .drop("country").join(countries, "user_id", "left")
+               .join(F.broadcast(calendar.select("date", "month", "season_north", "season_south", "event_window")),
+                     "date", "left"))
+    return history.withColumn("flags", F.array(*_season_flags(history, config)))
+
+
+def _history_aggregates(history: DataFrame, keys: list[str], with_items: bool) -> DataFrame:
+    """Per key: last_date, frequency (baskets), monetary, the season shares (``season_shares``), the
+    category shares (``shares``: category_index -> share) and, ``with_items``, ``bought`` (sorted
+    (ts, item_index))."""
+    bought = F.array_sort(F.collect_list(F.struct(F.col("ts"), F.col("item_index")))).alias("bought")
+    items = [bought] if with_items else []
+    rfm = history.groupBy(*keys).agg(
+        F.max("date").alias("last_date"),
+        F.countDistinct("ts").alias("frequency"),  # baskets (invoice may be unmapped)
+        F.sum("revenue").alias("monetary"),
+        F.array(*[F.avg(F.col("flags")[i]) for i in range(len(SEASON_AFFINITY_NAMES))]).alias("season_shares"),
+        *items,
+    )
+    per_category = (history.groupBy(*keys, "category_index").agg(F.count("*").alias("c"))
+                    .withColumn("share", F.col("c") / F.sum("c").over(Window.partitionBy(*keys)))
+                    .groupBy(*keys).agg(F.map_from_entries(F.collect_list(F.struct("category_index", "share")))
+                                        .alias("shares")))
+    return rfm.join(per_category, keys, "left")
+
+
+def _user_columns(cutoff: Column, n_categories: int) -> list[Column]:
+    """The two-tower's user columns from `_history_aggregates` (nulls: no purchase before ``cutoff``)."""
+    category_affinity = F.transform(F.sequence(F.lit(0), F.lit(n_categories - 1)),
+                                    lambda i: F.coalesce(F.col("shares")[i], F.lit(0.0)))
+    return [
+        F.coalesce(F.datediff(cutoff, "last_date"), F.lit(-1)).alias("recency_days"),
+        F.coalesce("frequency", F.lit(0)).cast("long").alias("frequency"),
+        F.coalesce("monetary", F.lit(0.0)).cast("double").alias("monetary"),
+        F.when(F.col("shares").isNull(), F.array_repeat(F.lit(0.0), n_categories))
+        .otherwise(category_affinity).alias("category_affinity"),
+        F.coalesce("season_shares", F.array_repeat(F.lit(0.0), len(SEASON_AFFINITY_NAMES))).alias("season_affinity"),
+    ]
+
+
 def user_features(interactions: DataFrame, items: DataFrame, calendar: DataFrame, as_of: dt.date,
                   config: FeaturesConfig, n_categories: int) -> DataFrame:
     """``gold_user_features``: one row per user of ``interactions``, aggregates from rows before ``as_of``; ``items`` is
@@ -179,47 +225,40 @@ def user_features(interactions: DataFrame, items: DataFrame, calendar: DataFrame
     """
     ids = dense_index(interactions.select("user_id"), "user_id", "user_index")
     countries = user_countries(interactions)
-    history = (before(interactions, as_of)
-               .join(F.broadcast(items.select("item_id", "item_index", "category_index")), "item_id")
-               .drop("country").join(countries, "user_id", "left")
-               .join(F.broadcast(calendar.select("date", "month", "season_north", "season_south", "event_window")),
-                     "date", "left"))
-    flags = _season_flags(history, config)
-    history = history.withColumn("flags", F.array(*flags))
-    rfm = history.groupBy("user_id").agg(
-        F.max("date").alias("last_date"),
-        F.countDistinct("ts").alias("frequency"),  # baskets (invoice may be unmapped)
-        F.sum("revenue").alias("monetary"),
-        F.count("*").alias("n"),
-        F.array_sort(F.collect_list(F.struct(F.col("ts"), F.col("item_index")))).alias("bought"),
-        *[F.avg(F.col("flags")[i]).alias(f"sa{i}") for i in range(len(SEASON_AFFINITY_NAMES))],
-    )
-    per_category = (history.groupBy("user_id", "category_index").agg(F.count("*").alias("c"))
-                    .withColumn("share", F.col("c") / F.sum("c").over(Window.partitionBy("user_id")))
-                    .groupBy("user_id").agg(F.map_from_entries(F.collect_list(F.struct("category_index", "share")))
-                                            .alias("shares")))
-    category_affinity = F.transform(F.sequence(F.lit(0), F.lit(n_categories - 1)),
-                                    lambda i: F.coalesce(F.col("shares")[i], F.lit(0.0)))
-    zeros = F.array_repeat(F.lit(0.0), len(SEASON_AFFINITY_NAMES))
+    history = _purchase_history(before(interactions, as_of), items, calendar, countries, config)
     repeat_stats = bought_summary(history.withColumn("cutoff_date", F.lit(as_of)), ["user_id"],
                                   config.bought_items_max)
     last_items = F.slice(F.array_distinct(F.transform(F.reverse("bought"), lambda x: x["item_index"])),
                          1, config.history_length)
-    return (ids.join(countries, "user_id", "left").join(rfm, "user_id", "left").join(per_category, "user_id", "left")
+    return (ids.join(countries, "user_id", "left").join(_history_aggregates(history, ["user_id"], with_items=True),
+                                                        "user_id", "left")
             .join(repeat_stats, "user_id", "left")
             .select(
-                "user_id", F.col("user_index").cast("int"), "country",
-                F.coalesce(F.datediff(F.lit(as_of), "last_date"), F.lit(-1)).alias("recency_days"),
-                F.coalesce("frequency", F.lit(0)).cast("long").alias("frequency"),
-                F.coalesce("monetary", F.lit(0.0)).cast("double").alias("monetary"),
-                F.when(F.col("shares").isNull(), F.array_repeat(F.lit(0.0), n_categories))
-                .otherwise(category_affinity).alias("category_affinity"),
-                F.when(F.col("n").isNull(), zeros)
-                .otherwise(F.array(*[F.col(f"sa{i}") for i in range(len(SEASON_AFFINITY_NAMES))]))
-                .alias("season_affinity"),
+                "user_id", F.col("user_index").cast("int"), "country", *_user_columns(F.lit(as_of), n_categories),
                 F.coalesce(last_items, F.array().cast("array<int>")).alias("last_items"),
                 *[F.coalesce(c, F.array().cast("array<int>")).alias(c) for c in BOUGHT_COLUMNS],
                 F.lit(as_of).alias("as_of")))
+
+
+def user_features_at(interactions: DataFrame, items: DataFrame, calendar: DataFrame, cutoffs: DataFrame,
+                     config: FeaturesConfig, n_categories: int) -> DataFrame:
+    """The two-tower's user columns of each (user, cutoff day), from that user's purchases before the day.
+
+    ``cutoffs``: (user_id, cutoff_date) rows, e.g. the days of a user's training examples: a purchase on
+    day d is then described as `seasonrec score` describes the user on day d (rows with ``ts`` before d's
+    midnight), not with totals that already hold that purchase and later ones. Returns the distinct
+    (user_id, cutoff_date) with country (the user's most frequent one, as in `user_features`),
+    recency_days, frequency, monetary, category_affinity ([n_categories]) and season_affinity.
+    """
+    keys = ["user_id", "cutoff_date"]
+    cutoffs = cutoffs.select(*keys).distinct()
+    countries = user_countries(interactions)
+    earlier = (interactions.join(cutoffs, "user_id")
+               .where(F.col("ts") < F.col("cutoff_date").cast("timestamp")))
+    history = _purchase_history(earlier, items, calendar, countries, config)
+    aggregates = _history_aggregates(history, keys, with_items=False)
+    return (cutoffs.join(countries, "user_id", "left").join(aggregates, keys, "left")
+            .select(*keys, "country", *_user_columns(F.col("cutoff_date"), n_categories)))
 
 
 BOUGHT_COLUMNS = ("bought_items", "bought_counts", "bought_days_ago")

@@ -235,10 +235,17 @@ class TwoStageModel:
         if reranker is None:
             return np.asarray(candidate_scores)
         features = self.rerank_features(inputs, users, candidate_positions, candidate_scores, context, pool)
-        final = reranker.score(features)
+        return self.final_scores(features, candidate_positions, inputs["history"], reranker)
+
+    def final_scores(self, features: np.ndarray, candidate_positions: np.ndarray, history: np.ndarray,
+                     reranker: Ranker | None = None) -> np.ndarray:
+        """What lists are sorted by: the ranker's scores of the candidates' ``features`` [n, c, F], plus the
+        discovery knob's boost (`rerank.with_discovery`) for users with a ``history`` (item_index + 1, 0 pads);
+        float32 [n, c]. Scoring, serving and training's own metrics all rank with it."""
+        final = (reranker or self.reranker).score(features)
         if self.discovery:
             boost = discovery_boost(self.is_tail[np.asarray(candidate_positions)], features)
-            final = with_discovery(final, boost, self.discovery, known=(inputs["history"] > 0).any(axis=1))
+            final = with_discovery(final, boost, self.discovery, known=(history > 0).any(axis=1))
         return final.astype(np.float32)
 
     @property

@@ -15,6 +15,7 @@ from pyspark.sql import types as T
 from seasonrec import tables
 from seasonrec.context import JobContext, JobError
 from seasonrec.features import gold
+from seasonrec.features.as_of import user_features_at
 from seasonrec.training.encoding import (
     FeatureSpec,
     encode_users,
@@ -62,7 +63,8 @@ def with_season(examples: DataFrame, southern: list[str]) -> DataFrame:
 class TrainingData:
     """What `load_training_data` hands to training: the feature spec, per-item arrays (`build_item_tables`), item ids
     and tail flags by item_index, the encoded train positives (Spark, Petastorm-ready) and their count, the user
-    buckets seen in training, the examples and user features frames, and the Delta versions read."""
+    buckets seen in training, the examples, the user features of each (user, day) with a purchase
+    (`seasonrec.features.as_of.user_features_at`: from purchases before that day) and the Delta versions read."""
 
     spec: FeatureSpec
     item_tables: dict[str, np.ndarray]
@@ -72,7 +74,7 @@ class TrainingData:
     n_train_rows: int
     seen_user_buckets: np.ndarray
     examples: DataFrame
-    users: DataFrame
+    users_by_day: DataFrame  # user_id, date + the two-tower's user columns as of that day
     table_versions: dict[str, int | None]
 
 
@@ -131,15 +133,19 @@ def load_training_data(ctx: JobContext, *, use_context: bool = True,
     train_user_ids = [r["user_id"] for r in positives.select("user_id").distinct().collect()]
     seen = np.zeros(cfg.user_buckets, dtype=bool)
     seen[user_bucket(train_user_ids, cfg.user_buckets)] = True
-    rows = positives.select("user_id", "item_index", "history", *CONTEXT_COLUMNS).join(
-        users.drop("last_items"), "user_id", "left")
+    # Each example's user columns as of its own day, as `seasonrec score` would describe the user then:
+    # gold_user_features' totals at train_end already hold the example's purchase and later ones.
+    users_by_day = user_features_at(ctx.lake, config, examples.select("user_id", F.col("date").alias("cutoff_date")),
+                                    spec.n_category_affinity).withColumnRenamed("cutoff_date", "date").persist()
+    rows = (positives.select("user_id", "date", "item_index", "history", *CONTEXT_COLUMNS)
+            .join(users_by_day, ["user_id", "date"], "left").drop("date"))
     encoded = encode_rows(rows, spec, use_context)
     n_rows = positives.count()
     if n_rows == 0:
         raise JobError(f"table '{tables.TRAINING_EXAMPLES}' has no train positives (label=1, split=train)")
     return TrainingData(spec=spec, item_tables=item_tables, item_ids=items_pdf["item_id"].astype(str).to_numpy(),
                         is_tail=(items_pdf["popularity_tier"] == "tail").to_numpy(), train_rows=encoded,
-                        n_train_rows=n_rows, seen_user_buckets=seen, examples=examples, users=users,
+                        n_train_rows=n_rows, seen_user_buckets=seen, examples=examples, users_by_day=users_by_day,
                         table_versions=versions)
 
 
@@ -191,7 +197,8 @@ def encode_rows(rows: DataFrame, spec: FeatureSpec, use_context: bool) -> DataFr
 
 def evaluation_units(data: TrainingData, *, split: str | None = None,
                      window: tuple[dt.date, dt.date] | None = None) -> pd.DataFrame:
-    """One row per (user, week) with purchases: user-side columns at the week's first purchase + targets."""
+    """One row per (user, week) with purchases: targets, the history and context of the week's first purchase,
+    the exact purchase summary before it and the user columns as of its day (``data.users_by_day``)."""
     positives = data.examples.where(F.col("label") == 1)
     if split is not None:
         positives = positives.where(F.col("split") == split)
@@ -208,8 +215,8 @@ def evaluation_units(data: TrainingData, *, split: str | None = None,
                      "user_id")
                .where(F.col("ts") < F.col("cutoff_ts")))
     bought = gold.bought_summary(earlier, ["user_id", "week"], data.spec.bought_items_max)
-    return (units.drop("ts", "date").join(bought, ["user_id", "week"], "left")
-            .join(data.users.drop("last_items"), "user_id", "left")
+    return (units.drop("ts").join(bought, ["user_id", "week"], "left")
+            .join(data.users_by_day, ["user_id", "date"], "left").drop("date")
             .orderBy("user_id", "week").toPandas())
 
 

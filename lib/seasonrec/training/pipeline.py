@@ -210,7 +210,7 @@ def evaluate(model: TwoStageModel, units: Units, is_tail: np.ndarray, k: int, ac
            f"tail_share_at_{k}": tail_share(first, is_tail, k),
            f"discovery_recall_at_{k}": recall_at_k(first, discoveries, k)}
     if use_reranker and model.reranker is not None:
-        final = _ranked(pools, model.reranker.score(pools.features))
+        final = _ranked(pools, model.final_scores(pools.features, pools.candidates, pools.history))
         out.update({f"reranked_recall_at_{k}": recall_at_k(final, units.targets, k),
                     "reranked_ndcg_at_10": ndcg_at_k(final, units.targets, 10),
                     f"reranked_tail_share_at_{k}": tail_share(final, is_tail, k)})
@@ -624,6 +624,7 @@ def _attach_second_stage(model: TwoStageModel, arrays: dict[str, np.ndarray], me
     meta.update({"discovery": discovery, "cold_start": reranker.cold_start, "reranker_enabled": True,
                  "reranker_features": reranker.feature_names})
     model.reranker = reranker
+    model.discovery = discovery  # as a reloaded model has it: the run's own metrics rank like scoring
 
 
 def _window_metrics(model: TwoStageModel, units: Units, is_tail: np.ndarray, k: int, activity: ItemActivity,
